@@ -1,0 +1,906 @@
+"""From SHAP values to ICP inclusion and anti-ICP exclusion criteria, with evidence.
+
+Method (v1)
+-----------
+The fit model (best vs worst) has learned, per business column, how each value
+moves an account towards the best cohort; its grouped SHAP values
+(:mod:`icpml.explain`) are that shape. We turn the shape into readable criteria
+in three steps that never share rows:
+
+1. **Propose** (SHAP on the model's own training + selection rows). For the
+   columns with the largest mean *positive* SHAP and, separately, the largest
+   mean *negative* SHAP (the anti-ICP side would otherwise crowd the ICP out of
+   a single "top features" list):
+
+   * numeric: sort accounts by value, average SHAP within quantile bins, and
+     take each maximal run of bins whose mean SHAP is clearly positive (ICP) or
+     negative (anti-ICP; also the churn model's positive side). A run in the
+     middle gives a band with both bounds (``150 <= employees <= 600``); a run
+     at an end gives one bound (``employees < 50``). Each bound is then moved
+     to the exact split the trees use: within the two bins at the edge, the
+     threshold that best separates high from low SHAP (a one-dimensional
+     regression stump), rounded to the roundest number between the two
+     observed values it falls between, so rounding never changes which
+     training accounts match.
+   * categorical / boolean (one-hot grouped): the mean SHAP of each category
+     with enough support. The set of clearly positive categories is an ICP
+     candidate (``industry in {SaaS, FinTech}``), as is its top category alone;
+     each clearly negative category, and the negative set, are exclusion
+     candidates. Missing values are the category ``(missing)``, so
+     "tech stack unknown" can be a criterion. A numeric column's missing values
+     become an ``is_missing`` candidate when they carry signal.
+
+   "Clearly" means the mean exceeds ``tau = max(0.02, 0.1 * mean |SHAP|)`` of
+   that column in log-odds; the real filter is step 2.
+
+2. **Select** (the selection split: rows the model was not fitted on).
+   Exclusions first: a fit-side exclusion is kept if accounts matching it reach
+   the best cohort at most half as often as average (lift <= 0.5) *and* fall in
+   the worst cohort significantly more than ``min_exclusion_worst_lift`` times as
+   often as average (one-sided binomial test), so an exclusion marks accounts
+   that are actively bad, not merely outside the ICP; a churn-side exclusion if
+   they churn significantly more than 1.5 times as often as the rest; both only
+   if they drop at most ``max_wrongly_excluded`` of the best accounts. The
+   strongest exclusion goes first; each later one must still pass on the
+   accounts the earlier ones left in, so proxies of one cause drop out.
+   Then the ICP, greedily: among accounts no exclusion removes, add the candidate that most significantly raises the best-cohort rate *within
+   the current segment* (matching vs not matching, one-sided Fisher test at
+   ``alpha``), one criterion per column, until nothing passes. Finally each
+   kept numeric bound is refined on outcome labels of the non-held-out rows:
+   within the accounts ranked near the bound, the split that best separates
+   best (ICP) or worst (exclusion) from the rest. Tree ensembles smear a step
+   over several nearby thresholds; the outcomes say where it really is.
+
+3. **Confirm and measure** (the held-out split: never used to fit or to
+   select). For every kept criterion, and for the combined ICP (all inclusions,
+   no exclusion) and anti-ICP (any exclusion): coverage, best-cohort rate, lift
+   with a bootstrap confidence interval, WRAcc, churn inside vs outside, and for
+   exclusions the share of best customers wrongly excluded. P-values are
+   corrected with Benjamini-Hochberg across all kept criteria; a criterion that
+   is not confirmed (q >= alpha) is dropped and listed as unconfirmed. If no
+   inclusion is confirmed, or the ICP's lift interval includes 1, the verdict
+   says no reliable ICP was found, and why.
+
+Only targetable columns reach step 1: outcomes, post-sale columns, identifiers
+and leakage suspects are removed before (see :mod:`icpml.features`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from icpml.cohorts import BEST, WORST, benjamini_hochberg
+from icpml.config import CriteriaConfig
+from icpml.explain import Explanation
+from icpml.features import MISSING
+
+__all__ = ["Criterion", "CriteriaSet", "derive_criteria", "segment_evidence", "SCHEMA_VERSION",
+           "propose_candidates"]
+
+SCHEMA_VERSION = "1.0"
+Op = Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
+
+
+# ----------------------------------------------------------------------------- criterion
+@dataclass(frozen=True)
+class Criterion:
+    """One condition on one targetable column.
+
+    Attributes
+    ----------
+    kind : {"icp", "anti_icp"}
+        Inclusion (every ICP criterion must hold) or exclusion (any one fires).
+    column : str
+    op : str
+        ``in``, ``not_in``, ``between`` (inclusive), ``<``, ``<=``, ``>``,
+        ``>=``, ``==``, ``is_missing``.
+    values : tuple
+        Category values for ``in`` / ``not_in`` / ``==``.
+    low, high : float, optional
+        Bounds for numeric operators (``between`` uses both).
+    source : str
+        ``fit_model``, ``churn_model`` or ``hypothesis``.
+    evidence : dict
+        Held-out evidence (see :func:`segment_evidence`).
+    """
+
+    kind: Literal["icp", "anti_icp"]
+    column: str
+    op: Op
+    values: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    source: str = "fit_model"
+    evidence: dict = field(default_factory=dict, compare=False, hash=False)
+
+    # -- semantics -----------------------------------------------------------------
+    def mask(self, df: pd.DataFrame) -> pd.Series:
+        """Boolean Series: which accounts meet the condition (missing never meets it,
+        except for ``is_missing``; ``(missing)`` in a category set matches missing)."""
+        s = df[self.column]
+        if self.op == "is_missing":
+            return s.isna().astype(bool)
+        if self.op in ("in", "not_in", "=="):
+            text = _as_category(s)
+            hit = text.isin([str(v) for v in self.values])
+            if self.op == "not_in":
+                hit = ~hit & s.notna()
+            return hit.astype(bool)
+        x = pd.to_numeric(s, errors="coerce").astype(float)
+        if self.op == "between":
+            hit = (x >= self.low) & (x <= self.high)
+        elif self.op == ">=":
+            hit = x >= self.low
+        elif self.op == ">":
+            hit = x > self.low
+        elif self.op == "<=":
+            hit = x <= self.high
+        elif self.op == "<":
+            hit = x < self.high
+        else:  # pragma: no cover - Literal guards this
+            raise ValueError(f"unknown operator {self.op}")
+        return hit.fillna(False).astype(bool)
+
+    @property
+    def key(self) -> tuple:
+        """Identity without evidence (column, operator, values, bounds, kind)."""
+        return (self.kind, self.column, self.op, self.values, self.low, self.high)
+
+    # -- words -----------------------------------------------------------------------
+    def describe(self) -> str:
+        """The criterion as RevOps would write it, e.g. ``150 <= employees <= 600``."""
+        c = self.column
+        if self.op == "is_missing":
+            return f"{c} is unknown"
+        if self.op in ("in", "==") and len(self.values) == 1:
+            v = self.values[0]
+            return f"{c} is unknown" if v == MISSING else f"{c} = {v}"
+        if self.op in ("in", "not_in"):
+            word = "in" if self.op == "in" else "not in"
+            return f"{c} {word} {{{', '.join(map(str, self.values))}}}"
+        if self.op == "between":
+            return f"{_num(self.low)} <= {c} <= {_num(self.high)}"
+        bound = self.low if self.op in (">", ">=") else self.high
+        return f"{c} {self.op} {_num(bound)}"
+
+    def reason(self, value: Any) -> str:
+        """Why one account meets (or misses) this criterion, in words."""
+        c = self.column
+        missing = value is None or (not isinstance(value, str) and pd.isna(value))
+        shown = "unknown" if missing else (_num(value) if isinstance(value, (int, float, np.number))
+                                          and not isinstance(value, bool) else str(value))
+        hit = bool(self.mask(pd.DataFrame({c: [value]})).iloc[0])
+        if self.op == "between":
+            where = "inside" if hit else "outside"
+            return f"{c} {shown} is {where} the {_num(self.low)}-{_num(self.high)} band"
+        if self.op in ("<", "<=", ">", ">="):
+            return f"{c} {shown} {'meets' if hit else 'misses'} {self.describe()}"
+        if self.op == "is_missing":
+            return f"{c} is unknown" if hit else f"{c} is known ({shown})"
+        target = self.describe().split(" ", 1)[1] if len(self.values) > 1 else None
+        if target:
+            return f"{c} {shown} is {'' if hit else 'not '}{target}".replace("is in", "is in", 1)
+        return f"{c} is {shown}" + ("" if hit else f", not {self.values[0]}")
+
+    # -- exports ---------------------------------------------------------------------
+    def to_sql(self) -> str:
+        """A SQL boolean expression (ANSI; NULL never matches unless ``is_missing``)."""
+        col = '"' + self.column.replace('"', '""') + '"'
+        if self.op == "is_missing":
+            return f"{col} IS NULL"
+        if self.op in ("in", "not_in", "=="):
+            vals = [v for v in self.values if v != MISSING]
+            parts = []
+            if vals:
+                lst = ", ".join("'" + str(v).replace("'", "''") + "'" for v in vals)
+                parts.append(f"CAST({col} AS VARCHAR) {'NOT IN' if self.op == 'not_in' else 'IN'} ({lst})")
+            if MISSING in self.values and self.op != "not_in":
+                parts.append(f"{col} IS NULL")
+            expr = " OR ".join(parts) if parts else "FALSE"
+            if self.op == "not_in":
+                expr = f"({expr} AND {col} IS NOT NULL)"
+            return f"({expr})" if len(parts) > 1 else expr
+        if self.op == "between":
+            return f"({col} >= {_sqlnum(self.low)} AND {col} <= {_sqlnum(self.high)})"
+        bound = self.low if self.op in (">", ">=") else self.high
+        return f"{col} {self.op} {_sqlnum(bound)}"
+
+    def to_pandas(self) -> str:
+        """A ``DataFrame.query`` expression."""
+        col = f"`{self.column}`"
+        if self.op == "is_missing":
+            return f"{col}.isna()"
+        if self.op in ("in", "not_in", "=="):
+            vals = [v for v in self.values if v != MISSING]
+            expr = f"{col}.isin({json.dumps([str(v) for v in vals])})" if vals else "False"
+            if MISSING in self.values:
+                expr = f"({expr} | {col}.isna())"
+            return f"~{expr} & {col}.notna()" if self.op == "not_in" else expr
+        if self.op == "between":
+            return f"({col} >= {_sqlnum(self.low)} & {col} <= {_sqlnum(self.high)})"
+        bound = self.low if self.op in (">", ">=") else self.high
+        return f"{col} {self.op} {_sqlnum(bound)}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["values"] = list(self.values)
+        d["text"] = self.describe()
+        d["sql"] = self.to_sql()
+        d["evidence"] = _round(self.evidence)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Criterion:
+        known = {k: d[k] for k in ("kind", "column", "op", "low", "high", "source") if k in d}
+        return cls(values=tuple(d.get("values", ())), evidence=d.get("evidence", {}), **known)
+
+
+def _as_category(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean").astype("string").fillna(MISSING)
+    return s.astype("string").fillna(MISSING)
+
+
+def _num(x: float) -> str:
+    if x is None:
+        return "?"
+    x = float(x)
+    if x.is_integer():
+        return f"{int(x):,}" if abs(x) >= 10_000 else str(int(x))
+    return f"{x:.4g}"
+
+
+def _sqlnum(x: float) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+def _round(obj: Any, nd: int = 6) -> Any:
+    """Round floats (and NaN -> None) recursively so JSON output is byte-stable."""
+    if isinstance(obj, dict):
+        return {k: _round(v, nd) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round(v, nd) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else round(float(obj), nd)
+    return obj
+
+
+# ----------------------------------------------------------------------------- evidence
+def _fisher_greater(a_pos: int, a_n: int, b_pos: int, b_n: int) -> float:
+    """One-sided Fisher p-value that the rate in A exceeds the rate in B."""
+    if a_n == 0 or b_n == 0:
+        return 1.0
+    return float(stats.fisher_exact([[a_pos, a_n - a_pos], [b_pos, b_n - b_pos]],
+                                    alternative="greater").pvalue)
+
+
+def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | None, *,
+                     is_worst: pd.Series | None = None, n_bootstrap: int = 500, seed: int = 0,
+                     side: str = "include") -> dict:
+    """Evidence of a segment (a boolean mask over accounts) on some accounts.
+
+    Parameters
+    ----------
+    mask : Series of bool
+        Accounts in the segment.
+    is_best : Series of bool
+        Best-cohort accounts (middle and worst are False).
+    churned : Series of bool, optional
+    is_worst : Series of bool, optional
+        Worst-cohort membership; adds ``worst_rate`` and ``worst_lift``.
+    side : {"include", "exclude", "churn"}
+        Which one-sided test gives ``p_value``: the segment's best rate is
+        higher (include) or lower (exclude) than the rest's, or its churn rate
+        is higher (churn).
+
+    Returns
+    -------
+    dict with ``n, support, coverage, best_rate, base_rate, lift, lift_ci,
+    wracc, churn_inside, churn_outside, best_wrongly_excluded, p_value``.
+    """
+    m = mask.to_numpy(bool)
+    b = is_best.to_numpy(bool)
+    n = len(m)
+    k = int(m.sum())
+    base = float(b.mean()) if n else float("nan")
+    rate = float(b[m].mean()) if k else float("nan")
+    out_rate = float(b[~m].mean()) if n - k else float("nan")
+    ev: dict = {
+        "n": n,
+        "support": k,
+        "coverage": k / n if n else float("nan"),
+        "best_rate": rate,
+        "best_rate_outside": out_rate,
+        "base_rate": base,
+        "lift": rate / base if k and base > 0 else float("nan"),
+        "wracc": (k / n) * (rate - base) if k and n else float("nan"),
+        "best_wrongly_excluded": float(m[b].mean()) if b.any() else float("nan"),
+    }
+    if is_worst is not None:
+        w = is_worst.to_numpy(bool)
+        ev["worst_rate"] = float(w[m].mean()) if k else float("nan")
+        ev["worst_lift"] = (ev["worst_rate"] / w.mean()) if k and w.any() else float("nan")
+    ch = None
+    if churned is not None:
+        ch = churned.to_numpy(bool)
+        ev["churn_inside"] = float(ch[m].mean()) if k else float("nan")
+        ev["churn_outside"] = float(ch[~m].mean()) if n - k else float("nan")
+    if side == "include":
+        ev["p_value"] = _fisher_greater(int(b[m].sum()), k, int(b[~m].sum()), n - k)
+    elif side == "exclude":
+        ev["p_value"] = _fisher_greater(int(b[~m].sum()), n - k, int(b[m].sum()), k)
+    else:
+        ev["p_value"] = (_fisher_greater(int(ch[m].sum()), k, int(ch[~m].sum()), n - k)
+                         if ch is not None else float("nan"))
+    lo, hi = _bootstrap_lift(m, b, n_bootstrap, seed)
+    ev["lift_ci"] = [lo, hi]
+    return ev
+
+
+def _bootstrap_lift(m: np.ndarray, b: np.ndarray, n_boot: int, seed: int,
+                    level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of lift = P(best | segment) / P(best)."""
+    n = len(m)
+    if n == 0 or m.sum() == 0 or b.sum() == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    mm, bb = m[idx], b[idx]
+    seg = mm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lift = ((bb & mm).sum(axis=1) / seg) / bb.mean(axis=1)
+    lift = lift[np.isfinite(lift)]
+    if len(lift) < n_boot / 2:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(lift, a)), float(np.quantile(lift, 1 - a))
+
+
+# ----------------------------------------------------------------------------- candidates
+def _tau(s: np.ndarray) -> float:
+    return max(0.02, 0.1 * float(np.mean(np.abs(s)))) if len(s) else 0.02
+
+
+def _roundest(lo: float, hi: float, *, include_lo: bool, include_hi: bool) -> float:
+    """The roundest number t in the gap between two observed values (lo, hi).
+
+    Any threshold in the gap classifies the observed accounts the same way, so we
+    show the one a person would write: 600 rather than 601.5.
+    """
+    if hi <= lo:
+        return float(hi)
+
+    def ok(t: float) -> bool:
+        return (t > lo or (include_lo and t == lo)) and (t < hi or (include_hi and t == hi))
+
+    span = hi - lo
+    for exp in range(int(math.floor(math.log10(max(abs(hi), abs(lo), 1e-12)))), -7, -1):
+        step = 10.0 ** exp
+        for mult in (10, 5, 2, 1):  # prefer multiples of 10, then 5, 2, 1 of this step
+            q = step * mult
+            t = math.ceil(lo / q) * q
+            if not ok(t):
+                t += q
+            if ok(t):
+                return float(round(t, 10))
+        if step < span / 1000:
+            break
+    return float((lo + hi) / 2)
+
+
+def _stump(x: np.ndarray, s: np.ndarray) -> int | None:
+    """Index i maximizing the SHAP difference when splitting sorted x between i-1 and i."""
+    n = len(x)
+    if n < 2:
+        return None
+    cs = np.cumsum(s)
+    total = cs[-1]
+    best_i, best_gain = None, -np.inf
+    for i in range(1, n):
+        if x[i] == x[i - 1]:
+            continue
+        left, right = cs[i - 1] / i, (total - cs[i - 1]) / (n - i)
+        gain = i * (n - i) * (left - right) ** 2  # between-group sum of squares (times n)
+        if gain > best_gain:
+            best_gain, best_i = gain, i
+    return best_i
+
+
+def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: str,
+                        source: str, min_count: int, n_bins: int = 20) -> list[Criterion]:
+    """Ranges of ``col`` where SHAP has sign ``sign`` (see module docstring, step 1)."""
+    ok = x.notna().to_numpy()
+    xv = x.to_numpy(float)[ok]
+    sv = s.to_numpy(float)[ok]
+    out: list[Criterion] = []
+    if len(xv) < 2 * min_count or np.ptp(xv) == 0:
+        return out
+    order = np.argsort(xv, kind="stable")
+    xv, sv = xv[order], sv[order]
+    tau = _tau(sv)
+    # quantile bins over rows, never splitting a run of equal values
+    edges = np.unique(np.quantile(xv, np.linspace(0, 1, n_bins + 1)))
+    bin_id = np.clip(np.searchsorted(edges, xv, side="right") - 1, 0, len(edges) - 2)
+    means = pd.Series(sv).groupby(bin_id).mean()
+    counts = pd.Series(sv).groupby(bin_id).size()
+    ids = means.index.to_numpy()
+    signed = means.to_numpy() * sign
+    peak = float(signed.max()) if len(signed) else 0.0
+    # two levels: every clearly signed bin, and the core where the effect is strongest
+    # (so "employees < 50" is found inside a broader "employees < 150" dip)
+    levels = [tau] + ([tau + 0.5 * (peak - tau)] if peak > 2 * tau else [])
+    runs = []
+    for level in levels:
+        start = None
+        for j, f in enumerate(signed > level):
+            if f and start is None:
+                start = j
+            if (not f or j == len(signed) - 1) and start is not None:
+                runs.append((start, j if f else j - 1))
+                start = None
+    scored = []
+    for a, z in dict.fromkeys(runs):
+        cnt = int(counts.iloc[a:z + 1].sum())
+        if cnt < min_count:
+            continue
+        mass = float((means.iloc[a:z + 1] * counts.iloc[a:z + 1]).sum() * sign)
+        scored.append((mass, a, z))
+    scored.sort(key=lambda t: -t[0])
+    for _, a, z in scored[:4]:
+        low = high = None
+        if a > 0:  # refine the lower edge within bins a-1 and a
+            sel = np.isin(bin_id, ids[max(a - 2, 0):a + 1])
+            xs, ss = xv[sel], sv[sel]
+            i = _stump(xs, ss * sign)
+            low = _roundest(xs[i - 1], xs[i], include_lo=False, include_hi=True) if i else None
+        if z < len(ids) - 1:
+            sel = np.isin(bin_id, ids[z:z + 3])
+            xs, ss = xv[sel], sv[sel]
+            i = _stump(xs, -ss * sign)
+            high = _roundest(xs[i - 1], xs[i], include_lo=True, include_hi=False) if i else None
+        crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
+        if low is not None and high is not None and low <= high:
+            out.append(Criterion(crit_kind, col, "between", low=low, high=high, source=source))
+        elif low is not None:
+            out.append(Criterion(crit_kind, col, ">=", low=low, source=source))
+        elif high is not None:
+            # exclusions read naturally as strict "below": employees < 50
+            if crit_kind == "anti_icp":
+                nxt = xv[xv > high]
+                bound = _roundest(high, nxt.min(), include_lo=False, include_hi=True) if len(nxt) else high
+                out.append(Criterion(crit_kind, col, "<", high=bound, source=source))
+            else:
+                out.append(Criterion(crit_kind, col, "<=", high=high, source=source))
+    if kind == "numeric" and x.isna().sum() >= min_count:
+        ms = s[x.isna()].to_numpy(float)
+        if ms.mean() * sign > tau:
+            crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
+            out.append(Criterion(crit_kind, col, "is_missing", source=source))
+    return out
+
+
+def _categorical_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, source: str,
+                            min_count: int) -> list[Criterion]:
+    """Category sets of ``col`` whose mean SHAP has sign ``sign``."""
+    text = _as_category(x)
+    g = pd.DataFrame({"c": text.to_numpy(), "s": s.to_numpy(float)}).groupby("c")["s"]
+    stat = pd.DataFrame({"mean": g.mean(), "n": g.size()})
+    stat = stat[stat["n"] >= min_count]
+    tau = _tau(s.to_numpy(float))
+    good = stat[stat["mean"] * sign > tau].sort_values("mean", ascending=sign < 0, kind="stable")
+    out: list[Criterion] = []
+    if good.empty or len(good) == len(stat):
+        return out  # nothing stands out, or every category does (no contrast to draw)
+    crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
+    cats = tuple(sorted(map(str, good.index)))
+    if crit_kind == "icp":
+        out.append(Criterion(crit_kind, col, "in", values=cats, source=source))
+        if len(cats) > 1:
+            out.append(Criterion(crit_kind, col, "in", values=(str(good.index[0]),), source=source))
+    else:
+        for c in good.index[:3]:
+            out.append(Criterion(crit_kind, col, "in", values=(str(c),), source=source))
+        if len(cats) > 1:
+            out.append(Criterion(crit_kind, col, "in", values=cats, source=source))
+    return out
+
+
+def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[str],
+                       cfg: CriteriaConfig, *, source: str) -> list[Criterion]:
+    """Step 1: candidate criteria from one model's grouped SHAP values.
+
+    For the fit model, the positive side gives ICP candidates and the negative
+    side exclusion candidates; for the churn model only the positive (more
+    churn) side is used, as exclusion candidates.
+    """
+    vals = expl.values[[c for c in expl.values.columns if c in allowed]]
+    if vals.empty:
+        return []
+    n = len(vals)
+    min_count = max(5, int(math.ceil(cfg.min_support * n)))
+    signs = (1, -1) if source == "fit_model" else (1,)
+    out: list[Criterion] = []
+    for sign in signs:
+        side = (vals * sign).clip(lower=0).mean().sort_values(ascending=False, kind="stable")
+        for col in side.index[: cfg.top_features]:
+            if side[col] <= 0:
+                continue
+            x, s = expl.data[col], vals[col]
+            if kinds[col] == "numeric":
+                out += _numeric_candidates(col, x, s, sign, kinds[col], source, min_count)
+            else:
+                out += _categorical_candidates(col, x, s, sign, source, min_count)
+    # deduplicate, keeping the first (strongest) occurrence
+    seen, uniq = set(), []
+    for c in out:
+        if c.key not in seen:
+            seen.add(c.key)
+            uniq.append(c)
+    return uniq
+
+
+# ----------------------------------------------------------------------------- set
+@dataclass
+class CriteriaSet:
+    """The ICP (inclusions, all must hold) and the anti-ICP (exclusions, any fires).
+
+    Attributes
+    ----------
+    icp, anti_icp : list of Criterion
+    icp_evidence, anti_evidence : dict
+        Held-out evidence of the combined segments.
+    unconfirmed : list of Criterion
+        Selected on the selection split but not confirmed on held-out data.
+    verdict : dict
+        ``icp_found`` (bool) and ``message`` in words.
+    warnings : list of str
+    meta : dict
+        Model and data provenance written to ``criteria.json``.
+    """
+
+    icp: list[Criterion] = field(default_factory=list)
+    anti_icp: list[Criterion] = field(default_factory=list)
+    icp_evidence: dict = field(default_factory=dict)
+    anti_evidence: dict = field(default_factory=dict)
+    unconfirmed: list[Criterion] = field(default_factory=list)
+    verdict: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    tiers: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    # -- semantics ---------------------------------------------------------------------
+    def icp_mask(self, df: pd.DataFrame) -> pd.Series:
+        """Meets every inclusion criterion and no exclusion (False when there is no ICP)."""
+        if not self.icp:
+            return pd.Series(False, index=df.index)
+        m = pd.Series(True, index=df.index)
+        for c in self.icp:
+            m &= c.mask(df)
+        return m & ~self.anti_mask(df)
+
+    def anti_mask(self, df: pd.DataFrame) -> pd.Series:
+        """Any exclusion fires."""
+        m = pd.Series(False, index=df.index)
+        for c in self.anti_icp:
+            m |= c.mask(df)
+        return m
+
+    @property
+    def columns(self) -> list[str]:
+        return sorted({c.column for c in self.icp + self.anti_icp})
+
+    # -- exports -------------------------------------------------------------------------
+    def to_sql(self) -> dict[str, str]:
+        """WHERE-clause bodies: ``icp`` (inclusions and no exclusion) and ``anti_icp``."""
+        anti = " OR ".join(c.to_sql() for c in self.anti_icp) or "FALSE"
+        inc = " AND ".join(c.to_sql() for c in self.icp) or "FALSE"
+        # COALESCE: a NULL comparison never excludes, so NOT(anti) stays true on NULLs
+        return {"icp": f"({inc}) AND NOT COALESCE({anti}, FALSE)" if self.icp else "FALSE",
+                "anti_icp": anti}
+
+    def to_pandas(self) -> dict[str, str]:
+        anti = " | ".join(f"({c.to_pandas()})" for c in self.anti_icp) or "False"
+        inc = " & ".join(f"({c.to_pandas()})" for c in self.icp)
+        return {"icp": f"({inc}) & ~({anti})" if self.icp else "False", "anti_icp": anti}
+
+    def to_dict(self) -> dict:
+        return _round({
+            "schema_version": SCHEMA_VERSION,
+            "verdict": self.verdict,
+            "icp": {"criteria": [c.to_dict() for c in self.icp], "evidence": self.icp_evidence,
+                    "sql": self.to_sql()["icp"], "pandas": self.to_pandas()["icp"]},
+            "anti_icp": {"criteria": [c.to_dict() for c in self.anti_icp],
+                         "evidence": self.anti_evidence, "sql": self.to_sql()["anti_icp"],
+                         "pandas": self.to_pandas()["anti_icp"]},
+            "unconfirmed": [c.to_dict() for c in self.unconfirmed],
+            "tiers": self.tiers,
+            "warnings": list(self.warnings),
+            "meta": self.meta,
+        })
+
+    def to_json(self) -> str:
+        """Deterministic JSON (sorted keys, rounded floats, no timestamps)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CriteriaSet:
+        if str(d.get("schema_version", "")).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"criteria schema {d.get('schema_version')} is not supported "
+                             f"(this icpml reads {SCHEMA_VERSION})")
+        return cls(
+            icp=[Criterion.from_dict(c) for c in d["icp"]["criteria"]],
+            anti_icp=[Criterion.from_dict(c) for c in d["anti_icp"]["criteria"]],
+            icp_evidence=d["icp"].get("evidence", {}),
+            anti_evidence=d["anti_icp"].get("evidence", {}),
+            unconfirmed=[Criterion.from_dict(c) for c in d.get("unconfirmed", [])],
+            verdict=d.get("verdict", {}), warnings=d.get("warnings", []),
+            tiers=d.get("tiers", {}), meta=d.get("meta", {}),
+        )
+
+
+# ----------------------------------------------------------------------------- refine
+def _refine_bound(x: np.ndarray, y: np.ndarray, bound: float, *, upper: bool,
+                  width: float = 0.15) -> float:
+    """Move one numeric bound to the best outcome split near it (a stump on ``y``).
+
+    Only accounts whose rank lies within ``width`` of the bound's rank are used,
+    so the refinement stays local to the edge the model found. The result is
+    the roundest number in the gap between the two observed values it separates.
+    """
+    ok = np.isfinite(x)
+    x, y = x[ok], y[ok].astype(float)
+    if len(x) < 20:
+        return bound
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    r = np.searchsorted(x, bound) / len(x)
+    lo_r, hi_r = max(r - width, 0.0), min(r + width, 1.0)
+    a, z = int(lo_r * len(x)), int(np.ceil(hi_r * len(x)))
+    xs, ys = x[a:z], y[a:z]
+    i = _stump(xs, ys)
+    if i is None:
+        return bound
+    if upper:  # x <= t keeps xs[:i]
+        return _roundest(xs[i - 1], xs[i], include_lo=True, include_hi=False)
+    return _roundest(xs[i - 1], xs[i], include_lo=False, include_hi=True)
+
+
+def refine_numeric(c: Criterion, rows: pd.DataFrame, cohort: pd.Series) -> Criterion:
+    """Refine a numeric criterion's bounds on outcome labels (see :func:`_refine_bound`).
+
+    ICP bounds split best from the rest; exclusion bounds split worst from the rest.
+    """
+    if c.op not in ("between", ">=", ">", "<", "<="):
+        return c
+    x = pd.to_numeric(rows[c.column], errors="coerce").to_numpy(float)
+    y = ((cohort == BEST) if c.kind == "icp" else (cohort == WORST)).to_numpy(bool)
+    low, high = c.low, c.high
+    if low is not None:
+        low = _refine_bound(x, y, low, upper=False)
+    if high is not None:
+        if c.op == "<":
+            # "x < t": the same split as "x <= t'" with t the next round number up
+            t = _refine_bound(x, y, high, upper=False)
+            high = t
+        else:
+            high = _refine_bound(x, y, high, upper=True)
+    if low is not None and high is not None and low > high:
+        return c
+    return replace(c, low=low, high=high)
+
+
+# ----------------------------------------------------------------------------- derive
+def _odds_ratio(bad: np.ndarray, m: np.ndarray) -> float:
+    """Odds ratio of ``bad`` inside vs outside ``m`` (0.5 continuity correction)."""
+    a, b_ = bad[m].sum() + 0.5, (~bad[m]).sum() + 0.5
+    c, d = bad[~m].sum() + 0.5, (~bad[~m]).sum() + 0.5
+    return float((a / b_) / (c / d))
+
+
+def _exclusion_p(m: np.ndarray, b: np.ndarray, w: np.ndarray, ch: np.ndarray | None,
+                 source: str, cfg: CriteriaConfig) -> float:
+    """One-sided p-value that accounts in ``m`` are actively bad; 1.0 if an effect-size gate fails.
+
+    Fit side: best rate at most half of average and worst rate at least
+    ``min_exclusion_worst_lift`` times average. Churn side: churn at least 1.5x the rest.
+    """
+    k, n = int(m.sum()), len(m)
+    if k < 3 or k == n:
+        return 1.0
+    if source == "churn_model":
+        if ch is None:
+            return 1.0
+        rout = ch[~m].mean()
+        p0 = min(1.5 * rout, 0.999)
+        if not rout > 0:
+            return 1.0
+        # the churn rate inside must *significantly* exceed 1.5x the rest's
+        return float(stats.binomtest(int(ch[m].sum()), k, p0, alternative="greater").pvalue)
+    base, wbase = b.mean(), w.mean()
+    if not (base > 0 and wbase > 0 and b[m].mean() <= 0.5 * base):
+        return 1.0
+    # the worst-cohort rate inside must *significantly* exceed min_exclusion_worst_lift x average:
+    # a gate on the point estimate lets noise through on small selection splits
+    p0 = min(cfg.min_exclusion_worst_lift * wbase, 0.999)
+    p_gate = stats.binomtest(int(w[m].sum()), k, p0, alternative="greater").pvalue
+    return float(max(p_gate, _fisher_greater(int(b[~m].sum()), n - k, int(b[m].sum()), k)))
+
+
+def _select_exclusions(cands: list[Criterion], sel: pd.DataFrame, cohort: pd.Series,
+                       churned: pd.Series | None, cfg: CriteriaConfig) -> list[Criterion]:
+    """Greedy: among exclusions significant at ``alpha``, the one with the strongest
+    effect (odds ratio of worst cohort, or of churn) first; each later one must
+    still hold on the accounts the earlier ones left in, so proxies of one cause
+    and broad "outside the ICP" ranges drop out."""
+    b = (cohort == BEST).to_numpy(bool)
+    w = (cohort == WORST).to_numpy(bool)
+    ch = churned.to_numpy(bool) if churned is not None else None
+    masks = {c.key: c.mask(sel).to_numpy(bool) for c in cands}
+    pool = []
+    for c in cands:
+        m = masks[c.key]
+        if b.any() and m[b].mean() > cfg.max_wrongly_excluded:
+            continue  # would drop too many of the best customers
+        pool.append(c)
+    kept: list[Criterion] = []
+    left = np.ones(len(sel), dtype=bool)
+    while pool and len(kept) < cfg.max_anti_criteria:
+        scored = []
+        for c in pool:
+            m = masks[c.key]
+            p = _exclusion_p(m[left], b[left], w[left], ch[left] if ch is not None else None,
+                             c.source, cfg)
+            if p < cfg.alpha:
+                bad = ch if c.source == "churn_model" else w
+                effect = _odds_ratio(bad[left], m[left])
+                scored.append((-effect, p, c.describe(), c))
+        if not scored:
+            break
+        scored.sort(key=lambda t: t[:3])
+        best = scored[0][3]
+        kept.append(best)
+        left &= ~masks[best.key]
+        pool = [c for c in pool if c.key != best.key]
+    return kept
+
+
+def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Series,
+                       start: pd.Series, cfg: CriteriaConfig) -> list[Criterion]:
+    kept: list[Criterion] = []
+    seg = start.copy()
+    b = is_best.to_numpy(bool)
+    min_k = max(5, int(math.ceil(cfg.min_support * len(sel))))
+    remaining = list(cands)
+    while remaining and len(kept) < cfg.max_icp_criteria:
+        best_p, best_c = 1.0, None
+        s = seg.to_numpy(bool)
+        for c in remaining:
+            m = c.mask(sel).to_numpy(bool)
+            inside, outside = s & m, s & ~m
+            k = int(inside.sum())
+            if k < min_k or outside.sum() == 0:
+                continue
+            p = _fisher_greater(int(b[inside].sum()), k, int(b[outside].sum()), int(outside.sum()))
+            if p < best_p:
+                best_p, best_c = p, c
+        if best_c is None or best_p >= cfg.alpha:
+            break
+        kept.append(best_c)
+        seg = seg & best_c.mask(sel)
+        remaining = [c for c in remaining if c.column != best_c.column]
+    return kept
+
+
+def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds: dict[str, str],
+                    allowed: list[str], select: pd.DataFrame, select_cohort: pd.Series,
+                    holdout: pd.DataFrame, holdout_cohort: pd.Series, *,
+                    select_churn: pd.Series | None = None, holdout_churn: pd.Series | None = None,
+                    refine_rows: pd.DataFrame | None = None, refine_cohort: pd.Series | None = None,
+                    cfg: CriteriaConfig, seed: int = 0) -> CriteriaSet:
+    """Propose, select and confirm criteria (see the module docstring).
+
+    Parameters
+    ----------
+    fit_expl, churn_expl : Explanation
+        SHAP of the fit and churn models on the proposal rows.
+    kinds : dict
+        Kind of each targetable column.
+    allowed : list of str
+        Columns criteria may name (targetable, not screened out).
+    select, holdout : DataFrame
+        Selection and held-out accounts (all cohorts).
+    select_cohort, holdout_cohort : Series
+        Cohort (best / middle / worst) of those accounts.
+    select_churn, holdout_churn : Series of bool, optional
+    refine_rows, refine_cohort : DataFrame and Series, optional
+        Non-held-out accounts and their cohorts, on which numeric bounds are
+        refined after selection (outcome labels only; held-out rows never).
+    cfg : CriteriaConfig
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    CriteriaSet
+    """
+    cands = propose_candidates(fit_expl, kinds, allowed, cfg, source="fit_model")
+    if churn_expl is not None:
+        cands += propose_candidates(churn_expl, kinds, allowed, cfg, source="churn_model")
+    anti_c = [c for c in cands if c.kind == "anti_icp"]
+    icp_c = [c for c in cands if c.kind == "icp"]
+
+    select_best = select_cohort == BEST
+    holdout_best, holdout_worst = holdout_cohort == BEST, holdout_cohort == WORST
+    anti = _select_exclusions(anti_c, select, select_cohort, select_churn, cfg)
+    not_excluded = pd.Series(True, index=select.index)
+    for c in anti:
+        not_excluded &= ~c.mask(select)
+    icp = _select_inclusions(icp_c, select, select_best, not_excluded, cfg)
+
+    if refine_rows is not None and refine_cohort is not None:
+        anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
+        icp = [refine_numeric(c, refine_rows, refine_cohort) for c in icp]
+
+    # step 3: confirm on held-out rows, BH across every selected criterion
+    def ev(c: Criterion) -> dict:
+        side = "include" if c.kind == "icp" else ("churn" if c.source == "churn_model" else "exclude")
+        return segment_evidence(c.mask(holdout), holdout_best, holdout_churn,
+                                is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap, seed=seed,
+                                side=side)
+
+    chosen = [replace(c, evidence=ev(c)) for c in anti + icp]
+    q = benjamini_hochberg(np.array([c.evidence["p_value"] for c in chosen])) if chosen else []
+    confirmed, unconfirmed = [], []
+    for c, qv in zip(chosen, q, strict=True):
+        c.evidence["q_value"] = float(qv)
+        (confirmed if qv < cfg.alpha else unconfirmed).append(c)
+    cs = CriteriaSet(icp=[c for c in confirmed if c.kind == "icp"],
+                     anti_icp=[c for c in confirmed if c.kind == "anti_icp"],
+                     unconfirmed=unconfirmed)
+    cs.meta["n_candidates"] = len(cands)
+    cs.icp_evidence = segment_evidence(cs.icp_mask(holdout), holdout_best, holdout_churn,
+                                       is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
+                                       seed=seed, side="include")
+    cs.anti_evidence = segment_evidence(cs.anti_mask(holdout), holdout_best, holdout_churn,
+                                        is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
+                                        seed=seed, side="exclude")
+    cs.verdict = _verdict(cs, len(holdout))
+    return cs
+
+
+def _verdict(cs: CriteriaSet, n_holdout: int) -> dict:
+    ev = cs.icp_evidence
+    lo, hi = (ev.get("lift_ci") or [float("nan")] * 2)
+    if not cs.icp:
+        why = ("no inclusion criterion both improved the best-cohort rate on the selection split "
+               "and held up on held-out accounts")
+        if cs.unconfirmed:
+            why += f" ({len(cs.unconfirmed)} candidate(s) did not hold up on held-out data)"
+        return {"icp_found": False, "message": f"No reliable ICP found: {why}. "
+                f"Evidence from {n_holdout} held-out accounts cannot support an ICP; "
+                "collect more customers or test a hypothesis ICP."}
+    if not np.isfinite(lo) or lo <= 1.0:
+        return {"icp_found": False, "message": (
+            f"No reliable ICP found: the ICP's lift interval ({_fmtci(lo, hi)}) includes 1 on "
+            f"{n_holdout} held-out accounts, so it may be no better than chance.")}
+    return {"icp_found": True, "message": (
+        f"ICP found: matching accounts reach the best cohort {ev['lift']:.1f}x as often as "
+        f"average (95% CI {_fmtci(lo, hi)}) on {n_holdout} held-out accounts.")}
+
+
+def _fmtci(lo: float, hi: float) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "not estimable"
+    return f"{lo:.2f}-{hi:.2f}"

@@ -1,0 +1,265 @@
+"""Load and validate the account table.
+
+:func:`load_accounts` reads CSV or Parquet (never modifying the file).
+:func:`validate_accounts` checks the table against the config's column roles
+and returns a *typed copy*; when anything is wrong it raises one
+:class:`~icpml.errors.DataError` that lists every problem at once (missing
+columns, wrong types, duplicate or missing ids, an empty table, too few
+accounts for a cohort), so a user fixes their export once, not once per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from icpml.config import Config
+from icpml.errors import DataError
+
+__all__ = ["load_accounts", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read an account table from CSV or Parquet.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv`` (optionally compressed) or ``.parquet`` / ``.pq``.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, unreadable or of an unknown format.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"file '{p}' does not exist; check --data or data.path in the config", "data")
+    suffixes = "".join(p.suffixes).lower()
+    try:
+        if suffixes.endswith((".parquet", ".pq")):
+            df = pd.read_parquet(p)
+        elif ".csv" in suffixes or suffixes.endswith(".txt"):
+            df = pd.read_csv(p, low_memory=False)
+        else:
+            raise DataError(
+                f"'{p.name}' is neither CSV nor Parquet; export it as .csv or .parquet", str(p)
+            )
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError("the file is empty; export the account table with a header row", str(p)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"cannot be read ({first}); check that it is a valid file", str(p)) from None
+    log.debug("loaded %d rows x %d columns from %s", len(df), df.shape[1], p)
+    return df
+
+
+def coerce_bool(s: pd.Series) -> pd.Series | None:
+    """Booleans from bool, 0/1 or yes/no/true/false text; None when not boolean-like.
+
+    Missing values stay missing (a nullable ``boolean`` Series is returned).
+    """
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean")
+    nonnull = s.dropna()
+    if nonnull.empty:
+        return None
+    if pd.api.types.is_numeric_dtype(s):
+        if set(np.unique(nonnull.to_numpy())) <= {0, 1}:
+            return s.map(lambda v: pd.NA if pd.isna(v) else bool(v)).astype("boolean")
+        return None
+    text = nonnull.astype(str).str.strip().str.lower()
+    if set(text.unique()) <= _TRUE | _FALSE:
+        out = s.astype("string").str.strip().str.lower()
+        return out.map(lambda v: pd.NA if pd.isna(v) else v in _TRUE).astype("boolean")
+    return None
+
+
+def feature_kinds(df: pd.DataFrame, cfg: Config) -> dict[str, str]:
+    """Kind of each feature column: ``numeric``, ``boolean`` or ``categorical``."""
+    kinds: dict[str, str] = {}
+    forced = set(cfg.columns.categorical)
+    for c in cfg.columns.feature_columns:
+        s = df[c]
+        if c in forced:
+            kinds[c] = "categorical"
+        elif pd.api.types.is_bool_dtype(s):
+            kinds[c] = "boolean"
+        elif pd.api.types.is_numeric_dtype(s):
+            kinds[c] = "numeric"
+        else:
+            kinds[c] = "categorical"
+    return kinds
+
+
+def _coerce_numeric(s: pd.Series) -> tuple[pd.Series, float]:
+    """Numeric version of ``s`` and the share of non-missing values that failed to parse."""
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype(float), 0.0
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype(float), 0.0
+    text = s.astype("string").str.strip().str.replace(",", "", regex=False)
+    num = pd.to_numeric(text, errors="coerce")
+    nonnull = int(s.notna().sum())
+    bad = int((num.isna() & s.notna()).sum())
+    return num.astype(float), (bad / nonnull if nonnull else 0.0)
+
+
+def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
+                      require_outcomes: bool = True) -> pd.DataFrame:
+    """Check ``df`` against the config and return a typed copy.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The raw account table. It is not modified.
+    cfg : Config
+        Gives the column roles.
+    source : str
+        Name used in error messages (usually the file path).
+    require_outcomes : bool
+        False when scoring prospects, which have no outcomes yet.
+
+    Returns
+    -------
+    DataFrame
+        A copy with the id as string, boolean features as ``boolean``,
+        numeric-looking feature text parsed to numbers, categorical features as
+        ``string``, outcomes as float and churn as ``boolean``.
+
+    Raises
+    ------
+    DataError
+        Listing every problem found.
+    """
+    problems: list[str] = []
+    if not isinstance(df, pd.DataFrame):
+        raise DataError("expected a pandas DataFrame of accounts", source)
+    if df.shape[1] == 0 or len(df) == 0:
+        raise DataError("the table is empty; it needs one row per account", source)
+
+    cols = cfg.columns
+    needed = [cols.id, *cols.feature_columns]
+    if require_outcomes:
+        needed += [m.column for m in cols.outcomes]
+        if cols.churn:
+            needed.append(cols.churn)
+    missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
+    if missing:
+        close = _close_matches(missing, list(df.columns))
+        problems.append(f"missing column(s) {', '.join(repr(c) for c in missing)}{close}; "
+                        "rename them in the data or fix columns.* in the config")
+    if len(set(df.columns)) != df.shape[1]:
+        dup = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
+        problems.append(f"duplicate column name(s) {', '.join(dup)}; make the header unique")
+
+    out = df.copy()
+    if cols.id in df.columns:
+        ids = df[cols.id]
+        n_missing = int(ids.isna().sum())
+        if n_missing:
+            problems.append(f"id column '{cols.id}' has {n_missing} empty value(s); every account needs an id")
+        dup = ids[ids.duplicated(keep=False) & ids.notna()]
+        if len(dup):
+            examples = ", ".join(map(str, pd.unique(dup)[:3]))
+            problems.append(
+                f"id column '{cols.id}' has {dup.nunique()} duplicated id(s) (e.g. {examples}); "
+                "keep one row per account"
+            )
+        out[cols.id] = ids.astype("string")
+
+    for c in cols.feature_columns:
+        if c not in df.columns:
+            continue
+        s = df[c]
+        if s.isna().all():
+            problems.append(f"feature column '{c}' is entirely empty; drop it from columns.features")
+            continue
+        if c in cols.categorical:
+            out[c] = s.astype("string")
+            continue
+        b = coerce_bool(s) if not pd.api.types.is_float_dtype(s) else None
+        if b is not None and s.dropna().nunique() <= 2:
+            out[c] = b
+        elif pd.api.types.is_numeric_dtype(s):
+            out[c] = s.astype(float)
+        else:
+            num, bad = _coerce_numeric(s)
+            if bad == 0.0 and s.notna().any():
+                out[c] = num
+            else:
+                out[c] = s.astype("string").str.strip().replace("", pd.NA)
+
+    if require_outcomes:
+        for m in cols.outcomes:
+            if m.column not in df.columns:
+                continue
+            num, bad = _coerce_numeric(df[m.column])
+            if bad > 0.0:
+                problems.append(
+                    f"outcome column '{m.column}' has {bad:.0%} non-numeric values; "
+                    "it must hold numbers (ARR, NRR, NPS...)"
+                )
+            elif num.isna().all():
+                problems.append(f"outcome column '{m.column}' is entirely empty")
+            out[m.column] = num
+        if cols.churn and cols.churn in df.columns:
+            b = coerce_bool(df[cols.churn])
+            if b is None:
+                vals = ", ".join(map(str, pd.unique(df[cols.churn].dropna())[:4]))
+                problems.append(
+                    f"churn column '{cols.churn}' must be yes/no, true/false or 0/1 (found {vals})"
+                )
+            else:
+                if b.isna().any():
+                    problems.append(
+                        f"churn column '{cols.churn}' has {int(b.isna().sum())} empty value(s); fill them"
+                    )
+                elif b.nunique() < 2:
+                    problems.append(
+                        f"churn column '{cols.churn}' has a single value; a churn model needs both churned and retained accounts"
+                    )
+                out[cols.churn] = b
+        # enough accounts for both cohorts?
+        n = len(df)
+        q = min(cfg.cohorts.best_quantile, cfg.cohorts.worst_quantile)
+        need = int(np.ceil(cfg.cohorts.min_per_cohort / q))
+        if n < need:
+            problems.append(
+                f"{n} accounts give fewer than {cfg.cohorts.min_per_cohort} per cohort at quantile {q}; "
+                f"provide at least {need} accounts or lower cohorts.min_per_cohort"
+            )
+    if problems:
+        raise DataError(problems, source)
+    return out
+
+
+def _close_matches(missing: list[str], present: list[str]) -> str:
+    import difflib
+
+    hints = []
+    for m in missing:
+        near = difflib.get_close_matches(str(m), [str(p) for p in present], n=1, cutoff=0.75)
+        if near:
+            hints.append(f"'{m}' -> '{near[0]}'?")
+    return f" (did you mean {', '.join(hints)})" if hints else ""
+
+
+def data_fingerprint(df: pd.DataFrame) -> str:
+    """A short, order-sensitive hash of a table's content, logged with each run."""
+    h = hashlib.sha256()
+    h.update(",".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]

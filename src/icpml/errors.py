@@ -1,0 +1,50 @@
+"""Exceptions for user-facing problems, each with the exit code the CLI uses.
+
+A user error (bad config, bad data, unreachable tracking store) is reported as
+one line naming the key or column and the fix, with no traceback. Anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["IcpmlError", "ConfigError", "DataError", "TrackingError", "ExitCode"]
+
+
+class ExitCode:
+    """Process exit codes of the ``icpml`` command (stable: scripts and cron rely on them)."""
+
+    OK = 0
+    BUG = 1  # an unexpected error: please report it
+    CONFIG = 2  # the config or the command line is wrong
+    DATA = 3  # the input data is wrong
+    GATE = 4  # retraining: the challenger failed the promotion gate (worth an alert)
+    INFRA = 5  # the tracking store or filesystem is unreachable
+
+
+class IcpmlError(Exception):
+    """Base class: an error the user can fix; ``str(err)`` is the message to show."""
+
+    exit_code = ExitCode.BUG
+
+
+class ConfigError(IcpmlError, ValueError):
+    """The configuration (YAML or command-line options) is invalid."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class DataError(IcpmlError, ValueError):
+    """The account table is invalid. ``problems`` lists every problem found."""
+
+    exit_code = ExitCode.DATA
+
+    def __init__(self, problems: list[str] | str, source: str = "data"):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+class TrackingError(IcpmlError, RuntimeError):
+    """The MLflow tracking store or a registered model cannot be reached."""
+
+    exit_code = ExitCode.INFRA

@@ -1,0 +1,339 @@
+"""``discover()``: the one entry point that runs every stage in order.
+
+config -> data -> cohorts -> features (screen) -> models -> explain -> criteria
+-> scoring -> tracking -> report. Notebooks, the CLI and scheduled jobs all call
+:func:`discover`, so a result seen in one is reproduced exactly by the others.
+
+Rows are split once, stratified by cohort, into three disjoint parts:
+
+* **train** fits both models (and their cross-validation);
+* **selection** chooses which candidate criteria to keep;
+* **holdout** measures everything reported (model metrics, criterion evidence,
+  tier outcomes), on accounts that influenced neither the models nor the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from icpml import __version__
+from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
+from icpml.config import Config
+from icpml.criteria import CriteriaSet, derive_criteria
+from icpml.data import data_fingerprint, feature_kinds, load_accounts, validate_accounts
+from icpml.errors import DataError
+from icpml.explain import Explanation, explain
+from icpml.features import ColumnScreen, screen_columns
+from icpml.models import TrainedModel, train_model
+from icpml.scoring import Scorer, assign_tiers, tier_summary
+
+__all__ = ["discover", "Discovery"]
+
+log = logging.getLogger(__name__)
+
+#: SHAP on at most this many accounts when proposing criteria (exact but O(n)).
+_MAX_SHAP_ROWS = 5000
+
+
+@dataclass
+class Discovery:
+    """Everything one discovery run produced; every stage's output is kept.
+
+    Attributes
+    ----------
+    config : Config
+    accounts : DataFrame
+        The validated account table.
+    kinds : dict
+        Kind of each targetable column.
+    screen : ColumnScreen
+        Identifier / leakage screening of the targetable columns.
+    value_score, cohorts : Series
+    contrast : DataFrame
+        Best vs worst per feature.
+    split : Series
+        ``train`` / ``selection`` / ``holdout`` per account.
+    fit, churn : TrainedModel
+    fit_explanation, churn_explanation : Explanation
+        SHAP on held-out accounts.
+    criteria : CriteriaSet
+    scorer : Scorer
+    scored : DataFrame
+        Every account scored.
+    tiers : DataFrame
+        Tier summary on held-out accounts (expected outcomes per tier).
+    run_id, report_dir : set when tracked / reported.
+    timings : dict
+        Seconds per stage.
+    """
+
+    config: Config
+    accounts: pd.DataFrame
+    kinds: dict[str, str]
+    screen: ColumnScreen
+    value_score: pd.Series
+    cohorts: pd.Series
+    contrast: pd.DataFrame
+    split: pd.Series
+    fit: TrainedModel
+    churn: TrainedModel | None
+    fit_explanation: Explanation
+    churn_explanation: Explanation | None
+    criteria: CriteriaSet
+    scorer: Scorer
+    scored: pd.DataFrame
+    tiers: pd.DataFrame
+    fingerprint: str
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    report_dir: Path | None = None
+    model_versions: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Headline figures (also logged as MLflow metrics)."""
+        ev = self.criteria.icp_evidence
+        out = {
+            "n_accounts": len(self.accounts),
+            "fit_cv_roc_auc": self.fit.cv.get("roc_auc_mean", float("nan")),
+            "fit_holdout_roc_auc": self.fit.holdout.get("roc_auc", float("nan")),
+            "n_icp_criteria": len(self.criteria.icp),
+            "n_anti_icp_criteria": len(self.criteria.anti_icp),
+            "icp_coverage": ev.get("coverage", float("nan")),
+            "icp_lift": ev.get("lift", float("nan")),
+        }
+        if self.churn is not None:
+            out["churn_holdout_roc_auc"] = self.churn.holdout.get("roc_auc", float("nan"))
+        return out
+
+
+class _Stages:
+    """Times each stage and reports it (log line; optional progress callback)."""
+
+    def __init__(self, progress: Callable[[str, int, int], None] | None, total: int):
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(name, self.done, self.total)
+        t0 = time.perf_counter()
+        yield
+        dt = time.perf_counter() - t0
+        self.timings[name] = round(dt, 3)
+        self.done += 1
+        log.info("stage=%s seconds=%.2f", name, dt)
+        if self.progress:
+            self.progress(name, self.done, self.total)
+
+
+def _split(cohorts: pd.Series, cfg: Config) -> pd.Series:
+    """train / selection / holdout labels, stratified by cohort, seeded."""
+    seed = cfg.models.seed
+    idx = cohorts.index.to_numpy()
+    strat = cohorts.to_numpy()
+    if min(pd.Series(strat).value_counts()) < 4:
+        strat = None
+    rest, hold = train_test_split(idx, test_size=cfg.models.holdout_size, random_state=seed,
+                                  stratify=strat)
+    strat_rest = cohorts.loc[rest].to_numpy() if strat is not None else None
+    train, sel = train_test_split(rest, test_size=cfg.models.selection_size, random_state=seed + 1,
+                                  stratify=strat_rest)
+    split = pd.Series("train", index=cohorts.index, name="split", dtype="string")
+    split.loc[sel] = "selection"
+    split.loc[hold] = "holdout"
+    return split
+
+
+def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool = True,
+             report: bool = True, progress: Callable[[str, int, int], None] | None = None,
+             source: str | None = None) -> Discovery:
+    """Run the whole ICP discovery.
+
+    Parameters
+    ----------
+    cfg : Config
+    accounts : DataFrame, optional
+        The account table; read from ``cfg.data.path`` when omitted. Not modified.
+    track : bool
+        Log the run and register the models in MLflow.
+    report : bool
+        Write ``reports/<run>/`` (report.html, criteria.md, criteria.json...).
+    progress : callable, optional
+        ``progress(stage, done, total)``, called before and after each stage.
+    source : str, optional
+        Name of the data source for messages and provenance.
+
+    Returns
+    -------
+    Discovery
+
+    Raises
+    ------
+    DataError, ConfigError, TrackingError
+
+    Examples
+    --------
+    >>> from icpml import demo_config, discover, make_accounts
+    >>> res = discover(demo_config(), make_accounts(1200, seed=3), track=False, report=False)
+    >>> sorted(res.scored["tier"].unique())[:1]
+    ['Excluded']
+    """
+    stages = _Stages(progress, total=8 + int(track) + int(report))
+    warnings: list[str] = []
+
+    with stages.stage("load"):
+        if accounts is None:
+            if not cfg.data.path:
+                raise DataError("no data: set data.path in the config or pass --data", "config")
+            path = cfg.resolve(cfg.data.path)
+            source = source or str(path)
+            accounts = load_accounts(path)
+        source = source or "accounts"
+        df = validate_accounts(accounts, cfg, source=source)
+        kinds = feature_kinds(df, cfg)
+        fingerprint = data_fingerprint(accounts)
+
+    with stages.stage("cohorts"):
+        score = value_score(df, cfg.columns.outcomes)
+        if score.isna().any():
+            n = int(score.isna().sum())
+            warnings.append(f"{n} account(s) have no outcome values and sit in the middle cohort")
+        cohorts = label_cohorts(score, cfg.cohorts.best_quantile, cfg.cohorts.worst_quantile)
+        counts = cohorts.value_counts()
+        for c in (BEST, WORST):
+            if counts.get(c, 0) < cfg.cohorts.min_per_cohort:
+                raise DataError(
+                    f"the {c} cohort has {counts.get(c, 0)} accounts (fewer than "
+                    f"cohorts.min_per_cohort={cfg.cohorts.min_per_cohort}); the outcome columns "
+                    "may be constant: check columns.outcomes", source)
+        contrast = cohort_contrast(df, cohorts, cfg, kinds)
+
+    with stages.stage("screen"):
+        ends = cohorts[cohorts != MIDDLE]
+        screen = screen_columns(df, kinds, ends == BEST, trusted=cfg.columns.trusted,
+                                leakage_auc=cfg.models.leakage_auc)
+        warnings += screen.warnings
+        fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
+        if not fit_kinds:
+            raise DataError("every feature column was screened out as identifier or leak; "
+                            "list genuine pre-sale columns under columns.features", source)
+        split = _split(cohorts, cfg)
+
+    is_best = cohorts == BEST
+    ends_mask = cohorts != MIDDLE
+    churn_col = cfg.columns.churn
+    churned = df[churn_col].astype(bool) if churn_col else None
+    tr, sel, ho = (split == "train"), (split == "selection"), (split == "holdout")
+
+    with stages.stage("fit model"):
+        fit = train_model("fit", df[tr & ends_mask], is_best[tr & ends_mask].to_numpy(),
+                          df[ho & ends_mask], is_best[ho & ends_mask].to_numpy(), fit_kinds,
+                          cfg.models)
+        log.info("fit model: cv roc_auc %.3f, holdout roc_auc %.3f",
+                 fit.cv.get("roc_auc_mean", float("nan")), fit.holdout["roc_auc"])
+
+    churn = None
+    with stages.stage("churn model"):
+        if churned is not None:
+            churn_kinds = dict(fit_kinds)
+            if cfg.models.churn_uses_post_sale:
+                for c in cfg.columns.post_sale:
+                    churn_kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
+            if churned[tr].nunique() == 2:
+                churn = train_model("churn", df[tr], churned[tr].to_numpy(), df[ho],
+                                    churned[ho].to_numpy(), churn_kinds, cfg.models)
+                log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
+            else:
+                warnings.append("the training split has a single churn value; no churn model")
+
+    with stages.stage("explain"):
+        propose = df[tr | sel]
+        if len(propose) > _MAX_SHAP_ROWS:
+            propose = propose.sample(_MAX_SHAP_ROWS, random_state=cfg.models.seed).sort_index()
+        fit_prop = explain(fit, propose)
+        churn_prop = explain(churn, propose) if churn is not None else None
+        fit_expl = explain(fit, df[ho])
+        churn_expl = explain(churn, df[ho]) if churn is not None else None
+
+    with stages.stage("criteria"):
+        allowed = list(fit_kinds)
+        criteria = derive_criteria(
+            fit_prop, churn_prop, kinds, allowed,
+            df[sel], cohorts[sel], df[ho], cohorts[ho],
+            select_churn=churned[sel] if churned is not None else None,
+            holdout_churn=churned[ho] if churned is not None else None,
+            refine_rows=df[tr | sel], refine_cohort=cohorts[tr | sel],
+            cfg=cfg.criteria, seed=cfg.models.seed,
+        )
+        hold_tiers = assign_tiers(criteria, df[ho])
+        tiers = tier_summary(hold_tiers, is_best[ho], churned[ho] if churned is not None else None)
+        criteria.tiers = {
+            "definition": {
+                "Tier 1": "meets every ICP criterion and no exclusion",
+                "Tier 2": "misses exactly one ICP criterion, no exclusion",
+                "Tier 3": "misses two or more ICP criteria, no exclusion",
+                "Excluded": "at least one anti-ICP exclusion fires",
+            },
+            "holdout_summary": tiers.to_dict(orient="records"),
+        }
+        criteria.warnings = list(warnings)
+        criteria.meta.update({
+            "icpml_version": __version__,
+            "data_fingerprint": fingerprint,
+            "n_accounts": len(df),
+            "n_holdout": int(ho.sum()),
+            "n_selection": int(sel.sum()),
+            "n_train": int(tr.sum()),
+            "cohorts": {
+                "best_quantile": cfg.cohorts.best_quantile,
+                "worst_quantile": cfg.cohorts.worst_quantile,
+                "value_score": [m.model_dump() for m in cfg.columns.outcomes],
+            },
+            "fit_model": {"holdout_roc_auc": fit.holdout["roc_auc"],
+                          "cv_roc_auc": fit.cv.get("roc_auc_mean")},
+            "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"]} if churn else None),
+            "screened_out": dict(sorted(screen.excluded.items())),
+        })
+
+    with stages.stage("score"):
+        scorer = Scorer(fit=fit, churn=churn, criteria=criteria, id_column=cfg.columns.id)
+        scored = scorer.score(df)
+        scored.insert(1, "cohort", cohorts.to_numpy())
+        scored.insert(2, "split", split.to_numpy())
+
+    res = Discovery(
+        config=cfg, accounts=df, kinds=kinds, screen=screen, value_score=score, cohorts=cohorts,
+        contrast=contrast, split=split, fit=fit, churn=churn, fit_explanation=fit_expl,
+        churn_explanation=churn_expl, criteria=criteria, scorer=scorer, scored=scored,
+        tiers=tiers, fingerprint=fingerprint, warnings=warnings,
+    )
+    for w in warnings:
+        log.warning(w)
+    if track:
+        from icpml import tracking
+
+        with stages.stage("track"):
+            tracking.log_discovery(res)
+    if report:
+        from icpml import report as report_mod
+
+        with stages.stage("report"):
+            res.report_dir = report_mod.write_report(res)
+            if track and res.run_id:
+                from icpml import tracking
+
+                tracking.log_report(res)
+    res.timings = stages.timings
+    return res

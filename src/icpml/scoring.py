@@ -1,0 +1,207 @@
+"""Score and tier accounts: fit score, churn risk, tier and reasons in words.
+
+:class:`Scorer` bundles what scoring needs (the fitted fit and churn models, the
+criteria and the column roles). It is what the registered MLflow model wraps, so
+``icpml score``, a notebook and ``mlflow models serve`` give the same output:
+
+=================  ===========================================================
+column             meaning
+=================  ===========================================================
+<id column>        the account id
+fit_score          fit model probability of the best cohort (trained on best
+                   vs worst, so it ranks; see the report for its calibration)
+churn_risk         churn model probability (blank without a churn model)
+tier               ``Tier 1`` meets every ICP criterion; ``Tier 2`` misses one;
+                   ``Tier 3`` the rest; ``Excluded`` any anti-ICP criterion fires
+icp_match          meets every inclusion criterion and no exclusion
+anti_icp_match     any exclusion fires
+exclusion_reasons  the exclusions that fired, in words
+top_reasons        the three columns that moved the fit score most (SHAP)
+data_issues        missing columns or values the score had to do without
+=================  ===========================================================
+
+Columns absent from a prospect list are scored as missing (the models route
+missing values) and named in ``data_issues``; unseen categories fall in the
+encoder's "infrequent" bucket. Large tables are scored in chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from icpml.criteria import CriteriaSet
+from icpml.data import coerce_bool
+from icpml.explain import explain
+from icpml.models import TrainedModel
+
+__all__ = ["Scorer", "assign_tiers", "tier_summary", "TIERS", "SCORED_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+TIERS = ["Tier 1", "Tier 2", "Tier 3", "Excluded"]
+SCORED_COLUMNS = ["fit_score", "churn_risk", "tier", "icp_match", "anti_icp_match",
+                  "exclusion_reasons", "top_reasons", "data_issues"]
+
+
+def assign_tiers(criteria: CriteriaSet, df: pd.DataFrame) -> pd.Series:
+    """Tier of each account (see the module docstring).
+
+    With no confirmed ICP criteria there is no Tier 1 or 2: every account that
+    no exclusion removes is Tier 3.
+    """
+    anti = criteria.anti_mask(df).to_numpy(bool)
+    if criteria.icp:
+        met = np.sum([c.mask(df).to_numpy(bool) for c in criteria.icp], axis=0)
+        missed = len(criteria.icp) - met
+    else:
+        missed = np.full(len(df), 99)
+    tier = np.where(missed == 0, "Tier 1", np.where(missed == 1, "Tier 2", "Tier 3"))
+    tier = np.where(anti, "Excluded", tier)
+    return pd.Series(pd.Categorical(tier, categories=TIERS), index=df.index, name="tier")
+
+
+def tier_summary(tiers: pd.Series, is_best: pd.Series | None = None,
+                 churned: pd.Series | None = None) -> pd.DataFrame:
+    """Accounts per tier and, where outcomes are known, best-cohort and churn rates."""
+    out = pd.DataFrame({"accounts": tiers.value_counts().reindex(TIERS, fill_value=0)})
+    out["share"] = out["accounts"] / max(len(tiers), 1)
+    if is_best is not None:
+        out["best_rate"] = is_best.astype(float).groupby(tiers, observed=False).mean().reindex(TIERS)
+    if churned is not None:
+        out["churn_rate"] = churned.astype(float).groupby(tiers, observed=False).mean().reindex(TIERS)
+    out.index.name = "tier"
+    return out.reset_index()
+
+
+def _contribution_words(col: str, value, shap_value: float) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        shown = "unknown"
+    elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+        shown = str(int(value))
+    elif isinstance(value, (float, np.floating)):
+        shown = f"{value:.3g}"
+    else:
+        shown = str(value)
+    verb = "raises" if shap_value > 0 else "lowers"
+    return f"{col} {shown} {verb} fit"
+
+
+@dataclass
+class Scorer:
+    """Everything needed to score raw account tables.
+
+    Attributes
+    ----------
+    fit : TrainedModel
+    churn : TrainedModel or None
+    criteria : CriteriaSet
+    id_column : str
+    chunk_size : int
+        Rows scored at a time (bounds memory on large tables).
+    """
+
+    fit: TrainedModel
+    churn: TrainedModel | None
+    criteria: CriteriaSet
+    id_column: str
+    chunk_size: int = 50_000
+
+    @property
+    def input_columns(self) -> list[str]:
+        cols = list(self.fit.columns)
+        if self.churn is not None:
+            cols += [c for c in self.churn.columns if c not in cols]
+        return cols
+
+    def prepare(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """Align a raw table to the training columns and types; never mutates ``df``.
+
+        Returns the aligned copy and the list of data issues found.
+        """
+        issues: list[str] = []
+        X = pd.DataFrame(index=df.index)
+        kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
+        for c in self.input_columns:
+            if c not in df.columns:
+                issues.append(f"column '{c}' missing: scored as unknown")
+                X[c] = np.nan if kinds[c] == "numeric" else pd.Series(pd.NA, index=df.index,
+                                                                     dtype="string")
+                continue
+            s = df[c]
+            if kinds[c] == "numeric":
+                num = pd.to_numeric(s, errors="coerce").astype(float)
+                bad = int((num.isna() & s.notna()).sum())
+                if bad:
+                    issues.append(f"column '{c}': {bad} non-numeric value(s) scored as unknown")
+                X[c] = num
+            elif kinds[c] == "boolean":
+                b = coerce_bool(s)
+                if b is None:
+                    issues.append(f"column '{c}': values are not yes/no; scored as unknown")
+                    b = pd.Series(pd.NA, index=df.index, dtype="boolean")
+                X[c] = b
+            else:
+                X[c] = s.astype("string")
+        return X, issues
+
+    def score(self, df: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
+        """Score a raw account table (customers or prospects).
+
+        Parameters
+        ----------
+        df : DataFrame
+            Raw accounts; needs the id column, and ideally every feature column.
+        reasons : bool
+            Compute per-account SHAP reasons (the slowest part; off for speed).
+
+        Returns
+        -------
+        DataFrame with the id column and :data:`SCORED_COLUMNS`.
+        """
+        if len(df) > self.chunk_size:
+            parts = [self.score(df.iloc[i:i + self.chunk_size], reasons=reasons)
+                     for i in range(0, len(df), self.chunk_size)]
+            return pd.concat(parts, ignore_index=True)
+        X, issues = self.prepare(df)
+        ids = (df[self.id_column].astype("string") if self.id_column in df.columns
+               else pd.Series(pd.array(range(len(df)), dtype="Int64").astype("string"),
+                              index=df.index))
+        if self.id_column not in df.columns:
+            issues.append(f"id column '{self.id_column}' missing: rows numbered instead")
+        out = pd.DataFrame({self.id_column: ids.to_numpy()}, index=df.index)
+        out["fit_score"] = self.fit.predict_proba(X) if len(X) else []
+        out["churn_risk"] = (self.churn.predict_proba(X) if self.churn is not None and len(X)
+                             else np.nan)
+        out["tier"] = assign_tiers(self.criteria, X).astype(str)
+        out["icp_match"] = self.criteria.icp_mask(X).to_numpy(bool)
+        anti = self.criteria.anti_mask(X)
+        out["anti_icp_match"] = anti.to_numpy(bool)
+        excl = [[] for _ in range(len(X))]
+        for c in self.criteria.anti_icp:
+            hit = c.mask(X).to_numpy(bool)
+            vals = X[c.column].tolist()
+            for i in np.flatnonzero(hit):
+                excl[i].append(c.reason(vals[i]))
+        out["exclusion_reasons"] = ["; ".join(e) for e in excl]
+        if reasons and len(X):
+            e = explain(self.fit, X)
+            vals = e.values.to_numpy()
+            cols = list(e.values.columns)
+            top = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :3]
+            data = X[cols].to_numpy(dtype=object)
+            out["top_reasons"] = [
+                "; ".join(_contribution_words(cols[j], data[i, j], vals[i, j])
+                          for j in top[i] if abs(vals[i, j]) > 1e-9)
+                for i in range(len(X))
+            ]
+        else:
+            out["top_reasons"] = ""
+        row_issue = "; ".join(issues)
+        out["data_issues"] = row_issue
+        if issues:
+            log.warning("scoring: %s", row_issue)
+        return out.reset_index(drop=True)
