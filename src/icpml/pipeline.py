@@ -97,6 +97,7 @@ class Discovery:
     run_id: str | None = None
     report_dir: Path | None = None
     model_versions: dict[str, str] = field(default_factory=dict)
+    model_aliases: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Headline figures (also logged as MLflow metrics)."""
@@ -190,7 +191,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     >>> sorted(res.scored["tier"].unique())[:1]
     ['Excluded']
     """
-    stages = _Stages(progress, total=8 + int(track) + int(report))
+    stages = _Stages(progress, total=8 + int(track or report))
     warnings: list[str] = []
 
     with stages.stage("load"):
@@ -324,16 +325,13 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     if track:
         from icpml import tracking
 
-        with stages.stage("track"):
-            tracking.log_discovery(res)
-    if report:
+        # the report is written inside the run: its folder is named after the run id
+        with stages.stage("track + report" if report else "track"):
+            tracking.log_discovery(res, write_report=report)
+    elif report:
         from icpml import report as report_mod
 
         with stages.stage("report"):
             res.report_dir = report_mod.write_report(res)
-            if track and res.run_id:
-                from icpml import tracking
-
-                tracking.log_report(res)
     res.timings = stages.timings
     return res

@@ -1,0 +1,278 @@
+"""The ``icpml`` command line: thin (parse, load config, call the pipeline, report).
+
+Commands: ``demo``, ``discover``, ``score``, ``export``. Exit codes are those of
+:class:`icpml.errors.ExitCode`: 0 done, 2 config/usage, 3 data, 4 gate, 5
+tracking store, 1 a bug. A user error prints one line naming the key or column
+and the fix, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from icpml import __version__
+from icpml.errors import ConfigError, IcpmlError
+
+app = typer.Typer(
+    name="icpml",
+    help="Discover your Ideal Customer Profile (ICP) and anti-ICP from your own customer data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+log = logging.getLogger("icpml")
+
+
+class _State:
+    quiet = False
+    verbose = False
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
+    root = logging.getLogger("icpml")
+    root.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(asctime)s %(levelname)s %(name)s %(message)s" if verbose else "%(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    # stage lines are for unattended jobs; a terminal gets a progress line instead
+    if not verbose and sys.stderr.isatty() and not quiet:
+        logging.getLogger("icpml.pipeline").setLevel(logging.WARNING)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"icpml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings, errors and output paths.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging with timestamps.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """icpml: evidence-based ICP and anti-ICP criteria, fit and churn scores, tiers."""
+    if quiet and verbose:
+        raise typer.BadParameter("use --quiet or --verbose, not both")
+    _State.quiet, _State.verbose = quiet, verbose
+    _setup_logging(quiet, verbose)
+
+
+def _handle_errors(fn):
+    """Turn user errors into one line on stderr and the matching exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except IcpmlError as err:
+            typer.secho(f"error: {err}", err=True, fg="red")
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _progress():
+    """A one-line stage progress display on a terminal; None elsewhere (logs suffice)."""
+    if _State.quiet or _State.verbose or not sys.stderr.isatty():
+        return None
+    t0 = time.perf_counter()
+
+    def show(stage: str, done: int, total: int) -> None:
+        width = 24
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        msg = f"\r[{bar}] {done}/{total} {stage:<18} {time.perf_counter() - t0:5.1f}s"
+        sys.stderr.write(msg)
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _out(text: str = "", *, always: bool = False) -> None:
+    if always or not _State.quiet:
+        typer.echo(text)
+
+
+def _print_summary(res, elapsed: float) -> None:
+    cs = res.criteria
+    _out()
+    _out(cs.verdict.get("message", ""))
+    if cs.icp:
+        _out("\nICP (every criterion):")
+        for c in cs.icp:
+            ev = c.evidence
+            _out(f"  + {c.describe():<42} coverage {ev['coverage']:.0%}  lift {ev['lift']:.2f}x")
+    if cs.anti_icp:
+        _out("\nAnti-ICP (any one excludes):")
+        for c in cs.anti_icp:
+            ev = c.evidence
+            _out(f"  - {c.describe():<42} coverage {ev['coverage']:.0%}  "
+                 f"wrongly drops {ev['best_wrongly_excluded']:.0%} of best customers")
+    fit = res.fit.holdout
+    line = f"\nFit model held-out ROC AUC {fit['roc_auc']:.3f}"
+    if res.churn is not None:
+        line += f"; churn model held-out ROC AUC {res.churn.holdout['roc_auc']:.3f}"
+    _out(line)
+    for w in res.warnings:
+        _out(f"warning: {w}")
+    _out()
+    if res.report_dir:
+        _out(f"report:    {res.report_dir / 'report.html'}", always=True)
+        _out(f"criteria:  {res.report_dir / 'criteria.json'}  (and criteria.md)", always=True)
+    if res.run_id:
+        from icpml.tracking import tracking_uri
+
+        uri = tracking_uri(res.config)
+        _out(f"mlflow:    run {res.run_id} in experiment '{res.config.tracking.experiment}'",
+             always=True)
+        for k, v in res.model_versions.items():
+            _out(f"model:     {v} (@{res.model_aliases.get(k, '')})", always=True)
+        _out(f"browse:    mlflow ui --backend-store-uri {uri}")
+    _out(f"done in {elapsed:.1f}s")
+
+
+@app.command()
+@_handle_errors
+def demo(
+    n: Annotated[int, typer.Option(help="Number of synthetic accounts.", min=200)] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
+) -> None:
+    """Run the whole pipeline on built-in synthetic accounts with a planted ICP.
+
+    Writes data/demo/accounts.csv, a report under reports/, and an MLflow run
+    under mlruns/ (all relative to the project root).
+    """
+    from icpml._io import write_table
+    from icpml.config import demo_config
+    from icpml.pipeline import discover
+    from icpml.synthetic import PLANTED_ANTI_ICP, PLANTED_ICP, make_accounts
+
+    t0 = time.perf_counter()
+    cfg = demo_config()
+    accounts = make_accounts(n, seed=seed)
+    path = write_table(accounts, cfg.resolve(cfg.data.path))
+    _out(f"demo data: {len(accounts)} synthetic accounts -> {path}")
+    res = discover(cfg, accounts, track=track, progress=_progress(), source=str(path))
+    _print_summary(res, time.perf_counter() - t0)
+    _out(f"\nplanted truth: ICP = industry in {sorted(PLANTED_ICP['industry'])}, "
+         f"{PLANTED_ICP['employees'][0]} <= employees <= {PLANTED_ICP['employees'][1]}, "
+         f"crm = {next(iter(PLANTED_ICP['crm']))}; anti-ICP = requires_onprem, "
+         f"employees < {PLANTED_ANTI_ICP['employees_below']}")
+
+
+@app.command()
+@_handle_errors
+def discover(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config.")],
+    data: Annotated[Path | None, typer.Option(help="Account table (CSV/Parquet); overrides data.path.")] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report.")] = True,
+) -> None:
+    """Discover the ICP from your customer table: cohorts, models, criteria, report, MLflow run."""
+    from icpml.config import load_config
+    from icpml.data import load_accounts
+    from icpml.pipeline import discover as run
+
+    t0 = time.perf_counter()
+    cfg = load_config(config)
+    accounts = load_accounts(data) if data else None
+    res = run(cfg, accounts, track=track, report=report, progress=_progress(),
+              source=str(data) if data else None)
+    _print_summary(res, time.perf_counter() - t0)
+
+
+@app.command()
+@_handle_errors
+def score(
+    data: Annotated[Path, typer.Option(help="Accounts to score (CSV/Parquet): customers or prospects.")],
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    model: Annotated[str, typer.Option(help="Registered model URI.")] = "models:/icp-fit@champion",
+    config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                help="Config (for its tracking store).")] = None,
+    reasons: Annotated[bool, typer.Option("--reasons/--no-reasons",
+                                          help="Per-account SHAP reasons (slower).")] = True,
+) -> None:
+    """Score an account table: fit score, churn risk, tier, ICP match, reasons."""
+    from icpml._io import write_table
+    from icpml.config import load_config
+    from icpml.data import load_accounts
+    from icpml.scoring import tier_summary
+    from icpml.tracking import load_scorer
+
+    if out.resolve() == data.resolve():
+        raise ConfigError("--out must differ from --data; input files are never overwritten")
+    cfg = load_config(config) if config else None
+    df = load_accounts(data)
+    scorer = load_scorer(model, cfg)
+    t0 = time.perf_counter()
+    scored = scorer.score(df, reasons=reasons)
+    write_table(scored, out)
+    summary = tier_summary(scored["tier"].astype("category"))
+    _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))
+    issues = scored["data_issues"].iloc[0] if len(scored) else ""
+    if issues:
+        typer.secho(f"warning: {issues}", err=True, fg="yellow")
+    _out(f"scored {len(scored)} accounts in {time.perf_counter() - t0:.1f}s")
+    _out(f"scored:    {out}", always=True)
+
+
+@app.command()
+@_handle_errors
+def export(
+    criteria: Annotated[Path, typer.Option(help="criteria.json from a report folder.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="sql, pandas or json.")] = "sql",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Export ICP and anti-ICP criteria as enforceable filters (SQL WHERE, pandas query, JSON)."""
+    from icpml._io import atomic_write_text
+    from icpml.criteria import CriteriaSet
+
+    if format not in ("sql", "pandas", "json"):
+        raise ConfigError(f"--format '{format}' is unknown; use sql, pandas or json")
+    try:
+        cs = CriteriaSet.from_dict(json.loads(criteria.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ConfigError(f"criteria file '{criteria}' does not exist; pass a criteria.json "
+                          "from a report folder") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"'{criteria}' is not a valid criteria.json ({err})") from None
+    if format == "sql":
+        q = cs.to_sql()
+        text = (f"-- ICP: accounts meeting every inclusion and no exclusion\n"
+                f"WHERE {q['icp']}\n\n-- anti-ICP: accounts to walk past\nWHERE {q['anti_icp']}\n")
+    elif format == "pandas":
+        q = cs.to_pandas()
+        text = f"icp = {q['icp']!r}\nanti_icp = {q['anti_icp']!r}\n"
+    else:
+        text = cs.to_json()
+    if out:
+        atomic_write_text(out, text)
+        _out(f"written:   {out}", always=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+def main(prog_name: str | None = None) -> None:
+    """Console-script entry point (``icpml`` and ``python -m icpml``)."""
+    app(prog_name=prog_name or "icpml")

@@ -1,0 +1,310 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+One discovery is one MLflow run in the experiment named by ``tracking.experiment``:
+
+* **params**: the resolved config, flattened (``columns.id``, ``models.seed``...),
+  and the data fingerprint; the whole config is also logged as ``config.yaml``;
+* **metrics**: CV and held-out metrics of both models, ICP coverage and lift;
+* **artifacts**: the report folder (``report.html``, ``criteria.json``,
+  ``criteria.md``, ``contrast.csv``, ``scored.csv``, figures);
+* **models**: two pyfunc models registered as ``tracking.fit_model_name`` and
+  ``tracking.churn_model_name``. Their ``predict`` takes raw account columns:
+  the fit model returns the full scored output (:mod:`icpml.scoring`), the churn
+  model the id and ``churn_risk``. The first version of each is aliased
+  ``@champion``; later versions get ``@challenger`` (promotion is retraining's job).
+
+The store defaults to SQLite inside the project, ``sqlite:///<root>/mlruns/mlflow.db``
+with artifacts under ``<root>/mlruns/artifacts`` (plain-file stores are refused by
+MLflow 3); ``MLFLOW_TRACKING_URI``, then ``tracking.uri``, override it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from icpml.config import Config, find_project_root
+from icpml.errors import TrackingError
+
+if TYPE_CHECKING:
+    from icpml.pipeline import Discovery
+    from icpml.scoring import Scorer
+
+__all__ = ["tracking_uri", "log_discovery", "load_scorer", "IcpPyfuncModel", "configure"]
+
+log = logging.getLogger(__name__)
+
+# what a registered model needs at load time (icpml itself travels as code_paths)
+_PIP_REQUIREMENTS = [
+    "numpy", "pandas", "scipy", "scikit-learn", "shap", "pyyaml", "pydantic", "mlflow",
+]
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's own chatter (migrations, pickling advice) is noise to icpml users;
+    ``--verbose`` (icpml at DEBUG) lets it through."""
+    level = logging.DEBUG if log.getEffectiveLevel() <= logging.DEBUG else logging.ERROR
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(level)
+    warnings.filterwarnings("ignore", module="mlflow")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
+
+
+def tracking_uri(cfg: Config | None = None) -> str:
+    """The tracking URI: ``MLFLOW_TRACKING_URI`` > ``tracking.uri`` > SQLite in the project."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    if cfg is None:
+        return "sqlite:///" + str(find_project_root() / "mlruns" / "mlflow.db")
+    if cfg.tracking.uri:
+        uri = cfg.tracking.uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            # relative SQLite path: resolve from the project root, not the cwd
+            uri = "sqlite:///" + str(cfg.resolve(uri[len("sqlite:///"):]))
+        return uri
+    return "sqlite:///" + str(cfg.resolve("mlruns") / "mlflow.db")
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Artifacts beside a local SQLite store; a server decides its own."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        return (db.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def configure(cfg: Config | None) -> str | None:
+    """Point mlflow at the configured store and experiment; return the experiment id.
+
+    With ``cfg=None`` only the store is set (for loading registered models).
+    """
+    import mlflow
+
+    _quiet_mlflow()
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if cfg is None:
+        return None
+    try:
+        exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+        if exp is None:
+            exp_id = mlflow.create_experiment(cfg.tracking.experiment,
+                                              artifact_location=_artifact_root(uri))
+        else:
+            exp_id = exp.experiment_id
+    except Exception as err:  # the store is down, locked or unreadable
+        raise TrackingError(
+            f"tracking store '{uri}' cannot be used ({_first_line(err)}); "
+            "set MLFLOW_TRACKING_URI or tracking.uri to a reachable store"
+        ) from None
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            text = str(v)
+            out[key] = text if len(text) <= 6000 else text[:5997] + "..."
+    return out
+
+
+# ----------------------------------------------------------------------------- pyfunc
+try:  # the pyfunc base class only exists when mlflow is importable
+    import mlflow.pyfunc as _pyfunc
+
+    _PythonModel: Any = _pyfunc.PythonModel
+except Exception:  # pragma: no cover - mlflow is a hard dependency
+    _PythonModel = object
+
+
+class IcpPyfuncModel(_PythonModel):
+    """Registered model: raw account columns in, scored output out.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    output : {"scored", "churn"}
+        The full scored output (fit model) or id + ``churn_risk`` (churn model).
+    """
+
+    def __init__(self, scorer: Scorer, output: str = "scored"):
+        self.scorer = scorer
+        self.output = output
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ARG002
+        df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        reasons = bool((params or {}).get("reasons", True))
+        scored = self.scorer.score(df, reasons=reasons and self.output == "scored")
+        if self.output == "churn":
+            return scored[[self.scorer.id_column, "churn_risk"]]
+        return scored
+
+
+def _signature(scorer: Scorer, example: pd.DataFrame):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    # every column is optional and of any type: prospect lists rarely carry every
+    # column and type them loosely (employees as int or float, flags as "yes"/1);
+    # the scorer coerces each value itself and reports what it had to do without
+    cols = [ColSpec(AnyType(), scorer.id_column, required=False)]
+    cols += [ColSpec(AnyType(), c, required=False) for c in scorer.input_columns]
+    out = Schema([ColSpec("string", scorer.id_column), ColSpec("double", "fit_score"),
+                  ColSpec("double", "churn_risk"), ColSpec("string", "tier"),
+                  ColSpec("boolean", "icp_match"), ColSpec("boolean", "anti_icp_match"),
+                  ColSpec("string", "exclusion_reasons"), ColSpec("string", "top_reasons"),
+                  ColSpec("string", "data_issues")])
+    params = ParamSchema([ParamSpec("reasons", "boolean", True)])
+    return ModelSignature(inputs=Schema(cols), outputs=out, params=params)
+
+
+def _input_example(scorer: Scorer, df: pd.DataFrame) -> pd.DataFrame:
+    X, _ = scorer.prepare(df.head(5))
+    X.insert(0, scorer.id_column, df[scorer.id_column].head(5).astype(str).to_numpy())
+    for c in X.columns:
+        if str(X[c].dtype) in ("string", "str"):
+            X[c] = X[c].astype(object)
+        elif str(X[c].dtype) == "boolean":
+            X[c] = X[c].astype(object)
+    return X
+
+
+def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str) -> dict:
+    import mlflow
+    from mlflow import MlflowClient
+
+    code = str(Path(__file__).resolve().parent)
+    chatter = io.StringIO()  # mlflow prints "Successfully registered..." to stderr itself
+    with contextlib.redirect_stderr(chatter):
+        info = mlflow.pyfunc.log_model(
+            name=name, python_model=model, signature=signature,
+            registered_model_name=registered_name, pip_requirements=_PIP_REQUIREMENTS,
+            code_paths=[code],
+        )
+    log.debug(chatter.getvalue().strip())
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    try:
+        client.get_model_version_by_alias(registered_name, "champion")
+        alias = "challenger"
+    except Exception:
+        alias = "champion"  # the first version becomes champion
+    client.set_registered_model_alias(registered_name, alias, version)
+    return {"name": registered_name, "version": version, "alias": alias,
+            "uri": f"models:/{registered_name}/{version}"}
+
+
+def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
+    """Log one discovery as an MLflow run and register its models.
+
+    Writes the report inside the run (its folder name carries the run id) when
+    ``write_report`` is true, and logs it as artifacts. Sets ``res.run_id``,
+    ``res.model_versions`` and ``res.report_dir``.
+
+    Raises
+    ------
+    TrackingError
+        If the store cannot be reached or written.
+    """
+    import mlflow
+
+    cfg = res.config
+    configure(cfg)
+    try:
+        with mlflow.start_run(run_name=f"{cfg.name}-{res.fingerprint[:8]}") as run:
+            res.run_id = run.info.run_id
+            mlflow.set_tags({"icpml.config_name": cfg.name, "icpml.data_fingerprint": res.fingerprint,
+                             "icpml.verdict": res.criteria.verdict.get("message", "")[:5000]})
+            params = _flatten(cfg.to_dict())
+            params["data.fingerprint"] = res.fingerprint
+            items = sorted(params.items())
+            for i in range(0, len(items), 90):
+                mlflow.log_params(dict(items[i:i + 90]))
+            mlflow.log_dict(cfg.to_dict(), "config.yaml")
+            metrics = {f"fit.{k}": v for k, v in res.fit.metrics().items()}
+            if res.churn is not None:
+                metrics.update({f"churn.{k}": v for k, v in res.churn.metrics().items()})
+            metrics.update({k: float(v) for k, v in res.summary().items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()
+                                if v is not None and pd.notna(v)})
+            mlflow.log_text(res.criteria.to_json(), "criteria/criteria.json")
+            if write_report:
+                from icpml import report as report_mod
+
+                res.report_dir = report_mod.write_report(res)
+                mlflow.log_artifacts(str(res.report_dir), artifact_path="report")
+            example = _input_example(res.scorer, res.accounts)
+            sig = _signature(res.scorer, example)
+            versions = {"fit": _register("fit_model", IcpPyfuncModel(res.scorer, "scored"), sig,
+                                         cfg.tracking.fit_model_name)}
+            if res.churn is not None:
+                versions["churn"] = _register("churn_model", IcpPyfuncModel(res.scorer, "churn"),
+                                              sig, cfg.tracking.churn_model_name)
+            mlflow.set_tags({f"icpml.{k}_model_version": v["version"] for k, v in versions.items()})
+            res.model_versions = {k: v["uri"] for k, v in versions.items()}
+            res.model_aliases = {k: v["alias"] for k, v in versions.items()}
+    except TrackingError:
+        raise
+    except (OSError, mlflow.exceptions.MlflowException) as err:
+        raise TrackingError(f"logging to '{tracking_uri(cfg)}' failed ({_first_line(err)}); "
+                            "check the tracking store and disk space") from None
+    return res.run_id
+
+
+def load_scorer(model_uri: str, cfg: Config | None = None) -> Scorer:
+    """Load the :class:`~icpml.scoring.Scorer` behind a registered model or run.
+
+    Parameters
+    ----------
+    model_uri : str
+        ``models:/icp-fit@champion``, ``models:/icp-fit/3`` or ``runs:/<id>/fit_model``.
+    cfg : Config, optional
+        Used to find the tracking store.
+    """
+    import mlflow
+
+    configure(cfg)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except Exception as err:
+        raise TrackingError(f"cannot load model '{model_uri}' ({_first_line(err)}); "
+                            "run `icpml demo` or `icpml discover` first, or check --model") from None
+    inner = model.unwrap_python_model()
+    return inner.scorer
+
+
+def download_run_file(run_id: str, path: str, cfg: Config) -> str:
+    """Text of one artifact of a run (e.g. ``criteria/criteria.json``)."""
+    import mlflow
+
+    configure(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                        dst_path=tmp)
+        except Exception as err:
+            raise TrackingError(f"run '{run_id}' has no artifact '{path}' ({_first_line(err)})") from None
+        return Path(local).read_text(encoding="utf-8")
