@@ -1,0 +1,224 @@
+"""The command line as a user meets it: exit codes, one-line errors, files written.
+
+Each test runs in a throwaway project root (``ICPML_PROJECT_ROOT``) with its own
+SQLite tracking store, so nothing touches the repository's mlruns/ or reports/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from icpml.cli import app
+from icpml.errors import ExitCode
+from icpml.synthetic import make_accounts
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    """An empty project folder used as the project root, with its own tracking store."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # deliberately not the project root
+    return root
+
+
+def _config(root: Path, data: Path, **over) -> Path:
+    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    cfg["data"]["path"] = str(data)
+    cfg["tracking"]["experiment"] = "cli-test"
+    for k, v in over.items():
+        cfg[k] = v
+    p = root / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One `icpml demo` in a fresh project root (shared by the tests that read its outputs)."""
+    root = tmp_path_factory.mktemp("demo")
+    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ICPML_PROJECT_ROOT", str(root))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = runner.invoke(app, ["demo", "--n", "1500"])
+    yield root, result
+    mp.undo()
+
+
+def test_demo_writes_report_criteria_and_mlflow_run(demo_run):
+    root, result = demo_run
+    assert result.exit_code == 0, result.output
+    assert (root / "data" / "demo" / "accounts.csv").is_file()
+    reports = list((root / "reports").glob("demo_*/report.html"))
+    assert len(reports) == 1
+    folder = reports[0].parent
+    crit = json.loads((folder / "criteria.json").read_text())
+    assert crit["schema_version"].startswith("1.")
+    assert crit["verdict"]["icp_found"] is True
+    assert (root / "mlruns" / "mlflow.db").is_file()
+    assert "report:" in result.output and "mlflow:" in result.output
+    assert "models:/icp-fit/1 (@champion)" in result.output
+
+
+def test_registered_champion_scores_raw_accounts(demo_run):
+    import mlflow
+
+    root, _ = demo_run
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/icp-fit@champion")
+    raw = make_accounts(40, seed=11)
+    out = model.predict(raw)
+    assert list(out.columns[:1]) == ["account_id"]
+    for col in ("fit_score", "churn_risk", "tier", "icp_match", "anti_icp_match",
+                "exclusion_reasons", "top_reasons"):
+        assert col in out.columns
+    assert len(out) == 40
+    assert out["fit_score"].between(0, 1).all()
+
+
+def test_score_command_against_champion(demo_run, tmp_path, monkeypatch):
+    root, _ = demo_run
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    prospects = make_accounts(120, seed=5).drop(columns=["arr", "nrr", "nps", "churned", "crm"])
+    src = tmp_path / "prospects.csv"
+    prospects.to_csv(src, index=False)
+    before = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "scored.parquet"
+    result = runner.invoke(app, ["score", "--data", str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_parquet(out)
+    assert len(scored) == 120
+    assert set(scored["tier"]) <= {"Tier 1", "Tier 2", "Tier 3", "Excluded"}
+    assert scored["data_issues"].str.contains("crm").all()
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == before  # input untouched
+
+
+def test_export_sql_pandas_json(demo_run, tmp_path):
+    root, _ = demo_run
+    crit = next((root / "reports").glob("demo_*/criteria.json"))
+    for fmt, needle in (("sql", "WHERE"), ("pandas", "icp ="), ("json", '"schema_version"')):
+        result = runner.invoke(app, ["export", "--criteria", str(crit), "--format", fmt])
+        assert result.exit_code == 0, result.output
+        assert needle in result.output
+    out = tmp_path / "icp.sql"
+    result = runner.invoke(app, ["export", "--criteria", str(crit), "--out", str(out)])
+    assert result.exit_code == 0 and out.read_text().startswith("-- ICP")
+
+
+def test_export_pandas_query_matches_criteria(demo_run):
+    from icpml.criteria import CriteriaSet
+
+    root, _ = demo_run
+    cs = CriteriaSet.from_dict(json.loads(next((root / "reports").glob("demo_*/criteria.json"))
+                                          .read_text()))
+    df = make_accounts(500, seed=21)
+    q = cs.to_pandas()
+    assert df.eval(q["icp"]).astype(bool).tolist() == cs.icp_mask(df).tolist()
+    assert df.eval(q["anti_icp"]).astype(bool).tolist() == cs.anti_mask(df).tolist()
+
+
+def test_discover_with_config_no_track(project, tmp_path):
+    data = tmp_path / "accounts.csv"
+    make_accounts(1200, seed=2).to_csv(data, index=False)
+    cfg = _config(project, data)
+    result = runner.invoke(app, ["--quiet", "discover", "--config", str(cfg), "--no-track"])
+    assert result.exit_code == 0, result.output
+    assert "report:" in result.output
+    assert "ICP (every criterion)" not in result.output  # --quiet prints paths only
+    assert not (project / "mlruns" / "mlflow.db").exists()
+    assert list((project / "reports").glob("*/report.html"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        ({"colums": {}}, "colums: unknown key"),
+        ({"cohorts": {"best_quantile": 0.9}}, "cohorts.best_quantile"),
+    ],
+)
+def test_config_errors_are_one_line_with_exit_code(project, tmp_path, edit, needle):
+    data = tmp_path / "accounts.csv"
+    make_accounts(300, seed=2).to_csv(data, index=False)
+    cfg = _config(project, data, **edit)
+    result = runner.invoke(app, ["discover", "--config", str(cfg), "--no-track"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert needle in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_data_error_names_every_problem(project, tmp_path):
+    df = make_accounts(300, seed=2).drop(columns=["industry"])
+    df.loc[3, "account_id"] = df.loc[4, "account_id"]
+    df["arr"] = df["arr"].astype(object)
+    df.loc[0, "arr"] = "lots"
+    data = tmp_path / "bad.csv"
+    df.to_csv(data, index=False)
+    before = data.read_bytes()
+    cfg = _config(project, data)
+    result = runner.invoke(app, ["discover", "--config", str(cfg), "--no-track"])
+    assert result.exit_code == ExitCode.DATA
+    out = result.output
+    assert "'industry'" in out and "duplicated id" in out and "'arr'" in out
+    assert "Traceback" not in out
+    assert data.read_bytes() == before
+    assert not list((project / "reports").glob("*/report.html"))  # nothing half-written
+
+
+def test_missing_config_file(project):
+    result = runner.invoke(app, ["discover", "--config", "nope.yaml"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert "does not exist" in result.output
+
+
+def test_score_refuses_to_overwrite_input(project, tmp_path):
+    data = tmp_path / "a.csv"
+    make_accounts(50, seed=1).to_csv(data, index=False)
+    result = runner.invoke(app, ["score", "--data", str(data), "--out", str(data)])
+    assert result.exit_code == ExitCode.CONFIG
+    assert "never overwritten" in result.output
+
+
+def test_score_unknown_model_is_a_tracking_error(project, tmp_path):
+    data = tmp_path / "a.csv"
+    make_accounts(50, seed=1).to_csv(data, index=False)
+    result = runner.invoke(app, ["score", "--data", str(data), "--out", str(tmp_path / "o.csv"),
+                                 "--model", "models:/nope@champion"])
+    assert result.exit_code == ExitCode.INFRA
+    assert "cannot load model" in result.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_export_bad_format_and_bad_file(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text("{}")
+    r1 = runner.invoke(app, ["export", "--criteria", str(bad), "--format", "xml"])
+    assert r1.exit_code == ExitCode.CONFIG and "--format" in r1.output
+    r2 = runner.invoke(app, ["export", "--criteria", str(bad)])
+    assert r2.exit_code == ExitCode.CONFIG and "not a valid criteria.json" in r2.output
+
+
+def test_version_and_python_m():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("icpml ")
+    proc = subprocess.run([sys.executable, "-m", "icpml", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    assert "demo" in proc.stdout and "score" in proc.stdout
