@@ -191,14 +191,22 @@ class Criterion:
 
     # -- exports ---------------------------------------------------------------------
     def to_sql(self) -> str:
-        """A SQL boolean expression (ANSI; NULL never matches unless ``is_missing``)."""
+        """A SQL boolean expression (ANSI; NULL never matches unless ``is_missing``).
+
+        Assumes the table's column types match the validated account table:
+        numbers as numbers, yes/no columns as BOOLEAN, categories as text.
+        """
         col = '"' + self.column.replace('"', '""') + '"'
         if self.op == "is_missing":
             return f"{col} IS NULL"
         if self.op in ("in", "not_in", "=="):
             vals = [v for v in self.values if v != MISSING]
             parts = []
-            if vals:
+            if vals and set(map(str, vals)) <= {"True", "False"}:
+                # a boolean column: compare as BOOLEAN, not as text ('true' vs 'True')
+                lst = ", ".join(str(v).upper() for v in vals)
+                parts.append(f"{col} {'NOT IN' if self.op == 'not_in' else 'IN'} ({lst})")
+            elif vals:
                 lst = ", ".join("'" + str(v).replace("'", "''") + "'" for v in vals)
                 parts.append(f"CAST({col} AS VARCHAR) {'NOT IN' if self.op == 'not_in' else 'IN'} ({lst})")
             if MISSING in self.values and self.op != "not_in":
@@ -213,13 +221,15 @@ class Criterion:
         return f"{col} {self.op} {_sqlnum(bound)}"
 
     def to_pandas(self) -> str:
-        """A ``DataFrame.query`` expression."""
+        """A ``DataFrame.query`` / ``DataFrame.eval`` expression (python engine)."""
         col = f"`{self.column}`"
         if self.op == "is_missing":
             return f"{col}.isna()"
         if self.op in ("in", "not_in", "=="):
             vals = [v for v in self.values if v != MISSING]
-            expr = f"{col}.isin({json.dumps([str(v) for v in vals])})" if vals else "False"
+            # compare as text, exactly like mask(): booleans read "True", numbers "3"
+            expr = (f'{col}.astype("string").isin({json.dumps([str(v) for v in vals])})'
+                    if vals else "False")
             if MISSING in self.values:
                 expr = f"({expr} | {col}.isna())"
             return f"~{expr} & {col}.notna()" if self.op == "not_in" else expr

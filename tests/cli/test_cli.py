@@ -222,3 +222,25 @@ def test_version_and_python_m():
                           text=True, timeout=120)
     assert proc.returncode == 0
     assert "demo" in proc.stdout and "score" in proc.stdout
+
+
+def test_export_sql_matches_criteria_in_duckdb(demo_run):
+    """The exported WHERE clauses select exactly the accounts icp_match / anti_icp_match mark."""
+    duckdb = pytest.importorskip("duckdb")
+    from icpml.config import demo_config
+    from icpml.criteria import CriteriaSet
+    from icpml.data import validate_accounts
+
+    root, _ = demo_run
+    cs = CriteriaSet.from_dict(json.loads(next((root / "reports").glob("demo_*/criteria.json"))
+                                          .read_text()))
+    df = validate_accounts(make_accounts(800, seed=23), demo_config())
+    con = duckdb.connect()
+    con.register("accounts", df)
+    q = cs.to_sql()
+    icp_ids = {r[0] for r in con.execute(f"SELECT account_id FROM accounts WHERE {q['icp']}").fetchall()}
+    anti_ids = {r[0] for r in con.execute(
+        f"SELECT account_id FROM accounts WHERE {q['anti_icp']}").fetchall()}
+    assert icp_ids == set(df.loc[cs.icp_mask(df), "account_id"])
+    assert anti_ids == set(df.loc[cs.anti_mask(df), "account_id"])
+    assert icp_ids and anti_ids
