@@ -1,8 +1,8 @@
 """The ``icpml`` command line: thin (parse, load config, call the pipeline, report).
 
-Commands: ``demo``, ``discover``, ``score``, ``export``. Exit codes are those of
-:class:`icpml.errors.ExitCode`: 0 done, 2 config/usage, 3 data, 4 gate, 5
-tracking store, 1 a bug. A user error prints one line naming the key or column
+Commands: ``demo``, ``discover``, ``score``, ``export``, ``retrain``, ``validate``. Exit codes
+are those of :class:`icpml.errors.ExitCode`: 0 done, 2 config/usage, 3 data, 4
+gate alert, 5 tracking store, 6 another retrain running, 1 a bug. A user error prints one line naming the key or column
 and the fix, without a traceback.
 """
 
@@ -271,6 +271,88 @@ def export(
         _out(f"written:   {out}", always=True)
     else:
         typer.echo(text, nl=False)
+
+
+@app.command()
+@_handle_errors
+def retrain(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config.")],
+    data: Annotated[Path | None, typer.Option(help="Fresh account table; overrides data.path.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, but log and promote nothing.")] = False,
+) -> None:
+    """Train a challenger; promote it to @champion only if it is at least as good.
+
+    Exit 0 when promoted, kept or unchanged; 4 when the challenger fails and the
+    champion no longer holds (alert); 3 bad data; 5 tracking store; 6 locked.
+    """
+    from icpml.config import load_config
+    from icpml.data import load_accounts
+    from icpml.retrain import retrain as run
+
+    t0 = time.perf_counter()
+    cfg = load_config(config)
+    accounts = load_accounts(data) if data else None
+    result = run(cfg, accounts, dry_run=dry_run, progress=_progress())
+    _out(f"decision:  {result.decision}", always=True)
+    for r in result.reasons:
+        _out(f"  - {r}")
+    if result.diff:
+        from icpml.retrain import diff_markdown
+
+        _out(diff_markdown(result.diff))
+    if result.criteria_drift is not None and len(result.criteria_drift):
+        stopped = result.criteria_drift[~result.criteria_drift["holds"]]
+        for _, row in stopped.iterrows():
+            _out(f"warning: criterion no longer holds on fresh data: {row['criterion']}")
+    if result.challenger is not None and result.challenger.report_dir:
+        _out(f"report:    {result.challenger.report_dir / 'report.html'}", always=True)
+    _out(f"done in {time.perf_counter() - t0:.1f}s")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@_handle_errors
+def validate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (column roles).")],
+    data: Annotated[Path | None, typer.Option(help="Accounts with known outcomes; overrides data.path.")] = None,
+    criteria: Annotated[Path | None, typer.Option(help="Hand-written hypothesis ICP (YAML).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model version whose tiers to check, e.g. "
+                                              "models:/icp-fit@champion.")] = None,
+) -> None:
+    """Check an ICP on data: a hypothesis ICP (--criteria) and/or a model's tiers (--model)."""
+    from icpml.config import load_config
+    from icpml.data import load_accounts, validate_accounts
+    from icpml.validate import evaluate_criteria, load_hypothesis, validate_tiers
+
+    cfg = load_config(config)
+    if criteria is None and model is None:
+        raise ConfigError("pass --criteria mine.yaml, --model models:/icp-fit@champion, or both")
+    if data is None and not cfg.data.path:
+        raise ConfigError("no data: pass --data or set data.path in the config")
+    path = data or cfg.resolve(cfg.data.path)
+    df = validate_accounts(load_accounts(path), cfg, source=str(path))
+    sets = []
+    if criteria is not None:
+        sets.append(("hypothesis ICP", evaluate_criteria(load_hypothesis(criteria, cfg), df, cfg)))
+    scorer = None
+    if model is not None:
+        from icpml.tracking import load_scorer
+
+        scorer = load_scorer(model, cfg)
+        sets.append((f"{model}", evaluate_criteria(scorer.criteria, df, cfg)))
+    for title, cs in sets:
+        _out(f"\n== {title}: {cs.verdict['message']}")
+        for c in cs.icp + cs.anti_icp:
+            ev = c.evidence
+            lo, hi = ev["lift_ci"]
+            sign = "+" if c.kind == "icp" else "-"
+            _out(f"  {sign} {c.describe():<40} coverage {ev['coverage']:.0%}  lift {ev['lift']:.2f}x "
+                 f"(95% CI {lo:.2f}-{hi:.2f})  q {ev['q_value']:.3g}")
+    if scorer is not None:
+        table = validate_tiers(scorer, df, cfg)
+        _out("\nOutcomes per tier (rates with 95% Wilson intervals):")
+        _out(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 
 def main(prog_name: str | None = None) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "TrackingConfig",
     "DataConfig",
     "ReportConfig",
+    "RetrainConfig",
     "FEATURE_GROUPS",
     "load_config",
     "find_project_root",
@@ -103,6 +104,11 @@ class ColumnsConfig(_Strict):
     post_sale: list[str] = Field(default_factory=list)
     outcomes: list[OutcomeMetric] = Field(min_length=1)
     churn: str | None = None
+    date: str | None = Field(
+        default=None,
+        description="When the account became a customer; enables the out-of-time holdout "
+        "(the newest accounts are held out) used by retraining.",
+    )
     trusted: list[str] = Field(
         default_factory=list,
         description="Feature columns exempt from the identifier/leakage screen (warned, kept).",
@@ -134,6 +140,8 @@ class ColumnsConfig(_Strict):
             seen[col] = role
 
         claim(self.id, "id")
+        if self.date:
+            claim(self.date, "date")
         if self.name:
             claim(self.name, "name")
         for group, cols in self.features.items():
@@ -273,6 +281,23 @@ class TrackingConfig(_Strict):
     churn_model_name: str = "icp-churn"
 
 
+class RetrainConfig(_Strict):
+    """The promotion gate of ``icpml retrain`` (challenger vs champion on the same fresh rows)."""
+
+    max_auc_drop: float = Field(
+        default=0.01, ge=0, description="Challenger fit AUC may trail the champion's by at most this."
+    )
+    max_lift_drop: float = Field(
+        default=0.0,
+        ge=0,
+        description="Challenger ICP lift interval's lower bound may trail the champion's by at most this.",
+    )
+    alert_auc: float = Field(
+        default=0.6, gt=0, lt=1,
+        description="Champion fit AUC on fresh data below this raises an alert (exit code 4).",
+    )
+
+
 class ReportConfig(_Strict):
     """Where reports go (relative to the project root)."""
 
@@ -299,6 +324,7 @@ class Config(_Strict):
     criteria: CriteriaConfig = CriteriaConfig()
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
+    retrain: RetrainConfig = RetrainConfig()
     project_root: Path | None = Field(
         default=None,
         description="Filled by load_config; relative paths resolve from here.",

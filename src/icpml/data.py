@@ -202,6 +202,15 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
             else:
                 out[c] = s.astype("string").str.strip().replace("", pd.NA)
 
+    if cols.date and cols.date in df.columns:
+        parsed = pd.to_datetime(df[cols.date], errors="coerce", utc=True)
+        bad = int((parsed.isna() & df[cols.date].notna()).sum())
+        if bad:
+            problems.append(f"date column '{cols.date}' has {bad} unreadable date(s); use YYYY-MM-DD")
+        out[cols.date] = parsed
+    elif cols.date and require_outcomes:
+        problems.append(f"missing date column '{cols.date}'; add it or remove columns.date")
+
     if require_outcomes:
         for m in cols.outcomes:
             if m.column not in df.columns:

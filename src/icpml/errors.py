@@ -19,6 +19,7 @@ class ExitCode:
     DATA = 3  # the input data is wrong
     GATE = 4  # retraining: the challenger failed the promotion gate (worth an alert)
     INFRA = 5  # the tracking store or filesystem is unreachable
+    LOCKED = 6  # another retrain is running
 
 
 class IcpmlError(Exception):

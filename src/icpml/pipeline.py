@@ -98,6 +98,10 @@ class Discovery:
     report_dir: Path | None = None
     model_versions: dict[str, str] = field(default_factory=dict)
     model_aliases: dict[str, str] = field(default_factory=dict)
+    #: set by retraining: champion vs challenger comparison, criteria diff, drift
+    retrain: dict | None = None
+    #: extra artifacts to log with the run: {artifact path: text or JSON-ready dict}
+    extras: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Headline figures (also logged as MLflow metrics)."""
@@ -139,15 +143,25 @@ class _Stages:
             self.progress(name, self.done, self.total)
 
 
-def _split(cohorts: pd.Series, cfg: Config) -> pd.Series:
-    """train / selection / holdout labels, stratified by cohort, seeded."""
+def _split(cohorts: pd.Series, cfg: Config, dates: pd.Series | None = None) -> pd.Series:
+    """train / selection / holdout labels, stratified by cohort, seeded.
+
+    With a date column the holdout is *out of time*: the newest ``holdout_size``
+    share of accounts, so the evidence says how the ICP does on customers who
+    arrived after everything it learned from.
+    """
     seed = cfg.models.seed
     idx = cohorts.index.to_numpy()
     strat = cohorts.to_numpy()
     if min(pd.Series(strat).value_counts()) < 4:
         strat = None
-    rest, hold = train_test_split(idx, test_size=cfg.models.holdout_size, random_state=seed,
-                                  stratify=strat)
+    if dates is not None and dates.notna().any():
+        order = dates.rank(method="first", na_option="top").sort_values(kind="stable").index
+        n_hold = int(round(cfg.models.holdout_size * len(order)))
+        hold, rest = order[len(order) - n_hold:].to_numpy(), order[:len(order) - n_hold].to_numpy()
+    else:
+        rest, hold = train_test_split(idx, test_size=cfg.models.holdout_size, random_state=seed,
+                                      stratify=strat)
     strat_rest = cohorts.loc[rest].to_numpy() if strat is not None else None
     train, sel = train_test_split(rest, test_size=cfg.models.selection_size, random_state=seed + 1,
                                   stratify=strat_rest)
@@ -230,7 +244,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         if not fit_kinds:
             raise DataError("every feature column was screened out as identifier or leak; "
                             "list genuine pre-sale columns under columns.features", source)
-        split = _split(cohorts, cfg)
+        split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
 
     is_best = cohorts == BEST
     ends_mask = cohorts != MIDDLE

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from icpml.pipeline import Discovery
     from icpml.scoring import Scorer
 
-__all__ = ["tracking_uri", "log_discovery", "load_scorer", "IcpPyfuncModel", "configure"]
+__all__ = ["tracking_uri", "log_discovery", "load_scorer", "IcpPyfuncModel", "configure",
+           "champion", "set_alias", "tag_run", "log_run_text", "config_hash", "download_run_file"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,58 @@ def _input_example(scorer: Scorer, df: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
+def config_hash(cfg: Config) -> str:
+    """Hash of the settings that change a model (project root excluded)."""
+    import hashlib
+    import json
+
+    d = cfg.to_dict()
+    d.pop("project_root", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def champion(cfg: Config) -> dict | None:
+    """The fit model's current ``@champion``: version, run id and run tags; None if none."""
+    from mlflow import MlflowClient
+
+    configure(cfg)
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(cfg.tracking.fit_model_name, "champion")
+    except Exception:
+        return None
+    try:
+        run = client.get_run(mv.run_id)
+        tags = dict(run.data.tags)
+    except Exception:
+        tags = {}
+    return {"version": str(mv.version), "run_id": mv.run_id, "tags": tags,
+            "uri": f"models:/{cfg.tracking.fit_model_name}/{mv.version}"}
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point ``alias`` of registered model ``name`` at ``version``."""
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def tag_run(run_id: str, tags: dict[str, str]) -> None:
+    """Add tags to a finished run (values cut to MLflow's 5000-character limit)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for k, v in tags.items():
+        client.set_tag(run_id, k, str(v)[:5000])
+
+
+def log_run_text(run_id: str, text: str, path: str) -> None:
+    """Add a text artifact to a finished run."""
+    from mlflow import MlflowClient
+
+    MlflowClient().log_text(run_id, text, path)
+
+
 def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str) -> dict:
     import mlflow
     from mlflow import MlflowClient
@@ -237,6 +290,7 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
         with mlflow.start_run(run_name=f"{cfg.name}-{res.fingerprint[:8]}") as run:
             res.run_id = run.info.run_id
             mlflow.set_tags({"icpml.config_name": cfg.name, "icpml.data_fingerprint": res.fingerprint,
+                             "icpml.config_hash": config_hash(cfg),
                              "icpml.verdict": res.criteria.verdict.get("message", "")[:5000]})
             params = _flatten(cfg.to_dict())
             params["data.fingerprint"] = res.fingerprint
@@ -251,6 +305,15 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()
                                 if v is not None and pd.notna(v)})
             mlflow.log_text(res.criteria.to_json(), "criteria/criteria.json")
+            from icpml.drift import data_profile
+
+            train_rows = res.accounts[res.split == "train"]
+            mlflow.log_dict(data_profile(train_rows, res.kinds), "profile.json")
+            for name, extra in (res.extras or {}).items():
+                if isinstance(extra, str):
+                    mlflow.log_text(extra, name)
+                else:
+                    mlflow.log_dict(extra, name)
             if write_report:
                 from icpml import report as report_mod
 

@@ -1,0 +1,335 @@
+"""Scheduled retraining: challenger vs champion, the promotion gate, criteria diff, drift.
+
+``icpml retrain --config prod.yaml`` (cron, systemd, Airflow: no logic lives in
+the scheduler) does, in order:
+
+1. takes a lock (``mlruns/.retrain.lock``) so two retrains never overlap;
+2. loads and validates the fresh data; if the champion was trained on exactly
+   this data with exactly this config, stops: nothing to do (idempotent);
+3. trains a challenger with :func:`icpml.pipeline.discover` (untracked yet);
+4. evaluates the champion on the *same* held-out rows as the challenger (with
+   ``columns.date`` set they are the newest accounts: an out-of-time test): fit
+   ROC AUC and the ICP's lift with its bootstrap interval;
+5. applies the gate (:class:`icpml.config.RetrainConfig`): the challenger's AUC
+   may trail by at most ``max_auc_drop``; its ICP lift interval's lower bound by
+   at most ``max_lift_drop``; it may not lose an ICP the champion still has;
+6. computes what RevOps reads each quarter: the criteria diff (added, removed,
+   changed thresholds old -> new, changed evidence) and drift (PSI per column
+   against the champion's training profile; each champion criterion's coverage
+   and lift now vs when learned);
+7. logs the challenger as a run with new model versions aliased ``@challenger``,
+   and promotes it to ``@champion`` when it passes. Every decision is recorded
+   as run tags and in ``reports/promotions.json``; ``reports/index.md`` always
+   points at the champion's report.
+
+Outcomes and exit codes: ``promoted`` and ``kept`` (challenger not good enough,
+champion still holds) and ``unchanged`` exit 0; ``alert`` (4) when the challenger
+fails the gate *and* the champion itself no longer holds on fresh data (AUC
+below ``alert_auc`` or its ICP lift interval includes 1): a human should look.
+``--dry-run`` does everything but log, register, promote or write.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from icpml._io import atomic_write_text
+from icpml.cohorts import BEST, MIDDLE, WORST
+from icpml.config import Config
+from icpml.criteria import Criterion, CriteriaSet, segment_evidence
+from icpml.drift import criteria_drift, psi_table
+from icpml.errors import ExitCode, IcpmlError
+
+__all__ = ["retrain", "RetrainResult", "diff_criteria", "LockedError"]
+
+log = logging.getLogger(__name__)
+
+
+class LockedError(IcpmlError):
+    """Another retrain holds the lock."""
+
+    exit_code = ExitCode.LOCKED
+
+
+@dataclass
+class RetrainResult:
+    """What one retrain decided and why."""
+
+    decision: str
+    reasons: list[str]
+    exit_code: int = ExitCode.OK
+    champion_version: str | None = None
+    challenger_version: str | None = None
+    comparison: dict = field(default_factory=dict)
+    diff: dict = field(default_factory=dict)
+    psi: pd.DataFrame | None = None
+    criteria_drift: pd.DataFrame | None = None
+    challenger: object | None = None
+    run_id: str | None = None
+
+
+@contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")  # noqa: SIM115 - held for the duration of the block
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"another retrain holds {path}; wait for it or remove a stale lock") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+# ----------------------------------------------------------------------------- diff
+def _same_rule(a: Criterion, b: Criterion) -> bool:
+    return a.kind == b.kind and a.column == b.column and a.op == b.op
+
+
+def diff_criteria(old: CriteriaSet, new: CriteriaSet) -> dict:
+    """Added, removed and changed criteria between two criteria sets.
+
+    A criterion is *changed* when the same kind, column and operator has other
+    bounds or category values; its thresholds are shown old -> new. Evidence
+    changes (coverage, lift) are listed for every criterion in both sets.
+    """
+    old_all, new_all = old.icp + old.anti_icp, new.icp + new.anti_icp
+    added, removed, changed, kept = [], [], [], []
+    matched_old = set()
+    for n in new_all:
+        match = next((o for i, o in enumerate(old_all) if i not in matched_old and _same_rule(o, n)), None)
+        if match is None:
+            added.append({"kind": n.kind, "criterion": n.describe()})
+            continue
+        matched_old.add(old_all.index(match))
+        entry = {
+            "kind": n.kind, "criterion": n.describe(),
+            "coverage": [match.evidence.get("coverage"), n.evidence.get("coverage")],
+            "lift": [match.evidence.get("lift"), n.evidence.get("lift")],
+        }
+        if match.key != n.key:
+            entry["was"] = match.describe()
+            changed.append(entry)
+        else:
+            kept.append(entry)
+    for i, o in enumerate(old_all):
+        if i not in matched_old:
+            removed.append({"kind": o.kind, "criterion": o.describe()})
+    return {"added": added, "removed": removed, "changed": changed, "unchanged": kept}
+
+
+def diff_markdown(diff: dict) -> str:
+    """The criteria diff as a short Markdown section."""
+    lines = ["## Changes since the last champion", ""]
+    if not any(diff.get(k) for k in ("added", "removed", "changed")):
+        lines.append("No criterion was added, removed or changed.")
+    for e in diff.get("added", []):
+        lines.append(f"- **added** ({e['kind']}): {e['criterion']}")
+    for e in diff.get("removed", []):
+        lines.append(f"- **removed** ({e['kind']}): {e['criterion']}")
+    for e in diff.get("changed", []):
+        lines.append(f"- **changed** ({e['kind']}): {e['was']} -> {e['criterion']}")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- compare
+def _champion_on_holdout(scorer, res) -> dict:
+    """Champion fit AUC and ICP evidence on the challenger's held-out rows."""
+    ho = (res.split == "holdout").to_numpy()
+    df = res.accounts[ho]
+    cohort = res.cohorts[ho]
+    X, _ = scorer.prepare(df)
+    ends = (cohort != MIDDLE).to_numpy()
+    y = (cohort == BEST).to_numpy()[ends]
+    auc = float(roc_auc_score(y, scorer.fit.predict_proba(X[ends]))) if len(np.unique(y)) == 2 else np.nan
+    churned = res.accounts[res.config.columns.churn][ho].astype(bool) if res.config.columns.churn else None
+    icp = segment_evidence(scorer.criteria.icp_mask(X), cohort == BEST, churned,
+                           is_worst=cohort == WORST, n_bootstrap=res.config.criteria.n_bootstrap,
+                           seed=res.config.models.seed)
+    return {"fit_roc_auc": auc, "icp_lift": icp["lift"], "icp_lift_ci": icp["lift_ci"],
+            "icp_found": bool(scorer.criteria.icp)}
+
+
+def _gate(champ: dict, chall: dict, cfg: Config) -> tuple[bool, list[str]]:
+    g = cfg.retrain
+    ok, reasons = True, []
+    if np.isfinite(champ["fit_roc_auc"]):
+        drop = champ["fit_roc_auc"] - chall["fit_roc_auc"]
+        if drop > g.max_auc_drop:
+            ok = False
+            reasons.append(f"fit AUC {chall['fit_roc_auc']:.3f} trails the champion's "
+                           f"{champ['fit_roc_auc']:.3f} by more than {g.max_auc_drop}")
+        else:
+            reasons.append(f"fit AUC {chall['fit_roc_auc']:.3f} vs champion {champ['fit_roc_auc']:.3f}")
+    champ_lo = (champ["icp_lift_ci"] or [np.nan])[0]
+    chall_lo = (chall["icp_lift_ci"] or [np.nan])[0]
+    champ_holds = champ["icp_found"] and np.isfinite(champ_lo) and champ_lo > 1
+    if champ_holds and not chall["icp_found"]:
+        ok = False
+        reasons.append("the challenger found no reliable ICP while the champion's still holds")
+    elif champ_holds and np.isfinite(chall_lo) and chall_lo < champ_lo - g.max_lift_drop:
+        ok = False
+        reasons.append(f"ICP lift interval lower bound {chall_lo:.2f} is below the champion's "
+                       f"{champ_lo:.2f}")
+    elif np.isfinite(chall_lo):
+        reasons.append(f"ICP lift lower bound {chall_lo:.2f} vs champion "
+                       f"{champ_lo:.2f}" if np.isfinite(champ_lo) else
+                       f"ICP lift lower bound {chall_lo:.2f}; the champion has none")
+    return ok, reasons
+
+
+# ----------------------------------------------------------------------------- history
+def _record(cfg: Config, entry: dict) -> None:
+    """Append to reports/promotions.json and rewrite reports/index.md (atomically)."""
+    reports = cfg.resolve(cfg.report.dir)
+    hist_path = reports / "promotions.json"
+    history = json.loads(hist_path.read_text()) if hist_path.is_file() else []
+    history.append(entry)
+    atomic_write_text(hist_path, json.dumps(history, indent=2, sort_keys=True) + "\n")
+    champ = next((h for h in reversed(history) if h["decision"] == "promoted"), None)
+    lines = [f"# {cfg.name}: ICP reports", ""]
+    if champ:
+        rel = os.path.relpath(champ["report"], reports) if champ.get("report") else None
+        lines += [f"**Champion:** {cfg.tracking.fit_model_name} version {champ['version']} "
+                  f"(promoted {champ['time']})", ""]
+        if rel:
+            lines += [f"[Read the champion's criteria report]({rel}/report.html) "
+                      f"([Markdown]({rel}/criteria.md))", ""]
+    lines += ["## Decisions", "", "| time | version | decision | reasons | report |",
+              "| --- | --- | --- | --- | --- |"]
+    for h in reversed(history):
+        rel = os.path.relpath(h["report"], reports) + "/report.html" if h.get("report") else ""
+        link = f"[report]({rel})" if rel else ""
+        lines.append(f"| {h['time']} | {h.get('version') or ''} | {h['decision']} | "
+                     f"{'; '.join(h['reasons']).replace('|', '/')} | {link} |")
+    atomic_write_text(reports / "index.md", "\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------- retrain
+def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool = False,
+            progress=None) -> RetrainResult:
+    """Train a challenger, compare it with the champion, promote it if it passes.
+
+    Returns
+    -------
+    RetrainResult
+        ``exit_code`` is what the CLI exits with.
+
+    Raises
+    ------
+    DataError, ConfigError, TrackingError, LockedError
+    """
+    from icpml import tracking
+    from icpml.data import data_fingerprint, load_accounts
+    from icpml.pipeline import discover
+
+    lock = cfg.resolve("mlruns") / ".retrain.lock"
+    with _lock(lock):
+        if accounts is None:
+            if not cfg.data.path:
+                from icpml.errors import DataError
+
+                raise DataError("no data: set data.path in the config or pass --data", "config")
+            accounts = load_accounts(cfg.resolve(cfg.data.path))
+        champ = tracking.champion(cfg)
+        fp, ch = data_fingerprint(accounts), tracking.config_hash(cfg)
+        if champ and champ["tags"].get("icpml.data_fingerprint") == fp \
+                and champ["tags"].get("icpml.config_hash") == ch:
+            msg = (f"champion version {champ['version']} was trained on this exact data and config; "
+                   "nothing to do")
+            log.info("decision=unchanged %s", msg)
+            return RetrainResult("unchanged", [msg], champion_version=champ["version"])
+
+        res = discover(cfg, accounts, track=False, report=False, progress=progress)
+        chall = {"fit_roc_auc": res.fit.holdout["roc_auc"],
+                 "icp_lift": res.criteria.icp_evidence.get("lift"),
+                 "icp_lift_ci": res.criteria.icp_evidence.get("lift_ci"),
+                 "icp_found": bool(res.criteria.verdict.get("icp_found"))}
+        result = RetrainResult("promoted", [], challenger=res,
+                               comparison={"challenger": chall})
+        if champ is None:
+            result.reasons.append("no champion yet: the first model is promoted")
+            passed = True
+        else:
+            result.champion_version = champ["version"]
+            scorer = tracking.load_scorer(f"models:/{cfg.tracking.fit_model_name}@champion", cfg)
+            champ_m = _champion_on_holdout(scorer, res)
+            result.comparison["champion"] = champ_m
+            passed, result.reasons = _gate(champ_m, chall, cfg)
+            result.diff = diff_criteria(scorer.criteria, res.criteria)
+            try:
+                profile = json.loads(tracking.download_run_file(champ["run_id"], "profile.json", cfg))
+                result.psi = psi_table(profile, res.accounts)
+            except IcpmlError:
+                log.warning("the champion run has no training profile; PSI skipped")
+            churned = (res.accounts[cfg.columns.churn].astype(bool) if cfg.columns.churn else None)
+            result.criteria_drift = criteria_drift(scorer.criteria, res.accounts,
+                                                   res.cohorts == BEST, churned,
+                                                   seed=cfg.models.seed)
+            if not passed:
+                lo = (champ_m["icp_lift_ci"] or [np.nan])[0]
+                degraded = (champ_m["fit_roc_auc"] < cfg.retrain.alert_auc
+                            or (champ_m["icp_found"] and not (np.isfinite(lo) and lo > 1)))
+                result.decision = "alert" if degraded else "kept"
+                if degraded:
+                    result.reasons.append("the champion no longer holds on fresh data "
+                                          f"(fit AUC {champ_m['fit_roc_auc']:.3f}); review the ICP")
+                    result.exit_code = ExitCode.GATE
+        res.retrain = {"decision": result.decision, "reasons": result.reasons,
+                       "comparison": result.comparison, "diff": result.diff,
+                       "champion_version": result.champion_version}
+        if result.diff:
+            res.extras["criteria_diff.json"] = result.diff
+            res.extras["criteria_diff.md"] = diff_markdown(result.diff)
+        if result.psi is not None:
+            res.extras["drift/psi.json"] = {"rows": result.psi.to_dict(orient="records")}
+        if result.criteria_drift is not None:
+            res.extras["drift/criteria.json"] = {"rows": result.criteria_drift.to_dict(orient="records")}
+        if dry_run:
+            result.decision = f"dry-run: would be {result.decision}"
+            return result
+
+        tracking.log_discovery(res)
+        result.run_id = res.run_id
+        version = res.model_versions["fit"].rsplit("/", 1)[-1]
+        result.challenger_version = version
+        if passed:
+            for kind, name in (("fit", cfg.tracking.fit_model_name),
+                               ("churn", cfg.tracking.churn_model_name)):
+                if kind in res.model_versions:
+                    tracking.set_alias(name, "champion", res.model_versions[kind].rsplit("/", 1)[-1])
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        entry = {"time": now, "version": version, "decision": result.decision,
+                 "reasons": result.reasons, "run_id": res.run_id,
+                 "report": str(res.report_dir) if res.report_dir else None,
+                 "challenger": _jsonable(chall),
+                 "champion": _jsonable(result.comparison.get("champion")),
+                 "previous_champion": result.champion_version}
+        tracking.tag_run(res.run_id, {"icpml.decision": result.decision,
+                                      "icpml.promotion": json.dumps(entry, sort_keys=True)})
+        _record(cfg, entry)
+        log.info("decision=%s version=%s reasons=%s", result.decision, version,
+                 "; ".join(result.reasons))
+        return result
+
+
+def _jsonable(d):
+    if d is None:
+        return None
+    return json.loads(json.dumps(d, default=lambda o: None if o is None else float(o)))

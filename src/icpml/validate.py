@@ -1,0 +1,181 @@
+"""Validate an ICP on data: the feedback loop and the hand-written hypothesis ICP.
+
+Two questions, one kind of evidence:
+
+* **Did the ICP work?** Given accounts whose outcomes became known after a
+  model version was trained, :func:`validate_tiers` scores them with that
+  version and reports, per tier and for ICP matches vs the rest, how often they
+  reached the best cohort and how often they churned, with Wilson intervals for
+  rates and a bootstrap interval for lift.
+* **Does *our* ICP hold?** A team writes its current ICP in YAML with the same
+  vocabulary as ``criteria.json`` (:func:`load_hypothesis`);
+  :func:`evaluate_criteria` measures it on the data with the same evidence as a
+  discovered ICP (coverage, best-cohort rate, lift with interval, churn inside
+  vs outside, best customers wrongly excluded, BH-corrected p-values). With too
+  few customers for a model, this is how an early-stage company starts.
+
+Hypothesis file::
+
+    icp:
+      - {column: industry, op: in, values: [SaaS, FinTech]}
+      - {column: employees, op: between, low: 150, high: 600}
+    anti_icp:
+      - {column: requires_onprem, op: "==", values: [true]}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from scipy import stats
+
+from icpml.cohorts import BEST, WORST, benjamini_hochberg, label_cohorts, value_score
+from icpml.config import Config
+from icpml.criteria import CriteriaSet, Criterion, segment_evidence
+from icpml.errors import ConfigError
+
+__all__ = ["load_hypothesis", "evaluate_criteria", "validate_tiers", "wilson_interval"]
+
+
+class _RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    column: str
+    op: Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
+    values: list[str | int | float | bool] = []
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.op in ("in", "not_in", "==") and not self.values:
+            raise ValueError(f"'{self.column}' with op '{self.op}' needs values: [...]")
+        if self.op == "between" and (self.low is None or self.high is None):
+            raise ValueError(f"'{self.column}' with op 'between' needs low and high")
+        if self.op in (">", ">=") and self.low is None:
+            raise ValueError(f"'{self.column}' with op '{self.op}' needs low")
+        if self.op in ("<", "<=") and self.high is None:
+            raise ValueError(f"'{self.column}' with op '{self.op}' needs high")
+        return self
+
+
+class _Hypothesis(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    icp: list[_RuleSpec] = []
+    anti_icp: list[_RuleSpec] = []
+
+
+def load_hypothesis(path: str | Path, cfg: Config | None = None) -> CriteriaSet:
+    """Read a hand-written ICP / anti-ICP from YAML into a :class:`CriteriaSet`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys or operators, incomplete rules, or (with ``cfg``) a column that
+        is not a targetable feature.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"criteria file '{p}' does not exist; pass --criteria with a YAML file")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        hyp = _Hypothesis.model_validate(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"{p}: not valid YAML; fix the syntax") from None
+    except ValidationError as err:
+        e = err.errors()[0]
+        loc = ".".join(str(x) for x in e["loc"])
+        raise ConfigError(f"{p}: {loc}: {e['msg']}") from None
+    features = set(cfg.columns.feature_columns) if cfg else None
+    out = CriteriaSet()
+    for kind, specs in (("icp", hyp.icp), ("anti_icp", hyp.anti_icp)):
+        for s in specs:
+            if features is not None and s.column not in features:
+                raise ConfigError(f"{p}: column '{s.column}' is not a targetable feature in the "
+                                  "config; criteria may only name columns.features")
+            crit = Criterion(kind, s.column, s.op, values=tuple(str(v) for v in s.values),
+                             low=s.low, high=s.high, source="hypothesis")
+            (out.icp if kind == "icp" else out.anti_icp).append(crit)
+    return out
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion k/n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def _cohorts(df: pd.DataFrame, cfg: Config) -> pd.Series:
+    score = value_score(df, cfg.columns.outcomes)
+    return label_cohorts(score, cfg.cohorts.best_quantile, cfg.cohorts.worst_quantile)
+
+
+def evaluate_criteria(cs: CriteriaSet, df: pd.DataFrame, cfg: Config) -> CriteriaSet:
+    """The same evidence as discovery, for given criteria on a validated table.
+
+    Returns a copy of ``cs`` whose criteria carry evidence on ``df`` (with BH
+    q-values across them) and whose combined ICP / anti-ICP evidence is filled.
+    """
+    from dataclasses import replace
+
+    cohort = _cohorts(df, cfg)
+    best, worst = cohort == BEST, cohort == WORST
+    churned = df[cfg.columns.churn].astype(bool) if cfg.columns.churn else None
+    kw = dict(is_worst=worst, n_bootstrap=cfg.criteria.n_bootstrap, seed=cfg.models.seed)
+    crits = [replace(c, evidence=segment_evidence(c.mask(df), best, churned,
+                                                  side="include" if c.kind == "icp" else "exclude",
+                                                  **kw))
+             for c in cs.icp + cs.anti_icp]
+    q = benjamini_hochberg(np.array([c.evidence["p_value"] for c in crits])) if crits else []
+    for c, qv in zip(crits, q, strict=True):
+        c.evidence["q_value"] = float(qv)
+    out = CriteriaSet(icp=[c for c in crits if c.kind == "icp"],
+                      anti_icp=[c for c in crits if c.kind == "anti_icp"], meta=dict(cs.meta))
+    out.icp_evidence = segment_evidence(out.icp_mask(df), best, churned, side="include", **kw)
+    out.anti_evidence = segment_evidence(out.anti_mask(df), best, churned, side="exclude", **kw)
+    lo = out.icp_evidence["lift_ci"][0]
+    out.verdict = {"icp_found": bool(out.icp and np.isfinite(lo) and lo > 1),
+                   "message": (f"The ICP reaches the best cohort {out.icp_evidence['lift']:.2f}x as "
+                               f"often as average (95% CI {lo:.2f}-{out.icp_evidence['lift_ci'][1]:.2f})"
+                               if out.icp and np.isfinite(lo) else
+                               "The ICP cannot be measured on this data (no matches or no intervals)")}
+    return out
+
+
+def validate_tiers(scorer, df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Per tier (and ICP match vs rest): accounts, best-cohort and churn rates with intervals.
+
+    ``df`` holds accounts whose outcomes are known now (closed or churned since
+    the model version was trained), already validated.
+    """
+    from icpml.scoring import TIERS
+
+    scored = scorer.score(df, reasons=False)
+    cohort = _cohorts(df, cfg).to_numpy()
+    best = cohort == BEST
+    churned = df[cfg.columns.churn].astype(bool).to_numpy() if cfg.columns.churn else None
+    groups = [(t, scored["tier"].to_numpy() == t) for t in TIERS]
+    groups += [("ICP match", scored["icp_match"].to_numpy(bool)),
+               ("not ICP match", ~scored["icp_match"].to_numpy(bool))]
+    rows = []
+    for name, m in groups:
+        n, k = int(m.sum()), int(best[m].sum())
+        row = {"group": name, "accounts": n, "best_rate": k / n if n else np.nan}
+        row["best_ci_low"], row["best_ci_high"] = wilson_interval(k, n)
+        if churned is not None:
+            kc = int(churned[m].sum())
+            row["churn_rate"] = kc / n if n else np.nan
+            row["churn_ci_low"], row["churn_ci_high"] = wilson_interval(kc, n)
+        rows.append(row)
+    return pd.DataFrame(rows)
