@@ -48,19 +48,6 @@ def _config(root: Path, data: Path, **over) -> Path:
     return p
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """One `icpml demo` in a fresh project root (shared by the tests that read its outputs)."""
-    root = tmp_path_factory.mktemp("demo")
-    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ICPML_PROJECT_ROOT", str(root))
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    result = runner.invoke(app, ["demo", "--n", "1500"])
-    yield root, result
-    mp.undo()
-
-
 def test_demo_writes_report_criteria_and_mlflow_run(demo_run):
     root, result = demo_run
     assert result.exit_code == 0, result.output
