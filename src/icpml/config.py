@@ -265,6 +265,13 @@ class CriteriaConfig(_Strict):
         description="An exclusion's accounts must be in the worst cohort this many times as often as average.",
     )
     n_bootstrap: int = Field(default=500, ge=50)
+    stability_resamples: int = Field(
+        default=8, ge=0, description="Bootstrap refits to measure criteria stability (0 = skip)."
+    )
+    min_stability: float = Field(
+        default=0.6, ge=0, le=1,
+        description="A criterion reappearing in fewer resamples than this is flagged unstable.",
+    )
 
 
 class TrackingConfig(_Strict):

@@ -81,8 +81,8 @@ from icpml.config import CriteriaConfig
 from icpml.explain import Explanation
 from icpml.features import MISSING
 
-__all__ = ["Criterion", "CriteriaSet", "derive_criteria", "segment_evidence", "SCHEMA_VERSION",
-           "propose_candidates"]
+__all__ = ["Criterion", "CriteriaSet", "derive_criteria", "select_criteria", "segment_evidence",
+           "SCHEMA_VERSION", "propose_candidates"]
 
 SCHEMA_VERSION = "1.0"
 Op = Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
@@ -813,6 +813,33 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
     return kept
 
 
+def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
+                    kinds: dict[str, str], allowed: list[str], select: pd.DataFrame,
+                    select_cohort: pd.Series, *, select_churn: pd.Series | None = None,
+                    refine_rows: pd.DataFrame | None = None,
+                    refine_cohort: pd.Series | None = None,
+                    cfg: CriteriaConfig) -> tuple[list[Criterion], list[Criterion], int]:
+    """Steps 1 and 2: propose candidates, select exclusions then inclusions, refine bounds.
+
+    Returns the selected exclusions, the selected inclusions (no held-out evidence
+    yet) and the number of candidates proposed.
+    """
+    cands = propose_candidates(fit_expl, kinds, allowed, cfg, source="fit_model")
+    if churn_expl is not None:
+        cands += propose_candidates(churn_expl, kinds, allowed, cfg, source="churn_model")
+    anti_c = [c for c in cands if c.kind == "anti_icp"]
+    icp_c = [c for c in cands if c.kind == "icp"]
+    anti = _select_exclusions(anti_c, select, select_cohort, select_churn, cfg)
+    not_excluded = pd.Series(True, index=select.index)
+    for c in anti:
+        not_excluded &= ~c.mask(select)
+    icp = _select_inclusions(icp_c, select, select_cohort == BEST, not_excluded, cfg)
+    if refine_rows is not None and refine_cohort is not None:
+        anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
+        icp = [refine_numeric(c, refine_rows, refine_cohort) for c in icp]
+    return anti, icp, len(cands)
+
+
 def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds: dict[str, str],
                     allowed: list[str], select: pd.DataFrame, select_cohort: pd.Series,
                     holdout: pd.DataFrame, holdout_cohort: pd.Series, *,
@@ -845,23 +872,10 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
     -------
     CriteriaSet
     """
-    cands = propose_candidates(fit_expl, kinds, allowed, cfg, source="fit_model")
-    if churn_expl is not None:
-        cands += propose_candidates(churn_expl, kinds, allowed, cfg, source="churn_model")
-    anti_c = [c for c in cands if c.kind == "anti_icp"]
-    icp_c = [c for c in cands if c.kind == "icp"]
-
-    select_best = select_cohort == BEST
+    anti, icp, n_cands = select_criteria(
+        fit_expl, churn_expl, kinds, allowed, select, select_cohort, select_churn=select_churn,
+        refine_rows=refine_rows, refine_cohort=refine_cohort, cfg=cfg)
     holdout_best, holdout_worst = holdout_cohort == BEST, holdout_cohort == WORST
-    anti = _select_exclusions(anti_c, select, select_cohort, select_churn, cfg)
-    not_excluded = pd.Series(True, index=select.index)
-    for c in anti:
-        not_excluded &= ~c.mask(select)
-    icp = _select_inclusions(icp_c, select, select_best, not_excluded, cfg)
-
-    if refine_rows is not None and refine_cohort is not None:
-        anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
-        icp = [refine_numeric(c, refine_rows, refine_cohort) for c in icp]
 
     # step 3: confirm on held-out rows, BH across every selected criterion
     def ev(c: Criterion) -> dict:
@@ -879,7 +893,7 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
     cs = CriteriaSet(icp=[c for c in confirmed if c.kind == "icp"],
                      anti_icp=[c for c in confirmed if c.kind == "anti_icp"],
                      unconfirmed=unconfirmed)
-    cs.meta["n_candidates"] = len(cands)
+    cs.meta["n_candidates"] = n_cands
     cs.icp_evidence = segment_evidence(cs.icp_mask(holdout), holdout_best, holdout_churn,
                                        is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
                                        seed=seed, side="include")

@@ -34,6 +34,7 @@ from icpml.explain import Explanation, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
 from icpml.scoring import Scorer, assign_tiers, tier_summary
+from icpml.stability import criteria_stability, fidelity
 
 __all__ = ["discover", "Discovery"]
 
@@ -205,7 +206,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     >>> sorted(res.scored["tier"].unique())[:1]
     ['Excluded']
     """
-    stages = _Stages(progress, total=8 + int(track or report))
+    stages = _Stages(progress, total=9 + int(track or report))
     warnings: list[str] = []
 
     with stages.stage("load"):
@@ -327,6 +328,19 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         scored = scorer.score(df)
         scored.insert(1, "cohort", cohorts.to_numpy())
         scored.insert(2, "split", split.to_numpy())
+        hs = scored[ho.to_numpy()]
+        criteria.meta["fidelity"] = fidelity(hs["tier"], hs["fit_score"], cohorts[ho])
+
+    with stages.stage("stability"):
+        stab = criteria_stability(df, cohorts, split, fit_kinds,
+                                  churn.kinds if churn is not None else None, criteria, cfg,
+                                  churned)
+        criteria.meta["stability"] = stab
+        for d in stab.get("unstable", []):
+            w = (f"criterion '{d}' reappeared in only {stab['per_criterion'][d]:.0%} of "
+                 f"{stab['n_resamples']} resamples: treat it as tentative")
+            warnings.append(w)
+            criteria.warnings.append(w)
 
     res = Discovery(
         config=cfg, accounts=df, kinds=kinds, screen=screen, value_score=score, cohorts=cohorts,

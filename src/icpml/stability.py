@@ -1,0 +1,125 @@
+"""How much to trust the criteria: stability under resampling, and fidelity to the model.
+
+**Stability.** Criteria are refitted on bootstrap resamples of the non-held-out
+accounts: each resample fits the fit and churn models on the bootstrap rows,
+proposes candidates from their SHAP values, and selects on the out-of-bag rows
+(the rows the resample did not draw), exactly as discovery does. For every final
+criterion we report how often a *matching* criterion reappears (same kind,
+column and operator; same category set for categories; numeric bounds may move),
+and for the rule set the mean Jaccard similarity between each resample's set
+and the final set. A criterion that reappears in fewer than ``min_stability`` of
+the resamples is flagged unstable in the report.
+
+**Fidelity.** How well the readable tiers reproduce the fit model's ranking on
+held-out accounts: the ROC AUC of the tier order (Tier 1 > Tier 2 > Tier 3 >
+Excluded) for best vs worst, next to the model's own AUC, and the Spearman
+correlation between tier order and fit score. The gap is what the rules leave out.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from icpml.cohorts import BEST, MIDDLE
+from icpml.config import Config
+from icpml.criteria import Criterion, CriteriaSet, select_criteria
+from icpml.explain import explain
+from icpml.models import TrainedModel, make_model
+
+__all__ = ["criteria_stability", "fidelity", "TIER_ORDER"]
+
+log = logging.getLogger(__name__)
+
+TIER_ORDER = {"Tier 1": 3, "Tier 2": 2, "Tier 3": 1, "Excluded": 0}
+
+
+def _match_key(c: Criterion) -> tuple:
+    if c.op in ("in", "not_in", "=="):
+        return (c.kind, c.column, c.op, tuple(sorted(c.values)))
+    return (c.kind, c.column, c.op)
+
+
+def _fit_quick(name: str, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str],
+               cfg: Config) -> TrainedModel:
+    pipe = make_model(kinds, list(kinds), cfg.models)
+    pipe.fit(X[list(kinds)], y)
+    return TrainedModel(name=name, pipeline=pipe, columns=list(kinds), kinds=kinds)
+
+
+def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
+                       fit_kinds: dict[str, str], churn_kinds: dict[str, str] | None,
+                       final: CriteriaSet, cfg: Config,
+                       churned: pd.Series | None = None) -> dict:
+    """Refit the criteria on bootstrap resamples (see the module docstring).
+
+    Returns
+    -------
+    dict with ``n_resamples``, ``set_jaccard`` (mean), ``per_criterion``
+    (description -> reappearance share) and ``unstable`` (descriptions below
+    ``criteria.min_stability``). Empty dict when ``stability_resamples`` is 0.
+    """
+    n = cfg.criteria.stability_resamples
+    if n == 0:
+        return {}
+    pool = df.index[(split != "holdout").to_numpy()]
+    final_keys = [_match_key(c) for c in final.icp + final.anti_icp]
+    counts = dict.fromkeys(final_keys, 0)
+    jaccards = []
+    done = 0
+    for b in range(n):
+        rng = np.random.default_rng(cfg.models.seed + 1000 + b)
+        draw = rng.choice(len(pool), size=len(pool), replace=True)
+        in_bag = pool[draw]
+        oob = pool[np.setdiff1d(np.arange(len(pool)), draw)]
+        boot = df.loc[in_bag].reset_index(drop=True)
+        bc = cohorts.loc[in_bag].reset_index(drop=True)
+        ends = (bc != MIDDLE).to_numpy()
+        y = (bc == BEST).to_numpy()[ends]
+        if len(np.unique(y)) < 2 or len(oob) < 20:
+            continue
+        fit = _fit_quick("fit", boot[ends], y, fit_kinds, cfg)
+        uniq = df.loc[pd.Index(in_bag).unique()]
+        churn_expl = None
+        if churn_kinds is not None and churned is not None:
+            yc = churned.loc[in_bag].to_numpy(bool)
+            if len(np.unique(yc)) == 2:
+                churn = _fit_quick("churn", boot, yc, churn_kinds, cfg)
+                churn_expl = explain(churn, uniq)
+        anti, icp, _ = select_criteria(
+            explain(fit, uniq), churn_expl, {**fit_kinds}, list(fit_kinds), df.loc[oob],
+            cohorts.loc[oob], select_churn=churned.loc[oob] if churned is not None else None,
+            cfg=cfg.criteria)
+        keys = {_match_key(c) for c in anti + icp}
+        for k in counts:
+            counts[k] += k in keys
+        union = keys | set(final_keys)
+        jaccards.append(len(keys & set(final_keys)) / len(union) if union else 1.0)
+        done += 1
+    if done == 0:
+        return {}
+    per = {c.describe(): counts[_match_key(c)] / done for c in final.icp + final.anti_icp}
+    return {
+        "n_resamples": done,
+        "set_jaccard": float(np.mean(jaccards)),
+        "per_criterion": per,
+        "unstable": [d for d, f in per.items() if f < cfg.criteria.min_stability],
+    }
+
+
+def fidelity(tiers: pd.Series, fit_score: pd.Series, cohorts: pd.Series) -> dict:
+    """Tier order vs the fit model on the same (held-out) accounts."""
+    order = tiers.astype(str).map(TIER_ORDER).astype(float)
+    ends = (cohorts != MIDDLE).to_numpy()
+    y = (cohorts == BEST).to_numpy()[ends]
+    out = {"tiers_roc_auc": np.nan, "model_roc_auc": np.nan, "spearman_tier_vs_score": np.nan}
+    if len(np.unique(y)) == 2:
+        out["tiers_roc_auc"] = float(roc_auc_score(y, order.to_numpy()[ends]))
+        out["model_roc_auc"] = float(roc_auc_score(y, fit_score.to_numpy()[ends]))
+    if order.nunique() > 1:
+        out["spearman_tier_vs_score"] = float(stats.spearmanr(order, fit_score).statistic)
+    return out
