@@ -140,9 +140,9 @@ def _print_summary(res, elapsed: float) -> None:
         _out(f"report:    {res.report_dir / 'report.html'}", always=True)
         _out(f"criteria:  {res.report_dir / 'criteria.json'}  (and criteria.md)", always=True)
     if res.run_id:
-        from icpml.tracking import tracking_uri
+        from icpml.tracking import redact, tracking_uri
 
-        uri = tracking_uri(res.config)
+        uri = redact(tracking_uri(res.config))
         _out(f"mlflow:    run {res.run_id} in experiment '{res.config.tracking.experiment}'",
              always=True)
         for k, v in res.model_versions.items():

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -107,15 +109,35 @@ def configure(cfg: Config | None) -> str | None:
             exp_id = exp.experiment_id
     except Exception as err:  # the store is down, locked or unreadable
         raise TrackingError(
-            f"tracking store '{uri}' cannot be used ({_first_line(err)}); "
+            f"tracking store '{redact(uri)}' cannot be used ({_first_line(err)}); "
             "set MLFLOW_TRACKING_URI or tracking.uri to a reachable store"
         ) from None
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
 
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URIs (``postgresql://user:secret@host`` -> ``user:***@host``)."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("icpml", "scikit-learn", "shap", "mlflow", "pandas", "numpy", "scipy"):
+        try:
+            out[f"icpml.version.{pkg}"] = version(pkg)
+        except PackageNotFoundError:
+            out[f"icpml.version.{pkg}"] = "unknown"
+    return out
+
+
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
+    text = redact(str(err)).strip()
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
@@ -126,7 +148,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
         if isinstance(v, dict):
             out.update(_flatten(v, key + "."))
         else:
-            text = str(v)
+            text = redact(str(v))
             out[key] = text if len(text) <= 6000 else text[:5997] + "..."
     return out
 
@@ -196,7 +218,6 @@ def _input_example(scorer: Scorer, df: pd.DataFrame) -> pd.DataFrame:
 def config_hash(cfg: Config) -> str:
     """Hash of the settings that change a model (project root excluded)."""
     import hashlib
-    import json
 
     d = cfg.to_dict()
     d.pop("project_root", None)
@@ -297,7 +318,8 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
             items = sorted(params.items())
             for i in range(0, len(items), 90):
                 mlflow.log_params(dict(items[i:i + 90]))
-            mlflow.log_dict(cfg.to_dict(), "config.yaml")
+            mlflow.log_dict(json.loads(redact(json.dumps(cfg.to_dict()))), "config.yaml")
+            mlflow.set_tags(_versions())
             metrics = {f"fit.{k}": v for k, v in res.fit.metrics().items()}
             if res.churn is not None:
                 metrics.update({f"churn.{k}": v for k, v in res.churn.metrics().items()})
@@ -332,7 +354,7 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
     except TrackingError:
         raise
     except (OSError, mlflow.exceptions.MlflowException) as err:
-        raise TrackingError(f"logging to '{tracking_uri(cfg)}' failed ({_first_line(err)}); "
+        raise TrackingError(f"logging to '{redact(tracking_uri(cfg))}' failed ({_first_line(err)}); "
                             "check the tracking store and disk space") from None
     return res.run_id
 

@@ -43,3 +43,12 @@ def test_flatten_params():
     flat = _flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x" * 7000})
     assert flat["a.b"] == "1" and flat["a.c.d"] == "[1, 2]"
     assert len(flat["e"]) == 6000
+
+
+def test_passwords_never_reach_params_or_messages():
+    from icpml.tracking import redact
+
+    uri = "postgresql://icp:s3cret@db.internal:5432/mlflow"
+    assert redact(uri) == "postgresql://icp:***@db.internal:5432/mlflow"
+    assert "s3cret" not in _flatten({"tracking": {"uri": uri}})["tracking.uri"]
+    assert redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
