@@ -30,7 +30,10 @@ def test_served_champion_scores_over_http(demo_run, tmp_path):
     if not mlflow_bin.exists():
         mlflow_bin = shutil.which("mlflow")
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
+    store = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store,
+           # the server execs uvicorn by name: it must be on PATH (the venv's bin)
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(
         [str(mlflow_bin), "models", "serve", "-m", "models:/icp-fit@champion",
