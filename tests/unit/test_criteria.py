@@ -1,0 +1,83 @@
+"""Criterion semantics, words and exports; evidence arithmetic; JSON determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icpml.criteria import CriteriaSet, Criterion, _roundest, segment_evidence
+
+
+@pytest.fixture()
+def df():
+    return pd.DataFrame({
+        "employees": [10.0, 150.0, 600.0, 601.0, np.nan],
+        "industry": pd.array(["SaaS", "FinTech", None, "Media", "SaaS"], dtype="string"),
+        "onprem": pd.array([True, False, None, False, True], dtype="boolean"),
+    })
+
+
+@pytest.mark.parametrize(("crit", "expected", "text"), [
+    (Criterion("icp", "employees", "between", low=150, high=600), [0, 1, 1, 0, 0], "150 <= employees <= 600"),
+    (Criterion("anti_icp", "employees", "<", high=50), [1, 0, 0, 0, 0], "employees < 50"),
+    (Criterion("icp", "employees", ">=", low=600), [0, 0, 1, 1, 0], "employees >= 600"),
+    (Criterion("icp", "employees", "is_missing"), [0, 0, 0, 0, 1], "employees is unknown"),
+    (Criterion("icp", "industry", "in", values=("FinTech", "SaaS")), [1, 1, 0, 0, 1], "industry in {FinTech, SaaS}"),
+    (Criterion("icp", "industry", "not_in", values=("SaaS",)), [0, 1, 0, 1, 0], "industry not in {SaaS}"),
+    (Criterion("anti_icp", "industry", "in", values=("(missing)",)), [0, 0, 1, 0, 0], "industry is unknown"),
+    (Criterion("anti_icp", "onprem", "in", values=("True",)), [1, 0, 0, 0, 1], "onprem = True"),
+])
+def test_mask_text_and_exports_agree(df, crit, expected, text):
+    assert crit.mask(df).astype(int).tolist() == expected
+    assert crit.describe() == text
+    assert df.eval(crit.to_pandas(), engine="python").fillna(False).astype(int).tolist() == expected
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.register("t", df.assign(_i=range(len(df))))
+    got = [r[0] for r in con.execute(f"SELECT _i FROM t WHERE {crit.to_sql()} ORDER BY _i").fetchall()]
+    assert got == [i for i, v in enumerate(expected) if v]
+
+
+def test_reasons_in_words():
+    band = Criterion("icp", "employees", "between", low=150, high=600)
+    assert band.reason(320) == "employees 320 is inside the 150-600 band"
+    assert band.reason(700) == "employees 700 is outside the 150-600 band"
+    assert Criterion("anti_icp", "onprem", "in", values=("True",)).reason(True) == "onprem is True"
+
+
+def test_round_trip_and_byte_determinism():
+    cs = CriteriaSet(icp=[Criterion("icp", "industry", "in", values=("SaaS",),
+                                    evidence={"lift": 1.23456789, "ci": [np.nan, 2.0]})],
+                     anti_icp=[Criterion("anti_icp", "employees", "<", high=50)],
+                     verdict={"icp_found": True, "message": "x"})
+    text = cs.to_json()
+    again = CriteriaSet.from_dict(json.loads(text))
+    assert again.to_json() == text
+    assert '"lift": 1.234568' in text and "NaN" not in text
+    with pytest.raises(ValueError, match="schema"):
+        CriteriaSet.from_dict({**json.loads(text), "schema_version": "9.0"})
+
+
+@pytest.mark.parametrize(("lo", "hi", "upper", "expected"), [
+    (599, 601, True, 600), (149, 150, False, 150), (41.27, 41.33, False, 41.3), (6.0, 7.0, True, 6),
+])
+def test_roundest_threshold_in_gap(lo, hi, upper, expected):
+    got = _roundest(lo, hi, include_lo=upper, include_hi=not upper)
+    assert got == pytest.approx(expected)
+    assert (lo <= got < hi) if upper else (lo < got <= hi)
+
+
+def test_segment_evidence_by_hand():
+    m = pd.Series([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    best = pd.Series([1, 1, 1, 0, 0, 0, 0, 0, 1, 0], dtype=bool)
+    churn = pd.Series([0, 0, 0, 1, 1, 1, 0, 0, 0, 1], dtype=bool)
+    ev = segment_evidence(m, best, churn, n_bootstrap=200)
+    assert ev["coverage"] == 0.4 and ev["best_rate"] == 0.75 and ev["base_rate"] == 0.4
+    assert ev["lift"] == pytest.approx(1.875) and ev["wracc"] == pytest.approx(0.4 * 0.35)
+    assert ev["churn_inside"] == 0.25 and ev["churn_outside"] == 0.5
+    assert ev["best_wrongly_excluded"] == 0.75
+    lo, hi = ev["lift_ci"]
+    assert lo <= ev["lift"] <= hi

@@ -1,0 +1,83 @@
+"""Loading and validation: one error listing every problem; inputs never modified."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+from icpml.config import demo_config
+from icpml.data import load_accounts, validate_accounts
+from icpml.errors import DataError
+from icpml.synthetic import make_accounts
+
+
+@pytest.fixture()
+def raw():
+    return make_accounts(300, seed=3)
+
+
+def test_csv_and_parquet_round_trip(tmp_path, raw):
+    raw.to_csv(tmp_path / "a.csv", index=False)
+    raw.to_parquet(tmp_path / "a.parquet", index=False)
+    for name in ("a.csv", "a.parquet"):
+        df = validate_accounts(load_accounts(tmp_path / name), demo_config())
+        assert len(df) == 300 and df["requires_onprem"].dtype == "boolean"
+
+
+def test_every_problem_in_one_error(raw):
+    df = raw.drop(columns=["industry", "nrr"])
+    df.loc[5, "account_id"] = df.loc[6, "account_id"]
+    df["arr"] = df["arr"].astype(object)
+    df.loc[0, "arr"] = "lots"
+    df["churned"] = df["churned"].map({True: "maybe", False: "no"})
+    with pytest.raises(DataError) as e:
+        validate_accounts(df, demo_config(), source="acme.csv")
+    msg = str(e.value)
+    assert msg.startswith("acme.csv: ")
+    for needle in ("'industry'", "'nrr'", "duplicated id", "outcome column 'arr'", "churn column"):
+        assert needle in msg
+    assert len(e.value.problems) == 4
+
+
+def test_empty_and_too_small(raw):
+    with pytest.raises(DataError, match="empty"):
+        validate_accounts(raw.iloc[:0], demo_config())
+    with pytest.raises(DataError, match="fewer than 10 per cohort"):
+        validate_accounts(raw.iloc[:20], demo_config())
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_accounts(tmp_path / "nope.csv")
+    (tmp_path / "x.xlsx").write_text("x")
+    with pytest.raises(DataError, match="neither CSV nor Parquet"):
+        load_accounts(tmp_path / "x.xlsx")
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_accounts(tmp_path / "e.csv")
+
+
+def test_input_not_mutated_and_file_unchanged(tmp_path, raw):
+    p = tmp_path / "a.csv"
+    raw.to_csv(p, index=False)
+    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+    df = load_accounts(p)
+    before = df.copy(deep=True)
+    validate_accounts(df, demo_config())
+    pd.testing.assert_frame_equal(df, before)
+    assert hashlib.sha256(p.read_bytes()).hexdigest() == digest
+
+
+def test_near_miss_column_names_are_suggested(raw):
+    with pytest.raises(DataError, match="did you mean 'industry' -> 'Industry'"):
+        validate_accounts(raw.rename(columns={"industry": "Industry"}), demo_config())
+
+
+def test_yes_no_churn_and_text_numbers_are_coerced(raw):
+    df = raw.copy()
+    df["churned"] = df["churned"].map({True: "Yes", False: "No"})
+    df["employees"] = df["employees"].map(lambda v: f"{v:,}")
+    out = validate_accounts(df, demo_config())
+    assert out["churned"].dtype == "boolean" and out["employees"].dtype == float

@@ -1,0 +1,43 @@
+"""Scoring: tiers as defined, prospects with gaps, no mutation, chunking."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from icpml.criteria import CriteriaSet, Criterion
+from icpml.scoring import SCORED_COLUMNS, assign_tiers
+from icpml.synthetic import make_accounts
+
+
+def test_tier_definition():
+    cs = CriteriaSet(icp=[Criterion("icp", "a", ">=", low=1), Criterion("icp", "b", ">=", low=1)],
+                     anti_icp=[Criterion("anti_icp", "c", ">=", low=1)])
+    df = pd.DataFrame({"a": [1, 1, 0, 1], "b": [1, 0, 0, 1], "c": [0, 0, 0, 1]})
+    assert assign_tiers(cs, df).tolist() == ["Tier 1", "Tier 2", "Tier 3", "Excluded"]
+    assert set(assign_tiers(CriteriaSet(), df)) == {"Tier 3"}
+
+
+def test_scorer_handles_messy_prospects(discovery):
+    prospects = make_accounts(60, seed=8).drop(columns=["crm", "arr"])
+    prospects["industry"] = prospects["industry"].astype(object)
+    prospects.loc[0, "industry"] = "Quantum Farming"  # unseen category
+    prospects["employees"] = prospects["employees"].astype(object)
+    prospects.loc[1, "employees"] = "lots"  # garbage in a numeric column
+    before = prospects.copy(deep=True)
+    out = discovery.scorer.score(prospects)
+    pd.testing.assert_frame_equal(prospects, before)
+    assert len(out) == 60 and list(out.columns) == ["account_id", *SCORED_COLUMNS]
+    assert out["fit_score"].between(0, 1).all()
+    assert "column 'crm' missing" in out.loc[0, "data_issues"]
+    assert "column 'employees': 1 non-numeric" in out.loc[0, "data_issues"]
+    assert (out["icp_match"] <= ~out["anti_icp_match"]).all()
+    assert (out.loc[out["tier"] == "Excluded", "exclusion_reasons"] != "").all()
+
+
+def test_chunked_equals_whole(discovery):
+    df = make_accounts(230, seed=12)
+    whole = discovery.scorer.score(df)
+    import dataclasses
+
+    chunked = dataclasses.replace(discovery.scorer, chunk_size=50).score(df)
+    pd.testing.assert_frame_equal(whole, chunked)
