@@ -1,6 +1,7 @@
 """The ``icpml`` command line: thin (parse, load config, call the pipeline, report).
 
-Commands: ``demo``, ``discover``, ``score``, ``export``, ``retrain``, ``validate``. Exit codes
+Commands: ``demo``, ``discover``, ``score``, ``export``, ``retrain``, ``validate``,
+``report``. Exit codes
 are those of :class:`icpml.errors.ExitCode`: 0 done, 2 config/usage, 3 data, 4
 gate alert, 5 tracking store, 6 another retrain running, 1 a bug. A user error prints one line naming the key or column
 and the fix, without a traceback.
@@ -353,6 +354,23 @@ def validate(
         table = validate_tiers(scorer, df, cfg)
         _out("\nOutcomes per tier (rates with 95% Wilson intervals):")
         _out(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+@app.command()
+@_handle_errors
+def report(
+    run: Annotated[str, typer.Option(help="Run id, or a model URI such as models:/icp-fit@champion.")],
+    config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                help="Config (tracking store, report folder).")] = None,
+) -> None:
+    """Restore the report of any run or model version from MLflow into reports/."""
+    from icpml.config import find_project_root, load_config
+    from icpml.tracking import restore_report
+
+    cfg = load_config(config) if config else None
+    dest_root = cfg.resolve(cfg.report.dir) if cfg else find_project_root() / "reports"
+    dest = restore_report(run, dest_root, cfg)
+    _out(f"report:    {dest / 'report.html'}", always=True)
 
 
 def main(prog_name: str | None = None) -> None:

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from icpml.scoring import Scorer
 
 __all__ = ["tracking_uri", "log_discovery", "load_scorer", "IcpPyfuncModel", "configure",
-           "champion", "set_alias", "tag_run", "log_run_text", "config_hash", "download_run_file"]
+           "champion", "set_alias", "tag_run", "log_run_text", "config_hash", "download_run_file",
+           "restore_report"]
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +381,52 @@ def load_scorer(model_uri: str, cfg: Config | None = None) -> Scorer:
                             "run `icpml demo` or `icpml discover` first, or check --model") from None
     inner = model.unwrap_python_model()
     return inner.scorer
+
+
+def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path:
+    """Restore the report a run logged, into ``dest_root/<config name>_<run8>``.
+
+    Parameters
+    ----------
+    ref : str
+        A run id, or a model URI (``models:/icp-fit@champion``, ``models:/icp-fit/3``)
+        whose version's run is used.
+    """
+    import shutil
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    configure(cfg)
+    client = MlflowClient()
+    run_id = ref
+    try:
+        if ref.startswith("models:/"):
+            name, _, rest = ref[len("models:/"):].partition("/")
+            if "@" in name:
+                name, alias = name.split("@", 1)
+                run_id = client.get_model_version_by_alias(name, alias).run_id
+            else:
+                run_id = client.get_model_version(name, rest).run_id
+        run = client.get_run(run_id)
+    except Exception as err:
+        raise TrackingError(f"cannot find run or model '{ref}' ({_first_line(err)}); "
+                            "check the id, or run `icpml demo` / `icpml discover` first") from None
+    name = run.data.tags.get("icpml.config_name", "icpml")
+    dest = Path(dest_root) / f"{name}_{run_id[:8]}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="report",
+                                                    dst_path=str(tmp))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(local, dest)
+    except Exception as err:
+        raise TrackingError(f"run '{run_id}' has no stored report ({_first_line(err)})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def download_run_file(run_id: str, path: str, cfg: Config) -> str:

@@ -231,3 +231,19 @@ def test_export_sql_matches_criteria_in_duckdb(demo_run):
     assert icp_ids == set(df.loc[cs.icp_mask(df), "account_id"])
     assert anti_ids == set(df.loc[cs.anti_mask(df), "account_id"])
     assert icp_ids and anti_ids
+
+
+def test_report_is_restored_from_mlflow(demo_run, monkeypatch):
+    import shutil
+
+    root, _ = demo_run
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
+    folder = next((root / "reports").glob("demo_*"))
+    original = (folder / "criteria.json").read_text()
+    shutil.rmtree(folder)
+    result = runner.invoke(app, ["report", "--run", "models:/icp-fit@champion"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "report.html").is_file()
+    assert (folder / "criteria.json").read_text() == original
+    bad = runner.invoke(app, ["report", "--run", "deadbeef"])
+    assert bad.exit_code == ExitCode.INFRA and "cannot find run" in bad.output
