@@ -9,12 +9,20 @@ config gives the same run from a notebook, the CLI or cron.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from icpml.errors import ConfigError
 
@@ -178,17 +186,102 @@ class ColumnsConfig(_Strict):
         return {c: g for g, cols in self.features.items() for c in cols}
 
 
+class OpportunitiesConfig(_Strict):
+    """A CRM opportunities export whose closed deals become each account's outcomes.
+
+    The common shape of a Salesforce or HubSpot export: an accounts table (the
+    features) plus an opportunities table (one row per deal). Each account gets
+    ``n_opportunities``, ``n_closed`` (won + lost), ``n_won``, ``won_value``
+    (sum of ``amount`` over won deals) and ``win_rate`` (won / closed; missing
+    when nothing closed), and with ``product`` the same per product line, as
+    ``<outcome>__<product>``. Use these names as ``columns.outcomes``.
+
+    Attributes
+    ----------
+    path : str
+        CSV or Parquet file, relative to the project root.
+    account : str
+        Column naming the account; its values match ``columns.id`` of the accounts.
+    stage : str
+        Column with the deal stage.
+    won, lost : list of str
+        Stage values meaning won and lost; other stages (open deals) count only
+        in ``n_opportunities``.
+    amount : str, optional
+        Deal value column (summed over won deals into ``won_value``).
+    date : str, optional
+        Deal date column (e.g. the close date), needed by ``after`` / ``before``.
+    after, before : str, optional
+        ISO dates: only deals dated on/after ``after`` and before ``before``
+        count. Set ``after`` to the date the features were captured so the
+        outcomes are measured after the features, never before.
+    product : str, optional
+        Product-line column: adds per-product outcomes for a cross-product ICP.
+    """
+
+    path: str
+    account: str
+    stage: str
+    won: list[str] = Field(min_length=1)
+    lost: list[str] = Field(min_length=1)
+    amount: str | None = None
+    date: str | None = None
+    after: str | None = None
+    before: str | None = None
+    product: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> OpportunitiesConfig:
+        both = set(self.won) & set(self.lost)
+        if both:
+            raise ValueError(f"stage value(s) {sorted(both)} are listed as both won and lost")
+        if (self.after or self.before) and not self.date:
+            raise ValueError("data.opportunities.after/before need data.opportunities.date")
+        for key in ("after", "before"):
+            v = getattr(self, key)
+            if v is not None:
+                try:
+                    _dt.date.fromisoformat(v)
+                except ValueError:
+                    raise ValueError(f"data.opportunities.{key} '{v}' is not a date; "
+                                     "write it as YYYY-MM-DD") from None
+        return self
+
+
+#: named builders in :mod:`icpml.datasets` for data that config alone cannot shape
+ADAPTERS = ("olist_sellers", "olist_mql_conversion", "telco_accounts", "maven_accounts")
+
+
 class DataConfig(_Strict):
     """Where the accounts come from.
 
     Attributes
     ----------
     path : str, optional
-        CSV or Parquet file, relative to the project root. ``icpml demo``
-        generates its own data and leaves this empty.
+        CSV or Parquet file (or, with ``adapter``, the folder the adapter
+        reads), relative to the project root. ``icpml demo`` generates its own
+        data and leaves this empty.
+    opportunities : OpportunitiesConfig, optional
+        A CRM opportunities export turned into per-account outcomes.
+    adapter : str, optional
+        A named builder from :mod:`icpml.datasets` for a dataset whose outcomes
+        need more than a join (e.g. Olist sales in a window after the deal).
+    options : dict
+        Keyword arguments for the adapter (e.g. ``window_days: 90``).
     """
 
     path: str | None = None
+    opportunities: OpportunitiesConfig | None = None
+    adapter: Literal[ADAPTERS] | None = None  # type: ignore[valid-type]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if (self.adapter or self.opportunities) and not self.path:
+            raise ValueError("data.path is needed with data.adapter or data.opportunities")
+        if self.options and not self.adapter:
+            raise ValueError("data.options only apply to a data.adapter; remove them or set one")
+        return self
 
 
 class CohortsConfig(_Strict):

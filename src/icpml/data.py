@@ -21,7 +21,7 @@ import pandas as pd
 from icpml.config import Config
 from icpml.errors import DataError
 
-__all__ = ["load_accounts", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
+__all__ = ["load_accounts", "load_source", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,46 @@ def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
+def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """The account table the config describes, and a label for messages.
+
+    ``path`` (``--data`` on the command line) overrides ``data.path``. With
+    ``data.adapter`` the named builder of :mod:`icpml.datasets` reads the path
+    (a folder or file) with ``data.options``; with ``data.opportunities`` the
+    opportunities export is joined on as per-account outcomes
+    (:func:`icpml.datasets.crm_accounts`). No input file is modified.
+
+    Raises
+    ------
+    DataError
+        No path is configured, or a file is missing or unreadable.
+    """
+    d = cfg.data
+    if path is None:
+        if not d.path:
+            raise DataError("no data: set data.path in the config or pass --data", "config")
+        path = cfg.resolve(d.path)
+    source = str(path)
+    if d.adapter:
+        from icpml import datasets
+
+        try:
+            df = getattr(datasets, d.adapter)(path, **d.options)
+        except TypeError as err:
+            raise DataError(f"data.options do not fit adapter '{d.adapter}' ({err}); "
+                            "see its docstring for the options it takes", "config") from None
+    else:
+        df = load_accounts(path)
+    if d.opportunities:
+        from icpml.datasets import crm_accounts
+
+        opp_path = cfg.resolve(d.opportunities.path)
+        df = crm_accounts(df, load_accounts(opp_path), d.opportunities,
+                          id_column=cfg.columns.id, source=str(opp_path))
+        source = f"{source} + {opp_path.name}"
+    return df, source
+
+
 def coerce_bool(s: pd.Series) -> pd.Series | None:
     """Booleans from bool, 0/1 or yes/no/true/false text; None when not boolean-like.
 
@@ -104,17 +144,38 @@ def feature_kinds(df: pd.DataFrame, cfg: Config) -> dict[str, str]:
     return kinds
 
 
+_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
+_CURRENCY = r"^[$€£¥]\s*|\s*[$€£¥]$|^(USD|EUR|GBP)\s+|\s+(USD|EUR|GBP)$"
+
+
 def _coerce_numeric(s: pd.Series) -> tuple[pd.Series, float]:
-    """Numeric version of ``s`` and the share of non-missing values that failed to parse."""
-    if pd.api.types.is_bool_dtype(s):
+    """Numeric version of ``s`` and the share of non-blank values that failed to parse.
+
+    Text exports are read the way a spreadsheet shows them: blanks are missing,
+    yes/no and true/false are 1/0, a currency symbol or code around the number
+    is dropped and commas are removed only where they group thousands
+    (``"$1,234.50"`` -> 1234.5; ``"1,5"`` stays unparsed rather than becoming 15).
+    """
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return s.astype(float), 0.0
-    if pd.api.types.is_numeric_dtype(s):
-        return s.astype(float), 0.0
-    text = s.astype("string").str.strip().str.replace(",", "", regex=False)
+    text = s.astype("string").str.strip()
+    text = text.mask(text == "")
+    b = coerce_bool(text)
+    if b is not None:
+        return b.astype(float), 0.0
+    text = text.str.replace(_CURRENCY, "", regex=True)
+    grouped = text.str.fullmatch(_THOUSANDS).fillna(False)
+    text = text.mask(grouped, text.str.replace(",", "", regex=False))
     num = pd.to_numeric(text, errors="coerce")
-    nonnull = int(s.notna().sum())
-    bad = int((num.isna() & s.notna()).sum())
-    return num.astype(float), (bad / nonnull if nonnull else 0.0)
+    nonblank = int(text.notna().sum())
+    bad = int((num.isna() & text.notna()).sum())
+    return num.astype(float), (bad / nonblank if nonblank else 0.0)
+
+
+def _bad_examples(s: pd.Series, num: pd.Series) -> str:
+    t = s.astype("string").str.strip()
+    bad = t[num.isna() & t.notna() & (t != "")]
+    return ", ".join(repr(v[:20]) for v in pd.unique(bad)[:3])
 
 
 def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
@@ -218,8 +279,9 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
             num, bad = _coerce_numeric(df[m.column])
             if bad > 0.0:
                 problems.append(
-                    f"outcome column '{m.column}' has {bad:.0%} non-numeric values; "
-                    "it must hold numbers (ARR, NRR, NPS...)"
+                    f"outcome column '{m.column}' has non-numeric values "
+                    f"(e.g. {_bad_examples(df[m.column], num)}); "
+                    "it must hold numbers (ARR, NRR, NPS...) or yes/no"
                 )
             elif num.isna().all():
                 problems.append(f"outcome column '{m.column}' is entirely empty")

@@ -28,7 +28,7 @@ from icpml import __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, derive_criteria
-from icpml.data import data_fingerprint, feature_kinds, load_accounts, validate_accounts
+from icpml.data import data_fingerprint, feature_kinds, load_source, validate_accounts
 from icpml.errors import DataError
 from icpml.explain import Explanation, explain
 from icpml.features import ColumnScreen, screen_columns
@@ -211,11 +211,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     with stages.stage("load"):
         if accounts is None:
-            if not cfg.data.path:
-                raise DataError("no data: set data.path in the config or pass --data", "config")
-            path = cfg.resolve(cfg.data.path)
-            source = source or str(path)
-            accounts = load_accounts(path)
+            accounts, loaded_from = load_source(cfg)
+            source = source or loaded_from
         source = source or "accounts"
         df = validate_accounts(accounts, cfg, source=source)
         kinds = feature_kinds(df, cfg)

@@ -47,7 +47,7 @@ from sklearn.metrics import roc_auc_score
 from icpml._io import atomic_write_text
 from icpml.cohorts import BEST, MIDDLE, WORST
 from icpml.config import Config
-from icpml.criteria import Criterion, CriteriaSet, segment_evidence
+from icpml.criteria import CriteriaSet, Criterion, segment_evidence
 from icpml.drift import criteria_drift, psi_table
 from icpml.errors import ExitCode, IcpmlError
 
@@ -236,17 +236,13 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
     DataError, ConfigError, TrackingError, LockedError
     """
     from icpml import tracking
-    from icpml.data import data_fingerprint, load_accounts
+    from icpml.data import data_fingerprint, load_source
     from icpml.pipeline import discover
 
     lock = cfg.resolve("mlruns") / ".retrain.lock"
     with _lock(lock):
         if accounts is None:
-            if not cfg.data.path:
-                from icpml.errors import DataError
-
-                raise DataError("no data: set data.path in the config or pass --data", "config")
-            accounts = load_accounts(cfg.resolve(cfg.data.path))
+            accounts, _ = load_source(cfg)
         champ = tracking.champion(cfg)
         fp, ch = data_fingerprint(accounts), tracking.config_hash(cfg)
         if champ and champ["tags"].get("icpml.data_fingerprint") == fp \

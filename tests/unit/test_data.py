@@ -81,3 +81,32 @@ def test_yes_no_churn_and_text_numbers_are_coerced(raw):
     df["employees"] = df["employees"].map(lambda v: f"{v:,}")
     out = validate_accounts(df, demo_config())
     assert out["churned"].dtype == "boolean" and out["employees"].dtype == float
+
+
+@pytest.mark.parametrize("text, value", [
+    ("$1,234.50", 1234.5), ("€ 12", 12.0), ("1,000,000", 1e6), ("-3,500", -3500.0),
+    ("250 USD", 250.0), ("  42 ", 42.0), ("", None), ("   ", None),
+])
+def test_outcome_text_read_like_a_spreadsheet(raw, text, value):
+    df = raw.copy()
+    df["arr"] = df["arr"].astype(str)
+    df.loc[0, "arr"] = text
+    out = validate_accounts(df, demo_config())
+    got = out.loc[0, "arr"]
+    assert (pd.isna(got) and value is None) or got == value
+
+
+@pytest.mark.parametrize("text", ["1,5", "12%", "n/a", "1.2.3"])
+def test_ambiguous_outcome_text_is_an_error_naming_it(raw, text):
+    df = raw.copy()
+    df["arr"] = df["arr"].astype(str)
+    df.loc[0, "arr"] = text
+    with pytest.raises(DataError, match=r"outcome column 'arr' has non-numeric values \(e\.g\. '"):
+        validate_accounts(df, demo_config())
+
+
+def test_yes_no_outcome_is_numeric(raw):
+    df = raw.copy()
+    df["nps"] = df["churned"].map({True: "No", False: "Yes"})
+    out = validate_accounts(df, demo_config())
+    assert set(out["nps"].unique()) == {0.0, 1.0}
