@@ -130,9 +130,14 @@ def _print_summary(res, elapsed: float) -> None:
             _out(f"  - {c.describe():<42} coverage {ev['coverage']:.0%}  "
                  f"wrongly drops {ev['best_wrongly_excluded']:.0%} of best customers")
     fit = res.fit.holdout
-    line = f"\nFit model held-out ROC AUC {fit['roc_auc']:.3f}"
+    def auc(h: dict) -> str:
+        ci = (f" (95% CI {h['roc_auc_ci_low']:.2f}-{h['roc_auc_ci_high']:.2f})"
+              if "roc_auc_ci_low" in h else "")
+        return f"{h['roc_auc']:.3f}{ci}"
+
+    line = f"\nFit model held-out ROC AUC {auc(fit)}"
     if res.churn is not None:
-        line += f"; churn model held-out ROC AUC {res.churn.holdout['roc_auc']:.3f}"
+        line += f"; churn model {auc(res.churn.holdout)}"
     _out(line)
     for w in res.warnings:
         _out(f"warning: {w}")
@@ -192,14 +197,13 @@ def discover(
 ) -> None:
     """Discover the ICP from your customer table: cohorts, models, criteria, report, MLflow run."""
     from icpml.config import load_config
-    from icpml.data import load_accounts
+    from icpml.data import load_source
     from icpml.pipeline import discover as run
 
     t0 = time.perf_counter()
     cfg = load_config(config)
-    accounts = load_accounts(data) if data else None
-    res = run(cfg, accounts, track=track, report=report, progress=_progress(),
-              source=str(data) if data else None)
+    accounts, source = load_source(cfg, data) if data else (None, None)
+    res = run(cfg, accounts, track=track, report=report, progress=_progress(), source=source)
     _print_summary(res, time.perf_counter() - t0)
 
 
@@ -287,12 +291,12 @@ def retrain(
     champion no longer holds (alert); 3 bad data; 5 tracking store; 6 locked.
     """
     from icpml.config import load_config
-    from icpml.data import load_accounts
+    from icpml.data import load_source
     from icpml.retrain import retrain as run
 
     t0 = time.perf_counter()
     cfg = load_config(config)
-    accounts = load_accounts(data) if data else None
+    accounts = load_source(cfg, data)[0] if data else None
     result = run(cfg, accounts, dry_run=dry_run, progress=_progress())
     _out(f"decision:  {result.decision}", always=True)
     for r in result.reasons:
@@ -323,7 +327,7 @@ def validate(
 ) -> None:
     """Check an ICP on data: a hypothesis ICP (--criteria) and/or a model's tiers (--model)."""
     from icpml.config import load_config
-    from icpml.data import load_accounts, validate_accounts
+    from icpml.data import load_source, validate_accounts
     from icpml.validate import evaluate_criteria, load_hypothesis, validate_tiers
 
     cfg = load_config(config)
@@ -331,8 +335,8 @@ def validate(
         raise ConfigError("pass --criteria mine.yaml, --model models:/icp-fit@champion, or both")
     if data is None and not cfg.data.path:
         raise ConfigError("no data: pass --data or set data.path in the config")
-    path = data or cfg.resolve(cfg.data.path)
-    df = validate_accounts(load_accounts(path), cfg, source=str(path))
+    raw, source = load_source(cfg, data)
+    df = validate_accounts(raw, cfg, source=source)
     sets = []
     if criteria is not None:
         sets.append(("hypothesis ICP", evaluate_criteria(load_hypothesis(criteria, cfg), df, cfg)))

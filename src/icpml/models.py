@@ -75,7 +75,28 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> di
         ece=ece,
         calibration=[[float(a), float(b)] for a, b in zip(mean_pred, frac_pos, strict=True)],
     )
+    out["roc_auc_ci_low"], out["roc_auc_ci_high"] = _auc_interval(y, p)
     return out
+
+
+def _auc_interval(y: np.ndarray, p: np.ndarray, n_boot: int = 300, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the ROC AUC from a stratified bootstrap of the rows.
+
+    Positives and negatives are resampled separately (their counts stay fixed),
+    so every resample has both classes; seeded, so the interval is reproducible.
+    """
+    rng = np.random.default_rng(seed)
+    pos, neg = p[y == 1], p[y == 0]
+    aucs = np.empty(n_boot)
+    for i in range(n_boot):
+        a = rng.choice(pos, len(pos))
+        b = np.sort(rng.choice(neg, len(neg)))
+        # Mann-Whitney: P(score_pos > score_neg) + 0.5 P(tie)
+        lo = np.searchsorted(b, a, side="left")
+        hi = np.searchsorted(b, a, side="right")
+        aucs[i] = (lo.sum() + 0.5 * (hi - lo).sum()) / (len(a) * len(b))
+    low, high = np.quantile(aucs, [0.025, 0.975])
+    return float(low), float(high)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
-from icpml.criteria import Criterion, CriteriaSet, select_criteria
+from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
 from icpml.models import TrainedModel, make_model
 
