@@ -14,6 +14,8 @@ expected calibration error and a reliability curve. Everything is seeded.
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,11 +30,18 @@ from sklearn.pipeline import Pipeline
 from icpml.config import ModelsConfig
 from icpml.features import make_preprocessor
 
+log = logging.getLogger(__name__)
+
 __all__ = ["make_model", "train_model", "TrainedModel", "classification_metrics"]
 
 
-def make_model(kinds: dict[str, str], columns: list[str], cfg: ModelsConfig) -> Pipeline:
+def make_model(kinds: dict[str, str], columns: list[str], cfg: ModelsConfig,
+               n_rows: int | None = None) -> Pipeline:
     """Unfitted pipeline: preprocessing + gradient-boosted trees.
+
+    With ``n_rows`` (the training rows), ``min_samples_leaf`` is capped at
+    ``max(3, n_rows // 8)``: on a few dozen accounts the configured leaf size
+    would forbid every split and leave a constant model that explains nothing.
 
     Examples
     --------
@@ -45,7 +54,7 @@ def make_model(kinds: dict[str, str], columns: list[str], cfg: ModelsConfig) -> 
         max_iter=cfg.max_iter,
         learning_rate=cfg.learning_rate,
         max_leaf_nodes=cfg.max_leaf_nodes,
-        min_samples_leaf=cfg.min_samples_leaf,
+        min_samples_leaf=_leaf_size(cfg.min_samples_leaf, n_rows),
         l2_regularization=cfg.l2_regularization,
         early_stopping=False,
         random_state=cfg.seed,
@@ -138,6 +147,12 @@ class TrainedModel:
         return m
 
 
+def _leaf_size(configured: int, n_rows: int | None) -> int:
+    if n_rows is None:
+        return configured
+    return min(configured, max(3, n_rows // 8))
+
+
 def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: pd.DataFrame,
                 y_hold: np.ndarray, kinds: dict[str, str], cfg: ModelsConfig) -> TrainedModel:
     """Cross-validate on the training rows, fit, and evaluate on the held-out rows.
@@ -158,7 +173,11 @@ def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: p
     """
     columns = list(kinds)
     y_train = np.asarray(y_train).astype(int)
-    pipe = make_model(kinds, columns, cfg)
+    pipe = make_model(kinds, columns, cfg, n_rows=len(y_train))
+    leaf = pipe.named_steps["clf"].min_samples_leaf
+    if leaf < cfg.min_samples_leaf:
+        log.info("%s model: min_samples_leaf %d -> %d for %d training rows", name,
+                 cfg.min_samples_leaf, leaf, len(y_train))
     minority = int(min(np.bincount(y_train, minlength=2)))
     folds = min(cfg.cv_folds, minority)
     cv: dict = {"folds": folds}

@@ -34,3 +34,18 @@ def test_no_signal_interval_includes_half():
     y, p = rng.integers(0, 2, 300), rng.random(300)
     m = classification_metrics(y, p)
     assert m["roc_auc_ci_low"] < 0.5 < m["roc_auc_ci_high"]
+
+
+def test_tiny_training_sets_still_split():
+    """24 rows with the default leaf size of 20 would give a constant model; the cap avoids it."""
+    import pandas as pd
+
+    from icpml.config import ModelsConfig
+    from icpml.models import train_model
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"employees": rng.normal(size=24)})
+    y = (x["employees"] > 0).to_numpy().astype(int)
+    m = train_model("fit", x, y, x, y, {"employees": "numeric"}, ModelsConfig(cv_folds=2))
+    assert m.pipeline.named_steps["clf"].min_samples_leaf == 3
+    assert np.ptp(m.predict_proba(x)) > 0.1 and m.holdout["roc_auc"] > 0.9
