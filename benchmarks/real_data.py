@@ -23,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
-DATASETS = ("olist", "telco", "maven")
+DATASETS = ("olist", "olist_mql", "telco", "maven")
 
 
 def _f(x, nd=2) -> str:

@@ -87,16 +87,23 @@ def label_cohorts(score: pd.Series, best_quantile: float = 0.25,
     """Label each account ``best``, ``middle`` or ``worst`` from its value score.
 
     Accounts tied at a cut point fall on the same side, so cohort sizes may
-    differ slightly from the quantiles. Accounts with no score are ``middle``.
+    differ slightly from the quantiles. When ties swallow both cut points (a
+    yes/no outcome such as ``converted``, where 90% share one value), the
+    accounts split at the tied value instead: a yes/no outcome gives best =
+    yes and worst = no. Accounts with no score are ``middle``; a constant score
+    leaves everyone ``middle`` (nothing to contrast).
     """
     s = score.astype(float)
     hi = s.quantile(1 - best_quantile)
     lo = s.quantile(worst_quantile)
     labels = pd.Series(MIDDLE, index=s.index, name="cohort", dtype="string")
-    labels[s >= hi] = BEST
-    labels[s <= lo] = WORST
-    if hi <= lo:  # degenerate score (all equal): nothing to contrast
-        labels[:] = MIDDLE
+    if hi > lo:
+        labels[s >= hi] = BEST
+        labels[s <= lo] = WORST
+    elif s.nunique() >= 2:  # both cut points on one tied value
+        above = (s > lo) if lo < s.max() else (s >= lo)
+        labels[above] = BEST
+        labels[~above & s.notna()] = WORST
     return labels
 
 

@@ -348,3 +348,18 @@ def test_input_files_unchanged(tables, md5_before):
     """Last in the file: after every table was built and discovered, the inputs are intact."""
     assert tables
     assert _md5s() == md5_before
+
+
+def test_discover_olist_mql_conversion():
+    """The lead-conversion view: yes/no outcome -> best = converted, worst = not."""
+    _need("olist")
+    if DATA != PROJECT.parent / "shared" / "data":
+        pytest.skip("the config reads ../shared/data; ICPML_REAL_DATA points elsewhere")
+    cfg = load_config(CONFIGS / "olist_mql.yaml").model_copy(update={"project_root": PROJECT})
+    df, _ = load_source(cfg)
+    res = discover(cfg, df, track=False, report=False)
+    assert res.cohorts.value_counts().to_dict() == {WORST: 7158, BEST: 842}
+    assert "landing_page_id" not in res.fit.columns  # a page identifier, screened out
+    named = {c.column for c in res.criteria.icp + res.criteria.anti_icp}
+    assert named <= {"origin"}
+    assert 0.5 < res.fit.holdout["roc_auc"] < 0.8

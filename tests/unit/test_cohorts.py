@@ -54,3 +54,12 @@ def test_benjamini_hochberg_by_hand():
     # sorted p: .01,.03,.04,.2 with m=4 -> .04, .0533, .0533, .2
     assert q[0] == pytest.approx(0.04) and q[2] == pytest.approx(0.16 / 3)
     assert q[1] == pytest.approx(0.16 / 3) and np.isnan(q[3]) and q[4] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("share_yes", [0.1, 0.9])
+def test_yes_no_outcome_splits_at_the_tied_value(share_yes):
+    n = 200
+    s = pd.Series([1.0] * int(n * share_yes) + [0.0] * int(n * (1 - share_yes)))
+    labels = label_cohorts(s)
+    assert (labels[s == 1.0] == "best").all() and (labels[s == 0.0] == "worst").all()
+    assert (label_cohorts(pd.Series([0.5] * 50)) == "middle").all()
