@@ -210,8 +210,12 @@ def discover(
 @app.command()
 @_handle_errors
 def score(
-    data: Annotated[Path, typer.Option(help="Accounts to score (CSV/Parquet): customers or prospects.")],
     out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    data: Annotated[Path | None, typer.Option(
+        help="Accounts to score (CSV/Parquet): customers or prospects.")] = None,
+    query: Annotated[str | None, typer.Option(
+        help="Or a DuckDB SQL query returning the accounts, e.g. "
+             "\"SELECT * FROM 'crm/*.parquet' WHERE country = 'DE'\".")] = None,
     model: Annotated[str, typer.Option(help="Registered model URI.")] = "models:/icp-fit@champion",
     config: Annotated[Path | None, typer.Option("--config", "-c",
                                                 help="Config (for its tracking store).")] = None,
@@ -221,14 +225,16 @@ def score(
     """Score an account table: fit score, churn risk, tier, ICP match, reasons."""
     from icpml._io import write_table
     from icpml.config import load_config
-    from icpml.data import load_accounts
+    from icpml.data import load_accounts, load_query
     from icpml.scoring import tier_summary
     from icpml.tracking import load_scorer
 
-    if out.resolve() == data.resolve():
+    if (data is None) == (query is None):
+        raise ConfigError("pass exactly one of --data accounts.csv or --query \"SELECT ...\"")
+    if data is not None and out.resolve() == data.resolve():
         raise ConfigError("--out must differ from --data; input files are never overwritten")
     cfg = load_config(config) if config else None
-    df = load_accounts(data)
+    df = load_accounts(data) if data is not None else load_query(query)
     scorer = load_scorer(model, cfg)
     t0 = time.perf_counter()
     scored = scorer.score(df, reasons=reasons)

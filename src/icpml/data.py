@@ -21,7 +21,7 @@ import pandas as pd
 from icpml.config import Config
 from icpml.errors import DataError
 
-__all__ = ["load_accounts", "load_source", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
+__all__ = ["load_accounts", "load_source", "load_query", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,88 @@ def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise
     except pd.errors.EmptyDataError:
         raise DataError("the file is empty; export the account table with a header row", str(p)) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
+    except UnicodeDecodeError:
+        raise DataError(f"is not UTF-8 text{_where_not_utf8(p)}; save it as UTF-8 "
+                        "(in Excel: 'CSV UTF-8')", str(p)) from None
+    except (pd.errors.ParserError, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"cannot be read ({first}); check that it is a valid file", str(p)) from None
+    if df.shape[1] == 1 and not suffixes.endswith((".parquet", ".pq")):
+        header = str(df.columns[0])
+        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if sep in header:
+                raise DataError(f"the header is a single column containing {name}s: the file is "
+                                f"{name}-separated; export it comma-separated (CSV)", str(p))
     log.debug("loaded %d rows x %d columns from %s", len(df), df.shape[1], p)
+    return df
+
+
+def _where_not_utf8(p: Path) -> str:
+    """`` (column 'x', line 3)``: where the first byte that is not UTF-8 sits; best effort."""
+    import csv
+
+    if p.suffix.lower() not in (".csv", ".txt"):  # compressed: positions mean nothing
+        return ""
+    try:
+        raw = p.read_bytes()
+        raw.decode("utf-8")
+        return ""
+    except UnicodeDecodeError as err:
+        start = err.start
+    except OSError:
+        return ""
+    line = raw.count(b"\n", 0, start) + 1
+    where = f"line {line}, byte 0x{raw[start]:02x}"
+    begin = raw.rfind(b"\n", 0, start) + 1
+    end = raw.find(b"\n", start)
+    try:
+        header = next(csv.reader([raw[:raw.find(b"\n")].decode("utf-8", "replace")]))
+        fields = next(csv.reader([raw[begin:end if end >= 0 else len(raw)]
+                                  .decode("utf-8", "replace")]))
+    except (csv.Error, StopIteration):
+        return f" ({where})"
+    for i, field in enumerate(fields):
+        if "\ufffd" in field and i < len(header):
+            return f" (column '{_clip(header[i])}', {where})"
+    return f" ({where})"
+
+
+def _clip(v: object, n: int = 40) -> str:
+    """A value short enough for a one-line message."""
+    text = str(v)
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def load_query(sql: str) -> pd.DataFrame:
+    """Run a read-only DuckDB SQL query and return its result as the account table.
+
+    DuckDB reads CSV, Parquet and JSON files (``SELECT * FROM 'crm/*.parquet'``),
+    and through its extensions PostgreSQL, MySQL or S3; the query text is never
+    logged or written anywhere, since it may hold a connection string.
+
+    Raises
+    ------
+    DataError
+        DuckDB is not installed, or the query fails (the first line of DuckDB's
+        message is kept, with any ``password=...`` redacted).
+    """
+    try:
+        import duckdb
+    except ImportError:
+        raise DataError("--query needs DuckDB: pip install duckdb", "query") from None
+    import re
+
+    try:
+        con = duckdb.connect(":memory:")
+        try:
+            df = con.execute(sql).df()
+        finally:
+            con.close()
+    except duckdb.Error as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", first)
+        raise DataError(f"the query failed ({first}); fix the SQL", "query") from None
+    log.debug("query returned %d rows x %d columns", len(df), df.shape[1])
     return df
 
 
@@ -234,7 +312,7 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
             problems.append(f"id column '{cols.id}' has {n_missing} empty value(s); every account needs an id")
         dup = ids[ids.duplicated(keep=False) & ids.notna()]
         if len(dup):
-            examples = ", ".join(map(str, pd.unique(dup)[:3]))
+            examples = ", ".join(_clip(v) for v in pd.unique(dup)[:3])
             problems.append(
                 f"id column '{cols.id}' has {dup.nunique()} duplicated id(s) (e.g. {examples}); "
                 "keep one row per account"
@@ -260,14 +338,28 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
             num, bad = _coerce_numeric(s)
             if bad == 0.0 and s.notna().any():
                 out[c] = num
+            elif bad < 0.5:  # mostly numbers: the text is a data-entry problem, not categories
+                problems.append(
+                    f"feature column '{c}' mixes numbers and text (e.g. {_bad_examples(s, num)}); "
+                    f"fix those values, or list '{c}' under columns.categorical"
+                )
             else:
                 out[c] = s.astype("string").str.strip().replace("", pd.NA)
+        _check_finite(out[c], f"feature column '{c}'", problems)
 
     if cols.date and cols.date in df.columns:
-        parsed = pd.to_datetime(df[cols.date], errors="coerce", utc=True)
-        bad = int((parsed.isna() & df[cols.date].notna()).sum())
-        if bad:
-            problems.append(f"date column '{cols.date}' has {bad} unreadable date(s); use YYYY-MM-DD")
+        raw_dates = df[cols.date]
+        parsed = pd.to_datetime(raw_dates, errors="coerce", utc=True)
+        if (parsed.isna() & raw_dates.notna()).any():  # ISO dates with and without a time
+            iso = pd.to_datetime(raw_dates.astype("string"), errors="coerce", utc=True,
+                                 format="ISO8601")
+            if iso.notna().sum() > parsed.notna().sum():
+                parsed = iso
+        unreadable = parsed.isna() & raw_dates.notna()
+        if unreadable.any():
+            examples = ", ".join(repr(_clip(v, 20)) for v in pd.unique(raw_dates[unreadable])[:3])
+            problems.append(f"date column '{cols.date}' has {int(unreadable.sum())} unreadable "
+                            f"date(s) (e.g. {examples}); write every date as YYYY-MM-DD")
         out[cols.date] = parsed
     elif cols.date and require_outcomes:
         problems.append(f"missing date column '{cols.date}'; add it or remove columns.date")
@@ -285,11 +377,18 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
                 )
             elif num.isna().all():
                 problems.append(f"outcome column '{m.column}' is entirely empty")
+            elif num.nunique() < 2:
+                problems.append(
+                    f"outcome column '{m.column}' has the same value ({_clip(num.dropna().iloc[0])}) "
+                    "for every account, so it cannot rank customers; fix the export or remove it "
+                    "from columns.outcomes"
+                )
+            _check_finite(num, f"outcome column '{m.column}'", problems)
             out[m.column] = num
         if cols.churn and cols.churn in df.columns:
             b = coerce_bool(df[cols.churn])
             if b is None:
-                vals = ", ".join(map(str, pd.unique(df[cols.churn].dropna())[:4]))
+                vals = ", ".join(_clip(v) for v in pd.unique(df[cols.churn].dropna())[:4])
                 problems.append(
                     f"churn column '{cols.churn}' must be yes/no, true/false or 0/1 (found {vals})"
                 )
@@ -315,6 +414,15 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
     if problems:
         raise DataError(problems, source)
     return out
+
+
+def _check_finite(s: pd.Series, what: str, problems: list[str]) -> None:
+    """Add a problem when a numeric column holds infinities (often a division by zero)."""
+    if pd.api.types.is_float_dtype(s):
+        n_inf = int(np.isinf(s.to_numpy(dtype=float, na_value=np.nan)).sum())
+        if n_inf:
+            problems.append(f"{what} has {n_inf} infinite value(s); replace them with numbers "
+                            "or leave them blank")
 
 
 def _close_matches(missing: list[str], present: list[str]) -> str:

@@ -15,7 +15,6 @@ expected calibration error and a reliability curve. Everything is seeded.
 from __future__ import annotations
 
 import logging
-
 from dataclasses import dataclass, field
 
 import numpy as np

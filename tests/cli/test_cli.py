@@ -97,6 +97,29 @@ def test_score_command_against_champion(demo_run, tmp_path, monkeypatch):
     assert hashlib.sha256(src.read_bytes()).hexdigest() == before  # input untouched
 
 
+def test_score_from_a_duckdb_query(demo_run, tmp_path, monkeypatch):
+    pytest.importorskip("duckdb")
+    root, _ = demo_run
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    src = tmp_path / "market.parquet"
+    make_accounts(200, seed=6).drop(columns=["arr", "nrr", "nps", "churned"]).to_parquet(src)
+    out = tmp_path / "scored.csv"
+    sql = f"SELECT * FROM '{src}' WHERE region = 'EMEA'"
+    result = runner.invoke(app, ["score", "--query", sql, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(out)
+    n_emea = int((pd.read_parquet(src)["region"] == "EMEA").sum())
+    assert len(scored) == n_emea > 0
+    bad = runner.invoke(app, ["score", "--query", "SELECT * FROM nowhere WHERE password=hunter2",
+                              "--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code == ExitCode.DATA
+    assert "query failed" in bad.output and "hunter2" not in bad.output
+    assert not (tmp_path / "x.csv").exists()
+    both = runner.invoke(app, ["score", "--out", str(out)])
+    assert both.exit_code == ExitCode.CONFIG and "exactly one" in both.output
+
+
 def test_export_sql_pandas_json(demo_run, tmp_path):
     root, _ = demo_run
     crit = next((root / "reports").glob("demo_*/criteria.json"))
