@@ -368,6 +368,35 @@ def validate(
 
 @app.command()
 @_handle_errors
+def products(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config with products:.")],
+    data: Annotated[Path | None, typer.Option(help="Account table; overrides data.path.")] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track",
+                                        help="Log and register each product's models.")] = False,
+) -> None:
+    """Cross-product ICP: one ICP per product line, their overlap, and a combined score."""
+    from icpml._io import atomic_write_text, write_table
+    from icpml.config import load_config
+    from icpml.data import data_fingerprint, load_source
+    from icpml.products import discover_products
+
+    t0 = time.perf_counter()
+    cfg = load_config(config)
+    accounts, _ = load_source(cfg, data)
+    res = discover_products(cfg, accounts, track=track)
+    folder = cfg.resolve(cfg.report.dir) / f"{cfg.name}_products_{data_fingerprint(accounts)[:8]}"
+    md = res.to_markdown()
+    write_table(res.scored, folder / "products_scored.csv")
+    write_table(res.overlap, folder / "overlap.csv")
+    write_table(res.summary, folder / "summary.csv")
+    atomic_write_text(folder / "products.md", md)
+    _out(md)
+    _out(f"done in {time.perf_counter() - t0:.1f}s")
+    _out(f"products:  {folder / 'products.md'}", always=True)
+
+
+@app.command()
+@_handle_errors
 def report(
     run: Annotated[str, typer.Option(help="Run id, or a model URI such as models:/icp-fit@champion.")],
     config: Annotated[Path | None, typer.Option("--config", "-c",

@@ -425,10 +425,26 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
     retrain: RetrainConfig = RetrainConfig()
+    products: dict[str, list[OutcomeMetric]] = Field(
+        default_factory=dict,
+        description="Product line -> its outcomes, for one ICP per product (icpml products).",
+    )
     project_root: Path | None = Field(
         default=None,
         description="Filled by load_config; relative paths resolve from here.",
     )
+
+    @model_validator(mode="after")
+    def _check_products(self) -> Config:
+        targetable = {self.columns.id, *self.columns.feature_columns}
+        for product, outcomes in self.products.items():
+            if not outcomes:
+                raise ValueError(f"products.{product} lists no outcome; give it at least one")
+            for m in outcomes:
+                if m.column in targetable:
+                    raise ValueError(f"products.{product} uses '{m.column}', which is the id or a "
+                                     "feature; an outcome can never be a feature")
+        return self
 
     def resolve(self, path: str | os.PathLike[str]) -> Path:
         """Resolve ``path`` against the project root (absolute paths pass through)."""

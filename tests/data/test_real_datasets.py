@@ -363,3 +363,28 @@ def test_discover_olist_mql_conversion():
     named = {c.column for c in res.criteria.icp + res.criteria.anti_icp}
     assert named <= {"origin"}
     assert 0.5 < res.fit.holdout["roc_auc"] < 0.8
+
+
+def test_products_command_on_maven(tmp_path, monkeypatch):
+    """`icpml products`: one ICP per product line; 85 accounts support none of them."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from icpml.cli import app
+
+    folder = _need("maven")
+    raw = yaml.safe_load((CONFIGS / "maven.yaml").read_text())
+    raw["data"]["path"] = str(folder / "accounts.csv")
+    raw["data"]["opportunities"]["path"] = str(folder / "sales_pipeline.csv")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
+    cfg = tmp_path / "maven.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(tmp_path))
+    result = CliRunner().invoke(app, ["--quiet", "products", "-c", str(cfg)])
+    assert result.exit_code == 0, result.output
+    out = next((tmp_path / "reports").glob("maven_products_*"))
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6 and not summary["icp_found"].any()
+    scored = pd.read_csv(out / "products_scored.csv")
+    assert len(scored) == 85 and (scored["n_product_icps"] == 0).all()
+    assert "Overlap of the product ICPs" in (out / "products.md").read_text()
