@@ -33,6 +33,7 @@ import jinja2
 
 from icpml import plots
 from icpml.cohorts import BEST, MIDDLE
+from icpml.errors import output_error
 
 if TYPE_CHECKING:
     from icpml.pipeline import Discovery
@@ -67,12 +68,25 @@ def _pval(x) -> str:
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("icpml", "templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2.html"], default=False),
+    # every HTML template is escaped (names, category values and criteria are user data);
+    # the Markdown one is not HTML. select_autoescape(["html"]) would miss "report.html.j2".
+    autoescape=lambda name: bool(name) and name.endswith((".html", ".html.j2")),
     trim_blocks=True,
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
 _ENV.filters.update(pct=_pct, lift=_lift, ci=_ci, num=_num, pval=_pval)
+
+
+def _md_escape(value):
+    """Markdown output: user strings can neither inject HTML nor break a table row."""
+    if not isinstance(value, str):
+        return value
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("\n", " "))
+
+
+_MD_ENV = _ENV.overlay(finalize=_md_escape)
 
 
 def _png(fig) -> bytes:
@@ -174,7 +188,7 @@ def render_html(res: Discovery, figures: dict[str, bytes] | None = None) -> str:
 
 def render_markdown(res: Discovery) -> str:
     """The one-page Markdown summary (criteria.md) as a string."""
-    return _ENV.get_template("criteria.md.j2").render(**report_context(res, {}))
+    return _MD_ENV.get_template("criteria.md.j2").render(**report_context(res, {}))
 
 
 def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
@@ -191,10 +205,11 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
         suffix = res.run_id[:8] if res.run_id else "local"
         out_dir = cfg.resolve(cfg.report.dir) / f"{_safe(cfg.name)}_{suffix}"
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     figures = _figures(res)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    tmp = None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
         (tmp / "figures").mkdir()
         for name, data in figures.items():
             (tmp / "figures" / name).write_bytes(data)
@@ -212,7 +227,10 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise output_error(out_dir, err) from None
         raise
     return out_dir

@@ -22,7 +22,8 @@ data_issues        missing columns or values the score had to do without
 
 Columns absent from a prospect list are scored as missing (the models route
 missing values) and named in ``data_issues``; unseen categories fall in the
-encoder's "infrequent" bucket. Large tables are scored in chunks.
+encoder's "infrequent" bucket and infinite numbers are scored as missing, both
+also named in ``data_issues``. Large tables are scored in chunks.
 """
 
 from __future__ import annotations
@@ -83,9 +84,10 @@ def _contribution_words(col: str, value, shap_value: float) -> str:
     elif isinstance(value, (float, np.floating)) and float(value).is_integer():
         shown = str(int(value))
     elif isinstance(value, (float, np.floating)):
-        shown = f"{value:.3g}"
+        v = float(value)
+        shown = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"  # 2,060 rather than 2.06e+03
     else:
-        shown = str(value)
+        shown = str(value) if len(str(value)) <= 60 else str(value)[:60] + "..."
     verb = "raises" if shap_value > 0 else "lowers"
     return f"{col} {shown} {verb} fit"
 
@@ -102,6 +104,9 @@ class Scorer:
     id_column : str
     chunk_size : int
         Rows scored at a time (bounds memory on large tables).
+    categories : dict, optional
+        Categorical column -> the values in the discovery data; other values
+        are named in ``data_issues``.
     """
 
     fit: TrainedModel
@@ -109,6 +114,7 @@ class Scorer:
     criteria: CriteriaSet
     id_column: str
     chunk_size: int = 50_000
+    categories: dict[str, list[str]] | None = None
 
     @property
     def input_columns(self) -> list[str]:
@@ -137,6 +143,10 @@ class Scorer:
                 bad = int((num.isna() & s.notna()).sum())
                 if bad:
                     issues.append(f"column '{c}': {bad} non-numeric value(s) scored as unknown")
+                inf = np.isinf(num.to_numpy())
+                if inf.any():
+                    issues.append(f"column '{c}': {int(inf.sum())} infinite value(s) scored as unknown")
+                    num = num.mask(inf)
                 X[c] = num
             elif kinds[c] == "boolean":
                 b = coerce_bool(s)
@@ -146,6 +156,15 @@ class Scorer:
                 X[c] = b
             else:
                 X[c] = s.astype("string")
+                known = (self.categories or {}).get(c)
+                if known is not None:
+                    new = X[c].dropna()
+                    new = new[~new.isin(known)]
+                    if len(new):
+                        eg = ", ".join(repr(v if len(v) <= 30 else v[:30] + "...")
+                                       for v in pd.unique(new)[:3])
+                        issues.append(f"column '{c}': {len(new)} value(s) never seen in the "
+                                      f"discovery data (e.g. {eg}); scored as a rare category")
         return X, issues
 
     def score(self, df: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
