@@ -7,7 +7,8 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["IcpmlError", "ConfigError", "DataError", "TrackingError", "ExitCode"]
+__all__ = ["IcpmlError", "ConfigError", "DataError", "TrackingError", "OutputError",
+           "ExitCode"]
 
 
 class ExitCode:
@@ -49,3 +50,21 @@ class TrackingError(IcpmlError, RuntimeError):
     """The MLflow tracking store or a registered model cannot be reached."""
 
     exit_code = ExitCode.INFRA
+
+
+class OutputError(IcpmlError):
+    """An output file or folder cannot be written (permissions, disk full, read-only disk)."""
+
+    exit_code = ExitCode.INFRA
+
+
+def output_error(path: object, err: OSError) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``path``."""
+    import os
+
+    code = err.errno
+    if code is None and err.args and isinstance(err.args[0], int):
+        code = err.args[0]  # OSError(errno.ENOSPC) sets args only
+    why = err.strerror or (os.strerror(code) if code else str(err) or type(err).__name__)
+    return OutputError(f"cannot write '{path}' ({why}); check free disk space and write "
+                       "permission there, or choose another location")

@@ -13,8 +13,8 @@ We never use the estimator's native categorical splits: SHAP's TreeExplainer
 gives silently wrong values for them (additivity errors of ~20 log-odds measured).
 
 :func:`screen_columns` looks for columns that must not become criteria even
-though the config lists them as features: identifiers (names, domains, ids,
-near-unique text) and suspected leaks (a single column that almost perfectly
+though the config lists them as features: constant columns, identifiers (names,
+domains, ids, near-unique text) and suspected leaks (a single column that almost perfectly
 separates best from worst is usually an outcome in disguise).
 """
 
@@ -128,7 +128,7 @@ def _single_column_auc(s: pd.Series, y: np.ndarray, kind: str) -> float:
 
 def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *,
                    trusted: list[str] = (), leakage_auc: float = 0.97) -> ColumnScreen:
-    """Find identifier-like and leakage-suspect feature columns.
+    """Find constant, identifier-like and leakage-suspect feature columns.
 
     Parameters
     ----------
@@ -150,7 +150,9 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
         s = df[c]
         nonnull = s.dropna()
         reason = None
-        if kind == "categorical" and len(nonnull):
+        if s.nunique(dropna=False) <= 1:
+            reason = f"'{c}' has the same value for every account; it cannot separate customers"
+        if reason is None and kind == "categorical" and len(nonnull):
             ratio = nonnull.nunique() / len(nonnull)
             if ratio > 0.5 and nonnull.nunique() > 20:
                 reason = (f"'{c}' looks like an identifier ({nonnull.nunique()} distinct values "

@@ -15,6 +15,7 @@ Rows are split once, stratified by cohort, into three disjoint parts:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, v
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, derive_criteria
 from icpml.data import data_fingerprint, feature_kinds, load_source, validate_accounts
-from icpml.errors import DataError
+from icpml.errors import DataError, OutputError
 from icpml.explain import Explanation, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
@@ -172,6 +173,21 @@ def _split(cohorts: pd.Series, cfg: Config, dates: pd.Series | None = None) -> p
     return split
 
 
+def _preflight(cfg: Config, *, track: bool, report: bool) -> None:
+    """Fail in seconds, not after training, when the run's outputs cannot be written."""
+    if track:
+        from icpml import tracking
+
+        tracking.configure(cfg)  # TrackingError when the store is unreachable
+    if report:
+        folder = cfg.resolve(cfg.report.dir)
+        existing = next((d for d in (folder, *folder.parents) if d.exists()), folder)
+        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+            where = "" if existing == folder else f" on '{existing}'"
+            raise OutputError(f"cannot write reports to '{folder}' (permission denied{where}); "
+                              "make it writable or set report.dir")
+
+
 def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool = True,
              report: bool = True, progress: Callable[[str, int, int], None] | None = None,
              source: str | None = None) -> Discovery:
@@ -197,7 +213,9 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     Raises
     ------
-    DataError, ConfigError, TrackingError
+    DataError, ConfigError, TrackingError, OutputError
+        ``TrackingError`` / ``OutputError`` are raised before any model is
+        trained when the tracking store or the report folder cannot be used.
 
     Examples
     --------
@@ -233,6 +251,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
                     "may be constant: check columns.outcomes", source)
         contrast = cohort_contrast(df, cohorts, cfg, kinds)
 
+    _preflight(cfg, track=track, report=report)
+
     with stages.stage("screen"):
         ends = cohorts[cohorts != MIDDLE]
         screen = screen_columns(df, kinds, ends == BEST, trusted=cfg.columns.trusted,
@@ -240,7 +260,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         warnings += screen.warnings
         fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
         if not fit_kinds:
-            raise DataError("every feature column was screened out as identifier or leak; "
+            raise DataError("every feature column was screened out as constant, identifier or leak; "
                             "list genuine pre-sale columns under columns.features", source)
         split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
 
@@ -321,7 +341,10 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         })
 
     with stages.stage("score"):
-        scorer = Scorer(fit=fit, churn=churn, criteria=criteria, id_column=cfg.columns.id)
+        categories = {c: sorted(df[c].dropna().astype(str).unique()) for c, k in kinds.items()
+                      if k == "categorical" and c not in screen.excluded}
+        scorer = Scorer(fit=fit, churn=churn, criteria=criteria, id_column=cfg.columns.id,
+                        categories=categories)
         scored = scorer.score(df)
         scored.insert(1, "cohort", cohorts.to_numpy())
         scored.insert(2, "split", split.to_numpy())

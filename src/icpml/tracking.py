@@ -102,6 +102,7 @@ def configure(cfg: Config | None) -> str | None:
     mlflow.set_registry_uri(uri)
     if cfg is None:
         return None
+    _check_reachable(uri)
     try:
         exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
         if exp is None:
@@ -116,6 +117,31 @@ def configure(cfg: Config | None) -> str | None:
         ) from None
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def _check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Refuse an HTTP(S) store nobody listens on in seconds, not after MLflow's minutes of retries.
+
+    Only a TCP connect, and skipped when a proxy is configured for the host
+    (the proxy, not this machine, reaches the server).
+    """
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError) as err:
+        why = getattr(err, "strerror", None) or _first_line(err)
+        raise TrackingError(f"tracking store '{redact(uri)}' cannot be reached ({why}); start the "
+                            "MLflow server or set MLFLOW_TRACKING_URI or tracking.uri to a "
+                            "reachable store") from None
 
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
@@ -374,6 +400,8 @@ def load_scorer(model_uri: str, cfg: Config | None = None) -> Scorer:
     import mlflow
 
     configure(cfg)
+    if model_uri.startswith(("models:/", "runs:/")):
+        _check_reachable(tracking_uri(cfg))
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except Exception as err:
