@@ -83,9 +83,9 @@ def _handle_errors(fn):
         except IcpmlError as err:
             typer.secho(f"error: {err}", err=True, fg="red")
             raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as err:
+            typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
+            raise typer.Exit(getattr(err, "exit_code", 130)) from None
 
     return wrapper
 
@@ -412,6 +412,28 @@ def report(
     _out(f"report:    {dest / 'report.html'}", always=True)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (e.g. from cron's timeout or systemd) handled like Ctrl-C: unwind, clean up."""
+
+    exit_code = 128 + 15
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Interrupted()
+
+
 def main(prog_name: str | None = None) -> None:
-    """Console-script entry point (``icpml`` and ``python -m icpml``)."""
+    """Console-script entry point (``icpml`` and ``python -m icpml``).
+
+    SIGTERM raises :class:`Interrupted` so that, as with Ctrl-C, every ``finally``
+    runs: temporary files are removed, the MLflow run is closed, a half-built
+    report folder is deleted and aliases stay as they were. Exit code 130
+    (SIGINT) or 143 (SIGTERM).
+    """
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        pass
     app(prog_name=prog_name or "icpml")

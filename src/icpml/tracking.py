@@ -379,12 +379,37 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
             mlflow.set_tags({f"icpml.{k}_model_version": v["version"] for k, v in versions.items()})
             res.model_versions = {k: v["uri"] for k, v in versions.items()}
             res.model_aliases = {k: v["alias"] for k, v in versions.items()}
-    except TrackingError:
+    except BaseException as err:
+        # interrupted (SIGTERM, Ctrl-C) or failed part-way: no half-registered version, no
+        # report of a run that did not finish; the run itself is closed as FAILED by MLflow
+        _undo_run(res)
+        if isinstance(err, (OSError, mlflow.exceptions.MlflowException)) and not isinstance(
+                err, TrackingError):
+            raise TrackingError(f"logging to '{redact(tracking_uri(cfg))}' failed "
+                                f"({_first_line(err)}); check the tracking store and disk "
+                                "space") from None
         raise
-    except (OSError, mlflow.exceptions.MlflowException) as err:
-        raise TrackingError(f"logging to '{redact(tracking_uri(cfg))}' failed ({_first_line(err)}); "
-                            "check the tracking store and disk space") from None
     return res.run_id
+
+
+def _undo_run(res: Discovery) -> None:
+    """Delete the model versions a failed run registered and the report it wrote."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    if res.run_id:
+        try:
+            client = MlflowClient()
+            for mv in client.search_model_versions(f"run_id='{res.run_id}'"):
+                client.delete_model_version(mv.name, mv.version)
+                log.warning("removed %s version %s of the unfinished run", mv.name, mv.version)
+        except Exception as err:  # the store may be what failed; say so, keep the first error
+            log.warning("could not remove the unfinished run's model versions (%s)",
+                        _first_line(err))
+    if res.report_dir is not None and res.report_dir.exists():
+        shutil.rmtree(res.report_dir, ignore_errors=True)
+    res.report_dir, res.model_versions, res.model_aliases = None, {}, {}
 
 
 def load_scorer(model_uri: str, cfg: Config | None = None) -> Scorer:

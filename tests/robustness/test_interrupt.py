@@ -1,0 +1,75 @@
+"""An interrupted run (SIGTERM from a scheduler, Ctrl-C) leaves nothing half-done: no partial
+report, no temporary files, no half-registered model version, the champion alias untouched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from icpml.synthetic import make_accounts
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("interrupt")
+    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    make_accounts(1500, seed=0).to_csv(root / "accounts.csv", index=False)
+    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    cfg["data"]["path"] = "accounts.csv"
+    cfg["criteria"] = {"stability_resamples": 2}
+    (root / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "ICPML_PROJECT_ROOT": str(root), "MPLBACKEND": "Agg"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    first = subprocess.run([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    return root, env
+
+
+def _state(root: Path) -> dict:
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    versions = sorted(int(v.version) for v in client.search_model_versions("name='icp-fit'"))
+    champion = client.get_model_version_by_alias("icp-fit", "champion").version
+    reports = sorted(p.name for p in (root / "reports").iterdir())
+    return {"versions": versions, "champion": champion, "reports": reports}
+
+
+@pytest.mark.parametrize("after", ["stage=fit model", "stage=stability"])
+def test_sigterm_leaves_nothing_half_done(project, after):
+    root, env = project
+    before = _state(root)
+    proc = subprocess.Popen([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
+                            cwd=root, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True)
+    lines = []
+    for line in proc.stderr:  # stage log lines arrive as each stage ends
+        lines.append(line)
+        if after in line:
+            time.sleep(0.3 if after == "stage=stability" else 0.0)  # inside the next stage
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    code = proc.wait(timeout=120)
+    err = "".join(lines) + rest
+    assert code == 143, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+    after_state = _state(root)
+    assert after_state["champion"] == before["champion"]           # alias untouched
+    # no new model version unless it completed registration with an alias
+    assert after_state["versions"] == before["versions"], after_state
+    assert after_state["reports"] == before["reports"]              # no partial report folder
+    leftovers = [p for p in root.rglob("*") if p.name.endswith(".tmp") or
+                 (p.parent.name == "reports" and p.name.startswith("."))]
+    assert leftovers == []
