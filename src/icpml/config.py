@@ -402,6 +402,15 @@ class ReportConfig(_Strict):
     """Where reports go (relative to the project root)."""
 
     dir: str = "reports"
+
+    @field_validator("dir")
+    @classmethod
+    def _inside_project(cls, v: str) -> str:
+        p = Path(v).expanduser()
+        if not p.is_absolute() and ".." in p.parts:
+            raise ValueError(f"report.dir '{v}' leaves the project folder; use a folder inside "
+                             "the project or an explicit absolute path")
+        return v
     sample_accounts_per_tier: int = Field(default=5, ge=0)
 
 
