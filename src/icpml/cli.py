@@ -219,8 +219,11 @@ def score(
     model: Annotated[str, typer.Option(help="Registered model URI.")] = "models:/icp-fit@champion",
     config: Annotated[Path | None, typer.Option("--config", "-c",
                                                 help="Config (for its tracking store).")] = None,
-    reasons: Annotated[bool, typer.Option("--reasons/--no-reasons",
-                                          help="Per-account SHAP reasons (slower).")] = True,
+    explain: Annotated[bool, typer.Option(
+        "--explain/--no-explain", help="top_reasons from per-account exact SHAP values (much "
+        "slower) instead of the ICP criteria each account meets or misses.")] = False,
+    reasons: Annotated[bool | None, typer.Option("--reasons/--no-reasons", hidden=True,
+                                                 help="Older name of --explain.")] = None,
 ) -> None:
     """Score an account table: fit score, churn risk, tier, ICP match, reasons."""
     from icpml._io import write_table
@@ -237,7 +240,7 @@ def score(
     df = load_accounts(data) if data is not None else load_query(query)
     scorer = load_scorer(model, cfg)
     t0 = time.perf_counter()
-    scored = scorer.score(df, reasons=reasons)
+    scored = scorer.score(df, explain=explain if reasons is None else reasons)
     write_table(scored, out)
     summary = tier_summary(scored["tier"].astype("category"))
     _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))

@@ -170,13 +170,18 @@ class Criterion:
         bound = self.low if self.op in (">", ">=") else self.high
         return f"{c} {self.op} {_num(bound)}"
 
-    def reason(self, value: Any) -> str:
-        """Why one account meets (or misses) this criterion, in words."""
+    def reason(self, value: Any, hit: bool | None = None) -> str:
+        """Why one account meets (or misses) this criterion, in words.
+
+        ``hit`` (whether the account meets it) is computed from ``value`` when not given;
+        the scorer passes it, having evaluated the criterion on the whole table at once.
+        """
         c = self.column
         missing = value is None or (not isinstance(value, str) and pd.isna(value))
         shown = "unknown" if missing else (_num(value) if isinstance(value, (int, float, np.number))
                                           and not isinstance(value, bool) else str(value))
-        hit = bool(self.mask(pd.DataFrame({c: [value]})).iloc[0])
+        if hit is None:
+            hit = bool(self.mask(pd.DataFrame({c: [value]})).iloc[0])
         if self.op == "between":
             where = "inside" if hit else "outside"
             return f"{c} {shown} is {where} the {_num(self.low)}-{_num(self.high)} band"

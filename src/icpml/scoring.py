@@ -16,7 +16,8 @@ tier               ``Tier 1`` meets every ICP criterion; ``Tier 2`` misses one;
 icp_match          meets every inclusion criterion and no exclusion
 anti_icp_match     any exclusion fires
 exclusion_reasons  the exclusions that fired, in words
-top_reasons        the three columns that moved the fit score most (SHAP)
+top_reasons        the ICP criteria the account meets or misses; with ``explain``, the
+                   three columns that moved the fit score most (exact SHAP)
 data_issues        missing columns or values the score had to do without
 =================  ===========================================================
 
@@ -36,7 +37,7 @@ import pandas as pd
 
 from icpml.criteria import CriteriaSet
 from icpml.data import coerce_bool
-from icpml.explain import explain
+from icpml.explain import explain as shap_explain
 from icpml.models import TrainedModel
 
 __all__ = ["Scorer", "assign_tiers", "tier_summary", "TIERS", "SCORED_COLUMNS"]
@@ -90,6 +91,25 @@ def _contribution_words(col: str, value, shap_value: float) -> str:
         shown = str(value) if len(str(value)) <= 60 else str(value)[:60] + "..."
     verb = "raises" if shap_value > 0 else "lowers"
     return f"{col} {shown} {verb} fit"
+
+
+def _criterion_words(c, values: pd.Series, hit: np.ndarray) -> np.ndarray:
+    """``c.reason`` for every row, computed once per distinct value (and hit state)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = np.empty(len(values), dtype=object)
+    for h in (True, False):
+        sel = hit == h
+        if sel.any():
+            words = np.array([c.reason(u, hit=h) for u in uniques] + [c.reason(None, hit=h)],
+                             dtype=object)
+            out[sel] = words[codes[sel]]  # code -1 (missing) takes the last entry
+    return out
+
+
+def _append_words(acc: np.ndarray, words: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Join ``words`` onto ``acc`` with "; " on the rows in ``where`` (vectorized)."""
+    joined = np.where(acc == "", words, acc + "; " + words)
+    return np.where(where, joined, acc)
 
 
 @dataclass
@@ -167,22 +187,29 @@ class Scorer:
                                       f"discovery data (e.g. {eg}); scored as a rare category")
         return X, issues
 
-    def score(self, df: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
+    def score(self, df: pd.DataFrame, *, explain: bool = False,
+              reasons: bool | None = None) -> pd.DataFrame:
         """Score a raw account table (customers or prospects).
 
         Parameters
         ----------
         df : DataFrame
             Raw accounts; needs the id column, and ideally every feature column.
-        reasons : bool
-            Compute per-account SHAP reasons (the slowest part; off for speed).
+        explain : bool
+            ``top_reasons`` from per-account exact SHAP values (the three columns that
+            moved the fit score most) instead of the default, the ICP criteria the
+            account meets or misses. SHAP costs far more than scoring itself.
+        reasons : bool, optional
+            Older name of ``explain``.
 
         Returns
         -------
         DataFrame with the id column and :data:`SCORED_COLUMNS`.
         """
+        if reasons is not None:
+            explain = reasons
         if len(df) > self.chunk_size:
-            parts = [self.score(df.iloc[i:i + self.chunk_size], reasons=reasons)
+            parts = [self.score(df.iloc[i:i + self.chunk_size], explain=explain)
                      for i in range(0, len(df), self.chunk_size)]
             return pd.concat(parts, ignore_index=True)
         X, issues = self.prepare(df)
@@ -199,15 +226,14 @@ class Scorer:
         out["icp_match"] = self.criteria.icp_mask(X).to_numpy(bool)
         anti = self.criteria.anti_mask(X)
         out["anti_icp_match"] = anti.to_numpy(bool)
-        excl = [[] for _ in range(len(X))]
+        n = len(X)
+        excl = np.full(n, "", dtype=object)
         for c in self.criteria.anti_icp:
             hit = c.mask(X).to_numpy(bool)
-            vals = X[c.column].tolist()
-            for i in np.flatnonzero(hit):
-                excl[i].append(c.reason(vals[i]))
-        out["exclusion_reasons"] = ["; ".join(e) for e in excl]
-        if reasons and len(X):
-            e = explain(self.fit, X)
+            excl = _append_words(excl, _criterion_words(c, X[c.column], hit), hit)
+        out["exclusion_reasons"] = excl
+        if explain and n:
+            e = shap_explain(self.fit, X)
             vals = e.values.to_numpy()
             cols = list(e.values.columns)
             top = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :3]
@@ -217,8 +243,13 @@ class Scorer:
                           for j in top[i] if abs(vals[i, j]) > 1e-9)
                 for i in range(len(X))
             ]
-        else:
-            out["top_reasons"] = ""
+        else:  # the ICP criteria each account meets or misses, in words (cheap)
+            words = np.full(n, "", dtype=object)
+            for c in self.criteria.icp:
+                hit = c.mask(X).to_numpy(bool)
+                words = _append_words(words, _criterion_words(c, X[c.column], hit),
+                                      np.ones(n, dtype=bool))
+            out["top_reasons"] = words
         row_issue = "; ".join(issues)
         out["data_issues"] = row_issue
         if issues:

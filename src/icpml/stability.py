@@ -29,7 +29,7 @@ from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
-from icpml.models import TrainedModel, make_model
+from icpml.models import TrainedModel, make_model, openmp_threads
 
 __all__ = ["criteria_stability", "fidelity", "TIER_ORDER"]
 
@@ -47,7 +47,8 @@ def _match_key(c: Criterion) -> tuple:
 def _fit_quick(name: str, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str],
                cfg: Config) -> TrainedModel:
     pipe = make_model(kinds, list(kinds), cfg.models)
-    pipe.fit(X[list(kinds)], y)
+    with openmp_threads():
+        pipe.fit(X[list(kinds)], y)
     return TrainedModel(name=name, pipeline=pipe, columns=list(kinds), kinds=kinds)
 
 

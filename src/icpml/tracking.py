@@ -206,8 +206,9 @@ class IcpPyfuncModel(_PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ARG002
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        reasons = bool((params or {}).get("reasons", True))
-        scored = self.scorer.score(df, reasons=reasons and self.output == "scored")
+        params = params or {}
+        explain = bool(params.get("explain", params.get("reasons", False)))
+        scored = self.scorer.score(df, explain=explain and self.output == "scored")
         if self.output == "churn":
             return scored[[self.scorer.id_column, "churn_risk"]]
         return scored
@@ -228,7 +229,9 @@ def _signature(scorer: Scorer, example: pd.DataFrame):
                   ColSpec("boolean", "icp_match"), ColSpec("boolean", "anti_icp_match"),
                   ColSpec("string", "exclusion_reasons"), ColSpec("string", "top_reasons"),
                   ColSpec("string", "data_issues")])
-    params = ParamSchema([ParamSpec("reasons", "boolean", True)])
+    # explain: per-account SHAP reasons instead of criteria reasons ("reasons": older name)
+    params = ParamSchema([ParamSpec("explain", "boolean", False),
+                          ParamSpec("reasons", "boolean", False)])
     return ModelSignature(inputs=Schema(cols), outputs=out, params=params)
 
 
