@@ -244,9 +244,7 @@ def score(
     write_table(scored, out)
     summary = tier_summary(scored["tier"].astype("category"))
     _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))
-    issues = scored["data_issues"].iloc[0] if len(scored) else ""
-    if issues:
-        typer.secho(f"warning: {issues}", err=True, fg="yellow")
+    # data issues were logged once by the scorer as a warning (shown even with --quiet)
     _out(f"scored {len(scored)} accounts in {time.perf_counter() - t0:.1f}s")
     _out(f"scored:    {out}", always=True)
 
