@@ -253,7 +253,7 @@ def _coerce_numeric(s: pd.Series) -> tuple[pd.Series, float]:
 def _bad_examples(s: pd.Series, num: pd.Series) -> str:
     t = s.astype("string").str.strip()
     bad = t[num.isna() & t.notna() & (t != "")]
-    return ", ".join(repr(v[:20]) for v in pd.unique(bad)[:3])
+    return ", ".join(repr(_clip(v, 20)) for v in pd.unique(bad)[:3])
 
 
 def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",

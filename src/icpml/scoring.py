@@ -55,15 +55,22 @@ def assign_tiers(criteria: CriteriaSet, df: pd.DataFrame) -> pd.Series:
     With no confirmed ICP criteria there is no Tier 1 or 2: every account that
     no exclusion removes is Tier 3.
     """
-    anti = criteria.anti_mask(df).to_numpy(bool)
-    if criteria.icp:
-        met = np.sum([c.mask(df).to_numpy(bool) for c in criteria.icp], axis=0)
-        missed = len(criteria.icp) - met
+    tier, _, _ = _tiers_from_hits([c.mask(df).to_numpy(bool) for c in criteria.icp],
+                                  [c.mask(df).to_numpy(bool) for c in criteria.anti_icp], len(df))
+    return pd.Series(pd.Categorical(tier, categories=TIERS), index=df.index, name="tier")
+
+
+def _tiers_from_hits(icp_hits: list[np.ndarray], anti_hits: list[np.ndarray],
+                     n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tier, ICP match and anti-ICP match from each criterion's row mask (evaluated once)."""
+    anti = np.any(anti_hits, axis=0) if anti_hits else np.zeros(n, dtype=bool)
+    if icp_hits:
+        missed = len(icp_hits) - np.sum(icp_hits, axis=0)
     else:
-        missed = np.full(len(df), 99)
+        missed = np.full(n, 99)
     tier = np.where(missed == 0, "Tier 1", np.where(missed == 1, "Tier 2", "Tier 3"))
     tier = np.where(anti, "Excluded", tier)
-    return pd.Series(pd.Categorical(tier, categories=TIERS), index=df.index, name="tier")
+    return tier, (missed == 0) & ~anti, anti
 
 
 def tier_summary(tiers: pd.Series, is_best: pd.Series | None = None,
@@ -100,9 +107,10 @@ def _criterion_words(c, values: pd.Series, hit: np.ndarray) -> np.ndarray:
     for h in (True, False):
         sel = hit == h
         if sel.any():
-            words = np.array([c.reason(u, hit=h) for u in uniques] + [c.reason(None, hit=h)],
+            present, inverse = np.unique(codes[sel], return_inverse=True)
+            words = np.array([c.reason(uniques[k] if k >= 0 else None, hit=h) for k in present],
                              dtype=object)
-            out[sel] = words[codes[sel]]  # code -1 (missing) takes the last entry
+            out[sel] = words[inverse]
     return out
 
 
@@ -222,14 +230,14 @@ class Scorer:
         out["fit_score"] = self.fit.predict_proba(X) if len(X) else []
         out["churn_risk"] = (self.churn.predict_proba(X) if self.churn is not None and len(X)
                              else np.nan)
-        out["tier"] = assign_tiers(self.criteria, X).astype(str)
-        out["icp_match"] = self.criteria.icp_mask(X).to_numpy(bool)
-        anti = self.criteria.anti_mask(X)
-        out["anti_icp_match"] = anti.to_numpy(bool)
         n = len(X)
+        # every criterion is evaluated once; tiers, matches and reasons all read these masks
+        icp_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.icp]
+        anti_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.anti_icp]
+        tier, icp_match, anti_match = _tiers_from_hits(icp_hits, anti_hits, n)
+        out["tier"], out["icp_match"], out["anti_icp_match"] = tier, icp_match, anti_match
         excl = np.full(n, "", dtype=object)
-        for c in self.criteria.anti_icp:
-            hit = c.mask(X).to_numpy(bool)
+        for c, hit in zip(self.criteria.anti_icp, anti_hits, strict=True):
             excl = _append_words(excl, _criterion_words(c, X[c.column], hit), hit)
         out["exclusion_reasons"] = excl
         if explain and n:
@@ -245,8 +253,7 @@ class Scorer:
             ]
         else:  # the ICP criteria each account meets or misses, in words (cheap)
             words = np.full(n, "", dtype=object)
-            for c in self.criteria.icp:
-                hit = c.mask(X).to_numpy(bool)
+            for c, hit in zip(self.criteria.icp, icp_hits, strict=True):
                 words = _append_words(words, _criterion_words(c, X[c.column], hit),
                                       np.ones(n, dtype=bool))
             out["top_reasons"] = words

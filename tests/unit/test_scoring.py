@@ -41,3 +41,21 @@ def test_chunked_equals_whole(discovery):
 
     chunked = dataclasses.replace(discovery.scorer, chunk_size=50).score(df)
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_score_agrees_with_the_criteria_row_by_row(discovery):
+    """Tiers, matches and reasons from the scorer's one-pass masks equal the criteria's own."""
+    prospects = make_accounts(600, seed=12)
+    scored = discovery.scorer.score(prospects)
+    X, _ = discovery.scorer.prepare(prospects)
+    cs = discovery.criteria
+    assert (scored["tier"].to_numpy() == assign_tiers(cs, X).astype(str).to_numpy()).all()
+    assert (scored["icp_match"].to_numpy() == cs.icp_mask(X).to_numpy()).all()
+    assert (scored["anti_icp_match"].to_numpy() == cs.anti_mask(X).to_numpy()).all()
+    rows = X.reset_index(drop=True)
+    for i in range(0, len(rows), 37):  # the reasons match Criterion.reason on single rows
+        v = rows.iloc[i]
+        want = "; ".join(c.reason(v[c.column]) for c in cs.icp)
+        assert scored["top_reasons"].iloc[i] == want
+        fired = [c.reason(v[c.column]) for c in cs.anti_icp if c.mask(rows.iloc[[i]]).iloc[0]]
+        assert scored["exclusion_reasons"].iloc[i] == "; ".join(fired)
