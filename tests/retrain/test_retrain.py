@@ -20,19 +20,11 @@ runner = CliRunner()
 
 
 @pytest.fixture()
-def prod(tmp_path, monkeypatch):
-    root = tmp_path / "prod"
-    root.mkdir()
-    (root / "pyproject.toml").write_text("")
+def prod(tmp_path, monkeypatch, prod_factory):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("ICPML_PROJECT_ROOT", raising=False)
-    cfg = yaml.safe_load(open("configs/demo.yaml"))
-    cfg["data"]["path"] = "accounts.csv"
-    cfg["tracking"]["experiment"] = "retrain-test"
-    cfg["criteria"] = {"n_bootstrap": 100}
-    (root / "prod.yaml").write_text(yaml.safe_dump(cfg))
-    make_accounts(1200, seed=0).to_csv(root / "accounts.csv", index=False)
-    return root
+    return prod_factory(tmp_path / "prod", n=1200, experiment="retrain-test",
+                     criteria={"n_bootstrap": 100})
 
 
 def _retrain(root, *extra):

@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from icpml.cli import app
@@ -28,18 +27,11 @@ SHIFT = {"SaaS": "Manufacturing", "Manufacturing": "SaaS", "FinTech": "Retail", 
 
 
 @pytest.fixture()
-def prod(tmp_path, monkeypatch):
-    root = tmp_path / "prod"
-    root.mkdir()
-    (root / "pyproject.toml").write_text("")
+def prod(tmp_path, monkeypatch, prod_factory):
+    root = prod_factory(tmp_path / "prod", n=2000, experiment="retrain-evolving",
+                     criteria={"n_bootstrap": 100, "stability_resamples": 3})
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
-    cfg = yaml.safe_load(open("configs/demo.yaml"))
-    cfg["data"]["path"] = "accounts.csv"
-    cfg["tracking"]["experiment"] = "retrain-evolving"
-    cfg["criteria"] = {"n_bootstrap": 100, "stability_resamples": 3}
-    (root / "prod.yaml").write_text(yaml.safe_dump(cfg))
-    make_accounts(2000, seed=0).to_csv(root / "accounts.csv", index=False)
     r = runner.invoke(app, ["retrain", "--config", str(root / "prod.yaml")])
     assert r.exit_code == 0 and "promoted" in r.output, r.output
     return root
