@@ -225,27 +225,44 @@ def score(
     reasons: Annotated[bool | None, typer.Option("--reasons/--no-reasons", hidden=True,
                                                  help="Older name of --explain.")] = None,
 ) -> None:
-    """Score an account table: fit score, churn risk, tier, ICP match, reasons."""
-    from icpml._io import write_table
+    """Score an account table: fit score, churn risk, tier, ICP match, reasons.
+
+    The table is read, scored and written in chunks, so memory stays flat however
+    many rows it has; the output file appears only when every row is scored.
+    """
+    import pandas as pd
+
+    from icpml._io import table_suffix, write_table_stream
     from icpml.config import load_config
-    from icpml.data import load_accounts, load_query
-    from icpml.scoring import tier_summary
+    from icpml.data import iter_accounts, iter_query
+    from icpml.scoring import TIERS
     from icpml.tracking import load_scorer
 
     if (data is None) == (query is None):
         raise ConfigError("pass exactly one of --data accounts.csv or --query \"SELECT ...\"")
     if data is not None and out.resolve() == data.resolve():
         raise ConfigError("--out must differ from --data; input files are never overwritten")
+    table_suffix(out)
     cfg = load_config(config) if config else None
-    df = load_accounts(data) if data is not None else load_query(query)
     scorer = load_scorer(model, cfg)
+    rows = scorer.chunk_size
+    batches = iter_accounts(data, rows) if data is not None else iter_query(query, rows)
+    counts = dict.fromkeys(TIERS, 0)
+
+    def scored_batches():
+        for part in scorer.score_batches(batches, explain=explain if reasons is None else reasons):
+            for tier, k in part["tier"].value_counts().items():
+                counts[tier] += int(k)
+            yield part
+
     t0 = time.perf_counter()
-    scored = scorer.score(df, explain=explain if reasons is None else reasons)
-    write_table(scored, out)
-    summary = tier_summary(scored["tier"].astype("category"))
+    n = write_table_stream(scored_batches(), out)
+    summary = pd.DataFrame({"tier": TIERS, "accounts": [counts[t] for t in TIERS]})
+    summary["share"] = summary["accounts"] / max(n, 1)
     _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))
     # data issues were logged once by the scorer as a warning (shown even with --quiet)
-    _out(f"scored {len(scored)} accounts in {time.perf_counter() - t0:.1f}s")
+    dt = time.perf_counter() - t0
+    _out(f"scored {n} accounts in {dt:.1f}s ({n / max(dt, 1e-9):,.0f} rows/s)")
     _out(f"scored:    {out}", always=True)
 
 

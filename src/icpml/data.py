@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +23,51 @@ import pandas as pd
 from icpml.config import Config
 from icpml.errors import DataError
 
-__all__ = ["load_accounts", "load_source", "load_query", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
+__all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
 log = logging.getLogger(__name__)
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def _table_path(path: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """The path, checked to exist, and whether it is Parquet (else CSV)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"file '{p}' does not exist; check --data or data.path in the config", "data")
+    suffixes = "".join(p.suffixes).lower()
+    if suffixes.endswith((".parquet", ".pq")):
+        return p, True
+    if ".csv" in suffixes or suffixes.endswith(".txt"):
+        return p, False
+    raise DataError(f"'{p.name}' is neither CSV nor Parquet; export it as .csv or .parquet", str(p))
+
+
+@contextmanager
+def _read_errors(p: Path) -> Iterator[None]:
+    """Turn a reader's exception into one :class:`DataError` line naming the file and the fix."""
+    try:
+        yield
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError("the file is empty; export the account table with a header row", str(p)) from None
+    except UnicodeDecodeError:
+        raise DataError(f"is not UTF-8 text{_where_not_utf8(p)}; save it as UTF-8 "
+                        "(in Excel: 'CSV UTF-8')", str(p)) from None
+    except (pd.errors.ParserError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"cannot be read ({first}); check that it is a valid file", str(p)) from None
+
+
+def _check_delimiter(df: pd.DataFrame, p: Path) -> None:
+    if df.shape[1] == 1:
+        header = str(df.columns[0])
+        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if sep in header:
+                raise DataError(f"the header is a single column containing {name}s: the file is "
+                                f"{name}-separated; export it comma-separated (CSV)", str(p))
 
 
 def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -42,37 +83,72 @@ def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
     DataError
         If the file is missing, unreadable or of an unknown format.
     """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataError(f"file '{p}' does not exist; check --data or data.path in the config", "data")
-    suffixes = "".join(p.suffixes).lower()
-    try:
-        if suffixes.endswith((".parquet", ".pq")):
-            df = pd.read_parquet(p)
-        elif ".csv" in suffixes or suffixes.endswith(".txt"):
-            df = pd.read_csv(p, low_memory=False)
-        else:
-            raise DataError(
-                f"'{p.name}' is neither CSV nor Parquet; export it as .csv or .parquet", str(p)
-            )
-    except DataError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise DataError("the file is empty; export the account table with a header row", str(p)) from None
-    except UnicodeDecodeError:
-        raise DataError(f"is not UTF-8 text{_where_not_utf8(p)}; save it as UTF-8 "
-                        "(in Excel: 'CSV UTF-8')", str(p)) from None
-    except (pd.errors.ParserError, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"cannot be read ({first}); check that it is a valid file", str(p)) from None
-    if df.shape[1] == 1 and not suffixes.endswith((".parquet", ".pq")):
-        header = str(df.columns[0])
-        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-            if sep in header:
-                raise DataError(f"the header is a single column containing {name}s: the file is "
-                                f"{name}-separated; export it comma-separated (CSV)", str(p))
+    p, parquet = _table_path(path)
+    with _read_errors(p):
+        df = pd.read_parquet(p) if parquet else pd.read_csv(p, low_memory=False)
+    if not parquet:
+        _check_delimiter(df, p)
     log.debug("loaded %d rows x %d columns from %s", len(df), df.shape[1], p)
     return df
+
+
+def iter_accounts(path: str | os.PathLike[str], rows: int) -> Iterator[pd.DataFrame]:
+    """Read an account table ``rows`` at a time, so memory stays flat whatever its size.
+
+    Same formats and errors as :func:`load_accounts`. An empty file yields nothing
+    after its header (a Parquet file with no rows yields one empty frame).
+    """
+    p, parquet = _table_path(path)
+    with _read_errors(p):
+        if parquet:
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(p)
+            if pf.metadata.num_rows == 0:
+                yield pf.schema_arrow.empty_table().to_pandas()
+                return
+            for batch in pf.iter_batches(batch_size=rows):
+                yield batch.to_pandas()
+            return
+        first = True
+        with pd.read_csv(p, chunksize=rows, low_memory=False) as reader:
+            for chunk in reader:
+                if first:
+                    _check_delimiter(chunk, p)
+                    first = False
+                yield chunk
+        if first:  # a header and no rows: one empty table with those columns
+            yield pd.read_csv(p, nrows=0)
+
+
+def iter_query(sql: str, rows: int) -> Iterator[pd.DataFrame]:
+    """Run a read-only DuckDB query (see :func:`load_query`) and yield its result ``rows`` at a time."""
+    duckdb = _duckdb()
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            rel = con.sql(sql)
+            if rel is None:
+                raise DataError("the query returned no rows to score; write a SELECT", "query")
+            # DuckDB 2 names it to_arrow_reader, 1.x record_batch
+            reader = (rel.to_arrow_reader(rows) if hasattr(rel, "to_arrow_reader")
+                      else rel.record_batch(rows))
+        except duckdb.Error as err:
+            raise _query_error(err) from None
+        empty = True
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except duckdb.Error as err:
+                raise _query_error(err) from None
+            empty = False
+            yield batch.to_pandas()
+        if empty:
+            yield reader.schema.empty_table().to_pandas()
+    finally:
+        con.close()
 
 
 def _where_not_utf8(p: Path) -> str:
@@ -124,12 +200,7 @@ def load_query(sql: str) -> pd.DataFrame:
         DuckDB is not installed, or the query fails (the first line of DuckDB's
         message is kept, with any ``password=...`` redacted).
     """
-    try:
-        import duckdb
-    except ImportError:
-        raise DataError("--query needs DuckDB: pip install duckdb", "query") from None
-    import re
-
+    duckdb = _duckdb()
     try:
         con = duckdb.connect(":memory:")
         try:
@@ -137,11 +208,26 @@ def load_query(sql: str) -> pd.DataFrame:
         finally:
             con.close()
     except duckdb.Error as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        first = re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", first)
-        raise DataError(f"the query failed ({first}); fix the SQL", "query") from None
+        raise _query_error(err) from None
     log.debug("query returned %d rows x %d columns", len(df), df.shape[1])
     return df
+
+
+def _duckdb():
+    try:
+        import duckdb
+    except ImportError:
+        raise DataError("--query needs DuckDB: pip install duckdb", "query") from None
+    return duckdb
+
+
+def _query_error(err: Exception) -> DataError:
+    """DuckDB's first message line, with any ``password=...`` redacted."""
+    import re
+
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    first = re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", first)
+    return DataError(f"the query failed ({first}); fix the SQL", "query")
 
 
 def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, str]:

@@ -151,9 +151,30 @@ class TrainedModel:
     holdout: dict = field(default_factory=dict)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class (best cohort, or churn)."""
+        """Probability of the positive class (best cohort, or churn).
+
+        Identical to ``pipeline.predict_proba``, computed by :class:`~icpml.fastpredict.FastPredictor`
+        (binned trees, several threads on large tables) when it verified itself on this pipeline.
+        """
+        fast = self._fast_predictor()
+        if fast is not None:
+            return fast.predict_proba(X[self.columns])
         with openmp_threads():
             return self.pipeline.predict_proba(X[self.columns])[:, 1]
+
+    def _fast_predictor(self):
+        # built on first use, never pickled (a registered model rebuilds it when loaded)
+        if "_fast" not in self.__dict__:
+            from icpml.fastpredict import FastPredictor
+
+            with openmp_threads():
+                self.__dict__["_fast"] = FastPredictor.build(self.pipeline, self.columns)
+        return self.__dict__["_fast"]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_fast", None)
+        return state
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics for tracking (``cv_roc_auc``, ``holdout_roc_auc``, ...)."""

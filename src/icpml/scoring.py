@@ -18,18 +18,21 @@ anti_icp_match     any exclusion fires
 exclusion_reasons  the exclusions that fired, in words
 top_reasons        the ICP criteria the account meets or misses; with ``explain``, the
                    three columns that moved the fit score most (exact SHAP)
-data_issues        missing columns or values the score had to do without
+data_issues        this row's missing columns, unreadable or unseen
+                   values (scored as unknown or a rare category)
 =================  ===========================================================
 
 Columns absent from a prospect list are scored as missing (the models route
 missing values) and named in ``data_issues``; unseen categories fall in the
 encoder's "infrequent" bucket and infinite numbers are scored as missing, both
-also named in ``data_issues``. Large tables are scored in chunks.
+also named in ``data_issues``. Large tables are scored in chunks
+(:meth:`Scorer.score_batches` streams them), each row on its own.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +43,7 @@ from icpml.data import coerce_bool
 from icpml.explain import explain as shap_explain
 from icpml.models import TrainedModel
 
-__all__ = ["Scorer", "assign_tiers", "tier_summary", "TIERS", "SCORED_COLUMNS"]
+__all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "TIERS", "SCORED_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,82 @@ def _append_words(acc: np.ndarray, words: np.ndarray, where: np.ndarray) -> np.n
     return np.where(where, joined, acc)
 
 
+def _shown(value) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 30 else text[:30] + "...")
+
+
+@dataclass
+class DataIssue:
+    """One problem the scorer had to work around in one column.
+
+    Attributes
+    ----------
+    column : str
+    kind : str
+        ``missing column``, ``missing id``, ``not yes/no``, ``not a number``, ``infinite`` or ``unseen``.
+    rows : ndarray of bool, optional
+        The rows affected (``None``: every row).
+    values : Series, optional
+        The raw values of those rows, for the words and the examples.
+    """
+
+    column: str
+    kind: str
+    rows: np.ndarray | None = None
+    values: pd.Series | None = None
+
+    def words(self, value=None) -> str:
+        """The issue in words for one row (``value``: that row's raw value)."""
+        c = self.column
+        return {
+            "missing column": f"column '{c}' missing: scored as unknown",
+            "missing id": f"id column '{c}' missing: rows numbered instead",
+            "not yes/no": f"column '{c}' is not yes/no: scored as unknown",
+            "not a number": f"{c} {_shown(value)} is not a number: scored as unknown",
+            "infinite": f"{c} is infinite: scored as unknown",
+            "unseen": f"{c} {_shown(value)} never seen in the discovery data: scored as a rare category",
+        }[self.kind]
+
+
+class _IssueTally:
+    """Data issues summed over every chunk of a table, for one warning at the end."""
+
+    _SUMMARY = {
+        "missing column": "column '{c}' missing: scored as unknown",
+        "missing id": "id column '{c}' missing: rows numbered instead",
+        "not yes/no": "column '{c}': values are not yes/no; scored as unknown",
+        "not a number": "column '{c}': {n} non-numeric value(s) scored as unknown{eg}",
+        "infinite": "column '{c}': {n} infinite value(s) scored as unknown",
+        "unseen": "column '{c}': {n} value(s) never seen in the discovery data{eg}; "
+                  "scored as a rare category",
+    }
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.examples: dict[tuple[str, str], list[str]] = {}
+
+    def add(self, issues: list[DataIssue], n_rows: int) -> None:
+        for issue in issues:
+            key = (issue.column, issue.kind)
+            n = n_rows if issue.rows is None else int(issue.rows.sum())
+            self.counts[key] = self.counts.get(key, 0) + n
+            eg = self.examples.setdefault(key, [])
+            if issue.values is not None and len(eg) < 3:
+                for v in pd.unique(issue.values.astype(str).to_numpy()):
+                    if len(eg) >= 3:
+                        break
+                    if _shown(v) not in eg:
+                        eg.append(_shown(v))
+
+    def message(self) -> str:
+        parts = []
+        for (c, kind), n in self.counts.items():
+            eg = self.examples.get((c, kind))
+            parts.append(self._SUMMARY[kind].format(c=c, n=n, eg=f" (e.g. {', '.join(eg)})" if eg else ""))
+        return "; ".join(parts)
+
+
 @dataclass
 class Scorer:
     """Everything needed to score raw account tables.
@@ -151,49 +230,58 @@ class Scorer:
             cols += [c for c in self.churn.columns if c not in cols]
         return cols
 
-    def prepare(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    def prepare(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[DataIssue]]:
         """Align a raw table to the training columns and types; never mutates ``df``.
 
-        Returns the aligned copy and the list of data issues found.
+        Returns the aligned copy and the data issues found (see :class:`DataIssue`).
         """
-        issues: list[str] = []
-        X = pd.DataFrame(index=df.index)
+        issues: list[DataIssue] = []
+        cols: dict[str, pd.Series] = {}
         kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
+        known_sets = self.__dict__.setdefault("_known", {})
         for c in self.input_columns:
             if c not in df.columns:
-                issues.append(f"column '{c}' missing: scored as unknown")
-                X[c] = np.nan if kinds[c] == "numeric" else pd.Series(pd.NA, index=df.index,
-                                                                     dtype="string")
+                issues.append(DataIssue(c, "missing column"))
+                cols[c] = (pd.Series(np.nan, index=df.index) if kinds[c] == "numeric"
+                           else pd.Series(pd.NA, index=df.index, dtype="string"))
                 continue
             s = df[c]
             if kinds[c] == "numeric":
                 num = pd.to_numeric(s, errors="coerce").astype(float)
-                bad = int((num.isna() & s.notna()).sum())
-                if bad:
-                    issues.append(f"column '{c}': {bad} non-numeric value(s) scored as unknown")
+                bad = (num.isna() & s.notna()).to_numpy()
+                if bad.any():
+                    issues.append(DataIssue(c, "not a number", bad, s[bad]))
                 inf = np.isinf(num.to_numpy())
                 if inf.any():
-                    issues.append(f"column '{c}': {int(inf.sum())} infinite value(s) scored as unknown")
+                    issues.append(DataIssue(c, "infinite", inf))
                     num = num.mask(inf)
-                X[c] = num
+                cols[c] = num
             elif kinds[c] == "boolean":
                 b = coerce_bool(s)
                 if b is None:
-                    issues.append(f"column '{c}': values are not yes/no; scored as unknown")
+                    issues.append(DataIssue(c, "not yes/no"))
                     b = pd.Series(pd.NA, index=df.index, dtype="boolean")
-                X[c] = b
+                cols[c] = b
             else:
-                X[c] = s.astype("string")
+                text = s.astype("string")
+                cols[c] = text
                 known = (self.categories or {}).get(c)
                 if known is not None:
-                    new = X[c].dropna()
-                    new = new[~new.isin(known)]
-                    if len(new):
-                        eg = ", ".join(repr(v if len(v) <= 30 else v[:30] + "...")
-                                       for v in pd.unique(new)[:3])
-                        issues.append(f"column '{c}': {len(new)} value(s) never seen in the "
-                                      f"discovery data (e.g. {eg}); scored as a rare category")
+                    if c not in known_sets:
+                        known_sets[c] = pd.Index(known)
+                    codes, uniques = pd.factorize(text)
+                    new = ~pd.Index(uniques).isin(known_sets[c])
+                    if new.any():
+                        rows = np.zeros(len(text), dtype=bool)
+                        rows[codes >= 0] = new[codes[codes >= 0]]
+                        issues.append(DataIssue(c, "unseen", rows, text[rows]))
+        X = pd.DataFrame(cols, index=df.index)
         return X, issues
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_known", None)  # a cache, rebuilt on first use
+        return state
 
     def score(self, df: pd.DataFrame, *, explain: bool = False,
               reasons: bool | None = None) -> pd.DataFrame:
@@ -212,25 +300,45 @@ class Scorer:
 
         Returns
         -------
-        DataFrame with the id column and :data:`SCORED_COLUMNS`.
+        DataFrame with the id column and :data:`SCORED_COLUMNS`. Each row is scored on
+        its own: the output does not depend on how the table is chunked.
         """
         if reasons is not None:
             explain = reasons
-        if len(df) > self.chunk_size:
-            parts = [self.score(df.iloc[i:i + self.chunk_size], explain=explain)
-                     for i in range(0, len(df), self.chunk_size)]
-            return pd.concat(parts, ignore_index=True)
+        parts = list(self.score_batches(
+            (df.iloc[i:i + self.chunk_size] for i in range(0, max(len(df), 1), self.chunk_size)),
+            explain=explain))
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+    def score_batches(self, batches: Iterable[pd.DataFrame], *,
+                      explain: bool = False) -> Iterator[pd.DataFrame]:
+        """Score a stream of account tables (e.g. a file read in chunks), one output per input.
+
+        Memory stays that of one chunk whatever the stream's length. The data issues of
+        the whole stream are logged once, as one warning, when the stream ends.
+        """
+        tally = _IssueTally()
+        for batch in batches:
+            for i in range(0, max(len(batch), 1), self.chunk_size):
+                part = batch.iloc[i:i + self.chunk_size]
+                out, issues = self._score_chunk(part, explain)
+                tally.add(issues, len(part))
+                yield out
+        if tally.counts:
+            log.warning("scoring: %s", tally.message())
+
+    def _score_chunk(self, df: pd.DataFrame, explain: bool) -> tuple[pd.DataFrame, list[DataIssue]]:
         X, issues = self.prepare(df)
-        ids = (df[self.id_column].astype("string") if self.id_column in df.columns
-               else pd.Series(pd.array(range(len(df)), dtype="Int64").astype("string"),
-                              index=df.index))
-        if self.id_column not in df.columns:
-            issues.append(f"id column '{self.id_column}' missing: rows numbered instead")
-        out = pd.DataFrame({self.id_column: ids.to_numpy()}, index=df.index)
-        out["fit_score"] = self.fit.predict_proba(X) if len(X) else []
-        out["churn_risk"] = (self.churn.predict_proba(X) if self.churn is not None and len(X)
-                             else np.nan)
         n = len(X)
+        if self.id_column in df.columns:
+            ids = df[self.id_column].astype("string").to_numpy()
+        else:
+            ids = pd.array(range(n), dtype="Int64").astype("string")
+            issues.append(DataIssue(self.id_column, "missing id"))
+        out = pd.DataFrame({self.id_column: ids})
+        out["fit_score"] = self.fit.predict_proba(X) if n else np.array([], dtype=float)
+        out["churn_risk"] = (self.churn.predict_proba(X) if self.churn is not None and n
+                             else np.full(n, np.nan))
         # every criterion is evaluated once; tiers, matches and reasons all read these masks
         icp_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.icp]
         anti_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.anti_icp]
@@ -241,24 +349,39 @@ class Scorer:
             excl = _append_words(excl, _criterion_words(c, X[c.column], hit), hit)
         out["exclusion_reasons"] = excl
         if explain and n:
-            e = shap_explain(self.fit, X)
-            vals = e.values.to_numpy()
-            cols = list(e.values.columns)
-            top = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :3]
-            data = X[cols].to_numpy(dtype=object)
-            out["top_reasons"] = [
-                "; ".join(_contribution_words(cols[j], data[i, j], vals[i, j])
-                          for j in top[i] if abs(vals[i, j]) > 1e-9)
-                for i in range(len(X))
-            ]
+            out["top_reasons"] = self._shap_reasons(X)
         else:  # the ICP criteria each account meets or misses, in words (cheap)
             words = np.full(n, "", dtype=object)
+            everyone = np.ones(n, dtype=bool)
             for c, hit in zip(self.criteria.icp, icp_hits, strict=True):
-                words = _append_words(words, _criterion_words(c, X[c.column], hit),
-                                      np.ones(n, dtype=bool))
+                words = _append_words(words, _criterion_words(c, X[c.column], hit), everyone)
             out["top_reasons"] = words
-        row_issue = "; ".join(issues)
-        out["data_issues"] = row_issue
-        if issues:
-            log.warning("scoring: %s", row_issue)
-        return out.reset_index(drop=True)
+        out["data_issues"] = _issue_words(issues, n)
+        return out, issues
+
+    def _shap_reasons(self, X: pd.DataFrame) -> list[str]:
+        e = shap_explain(self.fit, X)
+        vals = e.values.to_numpy()
+        cols = list(e.values.columns)
+        top = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :3]
+        data = X[cols].to_numpy(dtype=object)
+        return ["; ".join(_contribution_words(cols[j], data[i, j], vals[i, j])
+                          for j in top[i] if abs(vals[i, j]) > 1e-9)
+                for i in range(len(X))]
+
+
+def _issue_words(issues: list[DataIssue], n: int) -> np.ndarray:
+    """Each row's own data issues in words, "" where it has none."""
+    words = np.full(n, "", dtype=object)
+    everyone = np.ones(n, dtype=bool)
+    for issue in issues:
+        if issue.rows is None:
+            words = _append_words(words, np.full(n, issue.words(), dtype=object), everyone)
+        elif issue.values is None:
+            words = _append_words(words, np.full(n, issue.words(), dtype=object), issue.rows)
+        else:
+            row_words = np.full(n, "", dtype=object)
+            codes, uniques = pd.factorize(issue.values.astype(str))
+            row_words[issue.rows] = np.array([issue.words(u) for u in uniques], dtype=object)[codes]
+            words = _append_words(words, row_words, issue.rows)
+    return words

@@ -28,19 +28,43 @@ def test_scorer_handles_messy_prospects(discovery):
     pd.testing.assert_frame_equal(prospects, before)
     assert len(out) == 60 and list(out.columns) == ["account_id", *SCORED_COLUMNS]
     assert out["fit_score"].between(0, 1).all()
-    assert "column 'crm' missing" in out.loc[0, "data_issues"]
-    assert "column 'employees': 1 non-numeric" in out.loc[0, "data_issues"]
+    # each row names its own issues; the missing column is every row's
+    assert out.loc[0, "data_issues"] == ("industry 'Quantum Farming' never seen in the discovery "
+                                         "data: scored as a rare category; column 'crm' missing: "
+                                         "scored as unknown")
+    assert out.loc[1, "data_issues"] == ("employees 'lots' is not a number: scored as unknown; "
+                                         "column 'crm' missing: scored as unknown")
+    assert out.loc[2, "data_issues"] == "column 'crm' missing: scored as unknown"
     assert (out["icp_match"] <= ~out["anti_icp_match"]).all()
     assert (out.loc[out["tier"] == "Excluded", "exclusion_reasons"] != "").all()
 
 
-def test_chunked_equals_whole(discovery):
+def test_chunked_equals_whole(discovery, caplog):
+    """Chunks and streams give the same rows, and the issues of the whole table are logged once."""
     df = make_accounts(230, seed=12)
+    df["industry"] = df["industry"].astype(object)
+    df.loc[[3, 120, 229], "industry"] = ["Quantum Farming", "Quantum Farming", "Space Mining"]
+    df["intent_score"] = df["intent_score"].astype(object)
+    df.loc[[5, 180], "intent_score"] = ["n/a", "high"]
+    caplog.set_level("WARNING", logger="icpml.scoring")
     whole = discovery.scorer.score(df)
+    assert len(caplog.records) == 1
+    msg = caplog.records[0].getMessage()
+    assert "column 'industry': 3 value(s) never seen" in msg and "'Space Mining'" in msg
+    assert "column 'intent_score': 2 non-numeric" in msg
     import dataclasses
 
-    chunked = dataclasses.replace(discovery.scorer, chunk_size=50).score(df)
+    caplog.clear()
+    small = dataclasses.replace(discovery.scorer, chunk_size=50)
+    chunked = small.score(df)
     pd.testing.assert_frame_equal(whole, chunked)
+    assert [r.getMessage() for r in caplog.records] == [msg]  # once, summed over the chunks
+    streamed = pd.concat(small.score_batches(df.iloc[i:i + 77] for i in range(0, len(df), 77)),
+                         ignore_index=True)
+    pd.testing.assert_frame_equal(whole, streamed)
+    assert whole.loc[120, "data_issues"].startswith("industry 'Quantum Farming' never seen")
+    assert whole.loc[180, "data_issues"] == "intent_score 'high' is not a number: scored as unknown"
+    assert whole.loc[0, "data_issues"] == ""
 
 
 def test_score_agrees_with_the_criteria_row_by_row(discovery):

@@ -1,0 +1,250 @@
+"""Scoring at scale: 1,000,000 prospects with 30 columns, end to end.
+
+Usage::
+
+    python benchmarks/scoring/run.py            # 1M rows (+ 250k and 2M for the memory curve), ~6 min
+    python benchmarks/scoring/run.py --quick    # 250k rows, ~2 min
+
+What it measures (each case in a fresh subprocess, so every peak RSS is its own):
+
+* **setup** (cached in ``benchmarks/scoring/.cache/``, git-ignored): a discovery on
+  3,000 synthetic customers with 27 targetable columns (the demo's 14 and 13 more:
+  intent, technographic and firmographic noise), registered in a local SQLite
+  MLflow store; prospect lists of 30 columns (3 identity + 27 features) as Parquet.
+* **plain predict_proba**: the fit model's scikit-learn pipeline on the same rows,
+  50,000 at a time, scikit-learn's default threads: the floor any scoring pays.
+* **icpml score, end to end**: ``icpml score --data prospects.parquet --out scored.parquet``
+  as a user runs it: process start, model load from the registry, streaming read,
+  fit + churn scores, tiers, matches, criteria reasons in words, streaming write.
+  Throughput is rows over the command's whole wall time; the overhead is that time
+  over the plain ``predict_proba`` time of the same rows.
+* **memory**: the command's peak RSS at several input sizes (flat = streaming works).
+* **--explain**: per-account exact SHAP reasons on 20,000 rows.
+
+Writes ``benchmarks/scoring/results/{latest,quick}.{md,json}`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+RESULTS = HERE / "results"
+MODEL = "models:/bench-fit@champion"
+EXTRA_NUMERIC = ["web_visits_90d", "job_postings", "g2_reviews", "funding_musd", "it_spend_pct",
+                 "hiring_growth_pct", "tech_count", "email_opens_90d"]
+EXTRA_CATEGORICAL = ["country", "erp", "billing_model", "data_warehouse", "support_tier"]
+
+
+def prospects(n: int, seed: int) -> pd.DataFrame:
+    """``n`` accounts with 30 columns: 3 identity, the demo's 14 features, 13 more."""
+    from icpml import make_accounts
+
+    block = min(n, 100_000)
+    base = make_accounts(block, seed=seed)
+    reps = -(-n // block)
+    df = pd.concat([base] * reps, ignore_index=True).iloc[:n].copy()
+    df["account_id"] = [f"P{i:07d}" for i in range(n)]
+    rng = np.random.default_rng(seed + 1)
+    for i, c in enumerate(EXTRA_NUMERIC):
+        v = rng.lognormal(2 + i % 3, 1.0, n).round(1)
+        v[rng.random(n) < 0.05] = np.nan
+        df[c] = v
+    choices = {"country": ["US", "DE", "UK", "FR", "NL", "SE", "BR", "IN", "JP", "AU"],
+               "erp": ["SAP", "Oracle", "NetSuite", "Dynamics", "None"],
+               "billing_model": ["seat", "usage", "flat"],
+               "data_warehouse": ["Snowflake", "BigQuery", "Redshift", "Databricks", "None"],
+               "support_tier": ["basic", "premium", "enterprise"]}
+    for c in EXTRA_CATEGORICAL:
+        df[c] = pd.array(rng.choice(choices[c], n), dtype="string")
+    keep = ["account_id", "company_name", "domain", "industry", "employees", "annual_revenue_musd",
+            "region", "funding_stage", "crm", "marketing_automation", "cloud_provider",
+            "procurement_complexity", "requires_onprem", "intent_score", "webinars_attended",
+            *EXTRA_NUMERIC, *EXTRA_CATEGORICAL]
+    return df[keep]
+
+
+def _config():
+    import yaml
+
+    from icpml.config import config_from_dict
+
+    text = (Path(__file__).resolve().parents[2] / "src/icpml/configs/demo.yaml").read_text()
+    raw = yaml.safe_load(text)
+    raw["name"] = "bench-scoring"
+    raw["columns"]["features"]["intent"] += EXTRA_NUMERIC
+    raw["columns"]["features"]["technographic"] += EXTRA_CATEGORICAL
+    raw["tracking"] = {"uri": f"sqlite:///{CACHE}/mlruns/mlflow.db", "experiment": "bench-scoring",
+                       "fit_model_name": "bench-fit", "churn_model_name": "bench-churn"}
+    raw["report"] = {"dir": str(CACHE / "reports")}
+    raw["criteria"] = {"stability_resamples": 0}
+    return raw, config_from_dict(raw, project_root=CACHE)
+
+
+def setup(sizes: list[int]) -> None:
+    """Train and register the models once; write the prospect files that are missing."""
+    import yaml
+
+    from icpml import discover, make_accounts
+
+    CACHE.mkdir(exist_ok=True)
+    raw, cfg = _config()
+    marker = CACHE / "model.json"
+    if not marker.exists():
+        train = make_accounts(3000, seed=0)
+        extra = prospects(3000, seed=0)
+        for c in EXTRA_NUMERIC + EXTRA_CATEGORICAL:
+            train[c] = extra[c].to_numpy()
+        t0 = time.perf_counter()
+        res = discover(cfg, train, track=True, report=False)
+        (CACHE / "config.yaml").write_text(yaml.safe_dump(raw))
+        marker.write_text(json.dumps({"seconds": time.perf_counter() - t0,
+                                      "features": len(res.fit.columns),
+                                      "versions": res.model_versions}))
+        print(f"setup: discovery {time.perf_counter() - t0:.1f}s, {len(res.fit.columns)} features")
+    for n in sizes + [20_000]:
+        path = CACHE / f"prospects_{n}.parquet"
+        if not path.exists():
+            prospects(n, seed=5).to_parquet(path, index=False)
+            print(f"setup: wrote {path.name}")
+
+
+def _env() -> dict:
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{CACHE}/mlruns/mlflow.db",
+            "ICPML_PROJECT_ROOT": str(CACHE)}
+
+
+def _child_predict(n: int) -> None:
+    """In a fresh process: the plain scikit-learn predict_proba of the fit model."""
+    from icpml.tracking import load_scorer
+
+    scorer = load_scorer(MODEL)
+    df = pd.read_parquet(CACHE / f"prospects_{n}.parquet")
+    X, _ = scorer.prepare(df)
+    pipe, cols = scorer.fit.pipeline, scorer.fit.columns
+    t0 = time.perf_counter()
+    for i in range(0, len(X), 50_000):
+        pipe.predict_proba(X.iloc[i:i + 50_000][cols])
+    wall = time.perf_counter() - t0
+    print(json.dumps({"seconds": wall, "rows_per_s": n / wall}))
+
+
+def _run_measured(cmd: list[str]) -> dict:
+    """Run ``cmd``; its wall time and peak RSS (this wrapper has no other child)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=CACHE)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"seconds": wall, "peak_rss_mb": peak, "stdout": proc.stdout[-2000:]}
+
+
+def _child_cli(n: int, explain: bool) -> None:
+    """In a fresh wrapper process: time ``icpml score`` as a user runs it."""
+    out = CACHE / f"scored_{n}{'_explain' if explain else ''}.parquet"
+    cmd = [sys.executable, "-m", "icpml", "--quiet", "score", "--data",
+           str(CACHE / f"prospects_{n}.parquet"), "--out", str(out), "--model", MODEL,
+           "--config", str(CACHE / "config.yaml")]
+    if explain:
+        cmd.append("--explain")
+    r = _run_measured(cmd)
+    rows = len(pd.read_parquet(out, columns=["tier"]))
+    out.unlink()
+    r.update(rows=rows, rows_per_s=rows / r["seconds"])
+    r.pop("stdout")
+    print(json.dumps(r))
+
+
+def _child(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          env=_env(), check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark child {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool) -> dict:
+    main_n = 250_000 if quick else 1_000_000
+    sizes = [main_n] if quick else [250_000, 1_000_000, 2_000_000]
+    setup(sizes)
+    plain = _child(["--child-predict", str(main_n)])
+    cli = {n: _child(["--child-cli", str(n)]) for n in sizes}
+    explain = _child(["--child-cli", "20000", "--explain"])
+    plain20 = _child(["--child-predict", "20000"])
+    main = cli[main_n]
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "rows": main_n, "columns": 30,
+        "model": json.loads((CACHE / "model.json").read_text()),
+        "predict_proba": plain,
+        "score": {str(n): r for n, r in cli.items()},
+        "overhead": main["seconds"] / plain["seconds"],
+        "explain": explain,
+        "explain_overhead": explain["seconds"] / plain20["seconds"],
+        "targets": {
+            "rows_per_s>=100000": main["rows_per_s"] >= 100_000,
+            "peak_rss<2GB": max(r["peak_rss_mb"] for r in cli.values()) < 2048,
+            "overhead<3x": main["seconds"] / plain["seconds"] < 3,
+        },
+    }
+
+
+def to_markdown(r: dict) -> str:
+    lines = [f"# Scoring benchmark ({r['date']}, {r['machine']['cpus']} cores, "
+             f"Python {r['machine']['python']})", "",
+             f"Model: discovery on 3,000 accounts, {r['model']['features']} targetable columns; "
+             "prospects have 30 columns.", "",
+             "| case | rows | seconds | rows/s | peak RSS (MB) |", "| --- | ---: | ---: | ---: | ---: |",
+             f"| plain `predict_proba` (fit model, scikit-learn) | {r['rows']:,} | "
+             f"{r['predict_proba']['seconds']:.2f} | {r['predict_proba']['rows_per_s']:,.0f} | |"]
+    for n, c in r["score"].items():
+        lines.append(f"| `icpml score` end to end (criteria reasons) | {int(n):,} | {c['seconds']:.2f} | "
+                     f"{c['rows_per_s']:,.0f} | {c['peak_rss_mb']:,.0f} |")
+    e = r["explain"]
+    lines.append(f"| `icpml score --explain` end to end (SHAP reasons) | {e['rows']:,} | "
+                 f"{e['seconds']:.2f} | {e['rows_per_s']:,.0f} | {e['peak_rss_mb']:,.0f} |")
+    lines += ["", f"Overhead of `icpml score` (fit + churn models, tiers, reasons, file in and out, "
+              f"process start and model load) over the plain `predict_proba` of the same "
+              f"{r['rows']:,} rows: **{r['overhead']:.2f}x**; with `--explain`: "
+              f"{r['explain_overhead']:.1f}x.", "",
+              "Targets: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in r["targets"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child-predict", type=int)
+    ap.add_argument("--child-cli", type=int)
+    ap.add_argument("--explain", action="store_true")
+    a = ap.parse_args()
+    if a.child_predict:
+        return _child_predict(a.child_predict)
+    if a.child_cli:
+        return _child_cli(a.child_cli, a.explain)
+    r = run(a.quick)
+    RESULTS.mkdir(exist_ok=True)
+    name = "quick" if a.quick else "latest"
+    (RESULTS / f"{name}.json").write_text(json.dumps(r, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(to_markdown(r))
+    print(to_markdown(r))
+
+
+if __name__ == "__main__":
+    main()

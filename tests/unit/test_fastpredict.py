@@ -1,0 +1,65 @@
+"""The fast predictor is the pipeline's predict_proba, bit for bit, or it steps aside."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+
+from icpml.config import ModelsConfig
+from icpml.fastpredict import FastPredictor, scoring_threads
+from icpml.models import make_model
+from icpml.synthetic import make_accounts
+
+KINDS = {"industry": "categorical", "employees": "numeric", "crm": "categorical",
+         "requires_onprem": "boolean", "intent_score": "numeric", "region": "categorical"}
+COLS = list(KINDS)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Pipeline:
+    df = make_accounts(1500, seed=3)
+    pipe = make_model(KINDS, COLS, ModelsConfig(max_iter=40))
+    return pipe.fit(df[COLS], df["churned"].astype(int))
+
+
+def _hostile(n: int, seed: int) -> pd.DataFrame:
+    df = make_accounts(n, seed=seed)[COLS].copy()
+    rng = np.random.default_rng(seed)
+    df["industry"] = df["industry"].astype(object)
+    df.loc[rng.random(n) < 0.05, "industry"] = "Quantum Farming"  # unseen
+    df.loc[rng.random(n) < 0.05, "industry"] = None
+    df["employees"] = df["employees"].astype(float)
+    df.loc[rng.random(n) < 0.05, "employees"] = np.nan
+    df.loc[rng.random(n) < 0.01, "employees"] = np.inf
+    df["requires_onprem"] = df["requires_onprem"].astype("boolean")
+    df.loc[rng.random(n) < 0.05, "requires_onprem"] = pd.NA
+    return df
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_identical_to_the_pipeline(fitted, threads):
+    fast = FastPredictor.build(fitted, COLS)
+    assert fast is not None
+    X = _hostile(30_000, seed=9)
+    expected = fitted.predict_proba(X)[:, 1]
+    assert np.array_equal(fast.predict_proba(X, n_threads=threads), expected)
+
+
+def test_a_pipeline_of_another_shape_is_left_to_itself():
+    df = make_accounts(400, seed=1)
+    native = Pipeline([("prep", "passthrough"),
+                       ("clf", HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]))])
+    X = pd.DataFrame({"code": df["employees"] % 7, "employees": df["employees"]})
+    native.fit(X, df["churned"].astype(int))
+    assert FastPredictor.build(native, list(X.columns)) is None
+
+
+def test_threads(monkeypatch):
+    monkeypatch.delenv("ICPML_THREADS", raising=False)
+    assert scoring_threads(100) == 1
+    assert scoring_threads(1_000_000) >= 1
+    monkeypatch.setenv("ICPML_THREADS", "3")
+    assert scoring_threads(100) == 3
