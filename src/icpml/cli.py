@@ -351,7 +351,7 @@ def validate(
 ) -> None:
     """Check an ICP on data: a hypothesis ICP (--criteria) and/or a model's tiers (--model)."""
     from icpml.config import load_config
-    from icpml.data import load_source, validate_accounts
+    from icpml.data import feature_kinds, load_source, normalize_categories, validate_accounts
     from icpml.validate import evaluate_criteria, load_hypothesis, validate_tiers
 
     cfg = load_config(config)
@@ -361,6 +361,7 @@ def validate(
         raise ConfigError("no data: pass --data or set data.path in the config")
     raw, source = load_source(cfg, data)
     df = validate_accounts(raw, cfg, source=source)
+    df, _ = normalize_categories(df, [c for c, k in feature_kinds(df, cfg).items() if k == "categorical"])
     sets = []
     if criteria is not None:
         sets.append(("hypothesis ICP", evaluate_criteria(load_hypothesis(criteria, cfg), df, cfg)))

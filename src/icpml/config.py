@@ -347,7 +347,7 @@ class CriteriaConfig(_Strict):
         default=0.01, ge=0, description="Smallest F1 gain on the selection split to add a criterion."
     )
     max_wrongly_excluded: float = Field(
-        default=0.10,
+        default=0.05,
         gt=0,
         le=1,
         description="An exclusion may drop at most this share of best-cohort accounts.",

@@ -82,7 +82,7 @@ from icpml.explain import Explanation
 from icpml.features import MISSING
 
 __all__ = ["Criterion", "CriteriaSet", "derive_criteria", "select_criteria", "segment_evidence",
-           "SCHEMA_VERSION", "propose_candidates"]
+           "SCHEMA_VERSION", "propose_candidates", "conditional_candidates", "interaction_candidates"]
 
 SCHEMA_VERSION = "1.0"
 Op = Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
@@ -107,6 +107,9 @@ class Criterion:
         Bounds for numeric operators (``between`` uses both).
     source : str
         ``fit_model``, ``churn_model`` or ``hypothesis``.
+    also : tuple of Criterion
+        Further conditions on other columns that must hold too: an *interaction*
+        such as ``requires_onprem = True and employees < 200`` (empty for most).
     evidence : dict
         Held-out evidence (see :func:`segment_evidence`).
     """
@@ -118,12 +121,27 @@ class Criterion:
     low: float | None = None
     high: float | None = None
     source: str = "fit_model"
+    also: tuple = ()
     evidence: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def parts(self) -> tuple[Criterion, ...]:
+        """The single-column conditions this criterion requires (itself alone, or a conjunction)."""
+        return (replace(self, also=()), *self.also) if self.also else (self,)
+
+    @property
+    def columns(self) -> list[str]:
+        return [p.column for p in self.parts]
 
     # -- semantics -----------------------------------------------------------------
     def mask(self, df: pd.DataFrame) -> pd.Series:
         """Boolean Series: which accounts meet the condition (missing never meets it,
         except for ``is_missing``; ``(missing)`` in a category set matches missing)."""
+        if self.also:
+            hit = self.parts[0].mask(df)
+            for p in self.also:
+                hit &= p.mask(df)
+            return hit
         s = df[self.column]
         if self.op == "is_missing":
             return s.isna().astype(bool)
@@ -150,12 +168,15 @@ class Criterion:
 
     @property
     def key(self) -> tuple:
-        """Identity without evidence (column, operator, values, bounds, kind)."""
-        return (self.kind, self.column, self.op, self.values, self.low, self.high)
+        """Identity without evidence (column, operator, values, bounds, kind; and the parts)."""
+        return (self.kind, self.column, self.op, self.values, self.low, self.high,
+                tuple(p.key for p in self.also))
 
     # -- words -----------------------------------------------------------------------
     def describe(self) -> str:
         """The criterion as RevOps would write it, e.g. ``150 <= employees <= 600``."""
+        if self.also:
+            return " and ".join(p.describe() for p in self.parts)
         c = self.column
         if self.op == "is_missing":
             return f"{c} is unknown"
@@ -176,6 +197,9 @@ class Criterion:
         ``hit`` (whether the account meets it) is computed from ``value`` when not given;
         the scorer passes it, having evaluated the criterion on the whole table at once.
         """
+        if self.also:  # value is the first column's; the others are named as conditions
+            first = self.parts[0].reason(value)
+            return " and ".join([first, *(p.describe() for p in self.also)])
         c = self.column
         missing = value is None or (not isinstance(value, str) and pd.isna(value))
         shown = "unknown" if missing else (_num(value) if isinstance(value, (int, float, np.number))
@@ -201,6 +225,8 @@ class Criterion:
         Assumes the table's column types match the validated account table:
         numbers as numbers, yes/no columns as BOOLEAN, categories as text.
         """
+        if self.also:
+            return "(" + " AND ".join(p.to_sql() for p in self.parts) + ")"
         col = '"' + self.column.replace('"', '""') + '"'
         if self.op == "is_missing":
             return f"{col} IS NULL"
@@ -227,6 +253,8 @@ class Criterion:
 
     def to_pandas(self) -> str:
         """A ``DataFrame.query`` / ``DataFrame.eval`` expression (python engine)."""
+        if self.also:
+            return "(" + " & ".join(f"({p.to_pandas()})" for p in self.parts) + ")"
         col = f"`{self.column}`"
         if self.op == "is_missing":
             return f"{col}.isna()"
@@ -244,7 +272,11 @@ class Criterion:
         return f"{col} {self.op} {_sqlnum(bound)}"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = asdict(replace(self, also=()))
+        d.pop("also")
+        if self.also:
+            d["also"] = [{k: v for k, v in p.to_dict().items() if k not in ("evidence", "kind", "source")}
+                         for p in self.also]
         d["values"] = list(self.values)
         d["text"] = self.describe()
         d["sql"] = self.to_sql()
@@ -254,7 +286,10 @@ class Criterion:
     @classmethod
     def from_dict(cls, d: dict) -> Criterion:
         known = {k: d[k] for k in ("kind", "column", "op", "low", "high", "source") if k in d}
-        return cls(values=tuple(d.get("values", ())), evidence=d.get("evidence", {}), **known)
+        also = tuple(cls.from_dict({"kind": d.get("kind", "icp"), "source": d.get("source", "fit_model"),
+                                    **p}) for p in d.get("also", ()))
+        return cls(values=tuple(d.get("values", ())), evidence=d.get("evidence", {}), also=also,
+                   **known)
 
 
 def _as_category(s: pd.Series) -> pd.Series:
@@ -533,7 +568,8 @@ def _categorical_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, sou
 
 
 def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[str],
-                       cfg: CriteriaConfig, *, source: str) -> list[Criterion]:
+                       cfg: CriteriaConfig, *, source: str,
+                       min_count: int | None = None) -> list[Criterion]:
     """Step 1: candidate criteria from one model's grouped SHAP values.
 
     For the fit model, the positive side gives ICP candidates and the negative
@@ -544,7 +580,8 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
     if vals.empty:
         return []
     n = len(vals)
-    min_count = max(5, int(math.ceil(cfg.min_support * n)))
+    if min_count is None:
+        min_count = max(5, int(math.ceil(cfg.min_support * n)))
     signs = (1, -1) if source == "fit_model" else (1,)
     out: list[Criterion] = []
     for sign in signs:
@@ -564,6 +601,75 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
             seen.add(c.key)
             uniq.append(c)
     return uniq
+
+
+def _subset(expl: Explanation, rows: np.ndarray) -> Explanation:
+    """The same explanation restricted to some of its accounts."""
+    return replace(expl, values=expl.values[rows], data=expl.data[rows],
+                   raw_output=np.asarray(expl.raw_output)[rows])
+
+
+def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[str, str],
+                           allowed: list[str], cfg: CriteriaConfig, *, source: str,
+                           kind: str, min_count: int) -> list[Criterion]:
+    """Candidates read from the SHAP values of the accounts *inside* a segment only.
+
+    SHAP values are per account, so restricting them to a segment shows how each column
+    acts *there*: a size band that pays off only within some industries is diluted in the
+    SHAP of all accounts but plain within those industries. Used for the next ICP
+    criterion given the ones chosen so far, and for the second half of an interaction
+    exclusion (see the module docstring).
+    """
+    if int(segment.sum()) < 2 * min_count:
+        return []
+    sub = _subset(expl, segment)
+    return [c for c in propose_candidates(sub, kinds, allowed, cfg, source=source, min_count=min_count)
+            if c.kind == kind]
+
+
+def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: dict[str, str],
+                           allowed: list[str], cfg: CriteriaConfig, *, source: str,
+                           n_first: int = 6, n_second: int = 2) -> list[Criterion]:
+    """Exclusions on two columns: ``A and B`` where B's SHAP is clearly bad *among A's accounts*.
+
+    For the ``n_first`` strongest single exclusions A of one model, the exclusion
+    candidates proposed from the SHAP values of A's accounts alone, on other columns,
+    give the second condition (``requires_onprem = True and employees < 200``: on-prem
+    hurts only small companies). Selection (step 2) decides whether a pair beats its
+    parts; a pair whose first part is also kept is dropped as redundant.
+    """
+    n = len(expl.values)
+    min_count = max(5, int(math.ceil(cfg.min_support * n)))
+    sign = -1 if source == "fit_model" else 1  # the bad direction of this model's SHAP
+    out: list[Criterion] = []
+    for a in [c for c in singles if c.source == source][:n_first]:
+        inside = a.mask(expl.data).to_numpy(bool)
+        others = [c for c in allowed if c != a.column]
+        for b in conditional_candidates(expl, inside, kinds, others, cfg, source=source,
+                                        kind="anti_icp", min_count=min_count)[:n_second]:
+            pair = replace(a, also=(replace(b, kind=a.kind, source=a.source),))
+            hit_b = b.mask(expl.data).to_numpy(bool)
+            if (int((inside & hit_b).sum()) >= min_count
+                    and _interacts(expl.values[b.column].to_numpy(float), inside, hit_b, sign)):
+                out.append(pair)
+    return out
+
+
+def _interacts(s: np.ndarray, a: np.ndarray, b: np.ndarray, sign: int) -> bool:
+    """Whether condition B is clearly worse *with* A than without it, by B's own SHAP.
+
+    In a model where A and B act additively, B's SHAP is the same whether or not A
+    holds, and "A and B" is just two shortfalls in one segment, not an interaction
+    (e.g. "not Salesforce and small" when both merely miss ICP bonuses). We require
+    B's mean SHAP among A's accounts to be in the bad direction by more than ``tau``
+    beyond its mean among the others, and at least twice as bad.
+    """
+    with_a, without_a = s[a & b], s[~a & b]
+    if len(with_a) == 0:
+        return False
+    inside = float(with_a.mean()) * sign
+    outside = float(without_a.mean()) * sign if len(without_a) else 0.0
+    return inside - outside > _tau(s) and inside > 2 * max(outside, 0.0)
 
 
 # ----------------------------------------------------------------------------- set
@@ -614,7 +720,7 @@ class CriteriaSet:
 
     @property
     def columns(self) -> list[str]:
-        return sorted({c.column for c in self.icp + self.anti_icp})
+        return sorted({col for c in self.icp + self.anti_icp for col in c.columns})
 
     # -- exports -------------------------------------------------------------------------
     def to_sql(self) -> dict[str, str]:
@@ -697,6 +803,13 @@ def refine_numeric(c: Criterion, rows: pd.DataFrame, cohort: pd.Series) -> Crite
 
     ICP bounds split best from the rest; exclusion bounds split worst from the rest.
     """
+    if c.also:  # each numeric part on the accounts that meet the other parts
+        parts = list(c.parts)
+        for i, part in enumerate(parts):
+            others = np.logical_and.reduce([q.mask(rows).to_numpy(bool) for j, q in enumerate(parts)
+                                            if j != i])
+            parts[i] = refine_numeric(part, rows[others], cohort[others])
+        return replace(parts[0], also=tuple(parts[1:]))
     if c.op not in ("between", ">=", ">", "<", "<="):
         return c
     x = pd.to_numeric(rows[c.column], errors="coerce").to_numpy(float)
@@ -788,19 +901,74 @@ def _select_exclusions(cands: list[Criterion], sel: pd.DataFrame, cohort: pd.Ser
         kept.append(best)
         left &= ~masks[best.key]
         pool = [c for c in pool if c.key != best.key]
-    return kept
+    # an interaction inside a kept exclusion adds nothing: "on-prem and < 200 employees"
+    # when "on-prem" itself is kept (the greedy takes the narrower, stronger one first)
+    return [c for c in kept
+            if not any(d is not c and not (masks[c.key] & ~masks[d.key]).any() for d in kept)]
+
+
+class _IcpProposer:
+    """What the fit model says inside the ICP segment chosen so far (for the greedy of step 2).
+
+    ``candidates(kept)``: ICP candidates from the SHAP values of the proposal accounts that
+    meet every kept criterion and no exclusion (:func:`conditional_candidates`).
+    ``strength(kept)``: per column, the mean positive SHAP there, i.e. how much the model
+    says each column still adds within that segment.
+    """
+
+    def __init__(self, expl: Explanation, anti: list[Criterion], kinds: dict[str, str],
+                 allowed: list[str], cfg: CriteriaConfig) -> None:
+        self.expl, self.kinds, self.allowed, self.cfg = expl, kinds, allowed, cfg
+        self.min_count = max(5, int(math.ceil(cfg.min_support * len(expl.values))))
+        self.clear = np.ones(len(expl.data), dtype=bool)
+        for c in anti:
+            self.clear &= ~c.mask(expl.data).to_numpy(bool)
+
+    def _inside(self, kept: list[Criterion]) -> np.ndarray:
+        inside = self.clear.copy()
+        for c in kept:
+            inside &= c.mask(self.expl.data).to_numpy(bool)
+        return inside
+
+    def candidates(self, kept: list[Criterion]) -> list[Criterion]:
+        return conditional_candidates(self.expl, self._inside(kept), self.kinds, self.allowed,
+                                      self.cfg, source="fit_model", kind="icp",
+                                      min_count=self.min_count)
+
+    def strength(self, kept: list[Criterion]) -> dict[str, float]:
+        inside = self._inside(kept)
+        if not inside.any():
+            return {}
+        return self.expl.values[inside].clip(lower=0).mean().to_dict()
 
 
 def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Series,
-                       start: pd.Series, cfg: CriteriaConfig) -> list[Criterion]:
+                       start: pd.Series, cfg: CriteriaConfig,
+                       proposer: _IcpProposer | None = None) -> list[Criterion]:
+    """Greedy ICP (see the module docstring, step 2).
+
+    Each round, every candidate is tested within the segment so far (one-sided Fisher,
+    matching vs not matching, on the selection rows). Among the columns with a candidate
+    significant at ``alpha``, the one the model says adds most within the segment
+    (``proposer.strength``) is taken, with its most significant candidate: the selection
+    rows decide *whether* and *where* to cut, the model's SHAP on many more rows decides
+    *which column* when several pass (on a few dozen selection rows, p-values of a strong
+    and a weak column can tie by chance).
+    """
     kept: list[Criterion] = []
     seg = start.copy()
     b = is_best.to_numpy(bool)
     min_k = max(5, int(math.ceil(cfg.min_support * len(sel))))
     remaining = list(cands)
-    while remaining and len(kept) < cfg.max_icp_criteria:
-        best_p, best_c = 1.0, None
+    while len(kept) < cfg.max_icp_criteria:
+        if proposer is not None and kept:
+            have = {c.key for c in remaining}
+            remaining += [c for c in proposer.candidates(kept) if c.key not in have
+                          and c.column not in {k.column for k in kept}]
+        if not remaining:
+            break
         s = seg.to_numpy(bool)
+        passing: dict[str, tuple[float, Criterion]] = {}
         for c in remaining:
             m = c.mask(sel).to_numpy(bool)
             inside, outside = s & m, s & ~m
@@ -808,13 +976,47 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
             if k < min_k or outside.sum() == 0:
                 continue
             p = _fisher_greater(int(b[inside].sum()), k, int(b[outside].sum()), int(outside.sum()))
-            if p < best_p:
-                best_p, best_c = p, c
-        if best_c is None or best_p >= cfg.alpha:
+            if p < cfg.alpha and (c.column not in passing or p < passing[c.column][0]):
+                passing[c.column] = (p, c)
+        if not passing:
             break
+        strength = proposer.strength(kept) if proposer is not None else {}
+        col = min(passing, key=lambda k: (-strength.get(k, 0.0), passing[k][0], k))
+        best_c = passing[col][1]
         kept.append(best_c)
         seg = seg & best_c.mask(sel)
         remaining = [c for c in remaining if c.column != best_c.column]
+    return kept
+
+
+def _backfit(kept: list[Criterion], sel: pd.DataFrame, b: np.ndarray, start: pd.Series,
+             proposer: _IcpProposer, min_k: int) -> list[Criterion]:
+    """Re-choose each kept criterion's cut given all the *others* (one pass, in order).
+
+    A criterion chosen early was cut before the later ones existed: a size band taken
+    before the industries it matters in is too wide. Its column's candidates are proposed
+    again from the SHAP values inside the other criteria's segment, and the most
+    significant one there (the current cut included, kept on ties) replaces it. Which
+    columns form the ICP is settled; this only moves cuts, on all non-held-out rows.
+    """
+    kept = list(kept)
+    for i, c in enumerate(kept):
+        others = kept[:i] + kept[i + 1:]
+        seg = start.to_numpy(bool).copy()
+        for o in others:
+            seg &= o.mask(sel).to_numpy(bool)
+        alts = [c] + [a for a in proposer.candidates(others) if a.column == c.column and a.key != c.key]
+        best_p, best = None, c
+        for a in alts:
+            m = a.mask(sel).to_numpy(bool)
+            inside, outside = seg & m, seg & ~m
+            if inside.sum() < min_k or outside.sum() == 0:
+                continue
+            p = _fisher_greater(int(b[inside].sum()), int(inside.sum()), int(b[outside].sum()),
+                                int(outside.sum()))
+            if best_p is None or p < best_p:
+                best_p, best = p, a
+        kept[i] = best
     return kept
 
 
@@ -834,11 +1036,23 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
         cands += propose_candidates(churn_expl, kinds, allowed, cfg, source="churn_model")
     anti_c = [c for c in cands if c.kind == "anti_icp"]
     icp_c = [c for c in cands if c.kind == "icp"]
-    anti = _select_exclusions(anti_c, select, select_cohort, select_churn, cfg)
+    pairs = interaction_candidates(fit_expl, anti_c, kinds, allowed, cfg, source="fit_model")
+    if churn_expl is not None:
+        pairs += interaction_candidates(churn_expl, anti_c, kinds, allowed, cfg, source="churn_model")
+    anti = _select_exclusions(anti_c + pairs, select, select_cohort, select_churn, cfg)
     not_excluded = pd.Series(True, index=select.index)
     for c in anti:
         not_excluded &= ~c.mask(select)
-    icp = _select_inclusions(icp_c, select, select_cohort == BEST, not_excluded, cfg)
+    proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
+    icp = _select_inclusions(icp_c, select, select_cohort == BEST, not_excluded, cfg, proposer)
+    if len(icp) > 1:
+        rows, cohort = ((refine_rows, refine_cohort) if refine_rows is not None
+                        and refine_cohort is not None else (select, select_cohort))
+        clear = pd.Series(True, index=rows.index)
+        for c in anti:
+            clear &= ~c.mask(rows)
+        icp = _backfit(icp, rows, (cohort == BEST).to_numpy(bool), clear, proposer,
+                       max(5, int(math.ceil(cfg.min_support * len(rows)))))
     if refine_rows is not None and refine_cohort is not None:
         anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
         icp = [refine_numeric(c, refine_rows, refine_cohort) for c in icp]

@@ -23,7 +23,7 @@ import pandas as pd
 from icpml.config import Config
 from icpml.errors import DataError
 
-__all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "feature_kinds", "data_fingerprint", "coerce_bool"]
+__all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "normalize_categories", "spelling_key", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +340,46 @@ def _bad_examples(s: pd.Series, num: pd.Series) -> str:
     t = s.astype("string").str.strip()
     bad = t[num.isna() & t.notna() & (t != "")]
     return ", ".join(repr(_clip(v, 20)) for v in pd.unique(bad)[:3])
+
+
+def spelling_key(value: str) -> str:
+    """What two spellings of one category share: case and spacing ignored ("SaaS " ~ "saas")."""
+    return " ".join(str(value).split()).casefold()
+
+
+def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Merge spellings of one category that differ only in case or spacing.
+
+    CRM exports type the same industry as "SaaS", "saas" and " SaaS"; left alone, each
+    spelling is a category of its own, thinning the evidence and splitting criteria.
+    Each group of spellings becomes its most frequent one (ties: the first in sort order),
+    so the result is deterministic. Returns a copy and one warning per column changed.
+    """
+    out = df.copy()
+    warnings: list[str] = []
+    for c in columns:
+        if c not in out.columns:
+            continue
+        s = out[c].astype("string")
+        counts = s.value_counts(dropna=True)
+        if counts.empty:
+            continue
+        keys = pd.Series([spelling_key(v) for v in counts.index], index=counts.index)
+        if keys.nunique() == len(keys) and all(v == v.strip() for v in counts.index):
+            continue
+        ranked = pd.DataFrame({"value": counts.index, "n": counts.to_numpy(), "key": keys.to_numpy()})
+        ranked = ranked.sort_values(["key", "n", "value"], ascending=[True, False, True], kind="stable")
+        canonical = ranked.groupby("key", sort=False)["value"].first().str.strip()
+        mapping = {v: canonical[k] for v, k in zip(ranked["value"], ranked["key"], strict=True)}
+        changed = {v: t for v, t in mapping.items() if v != t}
+        if not changed:
+            continue
+        out[c] = s.map(mapping).astype("string")
+        shown = ", ".join(f"{v!r} -> {t!r}" for v, t in list(changed.items())[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case or spacing were "
+                        f"merged ({shown}{more})")
+    return out, warnings
 
 
 def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",

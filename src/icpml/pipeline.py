@@ -29,7 +29,13 @@ from icpml import __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, derive_criteria
-from icpml.data import data_fingerprint, feature_kinds, load_source, validate_accounts
+from icpml.data import (
+    data_fingerprint,
+    feature_kinds,
+    load_source,
+    normalize_categories,
+    validate_accounts,
+)
 from icpml.errors import DataError, OutputError
 from icpml.explain import Explanation, explain
 from icpml.features import ColumnScreen, screen_columns
@@ -234,6 +240,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         source = source or "accounts"
         df = validate_accounts(accounts, cfg, source=source)
         kinds = feature_kinds(df, cfg)
+        df, spelled = normalize_categories(df, [c for c, k in kinds.items() if k == "categorical"])
+        warnings += spelled
         fingerprint = data_fingerprint(accounts)
 
     with stages.stage("cohorts"):

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from icpml.criteria import CriteriaSet
-from icpml.data import coerce_bool
+from icpml.data import coerce_bool, spelling_key
 from icpml.explain import explain as shap_explain
 from icpml.models import TrainedModel
 
@@ -101,6 +101,17 @@ def _contribution_words(col: str, value, shap_value: float) -> str:
         shown = str(value) if len(str(value)) <= 60 else str(value)[:60] + "..."
     verb = "raises" if shap_value > 0 else "lowers"
     return f"{col} {shown} {verb} fit"
+
+
+def _words(c, X: pd.DataFrame, hit: np.ndarray) -> np.ndarray:
+    """Why each row meets or misses criterion ``c``; a conjunction joins its parts with "and"."""
+    if not c.also:
+        return _criterion_words(c, X[c.column], hit)
+    words = None
+    for part in c.parts:
+        w = _criterion_words(part, X[part.column], part.mask(X).to_numpy(bool))
+        words = w if words is None else words + " and " + w
+    return words
 
 
 def _criterion_words(c, values: pd.Series, hit: np.ndarray) -> np.ndarray:
@@ -264,19 +275,36 @@ class Scorer:
                 cols[c] = b
             else:
                 text = s.astype("string")
-                cols[c] = text
                 known = (self.categories or {}).get(c)
                 if known is not None:
-                    if c not in known_sets:
-                        known_sets[c] = pd.Index(known)
-                    codes, uniques = pd.factorize(text)
-                    new = ~pd.Index(uniques).isin(known_sets[c])
-                    if new.any():
-                        rows = np.zeros(len(text), dtype=bool)
-                        rows[codes >= 0] = new[codes[codes >= 0]]
-                        issues.append(DataIssue(c, "unseen", rows, text[rows]))
+                    text, unseen = self._known_spelling(c, text, known_sets)
+                    if unseen.any():
+                        issues.append(DataIssue(c, "unseen", unseen, text[unseen]))
+                cols[c] = text
         X = pd.DataFrame(cols, index=df.index)
         return X, issues
+
+    def _known_spelling(self, c: str, text: pd.Series, cache: dict) -> tuple[pd.Series, np.ndarray]:
+        """Values spelled like a known category ("saas", " SaaS") read as it; the rest are unseen.
+
+        Returns the text with those spellings mapped, and which rows hold an unseen value.
+        """
+        if c not in cache:
+            known = pd.Index(self.categories[c])
+            cache[c] = (known, {spelling_key(v): v for v in known})
+        known, by_key = cache[c]
+        codes, uniques = pd.factorize(text)
+        new = ~pd.Index(uniques).isin(known)
+        if new.any():
+            fixed = np.asarray(uniques, dtype=object).copy()
+            for i in np.flatnonzero(new):
+                fixed[i] = by_key.get(spelling_key(fixed[i]), fixed[i])
+            text = pd.Series(pd.array(np.where(codes >= 0, fixed[np.maximum(codes, 0)], None),
+                                      dtype="string"), index=text.index)
+            new = ~pd.Index(fixed).isin(known)
+        unseen = np.zeros(len(text), dtype=bool)
+        unseen[codes >= 0] = new[codes[codes >= 0]]
+        return text, unseen
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -346,7 +374,7 @@ class Scorer:
         out["tier"], out["icp_match"], out["anti_icp_match"] = tier, icp_match, anti_match
         excl = np.full(n, "", dtype=object)
         for c, hit in zip(self.criteria.anti_icp, anti_hits, strict=True):
-            excl = _append_words(excl, _criterion_words(c, X[c.column], hit), hit)
+            excl = _append_words(excl, _words(c, X, hit), hit)
         out["exclusion_reasons"] = excl
         if explain and n:
             out["top_reasons"] = self._shap_reasons(X)
@@ -354,7 +382,7 @@ class Scorer:
             words = np.full(n, "", dtype=object)
             everyone = np.ones(n, dtype=bool)
             for c, hit in zip(self.criteria.icp, icp_hits, strict=True):
-                words = _append_words(words, _criterion_words(c, X[c.column], hit), everyone)
+                words = _append_words(words, _words(c, X, hit), everyone)
             out["top_reasons"] = words
         out["data_issues"] = _issue_words(issues, n)
         return out, issues

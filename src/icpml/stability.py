@@ -39,6 +39,9 @@ TIER_ORDER = {"Tier 1": 3, "Tier 2": 2, "Tier 3": 1, "Excluded": 0}
 
 
 def _match_key(c: Criterion) -> tuple:
+    """Same criterion across resamples: same columns, operators and categories (bounds may move)."""
+    if c.also:
+        return (c.kind, *(_match_key(p)[1:] for p in c.parts))
     if c.op in ("in", "not_in", "=="):
         return (c.kind, c.column, c.op, tuple(sorted(c.values)))
     return (c.kind, c.column, c.op)

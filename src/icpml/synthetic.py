@@ -16,6 +16,11 @@ employees, funding stage and procurement complexity follow size, the marketing
 automation tool follows the CRM. Revenue, CRM and intent have missing values.
 With ``signal=False`` the outcomes are drawn independently of every feature,
 which is the "no ICP exists" case the criteria stage must not invent one for.
+
+:func:`make_interaction_accounts` draws the same columns with outcomes from
+*combinations* only: the industries and the size band pay off together, not
+alone, and on-prem hurts only companies under 200 employees (anti-ICP
+``requires_onprem AND employees < 200``), the case for interaction criteria.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["make_accounts", "PLANTED_ICP", "PLANTED_ANTI_ICP", "planted_icp_match", "planted_anti_match"]
+__all__ = ["make_accounts", "PLANTED_ICP", "PLANTED_ANTI_ICP", "planted_icp_match", "planted_anti_match",
+           "make_interaction_accounts", "interaction_icp_match", "interaction_anti_match"]
 
 #: The planted ICP: every condition together.
 PLANTED_ICP = {
@@ -190,4 +196,54 @@ def make_accounts(n: int = 3000, seed: int = 0, *, signal: bool = True) -> pd.Da
     for c in ("company_name", "domain", "industry", "region", "funding_stage",
               "marketing_automation", "cloud_provider", "procurement_complexity"):
         df[c] = df[c].astype("string")
+    return df
+
+
+#: Interaction generator: on-prem hurts only companies below this size.
+INTERACTION_SMALL = 200
+
+
+def interaction_icp_match(df: pd.DataFrame) -> pd.Series:
+    """Every ICP condition of :func:`make_interaction_accounts` (same as the planted ICP)."""
+    return planted_icp_match(df)
+
+
+def interaction_anti_match(df: pd.DataFrame) -> pd.Series:
+    """The interaction anti-ICP: ``requires_onprem AND employees < 200``."""
+    emp = pd.to_numeric(df["employees"], errors="coerce")
+    return (df["requires_onprem"].astype(bool) & (emp < INTERACTION_SMALL)).astype(bool)
+
+
+def make_interaction_accounts(n: int, seed: int) -> pd.DataFrame:
+    """``make_accounts`` columns with outcomes redrawn from an interaction-only value.
+
+    ``value = 1.8 [industry in {SaaS, FinTech} AND 150 <= employees <= 600]
+    + 0.9 [crm == Salesforce] - 2.0 [requires_onprem AND employees < 200]
+    + 0.15 z(intent) + N(0, 0.6)``: neither industry nor the size band pays off alone,
+    on-prem is harmless for companies of 200 or more. ARR, NRR, NPS, churn, tenure,
+    usage and tickets follow the value with the formulas of ``make_accounts``.
+    """
+    df = make_accounts(n, seed)
+    rng = np.random.default_rng([seed, 104729])
+    emp = df["employees"].to_numpy(float)
+    in_ind = df["industry"].isin(["SaaS", "FinTech"]).to_numpy()
+    in_band = (emp >= 150) & (emp <= 600)
+    in_crm = df["crm"].isin(["Salesforce"]).fillna(False).to_numpy(bool)
+    onprem = df["requires_onprem"].to_numpy(bool)
+    anti = onprem & (emp < INTERACTION_SMALL)
+    intent = np.nan_to_num(df["intent_score"].to_numpy(float), nan=50.0)
+    value = (1.8 * (in_ind & in_band) + 0.9 * in_crm - 2.0 * anti
+             + 0.15 * (intent - 50) / 18 + rng.normal(0, 0.6, n))
+    value = value - value.mean()
+    size_z = np.log(emp) - np.log(250)
+    df["arr"] = np.round(np.exp(np.log(30_000) + 0.45 * value + 0.15 * size_z
+                                + rng.normal(0, 0.3, n)), -1)
+    df["nrr"] = np.round(1.0 + 0.08 * value + rng.normal(0, 0.06, n), 3)
+    df["nps"] = np.clip(np.round(25 + 18 * value + rng.normal(0, 15, n)), -100, 100).astype(int)
+    churn_p = 1 / (1 + np.exp(-(-1.3 - 0.9 * value + 1.2 * anti)))
+    churned = rng.random(n) < churn_p
+    df["churned"] = churned
+    df["tenure_months"] = np.where(churned, rng.integers(3, 25, n), rng.integers(6, 61, n))
+    df["product_usage_pct"] = np.clip(0.55 + 0.1 * value + rng.normal(0, 0.12, n), 0, 1).round(3)
+    df["support_tickets_per_month"] = rng.poisson(np.exp(0.6 + 0.6 * onprem - 0.15 * value))
     return df

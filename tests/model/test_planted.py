@@ -96,3 +96,22 @@ def test_small_data_says_what_cannot_be_concluded(demo_cfg):
         assert lo > 1  # a claim on small data must still clear its interval
     else:
         assert "No reliable ICP" in res.criteria.verdict["message"]
+
+
+def test_interaction_found_as_a_conjunction(demo_cfg):
+    """Industry and size pay off only together, on-prem hurts only small companies."""
+    from icpml.synthetic import make_interaction_accounts
+
+    cfg = demo_cfg.model_copy(update={"criteria": demo_cfg.criteria.model_copy(
+        update={"stability_resamples": 0})})
+    res = discover(cfg, make_interaction_accounts(3000, seed=0), track=False, report=False)
+    icp = _by_column(res.criteria.icp)
+    assert set(icp) == {"industry", "employees", "crm"}
+    assert set(icp["industry"].values) == {"SaaS", "FinTech"}
+    assert icp["employees"].low == pytest.approx(150, rel=0.15)
+    assert icp["employees"].high == pytest.approx(600, rel=0.15)  # not widened by the order
+    (pair,) = [c for c in res.criteria.anti_icp if c.also]
+    assert set(pair.columns) == {"requires_onprem", "employees"}
+    # on-prem alone would drop the large on-prem accounts, which are fine here
+    assert not any(c.column == "requires_onprem" and not c.also for c in res.criteria.anti_icp)
+    assert pair.evidence["best_wrongly_excluded"] <= 0.02

@@ -29,6 +29,9 @@ def df():
     (Criterion("icp", "industry", "not_in", values=("SaaS",)), [0, 1, 0, 1, 0], "industry not in {SaaS}"),
     (Criterion("anti_icp", "industry", "in", values=("(missing)",)), [0, 0, 1, 0, 0], "industry is unknown"),
     (Criterion("anti_icp", "onprem", "in", values=("True",)), [1, 0, 0, 0, 1], "onprem = True"),
+    (Criterion("anti_icp", "onprem", "in", values=("True",),
+               also=(Criterion("anti_icp", "employees", "<", high=200),)),
+     [1, 0, 0, 0, 0], "onprem = True and employees < 200"),
 ])
 def test_mask_text_and_exports_agree(df, crit, expected, text):
     assert crit.mask(df).astype(int).tolist() == expected
@@ -48,14 +51,25 @@ def test_reasons_in_words():
     assert Criterion("anti_icp", "onprem", "in", values=("True",)).reason(True) == "onprem is True"
 
 
+def test_interaction_reasons_name_every_part():
+    pair = Criterion("anti_icp", "onprem", "in", values=("True",),
+                     also=(Criterion("anti_icp", "employees", "<", high=200),))
+    assert pair.reason(True) == "onprem is True and employees < 200"
+    assert pair.columns == ["onprem", "employees"]
+
+
 def test_round_trip_and_byte_determinism():
+    pair = Criterion("anti_icp", "onprem", "in", values=("True",), source="churn_model",
+                     also=(Criterion("anti_icp", "employees", "<", high=200, source="churn_model"),))
     cs = CriteriaSet(icp=[Criterion("icp", "industry", "in", values=("SaaS",),
                                     evidence={"lift": 1.23456789, "ci": [np.nan, 2.0]})],
-                     anti_icp=[Criterion("anti_icp", "employees", "<", high=50)],
+                     anti_icp=[Criterion("anti_icp", "employees", "<", high=50), pair],
                      verdict={"icp_found": True, "message": "x"})
     text = cs.to_json()
     again = CriteriaSet.from_dict(json.loads(text))
     assert again.to_json() == text
+    assert again.anti_icp[1] == pair and again.anti_icp[1].also[0].source == "churn_model"
+    assert cs.columns == ["employees", "industry", "onprem"]
     assert '"lift": 1.234568' in text and "NaN" not in text
     with pytest.raises(ValueError, match="schema"):
         CriteriaSet.from_dict({**json.loads(text), "schema_version": "9.0"})

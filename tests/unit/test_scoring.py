@@ -83,3 +83,14 @@ def test_score_agrees_with_the_criteria_row_by_row(discovery):
         assert scored["top_reasons"].iloc[i] == want
         fired = [c.reason(v[c.column]) for c in cs.anti_icp if c.mask(rows.iloc[[i]]).iloc[0]]
         assert scored["exclusion_reasons"].iloc[i] == "; ".join(fired)
+
+
+def test_spellings_of_a_known_category_score_as_it(discovery):
+    """ "saas" and " SaaS " are SaaS: same score and tier, and no unseen-value issue."""
+    prospects = make_accounts(40, seed=21)
+    variant = prospects.copy()
+    variant["industry"] = variant["industry"].str.lower().str.pad(12, side="both")
+    a, b = discovery.scorer.score(prospects), discovery.scorer.score(variant)
+    pd.testing.assert_series_equal(a["fit_score"], b["fit_score"])
+    assert (a["tier"] == b["tier"]).all()
+    assert not b["data_issues"].str.contains("never seen").any()
