@@ -1,7 +1,7 @@
 """From SHAP values to ICP inclusion and anti-ICP exclusion criteria, with evidence.
 
-Method (v1)
------------
+Method
+------
 The fit model (best vs worst) has learned, per business column, how each value
 moves an account towards the best cohort; its grouped SHAP values
 (:mod:`icpml.explain`) are that shape. We turn the shape into readable criteria
@@ -33,6 +33,18 @@ in three steps that never share rows:
    "Clearly" means the mean exceeds ``tau = max(0.02, 0.1 * mean |SHAP|)`` of
    that column in log-odds; the real filter is step 2.
 
+   **Interactions.** SHAP values are per account, so the same reading restricted
+   to the accounts of a segment shows how each column acts *there*
+   (:func:`conditional_candidates`). For the strongest exclusion candidates A,
+   the exclusion candidates read inside A's accounts give pairs ``A and B``
+   (``requires_onprem = True and employees < 200``), kept as candidates only if
+   B's own SHAP is clearly worse with A than without it (more than ``tau`` and at
+   least twice as bad): two shortfalls that merely add up ("not Salesforce and
+   small") are not an interaction. On the ICP side the ICP is already a
+   conjunction; what interactions need there is that each next criterion is read
+   inside the segment chosen so far (a size band that pays off only within some
+   industries is diluted in the SHAP of all accounts, plain within them).
+
 2. **Select** (the selection split: rows the model was not fitted on).
    Exclusions first: a fit-side exclusion is kept if accounts matching it reach
    the best cohort at most half as often as average (lift <= 0.5) *and* fall in
@@ -43,13 +55,22 @@ in three steps that never share rows:
    if they drop at most ``max_wrongly_excluded`` of the best accounts. The
    strongest exclusion goes first; each later one must still pass on the
    accounts the earlier ones left in, so proxies of one cause drop out.
-   Then the ICP, greedily: among accounts no exclusion removes, add the candidate that most significantly raises the best-cohort rate *within
-   the current segment* (matching vs not matching, one-sided Fisher test at
-   ``alpha``), one criterion per column, until nothing passes. Finally each
-   kept numeric bound is refined on outcome labels of the non-held-out rows:
-   within the accounts ranked near the bound, the split that best separates
-   best (ICP) or worst (exclusion) from the rest. Tree ensembles smear a step
-   over several nearby thresholds; the outcomes say where it really is.
+   An interaction whose part is itself kept is dropped as redundant.
+   Then the ICP, greedily, among accounts no exclusion removes: every candidate
+   is tested *within the current segment* (matching vs not matching, one-sided
+   Fisher test at ``alpha``); among the columns with a passing candidate, the
+   one the model's SHAP says adds most inside the segment is taken, with its
+   most significant cut; new candidates are read from the SHAP inside the new
+   segment; one criterion per column, until nothing passes. The selection rows
+   decide whether and where to cut; the SHAP on many more rows decides which
+   column when several pass (on a few dozen rows a strong and a weak column can
+   tie by chance). Once the columns are settled, each cut is chosen again given
+   all the other criteria (a band picked before the industries it matters in is
+   too wide). Finally each kept numeric bound is refined on outcome labels of
+   the non-held-out rows: within the accounts ranked near the bound, the split
+   that best separates best (ICP) or worst (exclusion) from the rest. Tree
+   ensembles smear a step over several nearby thresholds; the outcomes say where
+   it really is.
 
 3. **Confirm and measure** (the held-out split: never used to fit or to
    select). For every kept criterion, and for the combined ICP (all inclusions,
@@ -82,7 +103,7 @@ from icpml.explain import Explanation
 from icpml.features import MISSING
 
 __all__ = ["Criterion", "CriteriaSet", "derive_criteria", "select_criteria", "segment_evidence",
-           "SCHEMA_VERSION", "propose_candidates", "conditional_candidates", "interaction_candidates"]
+           "SCHEMA_VERSION", "propose_candidates", "detectable_lift", "conditional_candidates", "interaction_candidates"]
 
 SCHEMA_VERSION = "1.0"
 Op = Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
@@ -1123,24 +1144,48 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
     return cs
 
 
+def detectable_lift(n: int, base_rate: float, coverage: float = 0.25) -> float:
+    """The smallest lift a segment covering ``coverage`` of ``n`` accounts needs to be confirmed.
+
+    The lift at which the lower end of a 95% (normal) interval of the segment's best
+    rate just clears the base rate: what the data *can* tell apart from chance. On
+    90 held-out accounts with a 25% best cohort that is about 1.8x; on 900, about 1.2x.
+    """
+    k = coverage * n
+    if k < 1 or not 0 < base_rate < 1:
+        return float("nan")
+    for lift in np.arange(1.01, 1 / base_rate + 1e-9, 0.01):
+        r = min(lift * base_rate, 1.0)
+        if r - 1.96 * math.sqrt(r * (1 - r) / k) > base_rate:
+            return float(round(lift, 2))
+    return float("nan")
+
+
 def _verdict(cs: CriteriaSet, n_holdout: int) -> dict:
     ev = cs.icp_evidence
     lo, hi = (ev.get("lift_ci") or [float("nan")] * 2)
+    need = detectable_lift(n_holdout, ev.get("base_rate", float("nan")))
+    limits = (f" With {n_holdout} held-out accounts, only a segment about {need:.1f}x as good as "
+              "average (at 25% coverage) could be told apart from chance; weaker criteria cannot be "
+              "concluded either way." if np.isfinite(need) else "")
     if not cs.icp:
         why = ("no inclusion criterion both improved the best-cohort rate on the selection split "
                "and held up on held-out accounts")
         if cs.unconfirmed:
             why += f" ({len(cs.unconfirmed)} candidate(s) did not hold up on held-out data)"
-        return {"icp_found": False, "message": f"No reliable ICP found: {why}. "
+        return {"icp_found": False, "detectable_lift": need, "message": f"No reliable ICP found: {why}. "
                 f"Evidence from {n_holdout} held-out accounts cannot support an ICP; "
-                "collect more customers or test a hypothesis ICP."}
+                f"collect more customers or test a hypothesis ICP.{limits}"}
     if not np.isfinite(lo) or lo <= 1.0:
-        return {"icp_found": False, "message": (
+        return {"icp_found": False, "detectable_lift": need, "message": (
             f"No reliable ICP found: the ICP's lift interval ({_fmtci(lo, hi)}) includes 1 on "
-            f"{n_holdout} held-out accounts, so it may be no better than chance.")}
-    return {"icp_found": True, "message": (
+            f"{n_holdout} held-out accounts, so it may be no better than chance.{limits}")}
+    wide = hi / lo > 1.8 if np.isfinite(hi) and lo > 0 else False
+    return {"icp_found": True, "detectable_lift": need, "message": (
         f"ICP found: matching accounts reach the best cohort {ev['lift']:.1f}x as often as "
-        f"average (95% CI {_fmtci(lo, hi)}) on {n_holdout} held-out accounts.")}
+        f"average (95% CI {_fmtci(lo, hi)}) on {n_holdout} held-out accounts."
+        + (f" The interval is wide: the true lift may be as low as {lo:.2f}, and criteria with "
+           f"smaller effects than these cannot be concluded.{limits}" if wide else ""))}
 
 
 def _fmtci(lo: float, hi: float) -> str:

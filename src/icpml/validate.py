@@ -21,6 +21,10 @@ Hypothesis file::
       - {column: employees, op: between, low: 150, high: 600}
     anti_icp:
       - {column: requires_onprem, op: "==", values: [true]}
+      - column: requires_onprem            # an interaction: both must hold
+        op: "=="
+        values: [true]
+        also: [{column: employees, op: "<", high: 200}]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class _RuleSpec(BaseModel):
     values: list[str | int | float | bool] = []
     low: float | None = None
     high: float | None = None
+    also: list[_RuleSpec] = []
 
     @model_validator(mode="after")
     def _complete(self):
@@ -62,6 +67,14 @@ class _RuleSpec(BaseModel):
         if self.op in ("<", "<=") and self.high is None:
             raise ValueError(f"'{self.column}' with op '{self.op}' needs high")
         return self
+
+    def criterion(self, kind: str) -> Criterion:
+        return Criterion(kind, self.column, self.op, values=tuple(str(v) for v in self.values),
+                         low=self.low, high=self.high, source="hypothesis",
+                         also=tuple(p.criterion(kind) for p in self.also))
+
+    def columns(self) -> list[str]:
+        return [self.column, *(c for p in self.also for c in p.columns())]
 
 
 class _Hypothesis(BaseModel):
@@ -96,12 +109,11 @@ def load_hypothesis(path: str | Path, cfg: Config | None = None) -> CriteriaSet:
     out = CriteriaSet()
     for kind, specs in (("icp", hyp.icp), ("anti_icp", hyp.anti_icp)):
         for s in specs:
-            if features is not None and s.column not in features:
-                raise ConfigError(f"{p}: column '{s.column}' is not a targetable feature in the "
-                                  "config; criteria may only name columns.features")
-            crit = Criterion(kind, s.column, s.op, values=tuple(str(v) for v in s.values),
-                             low=s.low, high=s.high, source="hypothesis")
-            (out.icp if kind == "icp" else out.anti_icp).append(crit)
+            for col in s.columns():
+                if features is not None and col not in features:
+                    raise ConfigError(f"{p}: column '{col}' is not a targetable feature in the "
+                                      "config; criteria may only name columns.features")
+            (out.icp if kind == "icp" else out.anti_icp).append(s.criterion(kind))
     return out
 
 

@@ -95,3 +95,12 @@ def test_segment_evidence_by_hand():
     assert ev["best_wrongly_excluded"] == 0.75
     lo, hi = ev["lift_ci"]
     assert lo <= ev["lift"] <= hi
+
+
+def test_detectable_lift_shrinks_with_data():
+    from icpml.criteria import detectable_lift
+
+    lifts = [detectable_lift(n, 0.25) for n in (20, 90, 900, 9000)]
+    assert lifts == sorted(lifts, reverse=True) and lifts[-1] > 1.0
+    assert 1.7 < lifts[1] < 2.0  # 90 held-out accounts: only large effects are visible
+    assert np.isnan(detectable_lift(0, 0.25))

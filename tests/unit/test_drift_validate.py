@@ -68,6 +68,22 @@ def test_hypothesis_icp_evaluated_with_evidence(table, tmp_path):
     assert "q_value" in cs.icp[0].evidence
 
 
+def test_hypothesis_interaction_exclusion(table, tmp_path):
+    cfg, df = table
+    p = tmp_path / "mine.yaml"
+    p.write_text("anti_icp:\n  - column: requires_onprem\n    op: '=='\n    values: [true]\n"
+                 "    also: [{column: employees, op: '<', high: 200}]\n")
+    (pair,) = load_hypothesis(p, cfg).anti_icp
+    assert pair.describe() == "requires_onprem = True and employees < 200"
+    expected = df["requires_onprem"].astype(bool) & (df["employees"] < 200)
+    assert (pair.mask(df) == expected).all()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("anti_icp:\n  - column: requires_onprem\n    op: '=='\n    values: [true]\n"
+                   "    also: [{column: arr, op: '<', high: 5}]\n")
+    with pytest.raises(ConfigError, match="'arr' is not a targetable feature"):
+        load_hypothesis(bad, cfg)
+
+
 @pytest.mark.parametrize(("text", "needle"), [
     ("icp:\n  - {column: arr, op: '>', low: 5}\n", "not a targetable feature"),
     ("icp:\n  - {column: industry, op: like, values: [x]}\n", "icp.0.op"),
