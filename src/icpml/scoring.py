@@ -41,6 +41,7 @@ import pandas as pd
 from icpml.criteria import CriteriaSet
 from icpml.data import coerce_bool, spelling_key
 from icpml.explain import explain as shap_explain
+from icpml.fastpredict import scoring_threads
 from icpml.models import TrainedModel
 
 __all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "TIERS", "SCORED_COLUMNS"]
@@ -309,6 +310,7 @@ class Scorer:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_known", None)  # a cache, rebuilt on first use
+        state.pop("_shap_pool", None)
         return state
 
     def score(self, df: pd.DataFrame, *, explain: bool = False,
@@ -346,16 +348,24 @@ class Scorer:
         the whole stream are logged once, as one warning, when the stream ends.
         """
         tally = _IssueTally()
-        for batch in batches:
-            for i in range(0, max(len(batch), 1), self.chunk_size):
-                part = batch.iloc[i:i + self.chunk_size]
-                out, issues = self._score_chunk(part, explain)
-                tally.add(issues, len(part))
-                yield out
+        try:
+            done = 0
+            for batch in batches:
+                for i in range(0, max(len(batch), 1), self.chunk_size):
+                    part = batch.iloc[i:i + self.chunk_size]
+                    # worker processes for SHAP only once the job has proven large (their
+                    # start-up, a few seconds, is more than a single chunk would save)
+                    out, issues = self._score_chunk(part, explain, parallel=done > 0)
+                    tally.add(issues, len(part))
+                    done += 1
+                    yield out
+        finally:
+            self.close()
         if tally.counts:
             log.warning("scoring: %s", tally.message())
 
-    def _score_chunk(self, df: pd.DataFrame, explain: bool) -> tuple[pd.DataFrame, list[DataIssue]]:
+    def _score_chunk(self, df: pd.DataFrame, explain: bool,
+                     parallel: bool = False) -> tuple[pd.DataFrame, list[DataIssue]]:
         X, issues = self.prepare(df)
         n = len(X)
         if self.id_column in df.columns:
@@ -377,7 +387,7 @@ class Scorer:
             excl = _append_words(excl, _words(c, X, hit), hit)
         out["exclusion_reasons"] = excl
         if explain and n:
-            out["top_reasons"] = self._shap_reasons(X)
+            out["top_reasons"] = self._shap_reasons(X, parallel)
         else:  # the ICP criteria each account meets or misses, in words (cheap)
             words = np.full(n, "", dtype=object)
             everyone = np.ones(n, dtype=bool)
@@ -387,15 +397,71 @@ class Scorer:
         out["data_issues"] = _issue_words(issues, n)
         return out, issues
 
-    def _shap_reasons(self, X: pd.DataFrame) -> list[str]:
-        e = shap_explain(self.fit, X)
-        vals = e.values.to_numpy()
-        cols = list(e.values.columns)
+    def _shap_reasons(self, X: pd.DataFrame, parallel: bool) -> list[str]:
+        vals, cols = self._shap_values(X, parallel)
         top = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :3]
         data = X[cols].to_numpy(dtype=object)
         return ["; ".join(_contribution_words(cols[j], data[i, j], vals[i, j])
                           for j in top[i] if abs(vals[i, j]) > 1e-9)
                 for i in range(len(X))]
+
+
+    def _shap_values(self, X: pd.DataFrame, parallel: bool) -> tuple[np.ndarray, list[str]]:
+        """Exact SHAP of the fit model on ``X``: in worker processes when it pays.
+
+        shap's tree algorithm holds the GIL, so threads do not help. With ``parallel`` (from
+        the second chunk of a stream on), a chunk of at least :data:`_PARALLEL_SHAP_ROWS`
+        rows is cut into blocks computed by a pool of ``scoring_threads`` processes (started
+        once per stream, the model sent once). Each block is explained exactly as a whole
+        chunk would be, additivity check included, so the values do not change.
+        """
+        workers = scoring_threads(len(X))
+        if not parallel or workers < 2 or len(X) < _PARALLEL_SHAP_ROWS:
+            e = shap_explain(self.fit, X)
+            return e.values.to_numpy(), list(e.values.columns)
+        pool = self.__dict__.get("_shap_pool")
+        if pool is None:
+            import multiprocessing
+            import pickle
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: a forked child of a process that has run OpenMP can hang
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_shap_worker_init,
+                                       initargs=(pickle.dumps(self.fit),))
+            self.__dict__["_shap_pool"] = pool
+        edges = np.linspace(0, len(X), 2 * workers + 1).astype(int)
+        blocks = [X.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+        parts = list(pool.map(_shap_worker, blocks))
+        return np.vstack([v for v, _ in parts]), parts[0][1]
+
+    def close(self) -> None:
+        """Stop the SHAP worker processes, if any were started."""
+        pool = self.__dict__.pop("_shap_pool", None)
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+#: ``--explain`` chunks at least this large are explained by worker processes.
+_PARALLEL_SHAP_ROWS = 20_000
+_WORKER_MODEL = None
+_WORKER_LIMITS = None
+
+
+def _shap_worker_init(model_bytes: bytes) -> None:
+    import pickle
+
+    from threadpoolctl import threadpool_limits
+
+    global _WORKER_MODEL, _WORKER_LIMITS
+    _WORKER_MODEL = pickle.loads(model_bytes)
+    # one OpenMP thread per worker: the workers are the parallelism (no spinning teams)
+    _WORKER_LIMITS = threadpool_limits(1, user_api="openmp")
+
+
+def _shap_worker(X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    e = shap_explain(_WORKER_MODEL, X)
+    return e.values.to_numpy(), list(e.values.columns)
 
 
 def _issue_words(issues: list[DataIssue], n: int) -> np.ndarray:
