@@ -58,6 +58,7 @@ HERE = Path(__file__).resolve().parent
 TRUTH = "planted truth"
 OBSERVED = "planted rule, values as loaded"
 OBSERVED_CASEFOLD = "planted rule, loaded + case-folded"
+TIERS = "icpml Tier 1-2"
 METHODS = ("icpml", *PEERS)
 REAL_DATASETS = ("olist", "olist_mql", "telco", "maven")
 #: scenarios whose ICP / anti membership F1 the targets judge
@@ -128,6 +129,22 @@ def icpml_output(res, seconds: float) -> MethodOutput:
                                "timings": res.timings})
 
 
+def tiers_output(res) -> MethodOutput:
+    """icpml's Tier 1 or Tier 2 (misses at most one ICP criterion, no exclusion): the broader
+    segment icpml offers for secondary targeting. A reference row for WRAcc, not a target."""
+    from icpml.scoring import assign_tiers
+
+    cs = res.criteria
+    if not cs.icp:
+        return MethodOutput(icp=None, anti=None, claims=False)
+    icp = Segment("Tier 1 or Tier 2", frozenset(c.column for c in cs.icp),
+                  lambda df: assign_tiers(cs, df).isin(["Tier 1", "Tier 2"]).to_numpy(bool))
+    anti = (Segment(" OR ".join(c.describe() for c in cs.anti_icp),
+                    frozenset(c.column for c in cs.anti_icp), _mask_of(cs.anti_mask))
+            if cs.anti_icp else None)
+    return MethodOutput(icp=icp, anti=anti, claims=True)
+
+
 def truth_output(d: ScenarioData) -> MethodOutput:
     """The planted truth as a method (no rule learning; reference row)."""
     return MethodOutput(icp=Segment("planted ICP", frozenset(), _mask_of(d.truth_icp)),
@@ -190,7 +207,7 @@ def timed_discover(cfg, accounts):
 def run_methods(res, seconds: float, seed: int) -> tuple[Shared, dict[str, MethodOutput]]:
     """icpml's output plus every peer trained on icpml's labels and split."""
     sh = shared_rows(res)
-    outs = {"icpml": icpml_output(res, seconds)}
+    outs = {"icpml": icpml_output(res, seconds), TIERS: tiers_output(res)}
     for name in PEERS:
         outs[name] = run_peer(name, sh.train, sh.y_train, sh.kinds, seed)
     return sh, outs
@@ -383,7 +400,7 @@ def _f(x, nd: int = 3, pct: bool = False) -> str:
 
 
 def _method_order(methods) -> list[str]:
-    order = [*METHODS, TRUTH, OBSERVED, OBSERVED_CASEFOLD]
+    order = ["icpml", TIERS, *PEERS, TRUTH, OBSERVED, OBSERVED_CASEFOLD]
     return [m for m in order if m in methods] + [m for m in methods if m not in order]
 
 

@@ -77,8 +77,9 @@ in three steps that never share rows:
    no exclusion) and anti-ICP (any exclusion): coverage, best-cohort rate, lift
    with a bootstrap confidence interval, WRAcc, churn inside vs outside, and for
    exclusions the share of best customers wrongly excluded. P-values are
-   corrected with Benjamini-Hochberg across all kept criteria; a criterion that
-   is not confirmed (q >= alpha) is dropped and listed as unconfirmed. If no
+   corrected with Benjamini-Hochberg across *every candidate proposed* in step 1
+   (the ones not selected count with p = 1); a criterion that is not confirmed
+   (q >= alpha) is dropped and listed as unconfirmed. If no
    inclusion is confirmed, or the ICP's lift interval includes 1, the verdict
    says no reliable ICP was found, and why.
 
@@ -1077,7 +1078,7 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
     if refine_rows is not None and refine_cohort is not None:
         anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
         icp = [refine_numeric(c, refine_rows, refine_cohort) for c in icp]
-    return anti, icp, len(cands)
+    return anti, icp, len(cands) + len(pairs)
 
 
 def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds: dict[str, str],
@@ -1117,7 +1118,7 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
         refine_rows=refine_rows, refine_cohort=refine_cohort, cfg=cfg)
     holdout_best, holdout_worst = holdout_cohort == BEST, holdout_cohort == WORST
 
-    # step 3: confirm on held-out rows, BH across every selected criterion
+    # step 3: confirm on held-out rows
     def ev(c: Criterion) -> dict:
         side = "include" if c.kind == "icp" else ("churn" if c.source == "churn_model" else "exclude")
         return segment_evidence(c.mask(holdout), holdout_best, holdout_churn,
@@ -1125,7 +1126,11 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
                                 side=side)
 
     chosen = [replace(c, evidence=ev(c)) for c in anti + icp]
-    q = benjamini_hochberg(np.array([c.evidence["p_value"] for c in chosen])) if chosen else []
+    # BH across *every* candidate proposed: those not selected count with p = 1 (never
+    # confirmed), so the correction is for all the hypotheses the search looked at
+    p_all = np.array([c.evidence["p_value"] for c in chosen]
+                     + [1.0] * max(n_cands - len(chosen), 0))
+    q = benjamini_hochberg(p_all)[:len(chosen)] if chosen else []
     confirmed, unconfirmed = [], []
     for c, qv in zip(chosen, q, strict=True):
         c.evidence["q_value"] = float(qv)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import shap
 
 from icpml.features import business_column_map
 from icpml.models import TrainedModel
@@ -80,6 +79,8 @@ def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> Expla
         If SHAP values plus the base value differ from the model's raw output by
         more than ``tol`` for any account.
     """
+    import shap  # here, not at the top: scoring without --explain never pays its import (~2.5 s)
+
     pre = model.pipeline.named_steps["prep"]
     clf = model.pipeline.named_steps["clf"]
     Xb = X[model.columns]
