@@ -563,29 +563,45 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
     return out
 
 
-def _categorical_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, source: str,
-                            min_count: int) -> list[Criterion]:
+def _category_codes(expl: Explanation, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Category codes of ``col`` in ``expl.data`` (missing as ``(missing)``), computed once.
+
+    Candidates are proposed many times from subsets of one explanation (segments,
+    interactions, stability resamples' own explanations); :func:`_subset` hands the
+    codes on, so the text conversion and hashing happen once per column.
+    """
+    cache = expl.__dict__.setdefault("_codes", {})
+    if col not in cache:
+        codes, cats = pd.factorize(_as_category(expl.data[col]), sort=True)
+        cache[col] = (codes, np.asarray(cats, dtype=object))
+    return cache[col]
+
+
+def _categorical_candidates(col: str, codes: np.ndarray, cats: np.ndarray, s: pd.Series,
+                            sign: int, source: str, min_count: int) -> list[Criterion]:
     """Category sets of ``col`` whose mean SHAP has sign ``sign``."""
-    text = _as_category(x)
-    g = pd.DataFrame({"c": text.to_numpy(), "s": s.to_numpy(float)}).groupby("c")["s"]
-    stat = pd.DataFrame({"mean": g.mean(), "n": g.size()})
-    stat = stat[stat["n"] >= min_count]
-    tau = _tau(s.to_numpy(float))
-    good = stat[stat["mean"] * sign > tau].sort_values("mean", ascending=sign < 0, kind="stable")
+    sv = s.to_numpy(float)
+    n_per = np.bincount(codes, minlength=len(cats))
+    mean = np.bincount(codes, weights=sv, minlength=len(cats)) / np.maximum(n_per, 1)
+    supported = n_per >= min_count
+    tau = _tau(sv)
+    good = np.flatnonzero(supported & (mean * sign > tau))
+    good = good[np.argsort(-mean[good] * sign, kind="stable")]  # strongest first
     out: list[Criterion] = []
-    if good.empty or len(good) == len(stat):
+    if len(good) == 0 or len(good) == int(supported.sum()):
         return out  # nothing stands out, or every category does (no contrast to draw)
     crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
-    cats = tuple(sorted(map(str, good.index)))
+    names = [str(cats[i]) for i in good]
+    values = tuple(sorted(names))
     if crit_kind == "icp":
-        out.append(Criterion(crit_kind, col, "in", values=cats, source=source))
-        if len(cats) > 1:
-            out.append(Criterion(crit_kind, col, "in", values=(str(good.index[0]),), source=source))
+        out.append(Criterion(crit_kind, col, "in", values=values, source=source))
+        if len(values) > 1:
+            out.append(Criterion(crit_kind, col, "in", values=(names[0],), source=source))
     else:
-        for c in good.index[:3]:
-            out.append(Criterion(crit_kind, col, "in", values=(str(c),), source=source))
-        if len(cats) > 1:
-            out.append(Criterion(crit_kind, col, "in", values=cats, source=source))
+        for c in names[:3]:
+            out.append(Criterion(crit_kind, col, "in", values=(c,), source=source))
+        if len(values) > 1:
+            out.append(Criterion(crit_kind, col, "in", values=values, source=source))
     return out
 
 
@@ -615,7 +631,8 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
             if kinds[col] == "numeric":
                 out += _numeric_candidates(col, x, s, sign, kinds[col], source, min_count)
             else:
-                out += _categorical_candidates(col, x, s, sign, source, min_count)
+                codes, cats = _category_codes(expl, col)
+                out += _categorical_candidates(col, codes, cats, s, sign, source, min_count)
     # deduplicate, keeping the first (strongest) occurrence
     seen, uniq = set(), []
     for c in out:
@@ -627,8 +644,11 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
 
 def _subset(expl: Explanation, rows: np.ndarray) -> Explanation:
     """The same explanation restricted to some of its accounts."""
-    return replace(expl, values=expl.values[rows], data=expl.data[rows],
-                   raw_output=np.asarray(expl.raw_output)[rows])
+    sub = replace(expl, values=expl.values[rows], data=expl.data[rows],
+                  raw_output=np.asarray(expl.raw_output)[rows])
+    sub.__dict__["_codes"] = {c: (codes[rows], cats)
+                              for c, (codes, cats) in expl.__dict__.get("_codes", {}).items()}
+    return sub
 
 
 def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[str, str],

@@ -43,7 +43,7 @@ def _hostile(n: int, seed: int) -> pd.DataFrame:
 def test_identical_to_the_pipeline(fitted, threads):
     fast = FastPredictor.build(fitted, COLS)
     assert fast is not None
-    X = _hostile(30_000, seed=9)
+    X = _hostile(25_000, seed=9)  # above the threshold where blocks go to threads
     expected = fitted.predict_proba(X)[:, 1]
     assert np.array_equal(fast.predict_proba(X, n_threads=threads), expected)
 
