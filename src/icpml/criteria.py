@@ -674,7 +674,8 @@ def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: d
                            n_first: int = 6, n_second: int = 2) -> list[Criterion]:
     """Exclusions on two columns: ``A and B`` where B's SHAP is clearly bad *among A's accounts*.
 
-    For the ``n_first`` strongest single exclusions A of one model, the exclusion
+    For the strongest single exclusion A of each of the ``n_first`` strongest columns of one
+    model (one per column, so the categories of one column do not crowd the others out), the exclusion
     candidates proposed from the SHAP values of A's accounts alone, on other columns,
     give the second condition (``requires_onprem = True and employees < 200``: on-prem
     hurts only small companies). Selection (step 2) decides whether a pair beats its
@@ -684,7 +685,11 @@ def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: d
     min_count = max(5, int(math.ceil(cfg.min_support * n)))
     sign = -1 if source == "fit_model" else 1  # the bad direction of this model's SHAP
     out: list[Criterion] = []
-    for a in [c for c in singles if c.source == source][:n_first]:
+    firsts: dict[str, Criterion] = {}  # the strongest candidate of each column, strongest columns first
+    for c in singles:
+        if c.source == source and not c.also and c.column not in firsts:
+            firsts[c.column] = c
+    for a in list(firsts.values())[:n_first]:
         inside = a.mask(expl.data).to_numpy(bool)
         others = [c for c in allowed if c != a.column]
         for b in conditional_candidates(expl, inside, kinds, others, cfg, source=source,
