@@ -1092,9 +1092,10 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
         not_excluded &= ~c.mask(select)
     proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
     icp = _select_inclusions(icp_c, select, select_cohort == BEST, not_excluded, cfg, proposer)
-    if len(icp) > 1:
-        rows, cohort = ((refine_rows, refine_cohort) if refine_rows is not None
-                        and refine_cohort is not None else (select, select_cohort))
+    # cuts are re-chosen only when they are also refined (the real run): the stability
+    # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
+    if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
+        rows, cohort = refine_rows, refine_cohort
         clear = pd.Series(True, index=rows.index)
         for c in anti:
             clear &= ~c.mask(rows)
