@@ -63,7 +63,7 @@ def _score_child(n: int, reasons: bool) -> None:
     # the floor: the fit model's predict_proba alone on the same rows, chunk by chunk
     t0 = time.perf_counter()
     for i in range(0, len(df), res.scorer.chunk_size):
-        res.fit.predict_proba(df.iloc[i:i + res.scorer.chunk_size])
+        res.fit.pipeline.predict_proba(df.iloc[i:i + res.scorer.chunk_size][res.fit.columns])
     bare = time.perf_counter() - t0
     print(json.dumps({"n": len(out), "reasons": reasons, "seconds": wall,
                       "rows_per_s": len(out) / wall, "peak_rss_mb": peak,
