@@ -445,6 +445,11 @@ def _tau(s: np.ndarray) -> float:
     return max(0.02, 0.1 * float(np.mean(np.abs(s)))) if len(s) else 0.02
 
 
+def _min_count(cfg: CriteriaConfig, n: int) -> int:
+    """The fewest accounts a criterion may cover among ``n``: ``min_support``, and never under 5."""
+    return max(5, int(math.ceil(cfg.min_support * n)))
+
+
 def _roundest(lo: float, hi: float, *, include_lo: bool, include_hi: bool) -> float:
     """The roundest number t in the gap between two observed values (lo, hi).
 
@@ -619,7 +624,7 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
         return []
     n = len(vals)
     if min_count is None:
-        min_count = max(5, int(math.ceil(cfg.min_support * n)))
+        min_count = _min_count(cfg, n)
     signs = (1, -1) if source == "fit_model" else (1,)
     out: list[Criterion] = []
     for sign in signs:
@@ -682,7 +687,7 @@ def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: d
     parts; a pair whose first part is also kept is dropped as redundant.
     """
     n = len(expl.values)
-    min_count = max(5, int(math.ceil(cfg.min_support * n)))
+    min_count = _min_count(cfg, n)
     sign = -1 if source == "fit_model" else 1  # the bad direction of this model's SHAP
     out: list[Criterion] = []
     firsts: dict[str, Criterion] = {}  # the strongest candidate of each column, strongest columns first
@@ -966,7 +971,7 @@ class _IcpProposer:
     def __init__(self, expl: Explanation, anti: list[Criterion], kinds: dict[str, str],
                  allowed: list[str], cfg: CriteriaConfig) -> None:
         self.expl, self.kinds, self.allowed, self.cfg = expl, kinds, allowed, cfg
-        self.min_count = max(5, int(math.ceil(cfg.min_support * len(expl.values))))
+        self.min_count = _min_count(cfg, len(expl.values))
         self.clear = np.ones(len(expl.data), dtype=bool)
         for c in anti:
             self.clear &= ~c.mask(expl.data).to_numpy(bool)
@@ -1005,7 +1010,7 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
     kept: list[Criterion] = []
     seg = start.copy()
     b = is_best.to_numpy(bool)
-    min_k = max(5, int(math.ceil(cfg.min_support * len(sel))))
+    min_k = _min_count(cfg, len(sel))
     remaining = list(cands)
     while len(kept) < cfg.max_icp_criteria:
         if proposer is not None and kept:
@@ -1100,7 +1105,7 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
         for c in anti:
             clear &= ~c.mask(rows)
         icp = _backfit(icp, rows, (cohort == BEST).to_numpy(bool), clear, proposer,
-                       max(5, int(math.ceil(cfg.min_support * len(rows)))))
+                       _min_count(cfg, len(rows)))
     if refine_rows is not None and refine_cohort is not None:
         anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
         icp = [refine_numeric(c, refine_rows, refine_cohort) for c in icp]

@@ -40,12 +40,18 @@ def openmp_threads():
     OpenMP threads spin while they wait: with two icpml processes on a 2-core machine
     (tests and a notebook, cron and a user) one 1,500-account discovery took 509 s
     instead of 10 s. One thread each: 5 s alone, 5 s side by side. Set ``ICPML_THREADS``
-    to use more (e.g. to score millions of rows on a machine of your own).
+    to use more. (Scoring parallelises with Python threads instead: see
+    :func:`icpml.fastpredict.scoring_threads`.)
     """
     from threadpoolctl import threadpool_limits
 
-    n = os.environ.get("ICPML_THREADS", "1")
-    return threadpool_limits(limits=max(1, int(n)) if n.isdigit() else 1, user_api="openmp")
+    return threadpool_limits(limits=env_threads() or 1, user_api="openmp")
+
+
+def env_threads() -> int | None:
+    """``ICPML_THREADS`` as a positive number of threads, or ``None`` when it is unset or not one."""
+    n = os.environ.get("ICPML_THREADS", "")
+    return int(n) if n.isdigit() and int(n) > 0 else None
 
 __all__ = ["make_model", "train_model", "TrainedModel", "classification_metrics"]
 
