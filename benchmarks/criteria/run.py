@@ -43,13 +43,12 @@ from scenarios import (
     SCENARIOS,
     WITH_SIGNAL,
     ScenarioData,
-    casefold_spellings,
 )
 
 from icpml import discover
 from icpml.cohorts import BEST, MIDDLE, WORST
 from icpml.config import load_config
-from icpml.data import feature_kinds, validate_accounts
+from icpml.data import feature_kinds, normalize_categories, validate_accounts
 from icpml.synthetic import planted_anti_match, planted_icp_match
 
 # (run as a script: this folder is sys.path[0], so metrics / peers / scenarios import directly)
@@ -57,7 +56,6 @@ HERE = Path(__file__).resolve().parent
 
 TRUTH = "planted truth"
 OBSERVED = "planted rule, values as loaded"
-OBSERVED_CASEFOLD = "planted rule, loaded + case-folded"
 TIERS = "icpml Tier 1-2"
 METHODS = ("icpml", *PEERS)
 REAL_DATASETS = ("olist", "olist_mql", "telco", "maven")
@@ -152,20 +150,17 @@ def truth_output(d: ScenarioData) -> MethodOutput:
                         claims=True)
 
 
-def observed_rule_output(casefold: bool = False) -> MethodOutput:
-    """The planted rules on the messy values as icpml loads them (:func:`prepare_accounts`),
-    optionally with spellings case-folded: the best any rule on these columns can do with
-    icpml's loader (and with a strip + casefold normaliser)."""
-    prep = casefold_spellings if casefold else (lambda df: df)
+def observed_rule_output() -> MethodOutput:
+    """The planted rules on the messy values as icpml loads them (:func:`prepare_accounts`,
+    spellings merged): the best any rule on these columns can do with icpml's loader."""
 
     def icp(df: pd.DataFrame) -> np.ndarray:
-        d = prep(df)
-        return (planted_icp_match(d) & ~planted_anti_match(d)).to_numpy(bool)
+        return (planted_icp_match(df) & ~planted_anti_match(df)).to_numpy(bool)
 
     return MethodOutput(
         icp=Segment("planted ICP on observed values", frozenset(), icp),
         anti=Segment("planted anti-ICP on observed values", frozenset(),
-                     lambda df: planted_anti_match(prep(df)).to_numpy(bool)),
+                     lambda df: planted_anti_match(df).to_numpy(bool)),
         claims=True)
 
 
@@ -185,12 +180,8 @@ def shared_rows(res) -> Shared:
 def prepare_accounts(df: pd.DataFrame, cfg) -> pd.DataFrame:
     """Fresh accounts prepared exactly as ``discover()``'s load stage prepares its input:
     ``validate_accounts``, then ``normalize_categories`` (merging spellings that differ only
-    in case or spacing) when the installed icpml has it. Every method is evaluated on these."""
+    in case or spacing). Every method is evaluated on these."""
     out = validate_accounts(df, cfg)
-    try:
-        from icpml.data import normalize_categories
-    except ImportError:  # an icpml without spelling normalisation
-        return out
     cats = [c for c, k in feature_kinds(out, cfg).items() if k == "categorical"]
     return normalize_categories(out, cats)[0]
 
@@ -276,7 +267,6 @@ def run_synthetic(name: str, seed: int, plan: Plan, *, check_determinism: bool) 
         outs[TRUTH] = truth_output(d)
         if name == "messy":
             outs[OBSERVED] = observed_rule_output()
-            outs[OBSERVED_CASEFOLD] = observed_rule_output(casefold=True)
     fresh = truth = None
     if name in WITH_SIGNAL:
         f = fn(seed + FRESH_SEED_OFFSET, plan.fresh_n)
@@ -400,7 +390,7 @@ def _f(x, nd: int = 3, pct: bool = False) -> str:
 
 
 def _method_order(methods) -> list[str]:
-    order = ["icpml", TIERS, *PEERS, TRUTH, OBSERVED, OBSERVED_CASEFOLD]
+    order = ["icpml", TIERS, *PEERS, TRUTH, OBSERVED]
     return [m for m in order if m in methods] + [m for m in methods if m not in order]
 
 
@@ -479,7 +469,7 @@ def rules_section(runs: list[dict], real: list[dict]) -> list[str]:
         lines.append("")
         for m in _method_order(r["methods"]):
             a = r["methods"][m]
-            if m in (TRUTH, OBSERVED, OBSERVED_CASEFOLD):
+            if m in (TRUTH, OBSERVED):
                 continue
             if a.get("error"):
                 lines.append(f"- {m}: error: {a['error']}")

@@ -191,23 +191,6 @@ def messy(seed: int, n: int = 3000) -> ScenarioData:
     return ScenarioData(df, cfg, planted_truth_icp, planted_truth_anti)
 
 
-def casefold_spellings(df: pd.DataFrame, columns: tuple[str, ...] = MESSY_VARIANT_COLUMNS
-                       ) -> pd.DataFrame:
-    """``df`` with each spelling of ``columns`` mapped to its most frequent form after
-    strip + casefold (``saas``, `` SAAS`` -> ``SaaS``): the normaliser the messy variants
-    are built for. Used only for a reference row, never on a method's input."""
-    out = df.copy()
-    for c in columns:
-        raw = out[c].astype("string")
-        key = raw.str.strip().str.casefold()
-        counts = pd.DataFrame({"key": key, "raw": raw.str.strip()}).dropna().value_counts()
-        canon = {}
-        for (k, v), _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            canon.setdefault(k, v)
-        out[c] = key.map(canon).astype("string")
-    return out
-
-
 def interaction(seed: int, n: int = 3000) -> ScenarioData:
     """Value from combinations only (see :func:`make_interaction_accounts`)."""
     return ScenarioData(make_interaction_accounts(n, seed), _config(), interaction_truth_icp,
