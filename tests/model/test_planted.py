@@ -112,6 +112,8 @@ def test_interaction_found_as_a_conjunction(demo_cfg):
     assert icp["employees"].high == pytest.approx(600, rel=0.15)  # not widened by the order
     (pair,) = [c for c in res.criteria.anti_icp if c.also]
     assert set(pair.columns) == {"requires_onprem", "employees"}
+    (size,) = [p for p in pair.parts if p.column == "employees"]
+    assert size.op == "<" and size.high == pytest.approx(200, rel=0.1)  # refined within on-prem
     # on-prem alone would drop the large on-prem accounts, which are fine here
     assert not any(c.column == "requires_onprem" and not c.also for c in res.criteria.anti_icp)
     assert pair.evidence["best_wrongly_excluded"] <= 0.02

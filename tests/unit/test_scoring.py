@@ -35,6 +35,10 @@ def test_scorer_handles_messy_prospects(discovery):
     assert out.loc[1, "data_issues"] == ("employees 'lots' is not a number: scored as unknown; "
                                          "column 'crm' missing: scored as unknown")
     assert out.loc[2, "data_issues"] == "column 'crm' missing: scored as unknown"
+    no_ids = discovery.scorer.score(prospects.drop(columns=["account_id"]).head(3))
+    assert no_ids["account_id"].tolist() == ["0", "1", "2"]
+    assert no_ids["data_issues"].str.endswith(
+        "id column 'account_id' missing: rows numbered instead").all()
     assert (out["icp_match"] <= ~out["anti_icp_match"]).all()
     assert (out.loc[out["tier"] == "Excluded", "exclusion_reasons"] != "").all()
 
