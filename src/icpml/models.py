@@ -156,20 +156,28 @@ class TrainedModel:
     cv: dict = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame, codes: dict | None = None) -> np.ndarray:
         """Probability of the positive class (best cohort, or churn).
 
         Identical to ``pipeline.predict_proba``, computed by :class:`~icpml.fastpredict.FastPredictor`
-        (binned trees, several threads on large tables) when it verified itself on this pipeline.
+        (compiled trees, several threads on large tables) when it verified itself on this
+        pipeline. ``codes``: a dict shared by models scoring the same ``X``, so each
+        categorical column is hashed once (see :meth:`FastPredictor.inputs`).
         """
-        fast = self._fast_predictor()
+        fast = self.__dict__.get("_fast") if len(X) < _FAST_MIN_ROWS else self._fast_predictor()
         if fast is not None:
-            return fast.predict_proba(X[self.columns])
+            return fast.predict_proba(X, codes=codes)
         with openmp_threads():
             return self.pipeline.predict_proba(X[self.columns])[:, 1]
 
+    def compile(self) -> TrainedModel:
+        """Build the fast predictor now (it is pickled with the model, e.g. when registered)."""
+        self._fast_predictor()
+        return self
+
     def _fast_predictor(self):
-        # built on first use, never pickled (a registered model rebuilds it when loaded)
+        # built and checked once, when the model is trained (or first used), and pickled with
+        # it: a registered model scores without rebuilding (unless icpml's format changed)
         if "_fast" not in self.__dict__:
             from icpml.fastpredict import FastPredictor
 
@@ -179,8 +187,16 @@ class TrainedModel:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_fast", None)
+        if state.get("_fast", 0) is None:
+            state.pop("_fast")  # unavailable here; may build elsewhere
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        from icpml.fastpredict import FastPredictor
+
+        if not FastPredictor.current(state.get("_fast")):
+            state.pop("_fast", None)  # pickled by another icpml version: rebuilt on first use
+        self.__dict__.update(state)
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics for tracking (``cv_roc_auc``, ``holdout_roc_auc``, ...)."""
@@ -188,6 +204,11 @@ class TrainedModel:
         m.update({f"holdout_{k}": v for k, v in self.holdout.items()
                   if isinstance(v, (int, float))})
         return m
+
+
+#: Below this many rows a model not yet compiled predicts with its pipeline (same values):
+#: compiling (~0.1 s) would cost more than it saves on cross-validation and hold-out sets.
+_FAST_MIN_ROWS = 5_000
 
 
 def _leaf_size(configured: int, n_rows: int | None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,3 +65,36 @@ def test_threads(monkeypatch):
     assert scoring_threads(1_000_000) >= 1
     monkeypatch.setenv("ICPML_THREADS", "3")
     assert scoring_threads(100) == 3
+
+
+def test_pickled_with_its_model_and_rebuilt_when_its_format_changes(fitted):
+    from icpml.models import TrainedModel
+
+    model = TrainedModel(name="fit", pipeline=fitted, columns=COLS, kinds=KINDS).compile()
+    X = _hostile(3_000, seed=4)
+    expected = fitted.predict_proba(X)[:, 1]
+    assert np.array_equal(model.predict_proba(X), expected)
+    back = pickle.loads(pickle.dumps(model))
+    assert FastPredictor.current(back.__dict__.get("_fast"))  # no rebuild at load
+    assert np.array_equal(back.predict_proba(X), expected)
+
+    old = pickle.loads(pickle.dumps(model))
+    old.__dict__["_fast"]._format = FastPredictor.FORMAT - 1
+    stale = pickle.loads(pickle.dumps(old))
+    assert "_fast" not in stale.__dict__  # dropped at load, rebuilt on first use
+    assert np.array_equal(stale.predict_proba(X), expected)
+
+
+@pytest.mark.parametrize(("leaves", "fast"), [(40, True), (90, False)])
+def test_wide_trees(leaves, fast):
+    """33-64 leaves take 64-bit masks; wider trees are left to scikit-learn, same values."""
+    df = make_accounts(4000, seed=6)
+    pipe = make_model(KINDS, COLS, ModelsConfig(max_iter=10, max_leaf_nodes=leaves, min_samples_leaf=2))
+    pipe.fit(df[COLS], df["churned"].astype(int))
+    widest = max(int(p[0].nodes["is_leaf"].sum()) for p in pipe.named_steps["clf"]._predictors)
+    assert widest > (32 if fast else 64)
+    built = FastPredictor.build(pipe, COLS)
+    assert (built is not None) == fast
+    if fast:
+        X = _hostile(5_000, seed=8)
+        assert np.array_equal(built.predict_proba(X), pipe.predict_proba(X)[:, 1])
