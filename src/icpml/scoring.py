@@ -37,10 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from icpml.criteria import CriteriaSet
 from icpml.data import coerce_bool, spelling_key
 from icpml.explain import explain as shap_explain
+from icpml.features import MISSING
 from icpml.fastpredict import scoring_threads
 from icpml.models import TrainedModel
 
@@ -104,35 +107,60 @@ def _contribution_words(col: str, value, shap_value: float) -> str:
     return f"{col} {shown} {verb} fit"
 
 
-def _words(c, X: pd.DataFrame, hit: np.ndarray) -> np.ndarray:
+def _words(c, X: pd.DataFrame, hit: np.ndarray, memo: dict) -> pa.Array:
     """Why each row meets or misses criterion ``c``; a conjunction joins its parts with "and"."""
     if not c.also:
-        return _criterion_words(c, X[c.column], hit)
-    words = None
-    for part in c.parts:
-        w = _criterion_words(part, X[part.column], part.mask(X).to_numpy(bool))
-        words = w if words is None else words + " and " + w
-    return words
+        return _criterion_words(c, X[c.column], hit, memo)
+    parts = [_criterion_words(part, X[part.column], part.mask(X).to_numpy(bool), memo)
+             for part in c.parts]
+    return pc.binary_join_element_wise(*parts, " and ")
 
 
-def _criterion_words(c, values: pd.Series, hit: np.ndarray) -> np.ndarray:
-    """``c.reason`` for every row, computed once per distinct value (and hit state)."""
+#: Reasons remembered per scorer (values repeat across chunks); forgotten past this many.
+_MEMO_SIZE = 200_000
+
+
+def _criterion_words(c, values: pd.Series, hit: np.ndarray, memo: dict) -> pa.Array:
+    """``c.reason`` for every row: worded once per distinct (value, hit), then gathered."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    out = np.empty(len(values), dtype=object)
-    for h in (True, False):
-        sel = hit == h
-        if sel.any():
-            present, inverse = np.unique(codes[sel], return_inverse=True)
-            words = np.array([c.reason(uniques[k] if k >= 0 else None, hit=h) for k in present],
-                             dtype=object)
-            out[sel] = words[inverse]
-    return out
+    key = (codes.astype(np.int64) + 1) * 2 + hit  # 0/1: missing value
+    rows, keys = pd.factorize(key)
+    if len(memo) > _MEMO_SIZE:
+        memo.clear()
+    words = []
+    for k in keys.tolist():
+        value = uniques[k // 2 - 1] if k >= 2 else None
+        ref = (id(c), value, k & 1)
+        if ref not in memo:
+            memo[ref] = c.reason(value, hit=bool(k & 1))
+        words.append(memo[ref])
+    return pa.array(words, type=pa.string()).take(pa.array(rows))
 
 
-def _append_words(acc: np.ndarray, words: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Join ``words`` onto ``acc`` with "; " on the rows in ``where`` (vectorized)."""
-    joined = np.where(acc == "", words, acc + "; " + words)
-    return np.where(where, joined, acc)
+def _join_words(parts: list[pa.Array], n: int) -> pa.Array:
+    """Join each row's words from ``parts`` with "; ", skipping nulls ("" when none).
+
+    (pyarrow 25's ``null_handling="skip"`` drops rows that are null in every part, so the
+    nulls are skipped here: a pair joins where both are present, else the one present.)
+    """
+    joined = pa.nulls(n, type=pa.string())
+    for words in parts:
+        joined = pc.coalesce(pc.binary_join_element_wise(joined, words, "; "), joined, words)
+    return pc.fill_null(joined, "")
+
+
+def _only(words: pa.Array, rows: np.ndarray) -> pa.Array:
+    """``words`` on ``rows``, null elsewhere."""
+    return pc.if_else(pa.array(rows), words, pa.scalar(None, pa.string()))
+
+
+def _text(words: pa.Array) -> pd.Series:
+    """An Arrow string array as a pandas ``str`` column, without a copy."""
+    try:
+        dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas 3's default ``str``
+    except TypeError:  # pandas < 2.3
+        dtype = pd.StringDtype("pyarrow")
+    return pd.Series(pd.array(words, dtype=dtype))
 
 
 def _shown(value) -> str:
@@ -242,10 +270,13 @@ class Scorer:
             cols += [c for c in self.churn.columns if c not in cols]
         return cols
 
-    def prepare(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[DataIssue]]:
+    def prepare(self, df: pd.DataFrame,
+                codes: dict | None = None) -> tuple[pd.DataFrame, list[DataIssue]]:
         """Align a raw table to the training columns and types; never mutates ``df``.
 
         Returns the aligned copy and the data issues found (see :class:`DataIssue`).
+        ``codes``, if given, receives each categorical column's ``pd.factorize`` (computed
+        here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
         """
         issues: list[DataIssue] = []
         cols: dict[str, pd.Series] = {}
@@ -278,14 +309,15 @@ class Scorer:
                 text = s.astype("string")
                 known = (self.categories or {}).get(c)
                 if known is not None:
-                    text, unseen = self._known_spelling(c, text, known_sets)
+                    text, unseen = self._known_spelling(c, text, known_sets, codes)
                     if unseen.any():
                         issues.append(DataIssue(c, "unseen", unseen, text[unseen]))
                 cols[c] = text
         X = pd.DataFrame(cols, index=df.index)
         return X, issues
 
-    def _known_spelling(self, c: str, text: pd.Series, cache: dict) -> tuple[pd.Series, np.ndarray]:
+    def _known_spelling(self, c: str, text: pd.Series, cache: dict,
+                        codes_out: dict | None = None) -> tuple[pd.Series, np.ndarray]:
         """Values spelled like a known category ("saas", " SaaS") read as it; the rest are unseen.
 
         Returns the text with those spellings mapped, and which rows hold an unseen value.
@@ -303,6 +335,9 @@ class Scorer:
             text = pd.Series(pd.array(np.where(codes >= 0, fixed[np.maximum(codes, 0)], None),
                                       dtype="string"), index=text.index)
             new = ~pd.Index(fixed).isin(known)
+            uniques = fixed
+        if codes_out is not None:  # rows' codes and each code's text; -1 (missing) reads the last
+            codes_out[c] = codes, np.append(np.asarray(uniques, dtype=object), MISSING)
         unseen = np.zeros(len(text), dtype=bool)
         unseen[codes >= 0] = new[codes[codes >= 0]]
         return text, unseen
@@ -311,6 +346,8 @@ class Scorer:
         state = dict(self.__dict__)
         state.pop("_known", None)  # a cache, rebuilt on first use
         state.pop("_shap_pool", None)
+        state.pop("_memo", None)
+        state.pop("_predict_pool", None)
         return state
 
     def score(self, df: pd.DataFrame, *, explain: bool = False,
@@ -366,36 +403,51 @@ class Scorer:
 
     def _score_chunk(self, df: pd.DataFrame, explain: bool,
                      parallel: bool = False) -> tuple[pd.DataFrame, list[DataIssue]]:
-        X, issues = self.prepare(df)
+        codes: dict = {}  # each categorical column hashed once, for the checks and both models
+        X, issues = self.prepare(df, codes)
         n = len(X)
+        # the models score in a background thread (their trees release the GIL) while this
+        # one evaluates the criteria and words the reasons
+        scores = self._background().submit(self._predict, X, codes) if n else None
         if self.id_column in df.columns:
             ids = df[self.id_column].astype("string").to_numpy()
         else:
             ids = pd.array(range(n), dtype="Int64").astype("string")
             issues.append(DataIssue(self.id_column, "missing id"))
-        out = pd.DataFrame({self.id_column: ids})
-        out["fit_score"] = self.fit.predict_proba(X) if n else np.array([], dtype=float)
-        out["churn_risk"] = (self.churn.predict_proba(X) if self.churn is not None and n
-                             else np.full(n, np.nan))
         # every criterion is evaluated once; tiers, matches and reasons all read these masks
         icp_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.icp]
         anti_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.anti_icp]
         tier, icp_match, anti_match = _tiers_from_hits(icp_hits, anti_hits, n)
-        out["tier"], out["icp_match"], out["anti_icp_match"] = tier, icp_match, anti_match
-        excl = np.full(n, "", dtype=object)
-        for c, hit in zip(self.criteria.anti_icp, anti_hits, strict=True):
-            excl = _append_words(excl, _words(c, X, hit), hit)
-        out["exclusion_reasons"] = excl
+        memo = self.__dict__.setdefault("_memo", {})
+        exclusions = _text(_join_words(
+            [_only(_words(c, X, hit, memo), hit)
+             for c, hit in zip(self.criteria.anti_icp, anti_hits, strict=True)], n))
         if explain and n:
-            out["top_reasons"] = self._shap_reasons(X, parallel)
+            top = self._shap_reasons(X, parallel)
         else:  # the ICP criteria each account meets or misses, in words (cheap)
-            words = np.full(n, "", dtype=object)
-            everyone = np.ones(n, dtype=bool)
-            for c, hit in zip(self.criteria.icp, icp_hits, strict=True):
-                words = _append_words(words, _words(c, X, hit), everyone)
-            out["top_reasons"] = words
-        out["data_issues"] = _issue_words(issues, n)
+            top = _text(_join_words(
+                [_words(c, X, hit, memo) for c, hit in zip(self.criteria.icp, icp_hits, strict=True)], n))
+        fit, churn = scores.result() if scores is not None else (np.array([], dtype=float),) * 2
+        out = pd.DataFrame({self.id_column: ids, "fit_score": fit, "churn_risk": churn,
+                            "tier": tier, "icp_match": icp_match, "anti_icp_match": anti_match,
+                            "exclusion_reasons": exclusions, "top_reasons": top,
+                            "data_issues": _text(_issue_words(issues, n))})
         return out, issues
+
+    def _predict(self, X: pd.DataFrame, codes: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Fit score and churn risk (NaN without a churn model) of every row of ``X``."""
+        fit = self.fit.predict_proba(X, codes)
+        churn = self.churn.predict_proba(X, codes) if self.churn is not None else np.full(len(X), np.nan)
+        return fit, churn
+
+    def _background(self):
+        """The one worker thread that runs :meth:`_predict` (started on first use)."""
+        pool = self.__dict__.get("_predict_pool")
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = self.__dict__["_predict_pool"] = ThreadPoolExecutor(1, thread_name_prefix="icpml-predict")
+        return pool
 
     def _shap_reasons(self, X: pd.DataFrame, parallel: bool) -> list[str]:
         vals, cols = self._shap_values(X, parallel)
@@ -436,10 +488,11 @@ class Scorer:
         return np.vstack([v for v, _ in parts]), parts[0][1]
 
     def close(self) -> None:
-        """Stop the SHAP worker processes, if any were started."""
-        pool = self.__dict__.pop("_shap_pool", None)
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        """Stop the SHAP worker processes and the prediction thread, if any were started."""
+        for name in ("_shap_pool", "_predict_pool"):
+            pool = self.__dict__.pop(name, None)
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
 
 #: ``--explain`` chunks at least this large are explained by worker processes.
@@ -464,18 +517,18 @@ def _shap_worker(X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return e.values.to_numpy(), list(e.values.columns)
 
 
-def _issue_words(issues: list[DataIssue], n: int) -> np.ndarray:
+def _issue_words(issues: list[DataIssue], n: int) -> pa.Array:
     """Each row's own data issues in words, "" where it has none."""
-    words = np.full(n, "", dtype=object)
-    everyone = np.ones(n, dtype=bool)
+    parts = []
     for issue in issues:
         if issue.rows is None:
-            words = _append_words(words, np.full(n, issue.words(), dtype=object), everyone)
+            parts.append(pa.array(np.full(n, issue.words(), dtype=object), type=pa.string()))
         elif issue.values is None:
-            words = _append_words(words, np.full(n, issue.words(), dtype=object), issue.rows)
+            parts.append(_only(pa.array(np.full(n, issue.words(), dtype=object), type=pa.string()),
+                               issue.rows))
         else:
-            row_words = np.full(n, "", dtype=object)
+            row_words = np.full(n, None, dtype=object)
             codes, uniques = pd.factorize(issue.values.astype(str))
             row_words[issue.rows] = np.array([issue.words(u) for u in uniques], dtype=object)[codes]
-            words = _append_words(words, row_words, issue.rows)
-    return words
+            parts.append(pa.array(row_words, type=pa.string()))
+    return _join_words(parts, n)

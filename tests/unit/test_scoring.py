@@ -98,3 +98,15 @@ def test_spellings_of_a_known_category_score_as_it(discovery):
     pd.testing.assert_series_equal(a["fit_score"], b["fit_score"])
     assert (a["tier"] == b["tier"]).all()
     assert not b["data_issues"].str.contains("never seen").any()
+
+
+def test_reasons_are_joined_per_row_and_empty_where_none():
+    """Rows with no words in any part stay rows, with "" (pyarrow's own "skip" drops them)."""
+    import pyarrow as pa
+
+    from icpml.scoring import _join_words
+
+    a = pa.array([None, "x", None, "p"])
+    b = pa.array([None, None, "y", "q"])
+    assert _join_words([a, b], 4).to_pylist() == ["", "x", "y", "p; q"]
+    assert _join_words([], 3).to_pylist() == ["", "", ""]
