@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from queue import Full, Queue
+from typing import TypeVar
 
 import pandas as pd
 
 from icpml.errors import ConfigError, output_error
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "write_table", "write_table_stream"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "write_table", "write_table_stream", "prefetch"]
+
+T = TypeVar("T")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -120,3 +125,54 @@ def _write_parquet(frames: Iterable[pd.DataFrame], tmp: str) -> int:
         if writer is not None:
             writer.close()
     return rows
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead of the consumer.
+
+    Used to overlap the stages of a stream (read, score, write): each holds the GIL only
+    part of the time (pyarrow and the compiled trees release it), so on two cores the
+    stages run side by side. The items and their order are those of ``items``; an
+    exception raised by ``items`` is raised here, in the consumer, when its turn comes.
+    When the consumer stops early (an error, ``close()``, Ctrl-C), the producer stops at
+    its next item.
+    """
+    queue: Queue = Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            put((done, err))
+        finally:
+            close = getattr(items, "close", None)
+            if stop.is_set() and close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="icpml-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = queue.get()
+            if item is done:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)

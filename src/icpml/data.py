@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,33 +92,40 @@ def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
-def iter_accounts(path: str | os.PathLike[str], rows: int) -> Iterator[pd.DataFrame]:
+def iter_accounts(path: str | os.PathLike[str], rows: int,
+                  columns: Collection[str] | None = None) -> Iterator[pd.DataFrame]:
     """Read an account table ``rows`` at a time, so memory stays flat whatever its size.
 
     Same formats and errors as :func:`load_accounts`. An empty file yields nothing
-    after its header (a Parquet file with no rows yields one empty frame).
+    after its header (a Parquet file with no rows yields one empty frame). With
+    ``columns``, only those of them the file has are read (scoring reads the id and
+    the model's columns, not a prospect list's every other field).
     """
     p, parquet = _table_path(path)
+    wanted = None if columns is None else set(columns)
     with _read_errors(p):
         if parquet:
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(p)
+            names = None if wanted is None else [c for c in pf.schema_arrow.names if c in wanted]
             if pf.metadata.num_rows == 0:
-                yield pf.schema_arrow.empty_table().to_pandas()
+                empty = pf.schema_arrow.empty_table()
+                yield (empty if names is None else empty.select(names)).to_pandas()
                 return
-            for batch in pf.iter_batches(batch_size=rows):
+            for batch in pf.iter_batches(batch_size=rows, columns=names):
                 yield batch.to_pandas()
             return
+        header = pd.read_csv(p, nrows=0)
+        _check_delimiter(header, p)
+        usecols = None if wanted is None else [c for c in header.columns if c in wanted]
         first = True
-        with pd.read_csv(p, chunksize=rows, low_memory=False) as reader:
+        with pd.read_csv(p, chunksize=rows, low_memory=False, usecols=usecols) as reader:
             for chunk in reader:
-                if first:
-                    _check_delimiter(chunk, p)
-                    first = False
+                first = False
                 yield chunk
         if first:  # a header and no rows: one empty table with those columns
-            yield pd.read_csv(p, nrows=0)
+            yield header if usecols is None else header[usecols]
 
 
 def iter_query(sql: str, rows: int) -> Iterator[pd.DataFrame]:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 # what a registered model needs at load time (icpml itself travels as code_paths)
 _PIP_REQUIREMENTS = [
     "numpy", "pandas", "scipy", "scikit-learn", "shap", "pyyaml", "pydantic", "mlflow",
+    "pyarrow", "numba",
 ]
 
 
@@ -86,10 +87,11 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
-def configure(cfg: Config | None) -> str | None:
+def configure(cfg: Config | None, *, experiment: bool = True) -> str | None:
     """Point mlflow at the configured store and experiment; return the experiment id.
 
-    With ``cfg=None`` only the store is set (for loading registered models).
+    With ``cfg=None`` or ``experiment=False`` only the store is set (for loading
+    registered models: scoring neither needs nor creates an experiment).
     """
     import mlflow
 
@@ -100,7 +102,7 @@ def configure(cfg: Config | None) -> str | None:
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if cfg is None:
+    if cfg is None or not experiment:
         return None
     _check_reachable(uri)
     try:
@@ -203,6 +205,9 @@ class IcpPyfuncModel(_PythonModel):
     def __init__(self, scorer: Scorer, output: str = "scored"):
         self.scorer = scorer
         self.output = output
+        for model in (scorer.fit, scorer.churn):  # registered with their compiled trees
+            if model is not None:
+                model.compile()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ARG002
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
@@ -427,11 +432,14 @@ def load_scorer(model_uri: str, cfg: Config | None = None) -> Scorer:
     """
     import mlflow
 
-    configure(cfg)
+    configure(cfg, experiment=False)
     if model_uri.startswith(("models:/", "runs:/")):
         _check_reachable(tracking_uri(cfg))
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        # suppress_warnings skips MLflow's check of the installed packages against the
+        # model's requirements (~1 s of package metadata scans per load); scikit-learn
+        # itself warns when a model was pickled by another version
+        model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
     except Exception as err:
         raise TrackingError(f"cannot load model '{model_uri}' ({_first_line(err)}); "
                             "run `icpml demo` or `icpml discover` first, or check --model") from None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 import pytest
 
-from icpml._io import write_table_stream
+from icpml._io import prefetch, write_table_stream
 from icpml.data import iter_accounts, iter_query
 from icpml.errors import DataError
 from icpml.synthetic import make_accounts
@@ -65,3 +67,51 @@ def test_stream_written_whole_or_not_at_all(tmp_path, suffix):
     with pytest.raises(DataError):
         write_table_stream(broken(), out2)
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no partial file, no temp file
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_only_the_wanted_columns_are_read(tmp_path, suffix):
+    df = make_accounts(30, seed=4)[["account_id", "industry", "employees", "crm"]]
+    path = tmp_path / f"a{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path, index=False)
+    (chunk,) = list(iter_accounts(path, 100, ["account_id", "employees", "not_in_file"]))
+    assert list(chunk.columns) == ["account_id", "employees"]
+    assert chunk["employees"].tolist() == df["employees"].tolist()
+    path.write_text("account_id;industry\nA;SaaS\n") if suffix == ".csv" else None
+    if suffix == ".csv":  # the delimiter check still reads the whole header
+        with pytest.raises(DataError, match="semicolon"):
+            list(iter_accounts(path, 100, ["account_id"]))
+
+
+def test_prefetch_keeps_items_order_and_errors():
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise DataError("row 3 is bad", "x")
+
+    got = []
+    with pytest.raises(DataError, match="row 3 is bad"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1, 2]  # raised in the consumer, after the items before it
+
+
+def test_prefetch_stops_the_producer_when_the_consumer_stops():
+    produced = []
+    finished = threading.Event()
+
+    def endless():
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield i
+        finally:
+            finished.set()
+
+    stream = prefetch(endless(), depth=2)
+    assert next(stream) == 0
+    stream.close()
+    assert finished.wait(5)
+    assert len(produced) < 10  # it stopped a few items ahead, not at the end
