@@ -11,9 +11,10 @@ fitted model once into lookup tables:
   by the fit and churn models) and each distinct value is mapped to its one-hot slot by
   asking the fitted encoder itself, so infrequent pooling and unseen values behave exactly
   as in the pipeline.
-* **Trees.** :func:`icpml._trees.raw_scores` evaluates the ensemble with precomputed
-  QuickScorer tables (see that module): ~5 ns per tree per row, in a compiled kernel that
-  releases the GIL, so large chunks are split across threads (:func:`scoring_threads`).
+* **Trees.** :func:`icpml._trees.raw_scores` evaluates the ensemble with QuickScorer's
+  leaf bit masks, vectorised over rows (see that module): ~2 ns per tree per row, in a
+  compiled kernel that releases the GIL, so large chunks are split across threads
+  (:func:`scoring_threads`).
 
 What it computes is *identical* to ``pipeline.predict_proba``: each split compares the
 value with the split's own threshold (``x <= threshold``, missing values as the split
@@ -67,7 +68,7 @@ class FastPredictor:
     """
 
     #: Bumped whenever the attributes change; older pickles are rebuilt, not used.
-    FORMAT = 1
+    FORMAT = 2
 
     def __init__(self, pipeline) -> None:
         from icpml.features import MISSING
@@ -106,8 +107,7 @@ class FastPredictor:
 
     def _compile(self, trees: list[np.ndarray], where: dict[int, tuple[int, int]],
                  n_num: int) -> None:
-        """The lookup tables of :func:`icpml._trees.raw_scores` (see its module docstring)."""
-        n_feat = n_num + len(self._categorical)
+        """The split tables of :func:`icpml._trees.raw_scores` (see its module docstring)."""
         cuts: list[set[float]] = [set() for _ in range(n_num)]
         for nodes in trees:
             for node in nodes[nodes["is_leaf"] == 0]:
@@ -117,18 +117,18 @@ class FastPredictor:
         cuts_sorted = [np.array(sorted(c), dtype=float) for c in cuts]
         # values of each feature's index: numbers 0..len(cuts) (+1 = missing), slots 0..width
         size = [len(c) + 2 for c in cuts_sorted] + [int(slot.max()) + 1 for *_, slot in self._categorical]
+        if max(size) > np.iinfo(np.uint16).max:
+            raise ValueError(f"a feature with {max(size)} values")
         widest = max((len(t) + 1) // 2 for t in trees)
         if widest > 64:
             raise ValueError(f"trees with {widest} leaves")
-        dtype = np.uint32 if widest <= 32 else np.uint64
-        pair_feature, pair_start, masks, tree_start = [], [], [], [0]
+        dtype = next(d for d, bits in ((np.uint16, 16), (np.uint32, 32), (np.uint64, 64)) if widest <= bits)
+        feature, low, span, keep, tree_start = [], [], [], [], [0]
         leaf_values = np.zeros((len(trees), widest))
-        offset = 0
         for t, nodes in enumerate(trees):
             order = _leaves_in_order(nodes)
             leaf_values[t, :len(order)] = nodes["value"][order]
             below = _leaf_bits(nodes, order)
-            tables: dict[int, np.ndarray] = {}
             for n in np.flatnonzero(nodes["is_leaf"] == 0):
                 node = nodes[n]
                 f, s = where[int(node["feature_idx"])]
@@ -138,20 +138,22 @@ class FastPredictor:
                     left = np.where(idx == size[f] - 1, bool(node["missing_go_to_left"]), idx <= pos)
                 else:  # slot i: this one-hot column is 1.0 if i == s + 1, else 0.0
                     left = np.where(idx == s + 1, 1.0, 0.0) <= node["num_threshold"]
-                table = tables.setdefault(f, np.full(size[f], ~dtype(0), dtype=dtype))
-                table[~left] &= dtype(~below[int(node["left"])] & ((1 << widest) - 1))
-            for f in sorted(tables):
-                pair_feature.append(f)
-                pair_start.append(offset)
-                masks.append(tables[f])
-                offset += size[f]
-            tree_start.append(len(pair_feature))
-        self._n_feat = n_feat
+                right = np.flatnonzero(~left)
+                if len(right) == 0:
+                    continue  # every value goes left: the split rules nothing out
+                if right[-1] - right[0] + 1 != len(right):
+                    raise ValueError("a split whose right side is not one range of values")
+                feature.append(f)
+                low.append(right[0])
+                span.append(right[-1] - right[0])
+                keep.append(~below[int(node["left"])] & ((1 << widest) - 1))
+            tree_start.append(len(feature))
         self._cuts = np.concatenate([np.zeros(0), *cuts_sorted])
         self._cut_start = np.cumsum([0] + [len(c) for c in cuts_sorted]).astype(np.int64)
-        self._pair_feature = np.array(pair_feature, dtype=np.int64)
-        self._pair_start = np.array(pair_start, dtype=np.int64)
-        self._masks = np.concatenate(masks) if masks else np.zeros(0, dtype=dtype)
+        self._split_feature = np.array(feature, dtype=np.int64)
+        self._split_low = np.array(low, dtype=np.uint16)
+        self._split_span = np.array(span, dtype=np.uint16)
+        self._split_keep = np.array(keep, dtype=dtype)
         self._tree_start = np.array(tree_start, dtype=np.int64)
         self._leaf_values = leaf_values
 
@@ -238,8 +240,8 @@ class FastPredictor:
         threads = scoring_threads(len(X)) if n_threads is None else max(1, n_threads)
         num, cat = self.inputs(X, codes)
         raw = np.empty(len(X))
-        tables = (self._cuts, self._cut_start, self._pair_feature, self._pair_start, self._masks,
-                  self._tree_start, self._leaf_values, self._baseline)
+        tables = (self._cuts, self._cut_start, self._split_feature, self._split_low, self._split_span,
+                  self._split_keep, self._tree_start, self._leaf_values, self._baseline)
 
         def block(edge: tuple[int, int]) -> None:
             raw_scores(num, cat, edge[0], edge[1], *tables, raw)
