@@ -39,6 +39,8 @@ class _State:
     #: set by a command whose work is all on disk and that tracks nothing (``score``):
     #: the console script then exits without the interpreter's teardown
     exit_now = False
+    #: SIGTERM arrived (see :func:`_on_sigterm`)
+    terminated = False
 
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
@@ -89,6 +91,13 @@ def _handle_errors(fn):
         except KeyboardInterrupt as err:
             typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
             raise typer.Exit(getattr(err, "exit_code", 130)) from None
+        except Exception:
+            # a SIGTERM that lands inside a C extension (e.g. matplotlib drawing) can come out
+            # as that library's own error; it has unwound like the interruption it was
+            if _State.terminated:
+                typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
+                raise typer.Exit(Interrupted.exit_code) from None
+            raise
 
     return wrapper
 
@@ -444,6 +453,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001
+    _State.terminated = True
     raise Interrupted()
 
 

@@ -270,3 +270,27 @@ def test_report_is_restored_from_mlflow(demo_run, monkeypatch):
     assert (folder / "criteria.json").read_text() == original
     bad = runner.invoke(app, ["report", "--run", "deadbeef"])
     assert bad.exit_code == ExitCode.INFRA and "cannot find run" in bad.output
+
+
+def test_sigterm_reported_by_a_c_extension_as_its_own_error_exits_143(tmp_path, monkeypatch):
+    """A SIGTERM landing inside C code (matplotlib's renderer) can surface as a ValueError."""
+    import icpml.cli as cli
+    import icpml.tracking as tracking
+
+    def interrupted_inside_c(*args, **kwargs):
+        cli._State.terminated = True  # what the SIGTERM handler records before raising
+        raise ValueError("Invalid bounding box")
+
+    monkeypatch.setattr(tracking, "load_scorer", interrupted_inside_c)
+    monkeypatch.setattr(cli._State, "terminated", False)
+    src = tmp_path / "a.csv"
+    make_accounts(5, seed=1).to_csv(src, index=False)
+    result = runner.invoke(app, ["score", "--data", str(src), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 143 and "interrupted" in result.output
+    def bug(*args, **kwargs):
+        raise ValueError("an ordinary bug")
+
+    monkeypatch.setattr(tracking, "load_scorer", bug)  # still shows as one
+    monkeypatch.setattr(cli._State, "terminated", False)
+    result = runner.invoke(app, ["score", "--data", str(src), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
