@@ -43,8 +43,8 @@ import pyarrow.compute as pc
 from icpml.criteria import CriteriaSet
 from icpml.data import coerce_bool, spelling_key
 from icpml.explain import explain as shap_explain
-from icpml.features import MISSING
 from icpml.fastpredict import scoring_threads
+from icpml.features import MISSING
 from icpml.models import TrainedModel
 
 __all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "TIERS", "SCORED_COLUMNS"]
