@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/scoring/run.py            # 1M rows (+ 250k and 2M for the memory curve), ~6 min
-    python benchmarks/scoring/run.py --quick    # 250k rows, ~2 min
+    python benchmarks/scoring/run.py            # 1M rows x3 (+ 250k and 2M for the memory curve), ~3 min
+    python benchmarks/scoring/run.py --quick    # 250k rows, ~1 min
 
 What it measures (each case in a fresh subprocess, so every peak RSS is its own):
 
@@ -16,8 +16,12 @@ What it measures (each case in a fresh subprocess, so every peak RSS is its own)
 * **icpml score, end to end**: ``icpml score --data prospects.parquet --out scored.parquet``
   as a user runs it: process start, model load from the registry, streaming read,
   fit + churn scores, tiers, matches, criteria reasons in words, streaming write.
-  Throughput is rows over the command's whole wall time; the overhead is that time
-  over the plain ``predict_proba`` time of the same rows.
+  Throughput is rows over the command's whole wall time (the median of 3 runs for the
+  main size: this shared machine varies by +-15% from run to run); the overhead is that
+  time over the plain ``predict_proba`` time of the same rows.
+* **start-up**: the same command on 1,000 rows (interpreter, imports of scikit-learn and
+  MLflow, registry lookup and model load), so that the streaming rate once started can
+  be told apart from the fixed cost.
 * **memory**: the command's peak RSS at several input sizes (flat = streaming works).
 * **--explain**: per-account exact SHAP reasons on 20,000 rows (one chunk, in-process) and,
   in the full run, 200,000 (from the second chunk on, in worker processes).
@@ -105,7 +109,14 @@ def setup(sizes: list[int]) -> None:
 
     CACHE.mkdir(exist_ok=True)
     raw, cfg = _config()
+    from icpml.fastpredict import FastPredictor
+
     marker = CACHE / "model.json"
+    if marker.exists() and json.loads(marker.read_text()).get("format") != FastPredictor.FORMAT:
+        import shutil
+
+        shutil.rmtree(CACHE / "mlruns", ignore_errors=True)  # registered by an older icpml
+        marker.unlink()
     if not marker.exists():
         train = make_accounts(3000, seed=0)
         extra = prospects(3000, seed=0)
@@ -114,7 +125,8 @@ def setup(sizes: list[int]) -> None:
         t0 = time.perf_counter()
         res = discover(cfg, train, track=True, report=False)
         (CACHE / "config.yaml").write_text(yaml.safe_dump(raw))
-        marker.write_text(json.dumps({"seconds": time.perf_counter() - t0,
+        marker.write_text(json.dumps({"format": FastPredictor.FORMAT,
+                                      "seconds": time.perf_counter() - t0,
                                       "features": len(res.fit.columns),
                                       "versions": res.model_versions}))
         print(f"setup: discovery {time.perf_counter() - t0:.1f}s, {len(res.fit.columns)} features")
@@ -156,20 +168,32 @@ def _run_measured(cmd: list[str]) -> dict:
     return {"seconds": wall, "peak_rss_mb": peak, "stdout": proc.stdout[-2000:]}
 
 
-def _child_cli(n: int, explain: bool) -> None:
-    """In a fresh wrapper process: time ``icpml score`` as a user runs it."""
+def _child_cli(n: int, explain: bool, repeat: int) -> None:
+    """In a fresh wrapper process: time ``icpml score`` as a user runs it, ``repeat`` times.
+
+    Each run is its own process; the median wall time is reported (this shared 2-vCPU
+    machine varies by +-15% from run to run), with every run's time.
+    """
     out = CACHE / f"scored_{n}{'_explain' if explain else ''}.parquet"
     cmd = [sys.executable, "-m", "icpml", "--quiet", "score", "--data",
            str(CACHE / f"prospects_{n}.parquet"), "--out", str(out), "--model", MODEL,
            "--config", str(CACHE / "config.yaml")]
     if explain:
         cmd.append("--explain")
-    r = _run_measured(cmd)
-    rows = len(pd.read_parquet(out, columns=["tier"]))
-    out.unlink()
-    r.update(rows=rows, rows_per_s=rows / r["seconds"])
-    r.pop("stdout")
-    print(json.dumps(r))
+    runs = []
+    for _ in range(repeat):
+        runs.append(_run_measured(cmd))
+        rows = len(pd.read_parquet(out, columns=["tier"]))
+        out.unlink()
+    seconds = sorted(r["seconds"] for r in runs)
+    median = seconds[len(seconds) // 2]
+    print(json.dumps({"seconds": median, "runs": [r["seconds"] for r in runs],
+                      "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                      "rows": rows, "rows_per_s": rows / median}))
+
+
+#: Start-up: the same command on this many rows (process start, imports, model load).
+STARTUP_ROWS = 1_000
 
 
 def _child(args: list[str]) -> dict:
@@ -184,9 +208,11 @@ def run(quick: bool) -> dict:
     main_n = 250_000 if quick else 1_000_000
     sizes = [main_n] if quick else [250_000, 1_000_000, 2_000_000]
     explain_sizes = EXPLAIN_SIZES[:1] if quick else EXPLAIN_SIZES
-    setup(sizes + explain_sizes)
+    setup(sizes + explain_sizes + [STARTUP_ROWS])
     plain = _child(["--child-predict", str(main_n)])
-    cli = {n: _child(["--child-cli", str(n)]) for n in sizes}
+    startup = _child(["--child-cli", str(STARTUP_ROWS), "--repeat", "3"])
+    cli = {n: _child(["--child-cli", str(n), "--repeat", "3" if n == main_n else "1"])
+           for n in sizes}
     explain = {n: _child(["--child-cli", str(n), "--explain"])
                for n in explain_sizes}
     plain20 = _child(["--child-predict", str(EXPLAIN_SIZES[0])])
@@ -198,12 +224,16 @@ def run(quick: bool) -> dict:
         "rows": main_n, "columns": 30,
         "model": json.loads((CACHE / "model.json").read_text()),
         "predict_proba": plain,
+        "startup": startup,
         "score": {str(n): r for n, r in cli.items()},
+        # rows per second once started: what a long job or a served model sees
+        "streaming_rows_per_s": main_n / max(main["seconds"] - startup["seconds"], 1e-9),
         "overhead": main["seconds"] / plain["seconds"],
         "explain": {str(n): r for n, r in explain.items()},
         "explain_overhead": explain[EXPLAIN_SIZES[0]]["seconds"] / plain20["seconds"],
         "targets": {
-            "rows_per_s>=100000": main["rows_per_s"] >= 100_000,
+            # the throughput target is for 1,000,000 rows: a quick run's 250,000 are mostly start-up
+            "rows_per_s>=100000": main["rows_per_s"] >= 100_000 if main_n >= 1_000_000 else None,
             "peak_rss<2GB": max(r["peak_rss_mb"] for r in cli.values()) < 2048,
             "overhead<3x": main["seconds"] / plain["seconds"] < 3,
         },
@@ -217,10 +247,15 @@ def to_markdown(r: dict) -> str:
              "prospects have 30 columns.", "",
              "| case | rows | seconds | rows/s | peak RSS (MB) |", "| --- | ---: | ---: | ---: | ---: |",
              f"| plain `predict_proba` (fit model, scikit-learn) | {r['rows']:,} | "
-             f"{r['predict_proba']['seconds']:.2f} | {r['predict_proba']['rows_per_s']:,.0f} | |"]
+             f"{r['predict_proba']['seconds']:.2f} | {r['predict_proba']['rows_per_s']:,.0f} | |",
+             f"| `icpml score` start-up (process, imports, registry load; median of 3) | "
+             f"{r['startup']['rows']:,} | {r['startup']['seconds']:.2f} | | "
+             f"{r['startup']['peak_rss_mb']:,.0f} |"]
     for n, c in r["score"].items():
-        lines.append(f"| `icpml score` end to end (criteria reasons) | {int(n):,} | {c['seconds']:.2f} | "
-                     f"{c['rows_per_s']:,.0f} | {c['peak_rss_mb']:,.0f} |")
+        runs = c.get("runs", [])
+        note = f" (median of {len(runs)}: {', '.join(f'{x:.2f}' for x in runs)} s)" if len(runs) > 1 else ""
+        lines.append(f"| `icpml score` end to end (criteria reasons){note} | {int(n):,} | "
+                     f"{c['seconds']:.2f} | {c['rows_per_s']:,.0f} | {c['peak_rss_mb']:,.0f} |")
     for e in r["explain"].values():
         lines.append(f"| `icpml score --explain` end to end (SHAP reasons) | {e['rows']:,} | "
                      f"{e['seconds']:.2f} | {e['rows_per_s']:,.0f} | {e['peak_rss_mb']:,.0f} |")
@@ -228,7 +263,11 @@ def to_markdown(r: dict) -> str:
               f"process start and model load) over the plain `predict_proba` of the same "
               f"{r['rows']:,} rows: **{r['overhead']:.2f}x**; with `--explain`: "
               f"{r['explain_overhead']:.1f}x.", "",
-              "Targets: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in r["targets"].items())]
+              f"Once started (the {r['rows']:,}-row time minus the start-up), `icpml score` streams "
+              f"{r['streaming_rows_per_s']:,.0f} rows/s.", "",
+              "Targets: " + ", ".join(
+                  f"{k} {'n/a (the target is for 1,000,000 rows)' if v is None else 'PASS' if v else 'FAIL'}"
+                  for k, v in r["targets"].items())]
     return "\n".join(lines) + "\n"
 
 
@@ -238,11 +277,12 @@ def main() -> None:
     ap.add_argument("--child-predict", type=int)
     ap.add_argument("--child-cli", type=int)
     ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args()
     if a.child_predict:
         return _child_predict(a.child_predict)
     if a.child_cli:
-        return _child_cli(a.child_cli, a.explain)
+        return _child_cli(a.child_cli, a.explain, a.repeat)
     r = run(a.quick)
     RESULTS.mkdir(exist_ok=True)
     name = "quick" if a.quick else "latest"
