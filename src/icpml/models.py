@@ -166,7 +166,12 @@ class TrainedModel:
         """
         fast = self.__dict__.get("_fast") if len(X) < _FAST_MIN_ROWS else self._fast_predictor()
         if fast is not None:
-            return fast.predict_proba(X, codes=codes)
+            try:
+                return fast.predict_proba(X, codes=codes)
+            except Exception as err:  # e.g. numba cannot compile or cache here: slow, not wrong
+                log.warning("%s model: compiled scoring unavailable (%s); scoring with "
+                            "scikit-learn (same scores, slower)", self.name, str(err).splitlines()[0])
+                self.__dict__["_fast"] = None
         with openmp_threads():
             return self.pipeline.predict_proba(X[self.columns])[:, 1]
 

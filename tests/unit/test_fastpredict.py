@@ -98,3 +98,18 @@ def test_wide_trees(leaves, fast):
     if fast:
         X = _hostile(5_000, seed=8)
         assert np.array_equal(built.predict_proba(X), pipe.predict_proba(X)[:, 1])
+
+
+def test_a_kernel_that_cannot_run_here_falls_back_to_the_pipeline(fitted, monkeypatch, caplog):
+    import icpml._trees
+    from icpml.models import TrainedModel
+
+    model = TrainedModel(name="fit", pipeline=fitted, columns=COLS, kinds=KINDS).compile()
+
+    def cannot(*args, **kwargs):
+        raise RuntimeError("cannot cache function 'raw_scores': no locator available")
+
+    monkeypatch.setattr(icpml._trees, "raw_scores", cannot)
+    X = _hostile(6_000, seed=5)
+    assert np.array_equal(model.predict_proba(X), fitted.predict_proba(X)[:, 1])
+    assert "compiled scoring unavailable (cannot cache" in caplog.text
