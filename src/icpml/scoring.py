@@ -116,7 +116,7 @@ def _words(c, X: pd.DataFrame, hit: np.ndarray, memo: dict) -> pa.Array:
     return pc.binary_join_element_wise(*parts, " and ")
 
 
-#: Reasons remembered per scorer (values repeat across chunks); forgotten past this many.
+#: Reasons remembered per criterion (values repeat across chunks); forgotten past this many.
 _MEMO_SIZE = 200_000
 
 
@@ -125,15 +125,16 @@ def _criterion_words(c, values: pd.Series, hit: np.ndarray, memo: dict) -> pa.Ar
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     key = (codes.astype(np.int64) + 1) * 2 + hit  # 0/1: missing value
     rows, keys = pd.factorize(key)
-    if len(memo) > _MEMO_SIZE:
-        memo.clear()
+    known = memo.setdefault(c, {})  # by the condition itself (a conjunction's parts are new objects)
+    if len(known) > _MEMO_SIZE:
+        known.clear()
     words = []
     for k in keys.tolist():
         value = uniques[k // 2 - 1] if k >= 2 else None
-        ref = (id(c), value, k & 1)
-        if ref not in memo:
-            memo[ref] = c.reason(value, hit=bool(k & 1))
-        words.append(memo[ref])
+        ref = (value, k & 1)
+        if ref not in known:
+            known[ref] = c.reason(value, hit=bool(k & 1))
+        words.append(known[ref])
     return pa.array(words, type=pa.string()).take(pa.array(rows))
 
 

@@ -110,3 +110,24 @@ def test_reasons_are_joined_per_row_and_empty_where_none():
     b = pa.array([None, None, "y", "q"])
     assert _join_words([a, b], 4).to_pylist() == ["", "x", "y", "p; q"]
     assert _join_words([], 3).to_pylist() == ["", "", ""]
+
+
+def test_reasons_remembered_across_chunks_are_those_of_each_condition():
+    """A conjunction's parts are new objects each time; the remembered words follow the condition."""
+    import numpy as np
+
+    from icpml.scoring import _words
+
+    small = Criterion(kind="anti_icp", column="employees", op="<", low=None, high=200.0)
+    onprem = Criterion(kind="anti_icp", column="requires_onprem", op="==", values=(True,),
+                       also=(small,))
+    band = Criterion(kind="icp", column="employees", op="between", low=150.0, high=600.0)
+    X = pd.DataFrame({"employees": [120.0, 320.0, None, 120.0],
+                      "requires_onprem": pd.array([True, True, False, None], dtype="boolean")})
+    memo: dict = {}
+    for _ in range(2):  # the second pass reads the remembered words
+        for c in (onprem, band):
+            hit = c.mask(X).to_numpy(bool)
+            assert _words(c, X, hit, memo).to_pylist() == _words(c, X, hit, {}).to_pylist()
+    words = _words(onprem, X, onprem.mask(X).to_numpy(bool), memo).to_pylist()
+    assert words[0] != words[1] and "120" in words[0] and np.all([" and " in w for w in words])
