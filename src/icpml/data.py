@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from icpml.config import Config
-from icpml.errors import DataError
+from icpml.errors import DataError, redact
 
 __all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "normalize_categories", "spelling_key", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
@@ -229,11 +229,8 @@ def _duckdb():
 
 
 def _query_error(err: Exception) -> DataError:
-    """DuckDB's first message line, with any ``password=...`` redacted."""
-    import re
-
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    first = re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", first)
+    """DuckDB's first message line, with any secret redacted."""
+    first = redact((str(err).strip().splitlines() or [type(err).__name__])[0])
     return DataError(f"the query failed ({first}); fix the SQL", "query")
 
 

@@ -7,8 +7,23 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["IcpmlError", "ConfigError", "DataError", "TrackingError", "OutputError",
-           "ExitCode"]
+           "ExitCode", "redact"]
+
+_URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
+_PASSWORD_SETTING = re.compile(r"(?i)(password\s*=\s*)[^\s'\",;&)]+")  # stops at quotes: JSON stays JSON
+
+
+def redact(text: str) -> str:
+    """Hide secrets before a message, log line or logged config shows them.
+
+    Passwords in URIs (``postgresql://user:secret@host`` -> ``user:***@host``) and
+    ``password=...`` settings (DuckDB attach strings, connection parameters).
+    """
+    text = _URI_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    return _PASSWORD_SETTING.sub(r"\1***", text)
 
 
 class ExitCode:

@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import os
-import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from icpml.config import Config, find_project_root
-from icpml.errors import TrackingError
+from icpml.errors import TrackingError, redact
 
 if TYPE_CHECKING:
     from icpml.pipeline import Discovery
@@ -144,14 +143,6 @@ def _check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise TrackingError(f"tracking store '{redact(uri)}' cannot be reached ({why}); start the "
                             "MLflow server or set MLFLOW_TRACKING_URI or tracking.uri to a "
                             "reachable store") from None
-
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
-
-
-def redact(text: str) -> str:
-    """Hide passwords in URIs (``postgresql://user:secret@host`` -> ``user:***@host``)."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
 
 
 def _versions() -> dict[str, str]:

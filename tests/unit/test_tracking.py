@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,7 @@ def test_passwords_never_reach_params_or_messages():
     assert redact(uri) == "postgresql://icp:***@db.internal:5432/mlflow"
     assert "s3cret" not in _flatten({"tracking": {"uri": uri}})["tracking.uri"]
     assert redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    # password= settings too (DuckDB attach strings), without eating the quotes around them
+    logged = json.dumps({"query": "ATTACH 'host=db password=hunter2' AS crm", "dsn": "password=hunter2"})
+    shown = redact(logged)
+    assert "hunter2" not in shown and json.loads(shown)["dsn"] == "password=***"
