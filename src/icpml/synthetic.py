@@ -156,14 +156,7 @@ def make_accounts(n: int = 3000, seed: int = 0, *, signal: bool = True) -> pd.Da
     intent_score = intent_score.astype(float)
     intent_score[rng.random(n) < 0.08] = np.nan
 
-    arr = np.round(np.exp(np.log(30_000) + 0.45 * value + 0.15 * size_z + rng.normal(0, 0.3, n)), -1)
-    nrr = np.round(1.0 + 0.08 * value + rng.normal(0, 0.06, n), 3)
-    nps = np.clip(np.round(25 + 18 * value + rng.normal(0, 15, n)), -100, 100).astype(int)
-    churn_p = 1 / (1 + np.exp(-(-1.3 - 0.9 * value + onprem_churn)))
-    churned = rng.random(n) < churn_p
-    tenure = np.where(churned, rng.integers(3, 25, n), rng.integers(6, 61, n))
-    usage = np.clip(0.55 + 0.1 * value + rng.normal(0, 0.12, n), 0, 1).round(3)
-    tickets = rng.poisson(np.exp(0.6 + 0.6 * requires_onprem - 0.15 * value))
+    outcomes = _outcomes(rng, value, size_z, requires_onprem, onprem_churn)
 
     names = _names(rng, n)
     domains = [nm.split()[0].lower() + f"{i}.example.com" for i, nm in enumerate(names)]
@@ -184,13 +177,13 @@ def make_accounts(n: int = 3000, seed: int = 0, *, signal: bool = True) -> pd.Da
             "requires_onprem": requires_onprem,
             "intent_score": intent_score,
             "webinars_attended": webinars,
-            "product_usage_pct": usage,
-            "support_tickets_per_month": tickets,
-            "arr": arr,
-            "nrr": nrr,
-            "nps": nps,
-            "tenure_months": tenure,
-            "churned": churned,
+            "product_usage_pct": outcomes["product_usage_pct"],
+            "support_tickets_per_month": outcomes["support_tickets_per_month"],
+            "arr": outcomes["arr"],
+            "nrr": outcomes["nrr"],
+            "nps": outcomes["nps"],
+            "tenure_months": outcomes["tenure_months"],
+            "churned": outcomes["churned"],
         }
     )
     for c in ("company_name", "domain", "industry", "region", "funding_stage",
@@ -221,7 +214,7 @@ def make_interaction_accounts(n: int, seed: int) -> pd.DataFrame:
     + 0.9 [crm == Salesforce] - 2.0 [requires_onprem AND employees < 200]
     + 0.15 z(intent) + N(0, 0.6)``: neither industry nor the size band pays off alone,
     on-prem is harmless for companies of 200 or more. ARR, NRR, NPS, churn, tenure,
-    usage and tickets follow the value with the formulas of ``make_accounts``.
+    usage and tickets follow the value as in ``make_accounts`` (both call ``_outcomes``).
     """
     df = make_accounts(n, seed)
     rng = np.random.default_rng([seed, 104729])
@@ -236,14 +229,25 @@ def make_interaction_accounts(n: int, seed: int) -> pd.DataFrame:
              + 0.15 * (intent - 50) / 18 + rng.normal(0, 0.6, n))
     value = value - value.mean()
     size_z = np.log(emp) - np.log(250)
-    df["arr"] = np.round(np.exp(np.log(30_000) + 0.45 * value + 0.15 * size_z
-                                + rng.normal(0, 0.3, n)), -1)
-    df["nrr"] = np.round(1.0 + 0.08 * value + rng.normal(0, 0.06, n), 3)
-    df["nps"] = np.clip(np.round(25 + 18 * value + rng.normal(0, 15, n)), -100, 100).astype(int)
-    churn_p = 1 / (1 + np.exp(-(-1.3 - 0.9 * value + 1.2 * anti)))
-    churned = rng.random(n) < churn_p
-    df["churned"] = churned
-    df["tenure_months"] = np.where(churned, rng.integers(3, 25, n), rng.integers(6, 61, n))
-    df["product_usage_pct"] = np.clip(0.55 + 0.1 * value + rng.normal(0, 0.12, n), 0, 1).round(3)
-    df["support_tickets_per_month"] = rng.poisson(np.exp(0.6 + 0.6 * onprem - 0.15 * value))
+    for col, v in _outcomes(rng, value, size_z, onprem, 1.2 * anti).items():
+        df[col] = v
     return df
+
+
+def _outcomes(rng: np.random.Generator, value: np.ndarray, size_z: np.ndarray,
+              onprem: np.ndarray, onprem_churn) -> dict[str, np.ndarray]:
+    """ARR, NRR, NPS, churn, tenure, usage and tickets of accounts of latent ``value``.
+
+    ``onprem_churn`` is added to the churn log-odds (on-prem accounts churn more).
+    Draws from ``rng`` in a fixed order, so each generator stays reproducible.
+    """
+    n = len(value)
+    arr = np.round(np.exp(np.log(30_000) + 0.45 * value + 0.15 * size_z + rng.normal(0, 0.3, n)), -1)
+    nrr = np.round(1.0 + 0.08 * value + rng.normal(0, 0.06, n), 3)
+    nps = np.clip(np.round(25 + 18 * value + rng.normal(0, 15, n)), -100, 100).astype(int)
+    churned = rng.random(n) < 1 / (1 + np.exp(-(-1.3 - 0.9 * value + onprem_churn)))
+    tenure = np.where(churned, rng.integers(3, 25, n), rng.integers(6, 61, n))
+    usage = np.clip(0.55 + 0.1 * value + rng.normal(0, 0.12, n), 0, 1).round(3)
+    tickets = rng.poisson(np.exp(0.6 + 0.6 * onprem - 0.15 * value))
+    return {"arr": arr, "nrr": nrr, "nps": nps, "churned": churned, "tenure_months": tenure,
+            "product_usage_pct": usage, "support_tickets_per_month": tickets}
