@@ -1022,13 +1022,8 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
         s = seg.to_numpy(bool)
         passing: dict[str, tuple[float, Criterion]] = {}
         for c in remaining:
-            m = c.mask(sel).to_numpy(bool)
-            inside, outside = s & m, s & ~m
-            k = int(inside.sum())
-            if k < min_k or outside.sum() == 0:
-                continue
-            p = _fisher_greater(int(b[inside].sum()), k, int(b[outside].sum()), int(outside.sum()))
-            if p < cfg.alpha and (c.column not in passing or p < passing[c.column][0]):
+            p = _p_within(c, sel, s, b, min_k)
+            if p is not None and p < cfg.alpha and (c.column not in passing or p < passing[c.column][0]):
                 passing[c.column] = (p, c)
         if not passing:
             break
@@ -1039,6 +1034,20 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
         seg = seg & best_c.mask(sel)
         remaining = [c for c in remaining if c.column != best_c.column]
     return kept
+
+
+def _p_within(c: Criterion, rows: pd.DataFrame, seg: np.ndarray, b: np.ndarray,
+              min_k: int) -> float | None:
+    """One-sided Fisher p that ``c`` raises the best rate ``b`` within segment ``seg`` of ``rows``.
+
+    ``None`` when ``c`` covers fewer than ``min_k`` of the segment or all of it (no test).
+    """
+    m = c.mask(rows).to_numpy(bool)
+    inside, outside = seg & m, seg & ~m
+    k = int(inside.sum())
+    if k < min_k or not outside.any():
+        return None
+    return _fisher_greater(int(b[inside].sum()), k, int(b[outside].sum()), int(outside.sum()))
 
 
 def _backfit(kept: list[Criterion], sel: pd.DataFrame, b: np.ndarray, start: pd.Series,
@@ -1060,13 +1069,8 @@ def _backfit(kept: list[Criterion], sel: pd.DataFrame, b: np.ndarray, start: pd.
         alts = [c] + [a for a in proposer.candidates(others) if a.column == c.column and a.key != c.key]
         best_p, best = None, c
         for a in alts:
-            m = a.mask(sel).to_numpy(bool)
-            inside, outside = seg & m, seg & ~m
-            if inside.sum() < min_k or outside.sum() == 0:
-                continue
-            p = _fisher_greater(int(b[inside].sum()), int(inside.sum()), int(b[outside].sum()),
-                                int(outside.sum()))
-            if best_p is None or p < best_p:
+            p = _p_within(a, sel, seg, b, min_k)
+            if p is not None and (best_p is None or p < best_p):
                 best_p, best = p, a
         kept[i] = best
     return kept
