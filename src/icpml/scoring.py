@@ -458,7 +458,6 @@ class Scorer:
                           for j in top[i] if abs(vals[i, j]) > 1e-9)
                 for i in range(len(X))]
 
-
     def _shap_values(self, X: pd.DataFrame, parallel: bool) -> tuple[np.ndarray, list[str]]:
         """Exact SHAP of the fit model on ``X``: in worker processes when it pays.
 

@@ -73,9 +73,6 @@ class _RuleSpec(BaseModel):
                          low=self.low, high=self.high, source="hypothesis",
                          also=tuple(p.criterion(kind) for p in self.also))
 
-    def columns(self) -> list[str]:
-        return [self.column, *(c for p in self.also for c in p.columns())]
-
 
 class _Hypothesis(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -109,11 +106,12 @@ def load_hypothesis(path: str | Path, cfg: Config | None = None) -> CriteriaSet:
     out = CriteriaSet()
     for kind, specs in (("icp", hyp.icp), ("anti_icp", hyp.anti_icp)):
         for s in specs:
-            for col in s.columns():
+            crit = s.criterion(kind)
+            for col in crit.columns:
                 if features is not None and col not in features:
                     raise ConfigError(f"{p}: column '{col}' is not a targetable feature in the "
                                       "config; criteria may only name columns.features")
-            (out.icp if kind == "icp" else out.anti_icp).append(s.criterion(kind))
+            (out.icp if kind == "icp" else out.anti_icp).append(crit)
     return out
 
 
