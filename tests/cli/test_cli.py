@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +295,23 @@ def test_sigterm_reported_by_a_c_extension_as_its_own_error_exits_143(tmp_path, 
     monkeypatch.setattr(cli._State, "terminated", False)
     result = runner.invoke(app, ["score", "--data", str(src), "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+
+
+def test_score_as_a_console_command_exits_cleanly(demo_run, tmp_path):
+    """``python -m icpml score`` leaves without the interpreter's teardown (``os._exit``): its
+    exit code, its output to a pipe and its file must still come through, and errors keep
+    their own exit code."""
+    root, _ = demo_run
+    src = tmp_path / "prospects.csv"
+    make_accounts(120, seed=6).to_csv(src, index=False)
+    out = tmp_path / "scored.csv"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "MLFLOW_TRACKING_URI")}
+    env["ICPML_PROJECT_ROOT"] = str(root)
+    proc = subprocess.run([sys.executable, "-m", "icpml", "score", "--data", str(src), "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Tier 1" in proc.stdout and f"scored:    {out}" in proc.stdout
+    assert len(pd.read_csv(out)) == 120
+    bad = subprocess.run([sys.executable, "-m", "icpml", "score", "--data", str(src), "--out", str(src)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == ExitCode.CONFIG and "--out must differ" in bad.stderr
