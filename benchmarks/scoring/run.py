@@ -157,6 +157,59 @@ def _child_predict(n: int) -> None:
     print(json.dumps({"seconds": wall, "rows_per_s": n / wall}))
 
 
+#: Rows for the tree-kernel timing (in-process, one thread, best of 3).
+KERNEL_ROWS = 100_000
+
+
+def _child_kernel() -> None:
+    """In a fresh process: each model, compiled kernel vs scikit-learn, one thread, best of 3.
+
+    Twice: with the encoding (``predict_proba`` as scoring calls it), and the trees alone on
+    inputs encoded beforehand (reported per tree per row).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from icpml.tracking import load_scorer
+
+    scorer = load_scorer(MODEL)
+    X, _ = scorer.prepare(pd.read_parquet(CACHE / "prospects_250000.parquet").iloc[:KERNEL_ROWS])
+    with threadpool_limits(1, user_api="openmp"):
+        out = {m.name: _time_model(m, X) for m in (scorer.fit, scorer.churn)}
+    print(json.dumps(out))
+
+
+def _best_of_3(fn) -> float:
+    fn()  # warm: the kernel is loaded from numba's cache on first call
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _time_model(model, X: pd.DataFrame) -> dict:
+    """One model: encoding + trees as scoring calls them, then the trees alone on encoded rows."""
+    from icpml._trees import raw_scores
+
+    fast = model._fast_predictor()
+    pre, clf = model.pipeline.named_steps["prep"], model.pipeline.named_steps["clf"]
+    trees = len(clf._predictors)
+    num, cat = fast.inputs(X)
+    encoded = pre.transform(X[model.columns])
+    raw = np.empty(len(X))
+    tables = (fast._cuts, fast._cut_start, fast._split_feature, fast._split_low, fast._split_span,
+              fast._split_keep, fast._tree_start, fast._leaf_values, fast._baseline)
+    r = {"trees": trees, "rows": len(X),
+         "kernel_s": _best_of_3(lambda: fast.predict_proba(X, n_threads=1)),
+         "sklearn_s": _best_of_3(lambda: model.pipeline.predict_proba(X[model.columns])),
+         "kernel_trees_s": _best_of_3(lambda: raw_scores(num, cat, 0, len(X), *tables, raw)),
+         "sklearn_trees_s": _best_of_3(lambda: clf.predict_proba(encoded))}
+    for k in ("kernel", "sklearn"):
+        r[f"{k}_trees_ns_per_tree_row"] = r[f"{k}_trees_s"] / len(X) / trees * 1e9
+    return r
+
+
 def _run_measured(cmd: list[str]) -> dict:
     """Run ``cmd``; its wall time and peak RSS (this wrapper has no other child)."""
     t0 = time.perf_counter()
@@ -210,6 +263,7 @@ def run(quick: bool) -> dict:
     explain_sizes = EXPLAIN_SIZES[:1] if quick else EXPLAIN_SIZES
     setup(sizes + explain_sizes + [STARTUP_ROWS])
     plain = _child(["--child-predict", str(main_n)])
+    kernel = _child(["--child-kernel"])
     startup = _child(["--child-cli", str(STARTUP_ROWS), "--repeat", "3"])
     cli = {n: _child(["--child-cli", str(n), "--repeat", "3" if n == main_n else "1"])
            for n in sizes}
@@ -224,6 +278,7 @@ def run(quick: bool) -> dict:
         "rows": main_n, "columns": 30,
         "model": json.loads((CACHE / "model.json").read_text()),
         "predict_proba": plain,
+        "kernel": kernel,
         "startup": startup,
         "score": {str(n): r for n, r in cli.items()},
         # rows per second once started: what a long job or a served model sees
@@ -259,6 +314,12 @@ def to_markdown(r: dict) -> str:
     for e in r["explain"].values():
         lines.append(f"| `icpml score --explain` end to end (SHAP reasons) | {e['rows']:,} | "
                      f"{e['seconds']:.2f} | {e['rows_per_s']:,.0f} | {e['peak_rss_mb']:,.0f} |")
+    lines += ["", f"In-process, one thread, {KERNEL_ROWS:,} rows (best of 3): "
+              + "; ".join(f"{name} model ({k['trees']} trees): compiled {k['kernel_s']:.3f} s, "
+                          f"scikit-learn {k['sklearn_s']:.3f} s with encoding; trees alone "
+                          f"{k['kernel_trees_ns_per_tree_row']:.1f} vs "
+                          f"{k['sklearn_trees_ns_per_tree_row']:.1f} ns per tree per row"
+                          for name, k in r.get("kernel", {}).items()) + "."]
     lines += ["", f"Overhead of `icpml score` (fit + churn models, tiers, reasons, file in and out, "
               f"process start and model load) over the plain `predict_proba` of the same "
               f"{r['rows']:,} rows: **{r['overhead']:.2f}x**; with `--explain`: "
@@ -275,12 +336,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child-predict", type=int)
+    ap.add_argument("--child-kernel", action="store_true")
     ap.add_argument("--child-cli", type=int)
     ap.add_argument("--explain", action="store_true")
     ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args()
     if a.child_predict:
         return _child_predict(a.child_predict)
+    if a.child_kernel:
+        return _child_kernel()
     if a.child_cli:
         return _child_cli(a.child_cli, a.explain, a.repeat)
     r = run(a.quick)
