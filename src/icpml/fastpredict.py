@@ -1,8 +1,8 @@
 """Exact, fast ``predict_proba`` for icpml's fitted model pipelines.
 
-Why: scoring a million prospects with scikit-learn spends its time walking trees (about
-40 ns per tree per row on the development machine, mostly mispredicted branches) and
-one-hot encoding through Python dicts. icpml's pipelines have one shape (numbers passed
+Why: scoring a million prospects with scikit-learn spends its time walking trees (80-110 ns
+per tree per row on the development machine, mostly mispredicted branches) and one-hot
+encoding through Python dicts. icpml's pipelines have one shape (numbers passed
 through + one one-hot encoder per categorical column, then a
 ``HistGradientBoostingClassifier`` without categorical splits), so it compiles each
 fitted model once into lookup tables:
@@ -12,7 +12,7 @@ fitted model once into lookup tables:
   asking the fitted encoder itself, so infrequent pooling and unseen values behave exactly
   as in the pipeline.
 * **Trees.** :func:`icpml._trees.raw_scores` evaluates the ensemble with QuickScorer's
-  leaf bit masks, vectorised over rows (see that module): ~2 ns per tree per row, in a
+  leaf bit masks, vectorised over rows (see that module): 3-4 ns per tree per row, in a
   compiled kernel that releases the GIL, so large chunks are split across threads
   (:func:`scoring_threads`).
 
