@@ -1,7 +1,7 @@
 """The ``icpml`` command line: thin (parse, load config, call the pipeline, report).
 
-Commands: ``demo``, ``discover``, ``score``, ``export``, ``retrain``, ``validate``,
-``report``. Exit codes
+Commands: ``demo``, ``discover``, ``score``, ``promote``, ``export``, ``retrain``,
+``validate``, ``report``. Exit codes
 are those of :class:`icpml.errors.ExitCode`: 0 done, 2 config/usage, 3 data, 4
 gate alert, 5 tracking store, 6 another retrain running, 1 a bug. A user error prints one line naming the key or column
 and the fix, without a traceback.
@@ -126,7 +126,33 @@ def _out(text: str = "", *, always: bool = False) -> None:
         typer.echo(text)
 
 
-def _print_summary(res, elapsed: float) -> None:
+def _err(text: str) -> None:
+    """A note for the person at the terminal (stderr), hidden by --quiet."""
+    if not _State.quiet:
+        typer.echo(text, err=True)
+
+
+def _promotion_note(res, config_arg: str) -> list[str]:
+    """What ``icpml score`` will use after this run, and how to change it."""
+    from icpml.tracking import champion
+
+    fit_uri = res.model_versions.get("fit")
+    if not fit_uri:
+        return []
+    version = fit_uri.rsplit("/", 1)[-1]
+    name = res.config.tracking.fit_model_name
+    if res.model_aliases.get("fit") == "champion":
+        return [f"note:      icpml score -c {config_arg} scores with this version "
+                f"({name} version {version}, @champion)"]
+    champ = champion(res.config)
+    if champ is None:
+        return [f"note:      {name} has no @champion; make this version it: "
+                f"icpml promote -c {config_arg} --version {version}"]
+    return [f"note:      icpml score keeps using version {champ['version']} (@champion) until you "
+            f"promote version {version}: icpml promote -c {config_arg} --version {version}"]
+
+
+def _print_summary(res, elapsed: float, config_arg: str = "<config>.yaml") -> None:
     cs = res.criteria
     _out()
     _out(cs.verdict.get("message", ""))
@@ -165,6 +191,8 @@ def _print_summary(res, elapsed: float) -> None:
              always=True)
         for k, v in res.model_versions.items():
             _out(f"model:     {v} (@{res.model_aliases.get(k, '')})", always=True)
+        for line in _promotion_note(res, config_arg):
+            _out(line, always=True)
         _out(f"browse:    mlflow ui --backend-store-uri {uri}")
     _out(f"done in {elapsed:.1f}s")
 
@@ -191,7 +219,7 @@ def demo(
     accounts = make_accounts(n, seed=seed)
     path = write_table(accounts, cfg.resolve(cfg.data.path))
     _out(f"demo data: {len(accounts)} synthetic accounts -> {path}")
-    res = discover(cfg, accounts, track=track, progress=_progress(), source=str(path))
+    res = discover(cfg, accounts, track=track, report=True, progress=_progress(), source=str(path))
     _print_summary(res, time.perf_counter() - t0)
     _out(f"\nplanted truth: ICP = industry in {sorted(PLANTED_ICP['industry'])}, "
          f"{PLANTED_ICP['employees'][0]} <= employees <= {PLANTED_ICP['employees'][1]}, "
@@ -216,7 +244,7 @@ def discover(
     cfg = load_config(config)
     accounts, source = load_source(cfg, data) if data else (None, None)
     res = run(cfg, accounts, track=track, report=report, progress=_progress(), source=source)
-    _print_summary(res, time.perf_counter() - t0)
+    _print_summary(res, time.perf_counter() - t0, str(config))
 
 
 @app.command()
@@ -228,9 +256,12 @@ def score(
     query: Annotated[str | None, typer.Option(
         help="Or a DuckDB SQL query returning the accounts, e.g. "
              "\"SELECT * FROM 'crm/*.parquet' WHERE country = 'DE'\".")] = None,
-    model: Annotated[str, typer.Option(help="Registered model URI.")] = "models:/icp-fit@champion",
-    config: Annotated[Path | None, typer.Option("--config", "-c",
-                                                help="Config (for its tracking store).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Registered model URI, e.g. models:/acme-fit@champion or models:/acme-fit/3. "
+             "Default: the config's model @champion (tracking.fit_model_name, else "
+             "<name>-fit); without --config, the store's only model.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Config whose model (@champion) and tracking store to use.")] = None,
     explain: Annotated[bool, typer.Option(
         "--explain/--no-explain", help="top_reasons from per-account exact SHAP values (much "
         "slower) instead of the ICP criteria each account meets or misses.")] = False,
@@ -239,16 +270,18 @@ def score(
 ) -> None:
     """Score an account table: fit score, churn risk, tier, ICP match, reasons.
 
-    The table is read, scored and written in chunks, so memory stays flat however
-    many rows it has; the output file appears only when every row is scored.
+    Uses the config's model at @champion (or --model) and says on stderr which
+    version and run it loaded. The table is read, scored and written in chunks, so
+    memory stays flat however many rows it has; the output file appears only when
+    every row is scored. Exit 3 when the table has none of the model's columns.
     """
     import pandas as pd
 
+    from icpml import tracking
     from icpml._io import prefetch, table_suffix, write_table_stream
     from icpml.config import load_config
     from icpml.data import iter_accounts, iter_query
     from icpml.scoring import TIERS
-    from icpml.tracking import load_scorer
 
     if (data is None) == (query is None):
         raise ConfigError("pass exactly one of --data accounts.csv or --query \"SELECT ...\"")
@@ -256,21 +289,32 @@ def score(
         raise ConfigError("--out must differ from --data; input files are never overwritten")
     table_suffix(out)
     cfg = load_config(config) if config else None
-    scorer = load_scorer(model, cfg)
+    ref = tracking.resolve_model(model, cfg)
+    if cfg is not None and ref.name and ref.name != cfg.tracking.fit_model_name:
+        log.warning("--model %s is not the model of config '%s' (%s): scoring with %s as asked",
+                    model, cfg.name, cfg.tracking.fit_model_name, ref.name)
+    scorer = tracking.load_scorer(ref, cfg)
+    _err(f"model: {ref.describe()}")
     rows = scorer.chunk_size
     # read, score and write overlap: each stage runs in its own thread, a chunk or two ahead
     needed = [scorer.id_column, *scorer.input_columns]
+    source = str(data) if data is not None else "the query"
     batches = prefetch(iter_accounts(data, rows, needed) if data is not None else iter_query(query, rows))
+    check = _ColumnCheck(scorer, source)
+    batches = check.first(batches)  # exit 3 before any output when no model column is there
     counts = dict.fromkeys(TIERS, 0)
 
     def scored_batches():
-        for part in scorer.score_batches(batches, explain=explain if reasons is None else reasons):
+        for part in scorer.score_batches(check.watch(batches),
+                                         explain=explain if reasons is None else reasons):
             for tier, k in part["tier"].value_counts().items():
                 counts[tier] += int(k)
             yield part
 
     t0 = time.perf_counter()
     n = write_table_stream(prefetch(scored_batches()), out)
+    for w in check.warnings(n):
+        log.warning(w)
     summary = pd.DataFrame({"tier": TIERS, "accounts": [counts[t] for t in TIERS]})
     summary["share"] = summary["accounts"] / max(n, 1)
     _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))
@@ -279,6 +323,106 @@ def score(
     _out(f"scored {n} accounts in {dt:.1f}s ({n / max(dt, 1e-9):,.0f} rows/s)")
     _out(f"scored:    {out}", always=True)
     _State.exit_now = True
+
+
+class _ColumnCheck:
+    """What a prospect table lacks for the model: no model column at all is an error (exit 3);
+    a criterion column that is absent or never filled gets a warning saying which tiers it
+    costs (an ICP criterion that cannot hold leaves no account in Tier 1)."""
+
+    def __init__(self, scorer, source: str):
+        self.scorer, self.source = scorer, source
+        self.present: list[str] = []
+        self.filled: set[str] = set()
+        self.criteria_columns = scorer.criteria.columns
+
+    def first(self, batches):
+        from icpml.errors import DataError
+
+        it = iter(batches)
+        head = next(it, None)
+        cols = set(head.columns) if head is not None else set()
+        self.present = [c for c in self.scorer.input_columns if c in cols]
+        if not self.present:
+            close = getattr(batches, "close", None)
+            if close is not None:  # stop the reader thread
+                close()
+            want = self.scorer.input_columns
+            shown = ", ".join(want[:8]) + (f" and {len(want) - 8} more" if len(want) > 8 else "")
+            raise DataError(f"none of the model's columns is in the table ({shown}); every "
+                            "account would be scored on unknowns: check the headers, or "
+                            "--model / --config", self.source)
+
+        def chain():
+            if head is not None:
+                yield head
+            yield from it
+
+        return chain()
+
+    def watch(self, batches):
+        todo = [c for c in self.criteria_columns if c in self.present]
+        for b in batches:
+            if todo:
+                hit = [c for c in todo if b[c].notna().any()]
+                self.filled.update(hit)
+                todo = [c for c in todo if c not in self.filled]
+            yield b
+
+    def warnings(self, n: int) -> list[str]:
+        import pandas as pd
+
+        out: list[str] = []
+        if n == 0:
+            return out
+        empty = self.scorer.prepare(pd.DataFrame({self.scorer.id_column: ["?"]}))[0]
+        for col in self.criteria_columns:
+            if col in self.filled:
+                continue
+            state = "missing" if col not in self.present else "empty in every row"
+            for c in self.scorer.criteria.icp + self.scorer.criteria.anti_icp:
+                if col not in c.columns:
+                    continue
+                holds = bool(c.mask(empty).iloc[0])
+                if c.kind == "icp":
+                    effect = ("holds for every account whatever its real value" if holds else
+                              "cannot hold, so no account can reach Tier 1")
+                    what = "ICP criterion"
+                else:
+                    effect = ("excludes every account" if holds else
+                              "can exclude no account, so excluded accounts get a tier")
+                    what = "anti-ICP exclusion"
+                out.append(f"column '{col}' is {state}: {what} '{c.describe()}' {effect} "
+                           f"(the tiers of all {n} accounts)")
+        return out
+
+
+@app.command()
+@_handle_errors
+def promote(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (its models and store).")],
+    version: Annotated[str, typer.Option(help="Version of the fit model to make @champion.")],
+) -> None:
+    """Make a version @champion: the fit model's and the churn model of the same run, both or neither.
+
+    `icpml score -c <config>` then scores with it. Use after a discover whose models
+    became @challenger (the config already had a champion), e.g. after fixing the config.
+    """
+    from icpml.config import load_config
+    from icpml.tracking import promote as run
+
+    cfg = load_config(config)
+    done = run(cfg, version)
+    t = cfg.tracking
+    churn = f" and {t.churn_model_name} version {done['churn']}" if done["churn"] else ""
+    was = f" (was version {done['previous']})" if done["previous"] else ""
+    if done["previous"] == done["fit"]:
+        _out(f"{t.fit_model_name} version {done['fit']} is already @champion; nothing changed",
+             always=True)
+        return
+    _out(f"promoted:  {t.fit_model_name} version {done['fit']}{churn} to @champion{was}",
+         always=True)
+    _out(f"icpml score -c {config} now scores with version {done['fit']} (run {done['run_id']})")
 
 
 @app.command()
@@ -362,7 +506,7 @@ def validate(
     data: Annotated[Path | None, typer.Option(help="Accounts with known outcomes; overrides data.path.")] = None,
     criteria: Annotated[Path | None, typer.Option(help="Hand-written hypothesis ICP (YAML).")] = None,
     model: Annotated[str | None, typer.Option(help="Model version whose tiers to check, e.g. "
-                                              "models:/icp-fit@champion.")] = None,
+                                              "models:/acme-fit@champion.")] = None,
 ) -> None:
     """Check an ICP on data: a hypothesis ICP (--criteria) and/or a model's tiers (--model)."""
     from icpml.config import load_config
@@ -371,7 +515,8 @@ def validate(
 
     cfg = load_config(config)
     if criteria is None and model is None:
-        raise ConfigError("pass --criteria mine.yaml, --model models:/icp-fit@champion, or both")
+        raise ConfigError("pass --criteria mine.yaml, --model "
+                          f"models:/{cfg.tracking.fit_model_name}@champion, or both")
     if data is None and not cfg.data.path:
         raise ConfigError("no data: pass --data or set data.path in the config")
     raw, source = load_source(cfg, data)
@@ -432,7 +577,7 @@ def products(
 @app.command()
 @_handle_errors
 def report(
-    run: Annotated[str, typer.Option(help="Run id, or a model URI such as models:/icp-fit@champion.")],
+    run: Annotated[str, typer.Option(help="Run id, or a model URI such as models:/acme-fit@champion.")],
     config: Annotated[Path | None, typer.Option("--config", "-c",
                                                 help="Config (tracking store, report folder).")] = None,
 ) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "load_config",
     "find_project_root",
     "demo_config",
+    "model_slug",
 ]
 
 #: The groups a targetable (pre-sale) column may belong to.
@@ -373,12 +374,34 @@ class TrackingConfig(_Strict):
     ``uri`` defaults to ``sqlite:///<project>/mlruns/mlflow.db`` with artifacts
     under ``<project>/mlruns/artifacts``; the ``MLFLOW_TRACKING_URI``
     environment variable, then this key, override it.
+
+    Left unset, ``experiment`` is the config's ``name`` and the registered models
+    are ``<name>-fit`` and ``<name>-churn`` (the name with anything but letters,
+    digits, ``.``, ``_`` and ``-`` turned into ``-``): two configs never share a
+    model unless they set the same names on purpose. :class:`Config` fills them in.
     """
 
     uri: str | None = None
-    experiment: str = "icpml"
-    fit_model_name: str = "icp-fit"
-    churn_model_name: str = "icp-churn"
+    experiment: str | None = None
+    fit_model_name: str | None = None
+    churn_model_name: str | None = None
+
+    @field_validator("fit_model_name", "churn_model_name")
+    @classmethod
+    def _registrable(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "/" in v or ":" in v or "@" in v):
+            raise ValueError(f"'{v}' cannot name a registered model; use letters, digits, "
+                             "'.', '_' and '-' (no '/', ':' or '@')")
+        return v
+
+
+def model_slug(name: str) -> str:
+    """``name`` as a registered-model prefix: runs of other characters than letters,
+    digits, ``.``, ``_`` and ``-`` become one ``-`` (``"Acme EU/2025"`` -> ``"Acme-EU-2025"``)."""
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-._")
+    return slug or "icpml"
 
 
 class RetrainConfig(_Strict):
@@ -442,6 +465,27 @@ class Config(_Strict):
         default=None,
         description="Filled by load_config; relative paths resolve from here.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tracking_defaults(cls, data: Any) -> Any:
+        """Unset tracking names derive from the config's ``name`` (see :class:`TrackingConfig`)."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("name") or "icpml"
+        if not isinstance(name, str):
+            return data  # the field validation names the problem
+        tracking = data.get("tracking")
+        if tracking is None:
+            tracking = {}
+        elif isinstance(tracking, TrackingConfig):
+            tracking = tracking.model_dump(exclude_none=True)
+        elif not isinstance(tracking, dict):
+            return data
+        defaults = {"experiment": name, "fit_model_name": f"{model_slug(name)}-fit",
+                    "churn_model_name": f"{model_slug(name)}-churn"}
+        filled = {**tracking, **{k: v for k, v in defaults.items() if tracking.get(k) is None}}
+        return {**data, "tracking": filled}
 
     @model_validator(mode="after")
     def _check_products(self) -> Config:

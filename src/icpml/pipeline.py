@@ -194,8 +194,8 @@ def _preflight(cfg: Config, *, track: bool, report: bool) -> None:
                               "make it writable or set report.dir")
 
 
-def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool = True,
-             report: bool = True, progress: Callable[[str, int, int], None] | None = None,
+def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool = False,
+             report: bool = False, progress: Callable[[str, int, int], None] | None = None,
              source: str | None = None) -> Discovery:
     """Run the whole ICP discovery.
 
@@ -204,9 +204,11 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     cfg : Config
     accounts : DataFrame, optional
         The account table; read from ``cfg.data.path`` when omitted. Not modified.
-    track : bool
-        Log the run and register the models in MLflow.
-    report : bool
+    track : bool, default False
+        Log the run and register the models in MLflow (``icpml discover`` passes True).
+        Off by default, so a notebook's discovery registers and promotes nothing unless
+        asked: the first tracked run of a model name makes its versions ``@champion``.
+    report : bool, default False
         Write ``reports/<run>/`` (report.html, criteria.md, criteria.json...).
     progress : callable, optional
         ``progress(stage, done, total)``, called before and after each stage.

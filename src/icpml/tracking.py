@@ -10,8 +10,14 @@ One discovery is one MLflow run in the experiment named by ``tracking.experiment
 * **models**: two pyfunc models registered as ``tracking.fit_model_name`` and
   ``tracking.churn_model_name``. Their ``predict`` takes raw account columns:
   the fit model returns the full scored output (:mod:`icpml.scoring`), the churn
-  model the id and ``churn_risk``. The first version of each is aliased
-  ``@champion``; later versions get ``@challenger`` (promotion is retraining's job).
+  model the id and ``churn_risk``. Unset, the names are ``<config name>-fit`` and
+  ``<config name>-churn`` and the experiment is the config's name.
+
+Aliases are set only once the run has finished with every model registered: the
+first run of a name makes its versions ``@champion``; later runs' versions become
+``@challenger`` until promoted (:func:`promote`, ``icpml promote``, or ``icpml retrain``).
+Reading (scoring, restoring a report) never creates a store: a missing one is an error
+that says where icpml looked.
 
 The store defaults to SQLite inside the project, ``sqlite:///<root>/mlruns/mlflow.db``
 with artifacts under ``<root>/mlruns/artifacts`` (plain-file stores are refused by
@@ -27,6 +33,7 @@ import logging
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["tracking_uri", "log_discovery", "load_scorer", "IcpPyfuncModel", "configure",
            "champion", "set_alias", "tag_run", "log_run_text", "config_hash", "download_run_file",
-           "restore_report"]
+           "restore_report", "ModelRef", "resolve_model", "promote", "fit_models"]
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +93,55 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
-def configure(cfg: Config | None, *, experiment: bool = True) -> str | None:
+def _sqlite_file(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def _missing_store(uri: str, cfg: Config | None) -> TrackingError:
+    """The one-line error for a read from a local store that does not exist (none is created)."""
+    where = redact(str(_sqlite_file(uri)))
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        why, fix = ("set by MLFLOW_TRACKING_URI", "point MLFLOW_TRACKING_URI at the store that "
+                    "holds your models, or unset it")
+    elif cfg is not None and cfg.tracking.uri:
+        why, fix = (f"tracking.uri of config '{cfg.name}'", "fix tracking.uri, or run "
+                    "`icpml discover -c <config>` first")
+    elif cfg is not None:
+        why, fix = (f"the default store of config '{cfg.name}', project folder "
+                    f"'{cfg.project_root or find_project_root()}'",
+                    "run `icpml discover -c <config>` first, or set tracking.uri or "
+                    "MLFLOW_TRACKING_URI to the store that holds its model")
+    else:
+        why, fix = (f"the default store of project folder '{find_project_root()}'",
+                    "pass --config <config>.yaml to use that config's store, set "
+                    "MLFLOW_TRACKING_URI, or run `icpml discover -c <config>.yaml` first")
+    return TrackingError(f"no tracking store at '{where}' ({why}; nothing was created); {fix}")
+
+
+def configure(cfg: Config | None, *, experiment: bool = True, create: bool = True) -> str | None:
     """Point mlflow at the configured store and experiment; return the experiment id.
 
     With ``cfg=None`` or ``experiment=False`` only the store is set (for loading
-    registered models: scoring neither needs nor creates an experiment).
+    registered models: scoring neither needs nor creates an experiment). With
+    ``create=False`` (every read) a local SQLite store must already exist: it is
+    never created as a side effect.
+
+    Raises
+    ------
+    TrackingError
+        The store is unreachable, or (``create=False``) absent.
     """
     import mlflow
 
     _quiet_mlflow()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(cfg)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    db = _sqlite_file(uri)
+    if db is not None:
+        if not create and not db.is_file():
+            raise _missing_store(uri, cfg)
+        if create:
+            db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if cfg is None or not experiment:
@@ -293,7 +336,9 @@ def log_run_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
 
 
-def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str) -> dict:
+def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str, *,
+              kind: str, config_name: str) -> dict:
+    """Log ``model`` in the active run and register it as a new version (no alias yet)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -306,16 +351,142 @@ def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str)
             code_paths=[code],
         )
     log.debug(chatter.getvalue().strip())
-    version = str(info.registered_model_version)
     client = MlflowClient()
-    try:
-        client.get_model_version_by_alias(registered_name, "champion")
-        alias = "challenger"
-    except Exception:
-        alias = "champion"  # the first version becomes champion
-    client.set_registered_model_alias(registered_name, alias, version)
-    return {"name": registered_name, "version": version, "alias": alias,
+    # what the model is, so `icpml score` without --config can find a store's fit models
+    client.set_registered_model_tag(registered_name, "icpml.kind", kind)
+    client.set_registered_model_tag(registered_name, "icpml.config_name", config_name[:5000])
+    version = str(info.registered_model_version)
+    return {"name": registered_name, "version": version, "alias": None,
             "uri": f"models:/{registered_name}/{version}"}
+
+
+def _alias_version(client, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except Exception:
+        return None
+
+
+def _move_aliases(moves: list[tuple[str, str, str | None]]) -> None:
+    """Point each ``(name, alias, version)`` in order (``None`` deletes the alias); all or none.
+
+    On a failure the aliases already moved are put back as they were, in reverse order,
+    and the error is raised.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    before = [(name, alias, _alias_version(client, name, alias)) for name, alias, _ in moves]
+    done: list[tuple[str, str, str | None]] = []
+    try:
+        for (name, alias, version), prev in zip(moves, before, strict=True):
+            if version is None:
+                if prev[2] is not None:
+                    client.delete_registered_model_alias(name, alias)
+            else:
+                client.set_registered_model_alias(name, alias, version)
+            done.append(prev)
+    except BaseException:
+        for name, alias, prev in reversed(done):
+            try:
+                if prev is None:
+                    client.delete_registered_model_alias(name, alias)
+                else:
+                    client.set_registered_model_alias(name, alias, prev)
+            except Exception as err:  # keep the first error; say what could not be restored
+                log.warning("could not restore %s@%s to version %s (%s)", name, alias, prev,
+                            _first_line(err))
+        raise
+
+
+def _assign_aliases(cfg: Config, versions: dict[str, dict]) -> None:
+    """After a finished run: its versions become @champion if the fit model has none yet
+    (the first run of the name), else @challenger. Churn is set before fit, so a fit
+    @champion always has its churn partner in place."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    first = _alias_version(client, cfg.tracking.fit_model_name, "champion") is None
+    alias = "champion" if first else "challenger"
+    moves = []
+    churn = versions.get("churn")
+    if churn is not None:
+        moves.append((churn["name"], alias, churn["version"]))
+    elif first:  # a churn champion of an older run must not pair with this fit champion
+        moves.append((cfg.tracking.churn_model_name, "champion", None))
+    fit = versions["fit"]
+    moves.append((fit["name"], alias, fit["version"]))
+    _move_aliases([m for m in moves if m[2] is not None or _has_model(client, m[0])])
+    for v in versions.values():
+        v["alias"] = alias
+
+
+def _has_model(client, name: str) -> bool:
+    try:
+        client.get_registered_model(name)
+        return True
+    except Exception:
+        return False
+
+
+def promote(cfg: Config, version: str | int) -> dict:
+    """Make version ``version`` of the fit model, and the churn version of the same run, @champion.
+
+    Both aliases move, or neither: churn first, then fit; a failure puts back what had
+    moved. When that run registered no churn model, the churn ``@champion`` alias is removed
+    (a champion pair always comes from one run).
+
+    Returns
+    -------
+    dict
+        ``fit`` / ``churn``: the new versions (churn None), ``previous``: the fit version
+        that was champion (None), ``run_id``.
+
+    Raises
+    ------
+    TrackingError
+        No such store, model or version, or the store refused the change.
+    """
+    from mlflow import MlflowClient
+
+    configure(cfg, experiment=False, create=False)
+    client = MlflowClient()
+    fit_name, churn_name = cfg.tracking.fit_model_name, cfg.tracking.churn_model_name
+    version = str(version).strip()
+    try:
+        mv = client.get_model_version(fit_name, version)
+    except Exception:
+        known = _version_list(client, fit_name)
+        from icpml.errors import ConfigError
+
+        raise (ConfigError if known else TrackingError)(
+            f"model '{fit_name}' has no version {version} in '{redact(tracking_uri(cfg))}' "
+            + (f"(its versions: {', '.join(known)}); pass one of them with --version"
+               if known else "(no version at all); run `icpml discover -c <config>` first")
+        ) from None
+    churn_v = None
+    try:
+        found = client.search_model_versions(f"name='{churn_name}' and run_id='{mv.run_id}'")
+        churn_v = str(found[0].version) if found else None
+    except Exception:
+        churn_v = None
+    previous = _alias_version(client, fit_name, "champion")
+    moves = [(churn_name, "champion", churn_v)] if churn_v or _has_model(client, churn_name) else []
+    moves.append((fit_name, "champion", str(mv.version)))
+    try:
+        _move_aliases(moves)
+    except Exception as err:
+        raise TrackingError(f"promotion of {fit_name} version {version} failed and was undone "
+                            f"({_first_line(err)}); check the tracking store and retry") from None
+    return {"fit": str(mv.version), "churn": churn_v, "previous": previous, "run_id": mv.run_id}
+
+
+def _version_list(client, name: str) -> list[str]:
+    try:
+        return sorted({str(v.version) for v in client.search_model_versions(f"name='{name}'")},
+                      key=int)
+    except Exception:
+        return []
 
 
 def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
@@ -323,7 +494,11 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
 
     Writes the report inside the run (its folder name carries the run id) when
     ``write_report`` is true, and logs it as artifacts. Sets ``res.run_id``,
-    ``res.model_versions`` and ``res.report_dir``.
+    ``res.model_versions``, ``res.model_aliases`` and ``res.report_dir``.
+
+    Aliases are set after the run has finished with every model registered: ``@champion``
+    (churn, then fit) when the fit model has no champion yet, else ``@challenger``. A run
+    that fails part-way leaves no version behind and moves no alias.
 
     Raises
     ------
@@ -371,13 +546,14 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
             example = _input_example(res.scorer, res.accounts)
             sig = _signature(res.scorer, example)
             versions = {"fit": _register("fit_model", IcpPyfuncModel(res.scorer, "scored"), sig,
-                                         cfg.tracking.fit_model_name)}
+                                         cfg.tracking.fit_model_name, kind="fit",
+                                         config_name=cfg.name)}
             if res.churn is not None:
                 versions["churn"] = _register("churn_model", IcpPyfuncModel(res.scorer, "churn"),
-                                              sig, cfg.tracking.churn_model_name)
+                                              sig, cfg.tracking.churn_model_name, kind="churn",
+                                              config_name=cfg.name)
             mlflow.set_tags({f"icpml.{k}_model_version": v["version"] for k, v in versions.items()})
             res.model_versions = {k: v["uri"] for k, v in versions.items()}
-            res.model_aliases = {k: v["alias"] for k, v in versions.items()}
     except BaseException as err:
         # interrupted (SIGTERM, Ctrl-C) or failed part-way: no half-registered version, no
         # report of a run that did not finish; the run itself is closed as FAILED by MLflow
@@ -388,6 +564,15 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
                                 f"({_first_line(err)}); check the tracking store and disk "
                                 "space") from None
         raise
+    # only now, the run finished with every model registered: aliases (all or none)
+    try:
+        _assign_aliases(cfg, versions)
+    except Exception as err:
+        fit_v = versions["fit"]["version"]
+        raise TrackingError(f"run {res.run_id} registered {cfg.tracking.fit_model_name} version "
+                            f"{fit_v} but its aliases could not be set ({_first_line(err)}); "
+                            f"retry with `icpml promote -c <config> --version {fit_v}`") from None
+    res.model_aliases = {k: v["alias"] for k, v in versions.items()}
     return res.run_id
 
 
@@ -411,29 +596,166 @@ def _undo_run(res: Discovery) -> None:
     res.report_dir, res.model_versions, res.model_aliases = None, {}, {}
 
 
-def load_scorer(model_uri: str, cfg: Config | None = None) -> Scorer:
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model a command uses: what was asked for and what it resolved to.
+
+    Attributes
+    ----------
+    uri : str
+        As given or derived (``models:/b-fit@champion``).
+    load_uri : str
+        What is loaded: the resolved version (``models:/b-fit/3``), so an alias moving
+        meanwhile cannot change the model under the command.
+    name, version, alias, run_id : str or None
+        Registered name, version number, alias asked for and the run that logged it.
+    """
+
+    uri: str
+    load_uri: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    run_id: str | None = None
+
+    def describe(self) -> str:
+        """``models:/b-fit@champion (version 3, run 3f2a9c1d...)``."""
+        facts = []
+        if self.version:
+            facts.append(f"version {self.version}")
+        if self.run_id:
+            facts.append(f"run {self.run_id}")
+        return self.uri + (f" ({', '.join(facts)})" if facts else "")
+
+
+def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/name@alias`` -> (name, None, alias); ``models:/name/3`` -> (name, "3", None)."""
+    rest = uri[len("models:/"):].strip("/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        return name, None, alias
+    name, _, version = rest.partition("/")
+    return name, (version or None), None
+
+
+def fit_models(cfg: Config | None = None) -> list[str]:
+    """Registered fit models in the store (tagged by icpml, or named ``*-fit``), sorted."""
+    from mlflow import MlflowClient
+
+    configure(cfg, experiment=False, create=False)
+    try:
+        models = MlflowClient().search_registered_models(max_results=1000)
+    except Exception as err:
+        raise TrackingError(f"tracking store '{redact(tracking_uri(cfg))}' cannot be read "
+                            f"({_first_line(err)})") from None
+    return sorted(m.name for m in models
+                  if (m.tags or {}).get("icpml.kind", "fit" if m.name.endswith("-fit") else "")
+                  == "fit")
+
+
+def resolve_model(model_uri: str | None, cfg: Config | None = None) -> ModelRef:
+    """The model a command uses, resolved to a version and run, without loading it.
+
+    ``model_uri`` wins; else the config's ``tracking.fit_model_name@champion``; else, with
+    neither, the store's only registered fit model ``@champion``.
+
+    Raises
+    ------
+    TrackingError
+        No store (none is created), no such model, version or alias. The message says
+        which store was searched and what it holds.
+    ConfigError
+        Neither given and the store holds several fit models: which one is ambiguous.
+    """
+    from mlflow import MlflowClient
+
+    from icpml.errors import ConfigError
+
+    configure(cfg, experiment=False, create=False)
+    uri = tracking_uri(cfg)
+    if model_uri is None or model_uri.startswith(("models:/", "runs:/")):
+        _check_reachable(uri)
+    if model_uri is None:
+        if cfg is not None:
+            model_uri = f"models:/{cfg.tracking.fit_model_name}@champion"
+        else:
+            names = fit_models(None)
+            if not names:
+                raise TrackingError(f"the tracking store '{redact(uri)}' holds no model; run "
+                                    "`icpml discover -c <config>.yaml` first, or pass --config "
+                                    "or MLFLOW_TRACKING_URI to use another store")
+            if len(names) > 1:
+                raise ConfigError(f"the tracking store holds several models ({', '.join(names)}); "
+                                  "pass --config <config>.yaml to score with its model, or "
+                                  f"--model models:/{names[0]}@champion")
+            model_uri = f"models:/{names[0]}@champion"
+    if model_uri.startswith("runs:/"):
+        run_id = model_uri[len("runs:/"):].split("/", 1)[0]
+        return ModelRef(model_uri, model_uri, run_id=run_id or None)
+    if not model_uri.startswith("models:/"):
+        return ModelRef(model_uri, model_uri)
+    name, version, alias = _parse_models_uri(model_uri)
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        try:
+            others = [n for n in fit_models(cfg) if n != name]
+        except TrackingError:
+            others = []
+        held = f"it holds {', '.join(others)}" if others else "it holds no model"
+        raise TrackingError(f"no model '{name}' in the tracking store '{redact(uri)}' ({held}); "
+                            f"run `icpml discover -c <config>` for it first, or check --model, "
+                            "--config and MLFLOW_TRACKING_URI") from None
+    try:
+        if alias:
+            mv = client.get_model_version_by_alias(name, alias)
+        elif version in (None, "latest"):
+            mv = max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+        else:
+            mv = client.get_model_version(name, version)
+    except Exception:
+        known = _version_list(client, name)
+        what = f"alias @{alias}" if alias else f"version {version}"
+        hint = (f"promote one: `icpml promote -c <config> --version {known[-1]}`"
+                if alias == "champion" and known else "check --model")
+        raise TrackingError(f"model '{name}' has no {what} in '{redact(uri)}' (versions: "
+                            f"{', '.join(known) or 'none'}); {hint}") from None
+    return ModelRef(model_uri, f"models:/{name}/{mv.version}", name=name, version=str(mv.version),
+                    alias=alias, run_id=mv.run_id)
+
+
+def load_scorer(model_uri: str | ModelRef, cfg: Config | None = None) -> Scorer:
     """Load the :class:`~icpml.scoring.Scorer` behind a registered model or run.
 
     Parameters
     ----------
-    model_uri : str
-        ``models:/icp-fit@champion``, ``models:/icp-fit/3`` or ``runs:/<id>/fit_model``.
+    model_uri : str or ModelRef
+        ``models:/b-fit@champion``, ``models:/b-fit/3``, ``runs:/<id>/fit_model``, or a
+        :class:`ModelRef` from :func:`resolve_model` (its resolved version is loaded).
     cfg : Config, optional
-        Used to find the tracking store.
+        Used to find the tracking store (which must exist: reading never creates one).
+
+    Raises
+    ------
+    TrackingError
+        No store, or the model cannot be loaded.
     """
     import mlflow
 
-    configure(cfg, experiment=False)
-    if model_uri.startswith(("models:/", "runs:/")):
+    uri = model_uri.load_uri if isinstance(model_uri, ModelRef) else model_uri
+    configure(cfg, experiment=False, create=False)
+    if uri.startswith(("models:/", "runs:/")):
         _check_reachable(tracking_uri(cfg))
     try:
         # suppress_warnings skips MLflow's check of the installed packages against the
         # model's requirements (~1 s of package metadata scans per load); scikit-learn
         # itself warns when a model was pickled by another version
-        model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
+        model = mlflow.pyfunc.load_model(uri, suppress_warnings=True)
     except Exception as err:
-        raise TrackingError(f"cannot load model '{model_uri}' ({_first_line(err)}); "
-                            "run `icpml demo` or `icpml discover` first, or check --model") from None
+        raise TrackingError(f"cannot load model '{uri}' from '{redact(tracking_uri(cfg))}' "
+                            f"({_first_line(err)}); run `icpml discover -c <config>` first, "
+                            "or check --model and --config") from None
     inner = model.unwrap_python_model()
     return inner.scorer
 
@@ -452,7 +774,7 @@ def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path
     import mlflow
     from mlflow import MlflowClient
 
-    configure(cfg)
+    configure(cfg, experiment=False, create=False)
     client = MlflowClient()
     run_id = ref
     try:
@@ -466,7 +788,7 @@ def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path
         run = client.get_run(run_id)
     except Exception as err:
         raise TrackingError(f"cannot find run or model '{ref}' ({_first_line(err)}); "
-                            "check the id, or run `icpml demo` / `icpml discover` first") from None
+                            "check the id and --config, or run `icpml discover` first") from None
     name = run.data.tags.get("icpml.config_name", "icpml")
     dest = Path(dest_root) / f"{name}_{run_id[:8]}"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -488,7 +810,7 @@ def download_run_file(run_id: str, path: str, cfg: Config) -> str:
     """Text of one artifact of a run (e.g. ``criteria/criteria.json``)."""
     import mlflow
 
-    configure(cfg)
+    configure(cfg, experiment=False, create=False)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
