@@ -766,7 +766,7 @@ def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path
     Parameters
     ----------
     ref : str
-        A run id, or a model URI (``models:/icp-fit@champion``, ``models:/icp-fit/3``)
+        A run id, or a model URI (``models:/acme-fit@champion``, ``models:/acme-fit/3``)
         whose version's run is used.
     """
     import shutil

@@ -61,7 +61,7 @@ def test_demo_writes_report_criteria_and_mlflow_run(demo_run):
     assert crit["verdict"]["icp_found"] is True
     assert (root / "mlruns" / "mlflow.db").is_file()
     assert "report:" in result.output and "mlflow:" in result.output
-    assert "models:/icp-fit/1 (@champion)" in result.output
+    assert "models:/demo-fit/1 (@champion)" in result.output
 
 
 def test_registered_champion_scores_raw_accounts(demo_run):
@@ -69,7 +69,7 @@ def test_registered_champion_scores_raw_accounts(demo_run):
 
     root, _ = demo_run
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/icp-fit@champion")
+    model = mlflow.pyfunc.load_model("models:/demo-fit@champion")
     raw = make_accounts(40, seed=11)
     out = model.predict(raw)
     assert list(out.columns[:1]) == ["account_id"]
@@ -91,8 +91,14 @@ def test_score_command_against_champion(demo_run, tmp_path, monkeypatch):
     out = tmp_path / "scored.parquet"
     result = runner.invoke(app, ["score", "--data", str(src), "--out", str(out)])
     assert result.exit_code == 0, result.output
+    # the store's only model, named after the demo config; which version is said
+    assert "model: models:/demo-fit@champion (version 1, run " in result.output
+    # the prospects lack crm, which an ICP criterion needs: said, with what it costs
+    assert "column 'crm' is missing: ICP criterion 'crm" in result.output
+    assert "so no account can reach Tier 1 (the tiers of all 120 accounts)" in result.output
     scored = pd.read_parquet(out)
     assert len(scored) == 120
+    assert (scored["tier"] != "Tier 1").all()
     assert set(scored["tier"]) <= {"Tier 1", "Tier 2", "Tier 3", "Excluded"}
     assert scored["data_issues"].str.contains("crm").all()
     assert hashlib.sha256(src.read_bytes()).hexdigest() == before  # input untouched
@@ -213,7 +219,11 @@ def test_score_unknown_model_is_a_tracking_error(project, tmp_path):
     result = runner.invoke(app, ["score", "--data", str(data), "--out", str(tmp_path / "o.csv"),
                                  "--model", "models:/nope@champion"])
     assert result.exit_code == ExitCode.INFRA
-    assert "cannot load model" in result.output
+    # the project has no store yet: the error says where it looked, and none is created
+    assert f"no tracking store at '{project / 'mlruns' / 'mlflow.db'}'" in result.output
+    assert "--config" in result.output and "MLFLOW_TRACKING_URI" in result.output
+    assert "icpml demo" not in result.output
+    assert not (project / "mlruns").exists()
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -265,7 +275,7 @@ def test_report_is_restored_from_mlflow(demo_run, monkeypatch):
     folder = next((root / "reports").glob("demo_*"))
     original = (folder / "criteria.json").read_text()
     shutil.rmtree(folder)
-    result = runner.invoke(app, ["report", "--run", "models:/icp-fit@champion"])
+    result = runner.invoke(app, ["report", "--run", "models:/demo-fit@champion"])
     assert result.exit_code == 0, result.output
     assert (folder / "report.html").is_file()
     assert (folder / "criteria.json").read_text() == original
@@ -282,6 +292,7 @@ def test_sigterm_reported_by_a_c_extension_as_its_own_error_exits_143(tmp_path, 
         cli._State.terminated = True  # what the SIGTERM handler records before raising
         raise ValueError("Invalid bounding box")
 
+    monkeypatch.setattr(tracking, "resolve_model", lambda uri, cfg: tracking.ModelRef("m", "m"))
     monkeypatch.setattr(tracking, "load_scorer", interrupted_inside_c)
     monkeypatch.setattr(cli._State, "terminated", False)
     src = tmp_path / "a.csv"

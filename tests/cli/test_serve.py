@@ -36,7 +36,7 @@ def test_served_champion_scores_over_http(demo_run, tmp_path):
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(
-        [str(mlflow_bin), "models", "serve", "-m", "models:/icp-fit@champion",
+        [str(mlflow_bin), "models", "serve", "-m", "models:/demo-fit@champion",
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -50,11 +50,11 @@ def test_spark_udf_scores_like_pandas(demo_run, spark, monkeypatch):
     # Spark takes plain object/str columns, not pandas' string dtype
     sdf = spark.createDataFrame(prospects.astype(
         {c: object for c in prospects.columns if prospects[c].dtype.kind not in "biuf"}))
-    udf = mlflow.pyfunc.spark_udf(spark, "models:/icp-fit@champion", result_type=RESULT_TYPE,
+    udf = mlflow.pyfunc.spark_udf(spark, "models:/demo-fit@champion", result_type=RESULT_TYPE,
                                   env_manager="local")
     got = (sdf.withColumn("s", udf(struct(*[col(c) for c in sdf.columns])))
            .select("s.*").toPandas().set_index("account_id"))
-    ref = mlflow.pyfunc.load_model("models:/icp-fit@champion").predict(prospects)
+    ref = mlflow.pyfunc.load_model("models:/demo-fit@champion").predict(prospects)
     ref = ref.set_index("account_id")
     assert len(got) == len(ref) == 400
     assert (got.loc[ref.index, "tier"].to_numpy() == ref["tier"].astype(str).to_numpy()).all()

@@ -500,7 +500,7 @@ def test_discovery_survives_hostile_but_valid_accounts(trained):
     res = trained.discovery
     assert "region" in res.screen.excluded
     assert any("'region' has the same value" in w for w in res.warnings)
-    assert res.model_versions["fit"].startswith("models:/icp-fit/")
+    assert res.model_versions["fit"].startswith("models:/demo-fit/")
     assert res.scored["fit_score"].between(0, 1).all()
 
 
@@ -517,7 +517,7 @@ def test_score_prospects_with_missing_columns_unseen_categories_and_inf(project,
     digest = _sha(src)
     out = project.base / "scored.csv"
     result = runner.invoke(app, ["score", "--data", str(src), "--out", str(out),
-                                 "--model", "models:/icp-fit@champion",
+                                 "--model", "models:/demo-fit@champion",
                                  "--config", str(trained.cfg_path)])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output

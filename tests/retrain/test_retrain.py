@@ -38,7 +38,7 @@ def test_first_run_promotes_then_same_data_is_unchanged(prod):
     history = json.loads((prod / "reports" / "promotions.json").read_text())
     assert [h["decision"] for h in history] == ["promoted"]
     index = (prod / "reports" / "index.md").read_text()
-    assert "**Champion:** icp-fit version 1" in index and "report.html" in index
+    assert "**Champion:** demo-fit version 1" in index and "report.html" in index
 
     r2 = _retrain(prod)  # same data, same config: idempotent, no new version
     assert r2.exit_code == 0 and "decision:  unchanged" in r2.output

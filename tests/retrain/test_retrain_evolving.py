@@ -86,8 +86,8 @@ def test_killed_retrain_leaves_the_champion(prod):
 
     store = f"sqlite:///{prod / 'mlruns' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=store, registry_uri=store)
-    assert str(client.get_model_version_by_alias("icp-fit", "champion").version) == "1"
-    assert sorted(str(v.version) for v in client.search_model_versions("name='icp-fit'")) == ["1"]
+    assert str(client.get_model_version_by_alias("demo-fit", "champion").version) == "1"
+    assert sorted(str(v.version) for v in client.search_model_versions("name='demo-fit'")) == ["1"]
     assert not (prod / "mlruns" / ".retrain.lock").exists() or _lock_free(prod)
 
 

@@ -40,8 +40,8 @@ def _state(root: Path) -> dict:
 
     store = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=store, registry_uri=store)
-    versions = sorted(int(v.version) for v in client.search_model_versions("name='icp-fit'"))
-    champion = client.get_model_version_by_alias("icp-fit", "champion").version
+    versions = sorted(int(v.version) for v in client.search_model_versions("name='demo-fit'"))
+    champion = client.get_model_version_by_alias("demo-fit", "champion").version
     reports = sorted(p.name for p in (root / "reports").iterdir())
     return {"versions": versions, "champion": champion, "reports": reports}
 

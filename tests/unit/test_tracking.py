@@ -57,3 +57,40 @@ def test_passwords_never_reach_params_or_messages():
     logged = json.dumps({"query": "ATTACH 'host=db password=hunter2' AS crm", "dsn": "password=hunter2"})
     shown = redact(logged)
     assert "hunter2" not in shown and json.loads(shown)["dsn"] == "password=***"
+
+
+def _cfg(**top) -> dict:
+    return {"columns": {"id": "a", "features": {"firmographic": ["x"]},
+                        "outcomes": [{"column": "y"}]}, **top}
+
+
+def test_model_names_and_experiment_come_from_the_config_name():
+    from icpml.config import config_from_dict
+
+    t = config_from_dict(_cfg(name="acme")).tracking
+    assert (t.experiment, t.fit_model_name, t.churn_model_name) == ("acme", "acme-fit", "acme-churn")
+    t = config_from_dict(_cfg(name="Acme EU/2025: Q1")).tracking  # sanitised for the registry
+    assert (t.fit_model_name, t.churn_model_name) == ("Acme-EU-2025-Q1-fit", "Acme-EU-2025-Q1-churn")
+    assert t.experiment == "Acme EU/2025: Q1"
+    t = config_from_dict(_cfg()).tracking  # no name: the default name
+    assert (t.experiment, t.fit_model_name) == ("icpml", "icpml-fit")
+    # explicit keys win, each on its own
+    t = config_from_dict(_cfg(name="acme", tracking={"fit_model_name": "mine"})).tracking
+    assert (t.experiment, t.fit_model_name, t.churn_model_name) == ("acme", "mine", "acme-churn")
+    t = config_from_dict(_cfg(name="acme", tracking={"experiment": "e"})).tracking
+    assert (t.experiment, t.fit_model_name) == ("e", "acme-fit")
+
+
+def test_two_configs_never_share_a_model_by_default():
+    from icpml.config import config_from_dict
+
+    names = {config_from_dict(_cfg(name=n)).tracking.fit_model_name for n in ("a", "b", "wcat")}
+    assert len(names) == 3
+
+
+def test_unregistrable_model_name_is_a_config_error():
+    from icpml.config import config_from_dict
+    from icpml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tracking.fit_model_name"):
+        config_from_dict(_cfg(name="a", tracking={"fit_model_name": "a/b"}))
