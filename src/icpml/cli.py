@@ -132,8 +132,9 @@ def _err(text: str) -> None:
         typer.echo(text, err=True)
 
 
-def _promotion_note(res, config_arg: str) -> list[str]:
-    """What ``icpml score`` will use after this run, and how to change it."""
+def _promotion_note(res, config_arg: str | None) -> list[str]:
+    """What ``icpml score`` will use after this run, and how to change it (``config_arg``:
+    the --config as typed; None for the demo, which has no config file to name)."""
     from icpml.tracking import champion
 
     fit_uri = res.model_versions.get("fit")
@@ -142,17 +143,23 @@ def _promotion_note(res, config_arg: str) -> list[str]:
     version = fit_uri.rsplit("/", 1)[-1]
     name = res.config.tracking.fit_model_name
     if res.model_aliases.get("fit") == "champion":
+        if config_arg is None:
+            return []
         return [f"note:      icpml score -c {config_arg} scores with this version "
                 f"({name} version {version}, @champion)"]
     champ = champion(res.config)
+    if config_arg is None:  # the demo: no config file to promote with
+        kept = f"version {champ['version']} (@champion)" if champ else "no @champion"
+        return [f"note:      {name} keeps {kept}; score with this run's version: "
+                f"icpml score --model models:/{name}/{version}"]
+    how = f"icpml promote -c {config_arg} --version {version}"
     if champ is None:
-        return [f"note:      {name} has no @champion; make this version it: "
-                f"icpml promote -c {config_arg} --version {version}"]
+        return [f"note:      {name} has no @champion; make this version it: {how}"]
     return [f"note:      icpml score keeps using version {champ['version']} (@champion) until you "
-            f"promote version {version}: icpml promote -c {config_arg} --version {version}"]
+            f"promote version {version}: {how}"]
 
 
-def _print_summary(res, elapsed: float, config_arg: str = "<config>.yaml") -> None:
+def _print_summary(res, elapsed: float, config_arg: str | None = None) -> None:
     cs = res.criteria
     _out()
     _out(cs.verdict.get("message", ""))
