@@ -427,9 +427,30 @@ def promote(
         _out(f"{t.fit_model_name} version {done['fit']} is already @champion; nothing changed",
              always=True)
         return
+    _record_promotion(cfg, done)
     _out(f"promoted:  {t.fit_model_name} version {done['fit']}{churn} to @champion{was}",
          always=True)
     _out(f"icpml score -c {config} now scores with version {done['fit']} (run {done['run_id']})")
+
+
+def _record_promotion(cfg, done: dict) -> None:
+    """A promotion by hand is recorded like retraining's: run tags, promotions.json, index.md."""
+    from datetime import UTC, datetime
+
+    from icpml.retrain import _record
+    from icpml.tracking import tag_run
+
+    entry = {"time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "version": done["fit"],
+             "decision": "promoted",
+             "reasons": [f"promoted by hand (icpml promote) over version {done['previous']}"
+                         if done["previous"] else "promoted by hand (icpml promote)"],
+             "run_id": done["run_id"], "report": None, "previous_champion": done["previous"]}
+    try:
+        tag_run(done["run_id"], {"icpml.decision": "promoted",
+                                 "icpml.promotion": json.dumps(entry, sort_keys=True)})
+        _record(cfg, entry)
+    except Exception as err:  # the aliases moved; only the history could not be written
+        log.warning("promoted, but the promotion history could not be written (%s)", err)
 
 
 @app.command()

@@ -13,6 +13,7 @@ Case ``score-ignores-config-model`` (from ../shared/cases) plus inputs generated
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -254,6 +255,14 @@ def test_promote_moves_both_aliases_and_rolls_back_on_failure(generated, monkeyp
     assert result.exit_code == 0, result.output
     assert f"{fit} version 2 and {churn} version 2 to @champion (was version 1)" in result.output
     assert (_alias(client, fit), _alias(client, churn)) == ("2", "2")
+    # recorded like a retraining's promotion
+    history = json.loads((root / "reports" / "promotions.json").read_text())
+    assert [(h["version"], h["decision"], h["previous_champion"]) for h in history] == \
+        [("2", "promoted", "1")]
+    run_id = client.get_model_version(fit, "2").run_id
+    assert client.get_run(run_id).data.tags["icpml.decision"] == "promoted"
+    again = runner.invoke(app, ["promote", "-c", str(path), "--version", "2"])
+    assert again.exit_code == 0 and "already @champion; nothing changed" in again.output
 
     real = MlflowClient.set_registered_model_alias
 
