@@ -410,10 +410,11 @@ def promote(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (its models and store).")],
     version: Annotated[str, typer.Option(help="Version of the fit model to make @champion.")],
 ) -> None:
-    """Make a version @champion: the fit model's and the churn model of the same run, both or neither.
+    """Make a version @champion: fit model and its run's churn model, both or neither.
 
-    `icpml score -c <config>` then scores with it. Use after a discover whose models
-    became @challenger (the config already had a champion), e.g. after fixing the config.
+    Then `icpml score -c <config>` scores with it. Use it after a discover whose
+    models became @challenger (the config already had a champion), for example
+    after fixing the config. Recorded in reports/promotions.json like a retrain.
     """
     from icpml.config import load_config
     from icpml.tracking import promote as run
