@@ -703,10 +703,11 @@ def resolve_model(model_uri: str | None, cfg: Config | None = None) -> ModelRef:
             others = [n for n in fit_models(cfg) if n != name]
         except TrackingError:
             others = []
-        held = f"it holds {', '.join(others)}" if others else "it holds no model"
+        held = (f"it holds {', '.join(others)}: pass --model, or set tracking.fit_model_name "
+                "to keep using one of them" if others else "it holds no model")
         raise TrackingError(f"no model '{name}' in the tracking store '{redact(uri)}' ({held}); "
-                            f"run `icpml discover -c <config>` for it first, or check --model, "
-                            "--config and MLFLOW_TRACKING_URI") from None
+                            f"run `icpml discover -c <config>` for it first, or check --config "
+                            "and MLFLOW_TRACKING_URI") from None
     try:
         if alias:
             mv = client.get_model_version_by_alias(name, alias)

@@ -118,6 +118,16 @@ def test_score_without_config_in_a_store_of_several_models_asks_which(case, tmp_
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_score_with_a_config_never_discovered_names_what_the_store_holds(case, tmp_path):
+    out = tmp_path / "o.csv"
+    result = runner.invoke(app, ["score", "-c", "a_fixed.yaml", "--data", "accounts.csv",
+                                 "--out", str(out)])
+    assert result.exit_code == ExitCode.INFRA
+    assert "no model 'a_fixed-fit'" in result.output
+    assert "it holds a_region-fit, b-fit" in result.output  # never silently another one
+    assert not out.exists()
+
+
 def test_model_line_is_hidden_by_quiet(case, tmp_path):
     result = runner.invoke(app, ["--quiet", "score", "-c", "b_industry.yaml", "--data",
                                  "accounts.csv", "--out", str(tmp_path / "o.csv")])
