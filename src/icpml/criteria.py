@@ -189,6 +189,9 @@ class _MaskOps:
     def __init__(self, df: pd.DataFrame):
         self.df, self._folded = df, {}
 
+    def series(self, col: str) -> pd.Series:
+        return self.df[col]
+
     def num(self, col: str, fmt: dict | None) -> pd.Series:
         return pd.to_numeric(self.df[col], errors="coerce").astype(float)
 
@@ -266,6 +269,10 @@ class _SqlOps:
     @staticmethod
     def col(col: str) -> sqlx.Expression:
         return sqlx.column(col, quoted=True)
+
+    @staticmethod
+    def series(col: str) -> None:  # the raw table's types are not known here
+        return None
 
     def text(self, col: str) -> sqlx.Expression:
         return sqlx.Cast(this=self.col(col), to=self._TEXT.copy())
@@ -366,6 +373,10 @@ class _PandasOps:
 
     def __init__(self, code: bool = False):
         self.code = code
+
+    @staticmethod
+    def series(col: str) -> None:
+        return None
 
     def col(self, col: str) -> str:
         if self.code:
@@ -495,15 +506,14 @@ class Criterion:
         vals = [str(v) for v in self.values if v != MISSING]
         return "boolean" if vals and set(vals) <= set(_BOOL_VALUES) else "categorical"
 
-    def _render(self, ops, schema: dict | None = None, s: pd.Series | None = None):
+    def _render(self, ops, schema: dict | None = None):
         """This criterion in the vocabulary ``ops`` (mask, SQL or pandas); one dispatch per family."""
         if self.also:
-            return ops.all_([p._render(ops, schema, s if p.column == self.column else None)
-                             for p in self.parts])
+            return ops.all_([p._render(ops, schema) for p in self.parts])
         spec = OPERATORS[self.op]
         col = self.column
         info = _column_schema(schema, col)
-        kind = self._column_kind(schema, s)
+        kind = self._column_kind(schema, ops.series(col))
         if spec.family == "numeric":
             x = ops.num(col, _number_format(info))
             return ops.all_([ops.cmp(x, cmp, getattr(self, attr)) for cmp, attr in spec.bounds])
@@ -536,7 +546,7 @@ class Criterion:
         Missing (and blank) cells never meet a condition, except ``is_missing`` and a
         category set holding ``(missing)``; category text is compared spelling-folded.
         """
-        return self._render(_MaskOps(df), None, df[self.column]).astype(bool)
+        return self._render(_MaskOps(df)).astype(bool)
 
     @property
     def key(self) -> tuple:
