@@ -23,7 +23,7 @@ import sqlglot
 
 from icpml.criteria import MISSING, CriteriaSet, Criterion
 from icpml.data import spelling_key
-from icpml.errors import ConfigError
+from icpml.errors import ConfigError, ExitCode
 
 duckdb = pytest.importorskip("duckdb")
 CASES = Path(__file__).resolve().parents[2] / ".." / ".." / "shared" / "cases"
@@ -441,3 +441,34 @@ def test_property_every_export_selects_icpmls_rows(data):
     marks = _marks(cs, coerce(raw, schema))
     hypothesis.event(f"icp rows: {'some' if marks['icp'] else 'none'}")
     assert_exports_select(cs, raw, marks)
+
+
+def test_export_dialects_on_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from icpml.cli import app
+
+    crit = tmp_path / "criteria.json"
+    cs = CriteriaSet(icp=[Criterion("icp", "rev $", ">=", low=1000)],
+                     anti_icp=[Criterion("anti_icp", "on prem", "in", values=("True",))],
+                     schema={"version": 1, "columns": {
+                         "rev $": {"kind": "numeric", "thousands": ",", "decimal": ".", "currency": True},
+                         "on prem": {"kind": "boolean", "true": ["yes"], "false": ["no"]}}})
+    crit.write_text(cs.to_json())
+    runner = CliRunner()
+    raw = pd.DataFrame({"rev $": ["$1,500.00", "999", None, "2,000"], "on prem": ["no", "no", "no", "YES "]})
+    for dialect in ("sqlite", "duckdb", "postgres"):
+        r = runner.invoke(app, ["export", "--criteria", str(crit), "--dialect", dialect])
+        assert r.exit_code == 0, r.output
+        where = r.output.split("WHERE ", 1)[1].split("\n")[0]
+        assert sqlglot.parse_one(where if dialect != "postgres" else f"SELECT 1 WHERE {where}", read=dialect)
+        if dialect != "postgres":
+            assert _sql_rows(where, _as_text(raw), dialect) == [0]
+    bad = runner.invoke(app, ["export", "--criteria", str(crit), "--dialect", "nope"])
+    assert bad.exit_code == ExitCode.CONFIG and "--dialect 'nope'" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    assert runner.invoke(app, ["export", "--criteria", str(crit), "--format", "pandas", "--dialect",
+                               "sqlite"]).exit_code == ExitCode.CONFIG
+    again = CriteriaSet.from_dict(json.loads(runner.invoke(app, ["export", "--criteria", str(crit),
+                                                                  "--format", "json"]).output))
+    assert again.schema == cs.schema
