@@ -459,14 +459,24 @@ def _record_promotion(cfg, done: dict) -> None:
 def export(
     criteria: Annotated[Path, typer.Option(help="criteria.json from a report folder.")],
     format: Annotated[str, typer.Option("--format", "-f", help="sql, pandas or json.")] = "sql",
+    dialect: Annotated[str | None, typer.Option(
+        help="SQL dialect (any sqlglot dialect: duckdb, sqlite, postgres, snowflake, bigquery, ...); "
+             "default: portable SQL that runs in DuckDB and SQLite.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
-    """Export ICP and anti-ICP criteria as enforceable filters (SQL WHERE, pandas query, JSON)."""
+    """Export ICP and anti-ICP criteria as enforceable filters (SQL WHERE, pandas, JSON).
+
+    The filters run on the raw account table (as the warehouse stores it, or as
+    ``pd.read_csv`` reads it) and select the rows icpml marks: category and yes/no
+    spellings are folded, formatted numbers cleaned, as the criteria's schema says.
+    """
     from icpml._io import atomic_write_text
     from icpml.criteria import CriteriaSet
 
     if format not in ("sql", "pandas", "json"):
         raise ConfigError(f"--format '{format}' is unknown; use sql, pandas or json")
+    if dialect is not None and format != "sql":
+        raise ConfigError(f"--dialect applies to --format sql only (not {format}); drop --dialect")
     try:
         cs = CriteriaSet.from_dict(json.loads(criteria.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -475,12 +485,41 @@ def export(
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"'{criteria}' is not a valid criteria.json ({err})") from None
     if format == "sql":
-        q = cs.to_sql()
-        text = (f"-- ICP: accounts meeting every inclusion and no exclusion\n"
+        try:
+            q = cs.to_sql(dialect)
+        except ValueError:
+            raise ConfigError(f"--dialect '{dialect}' is unknown; use a sqlglot dialect such as "
+                              "duckdb, sqlite, postgres, snowflake or bigquery") from None
+        shown = dialect or "portable, runs in DuckDB and SQLite; --dialect for another engine"
+        notes = [f"-- icpml criteria as SQL filters for the raw account table ({shown}).",
+                 "-- Categories and yes/no cells compare case- and space-folded; formatted numbers "
+                 "are cleaned before the cast."]
+        if not cs.schema:
+            notes.append("-- criteria.json has no column schema: numbers are read as plain numbers and "
+                         "yes/no as the usual spellings.")
+        if dialect is None:
+            notes.append("-- Folded here: spaces and tabs (other whitespace: pick a --dialect).")
+        elif dialect.lower() == "sqlite":
+            notes.append("-- SQLite has no REGEXP_REPLACE: ASCII whitespace runs of up to 64 characters "
+                         "are folded; non-ASCII spaces are not.")
+        text = ("\n".join(notes) + "\n\n-- ICP: accounts meeting every inclusion and no exclusion\n"
                 f"WHERE {q['icp']}\n\n-- anti-ICP: accounts to walk past\nWHERE {q['anti_icp']}\n")
     elif format == "pandas":
-        q = cs.to_pandas()
-        text = f"icp = {q['icp']!r}\nanti_icp = {q['anti_icp']!r}\n"
+        code = cs.to_pandas(code=True)
+        head = ["# icpml criteria as pandas filters on the raw account table as pd.read_csv reads it",
+                "# (category and yes/no spellings folded, formatted numbers parsed)."]
+        try:
+            q = cs.to_pandas()
+            head += ['# df.query(icp, engine="python") keeps the ICP rows; icp_mask(df) is the same filter.',
+                     f"icp = {q['icp']!r}", f"anti_icp = {q['anti_icp']!r}"]
+        except ConfigError as err:
+            log.warning("no df.query strings written: %s", err)
+            head += [f"# no df.query strings: {err}", "# df[icp_mask(df)] keeps the ICP rows."]
+        text = ("\n".join(head) + "\n\n\n"
+                'def icp_mask(df):\n    """True for the ICP rows of df: every inclusion, no exclusion."""\n'
+                f"    return {code['icp']}\n\n\n"
+                'def anti_icp_mask(df):\n    """True for the anti-ICP rows of df: any exclusion."""\n'
+                f"    return {code['anti_icp']}\n")
     else:
         text = cs.to_json()
     if out:

@@ -1,0 +1,474 @@
+"""Exported filters (SQL per dialect, pandas query / code) select exactly the rows icpml marks.
+
+icpml's marks are ``Criterion.mask`` on the table coerced by the column schema
+(SCHEMA.md): here a small reference coercer, :func:`coerce`, written from that contract.
+The exports run on the RAW table: as ``pd.read_csv`` reads it (pandas), and loaded
+typed or as text into DuckDB and SQLite.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlglot
+
+from icpml.criteria import MISSING, CriteriaSet, Criterion
+from icpml.data import spelling_key
+from icpml.errors import ConfigError, ExitCode
+
+duckdb = pytest.importorskip("duckdb")
+CASES = Path(__file__).resolve().parents[2] / ".." / ".." / "shared" / "cases"
+_MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP")
+
+
+# ----------------------------------------------------------------------------- reference
+def _as_written(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def coerce(raw: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """The raw table as icpml reads it, following SCHEMA.md (reference, for the tests)."""
+    out = {}
+    for col, info in schema["columns"].items():
+        s = raw[col]
+        if info["kind"] == "numeric":
+            if pd.api.types.is_numeric_dtype(s):
+                out[col] = s.astype(float)
+                continue
+            t = s.astype("string").str.strip()
+            marks = [*(_MARKS if info.get("currency") else ()), *(("%",) if info.get("percent") else ())]
+            marks += [info["thousands"]] if info.get("thousands") else []
+            for m in marks:
+                t = t.str.replace(m, "", regex=False)
+            if info.get("decimal", ".") != ".":
+                t = t.str.replace(info["decimal"], ".", regex=False)
+            out[col] = pd.to_numeric(t.str.strip().mask(t.str.strip() == ""), errors="coerce").astype(float)
+        elif info["kind"] == "boolean":
+            t, f = set(info["true"]), set(info["false"])
+            out[col] = pd.array([pd.NA if pd.isna(v) else (True if spelling_key(_as_written(v)) in t else
+                                                           False if spelling_key(_as_written(v)) in f else pd.NA)
+                                 for v in s], dtype="boolean")
+        else:
+            by_key = {spelling_key(c): c for c in info["categories"]}
+            vals = []
+            for v in s:
+                k = None if pd.isna(v) else spelling_key(_as_written(v))
+                vals.append(pd.NA if not k else by_key.get(k, str(v)))
+            out[col] = pd.array(vals, dtype="string")
+    return pd.DataFrame(out, index=raw.index)
+
+
+def _as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as its text (missing stays missing): a CRM table of VARCHAR columns."""
+    return pd.DataFrame({c: pd.array([None if pd.isna(v) else str(v) for v in df[c]], dtype=object)
+                         for c in df.columns}, index=df.index)
+
+
+def _sql_rows(where: str, df: pd.DataFrame, engine: str) -> list[int]:
+    """Row positions ``SELECT ... WHERE`` keeps, ``df`` loaded into DuckDB or SQLite."""
+    t = df.reset_index(drop=True).assign(_row_=range(len(df)))
+    if engine == "duckdb":
+        con = duckdb.connect()
+        con.register("t", t)
+    else:
+        con = sqlite3.connect(":memory:")
+        t.to_sql("t", con, index=False)
+    rows = con.execute(f"SELECT _row_ FROM t WHERE {where} ORDER BY _row_").fetchall()
+    con.close()
+    return [r[0] for r in rows]
+
+
+def _pandas_rows(expr: str, df: pd.DataFrame, *, code: bool = False) -> list[int]:
+    hit = eval(expr, {"df": df}) if code else df.eval(expr, engine="python")  # noqa: S307
+    hit = pd.Series(np.asarray(hit, dtype=bool), index=df.index)
+    return [i for i, h in enumerate(hit.tolist()) if h]
+
+
+def assert_exports_select(cs: CriteriaSet, raw: pd.DataFrame, expected: dict[str, list[int]]) -> None:
+    """Every export of ``cs`` keeps exactly ``expected[side]`` rows of the raw table."""
+    typed, text = raw, _as_text(raw)
+    for side in ("icp", "anti_icp"):
+        want = expected[side]
+        for dialect, engines in ((None, ("duckdb", "sqlite")), ("duckdb", ("duckdb",)),
+                                 ("sqlite", ("sqlite",))):
+            where = cs.to_sql(dialect)[side]
+            for engine in engines:
+                for name, table in (("typed", typed), ("text", text)):
+                    got = _sql_rows(where, table, engine)
+                    assert got == want, f"{side} {dialect or 'portable'} SQL in {engine} ({name}): {where}"
+        pg = cs.to_sql("postgres")[side]
+        assert sqlglot.parse_one(pg, read="postgres") is not None
+        assert _pandas_rows(cs.to_pandas(code=True)[side], raw, code=True) == want
+        if not any("`" in c for c in cs.columns):
+            assert _pandas_rows(cs.to_pandas()[side], raw) == want
+
+
+def _marks(cs: CriteriaSet, coerced: pd.DataFrame) -> dict[str, list[int]]:
+    return {"icp": [i for i, v in enumerate(cs.icp_mask(coerced).tolist()) if v],
+            "anti_icp": [i for i, v in enumerate(cs.anti_mask(coerced).tolist()) if v]}
+
+
+# ----------------------------------------------------------------------------- cases
+def _case(name: str, tmp_path: Path) -> Path:
+    src = CASES / name
+    if not src.is_dir():
+        pytest.skip(f"case folder {src} is absent")
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _icpml(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "icpml", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def spelling_case(tmp_path_factory):
+    """The spelling case discovered once, and the prospects scored by icpml itself."""
+    root = _case("export-spelling-mismatch", tmp_path_factory.mktemp("spelling"))
+    r = _icpml("discover", "-c", "cfg.yaml", cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    crit = next((root / "reports").glob("*/criteria.json"))
+    for f in ("prospects", "prospects_yesno"):
+        r = _icpml("score", "--data", f"{f}.csv", "--out", f"scored_{f}.csv", "-c", "cfg.yaml", cwd=root)
+        assert r.returncode == 0, r.stderr[-2000:]
+    return root, crit
+
+
+@pytest.mark.parametrize("prospects", ["prospects", "prospects_yesno"])
+def test_spelling_case_exports_select_icpmls_116_rows(spelling_case, prospects):
+    """saas / " SaaS" / SAAS / salesforce and yes/no spellings: every export keeps icpml's 116 rows."""
+    root, crit = spelling_case
+    cs = CriteriaSet.from_dict(json.loads(crit.read_text()))
+    doc = json.loads(crit.read_text())
+    scored = pd.read_csv(root / f"scored_{prospects}.csv", dtype={"account_id": str}, keep_default_na=False)
+    icp_ids = set(scored.loc[scored["icp_match"].astype(str) == "True", "account_id"])
+    assert len(icp_ids) == 116
+    raw = pd.read_csv(root / f"{prospects}.csv", dtype={"account_id": str})
+    want = sorted(raw.index[raw["account_id"].isin(icp_ids)])
+    # criteria.json's own SQL, in DuckDB on the file as its CSV sniffer reads it (the README's check)
+    got = {r[0] for r in duckdb.sql(f"SELECT account_id FROM read_csv_auto('{root / prospects}.csv') "
+                                    f"WHERE {doc['icp']['sql']}").fetchall()}
+    assert got == icp_ids
+    assert _pandas_rows(doc["icp"]["pandas"], raw) == want
+    for dialect in (None, "duckdb", "sqlite"):
+        for table in (raw, _as_text(raw)):
+            assert _sql_rows(cs.to_sql(dialect)["icp"], table, "sqlite" if dialect == "sqlite" else "duckdb") == want
+    assert _sql_rows(cs.to_sql()["icp"], _as_text(raw), "sqlite") == want
+    assert _pandas_rows(cs.to_pandas(code=True)["icp"], raw, code=True) == want
+
+
+def test_yes_no_case_filters_keep_the_10_matching_rows(tmp_path):
+    """housing is yes/no text: the exported pandas and SQL filters keep the 10 ICP rows (not 0)."""
+    from typer.testing import CliRunner
+
+    from icpml.cli import app
+
+    root = _case("export-yes-no-filters", tmp_path)
+    d = pd.read_csv(root / "accounts_slice.csv")
+    by_hand = d.index[(d.contact == "cellular") & d.poutcome.isin(["other", "success"]) & (d.housing == "no")]
+    assert len(by_hand) == 10
+    runner = CliRunner()
+    pandas_out = runner.invoke(app, ["export", "--criteria", str(root / "criteria.json"), "--format", "pandas"])
+    sql_out = runner.invoke(app, ["export", "--criteria", str(root / "criteria.json"), "--format", "sql"])
+    assert pandas_out.exit_code == 0 and sql_out.exit_code == 0, pandas_out.output + sql_out.output
+    # as the case's check.py reads them: the `icp = '...'` line, the first WHERE line
+    icp = pandas_out.output.split("icp = ", 1)[1].split("\n")[0].strip().strip("'")
+    assert d.query(icp).index.tolist() == by_hand.tolist()
+    where = sql_out.output.split("WHERE ", 1)[1].split("\n")[0]
+    assert _sql_rows(where, d, "sqlite") == by_hand.tolist()
+    got = duckdb.sql(f"select id from read_csv_auto('{root / 'accounts_slice.csv'}') where {where}").fetchall()
+    assert sorted(r[0] for r in got) == sorted(d.loc[by_hand, "id"])
+    ns: dict = {}
+    exec(pandas_out.output, ns)  # noqa: S102 - the exported module defines icp_mask(df)
+    assert d.index[ns["icp_mask"](d)].tolist() == by_hand.tolist()
+
+
+def test_backtick_case_pandas_code_runs_and_reasons_read(tmp_path, caplog):
+    """A backtick in a column name: no broken df.query string, a df[...] function that runs."""
+    from typer.testing import CliRunner
+
+    from icpml.cli import app
+
+    root = _case("pandas-export-backtick", tmp_path)
+    cs = CriteriaSet.from_dict(json.loads((root / "criteria.json").read_text()))
+    assert cs.icp[1].reason("Azure") == "cloud provider Azure is not in {AWS, GCP}"
+    assert cs.icp[1].reason("AWS") == "cloud provider AWS is in {AWS, GCP}"
+    with pytest.raises(ConfigError, match="seg`ment"):
+        cs.to_pandas()
+    out = root / "icp.py"
+    result = CliRunner().invoke(app, ["export", "--criteria", str(root / "criteria.json"), "--format", "pandas",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "\nicp = " not in text and "seg`ment" in text
+    df = pd.read_csv(root / "accounts.csv")
+    by_hand = df.index[df["seg`ment"].isin(["SaaS", "FinTech"]) & df["cloud provider"].isin(["AWS", "GCP"])]
+    ns: dict = {}
+    exec(text, ns)  # noqa: S102
+    assert df.index[ns["icp_mask"](df)].tolist() == by_hand.tolist() and len(by_hand) > 0
+    assert not ns["anti_icp_mask"](df).any()
+    for dialect, engine in ((None, "duckdb"), (None, "sqlite"), ("sqlite", "sqlite"), ("duckdb", "duckdb")):
+        assert _sql_rows(cs.to_sql(dialect)["icp"], df, engine) == by_hand.tolist()
+    doc = cs.to_dict()
+    assert doc["icp"]["pandas"] is None and "seg`ment" in doc["pandas_note"]
+    assert doc["icp"]["criteria"][1]["pandas"] is not None  # "cloud provider" alone is fine
+
+
+# ----------------------------------------------------------------------------- same kinds, generated
+def _messy_table(seed: int, n: int = 300) -> tuple[pd.DataFrame, dict]:
+    """Spelling variants, yes/no text, formatted numbers, missing cells, odd column names."""
+    rng = np.random.default_rng(seed)
+    canon = ["SaaS", "FinTech", "Media", "Health Care"]
+
+    def variant(v: str) -> str:
+        v = v.upper() if rng.random() < 0.3 else (v.lower() if rng.random() < 0.4 else v)
+        v = v.replace(" ", "  ") if rng.random() < 0.3 else v
+        return (" " * rng.integers(0, 3)) + v + ("\t" if rng.random() < 0.1 else " " * rng.integers(0, 2))
+
+    seg = [None if rng.random() < 0.1 else ("  " if rng.random() < 0.03 else variant(canon[rng.integers(4)]))
+           for _ in range(n)]
+    yes = ["yes", "Yes", " YES", "y", "true", "1"]
+    no = ["no", "No", "n ", "FALSE", "0"]
+    flag = [None if rng.random() < 0.1 else (yes[rng.integers(len(yes))] if rng.random() < 0.5
+                                              else no[rng.integers(len(no))]) for _ in range(n)]
+    amount = rng.integers(0, 5000, n) + rng.integers(0, 100, n) / 100
+    rev = [None if rng.random() < 0.1 else (f"${a:,.2f}" if rng.random() < 0.4 else f"{a:,.2f}") for a in amount]
+    emp = np.where(rng.random(n) < 0.1, np.nan, rng.integers(1, 1000, n).astype(float))
+    raw = pd.DataFrame({"ind`us try.x": seg, "on prem?": flag, "rev $": rev, 'emp "n"': emp})
+    schema = {"version": 1, "columns": {
+        "ind`us try.x": {"kind": "categorical", "categories": canon, "fold": "spelling_key"},
+        "on prem?": {"kind": "boolean", "true": sorted({spelling_key(v) for v in yes}),
+                     "false": sorted({spelling_key(v) for v in no})},
+        "rev $": {"kind": "numeric", "thousands": ",", "decimal": ".", "currency": True},
+        'emp "n"': {"kind": "numeric", "thousands": None, "decimal": ".", "currency": False}}}
+    return raw, schema
+
+
+def test_generated_messy_table_exports_agree_with_icpml(tmp_path):
+    raw0, schema = _messy_table(7)
+    path = tmp_path / "accounts.csv"
+    raw0.to_csv(path, index=False)
+    raw = pd.read_csv(path)  # the raw table as pandas infers it
+    cs = CriteriaSet(
+        icp=[Criterion("icp", "ind`us try.x", "in", values=("SaaS", "Health Care")),
+             Criterion("icp", "rev $", "between", low=1000, high=4000.5),
+             Criterion("icp", 'emp "n"', ">=", low=100)],
+        anti_icp=[Criterion("anti_icp", "on prem?", "in", values=("True",),
+                            also=(Criterion("anti_icp", 'emp "n"', "<", high=300),)),
+                  Criterion("anti_icp", "ind`us try.x", "in", values=(MISSING,))],
+        schema=schema)
+    coerced = coerce(raw, schema)
+    marks = _marks(cs, coerced)
+    assert 20 < len(marks["icp"]) < 200 and marks["anti_icp"]
+    assert_exports_select(cs, raw, marks)
+    again = CriteriaSet.from_dict(json.loads(cs.to_json()))
+    assert again.schema == schema and again.to_json() == cs.to_json()
+
+
+def test_is_missing_and_not_in_on_raw_tables():
+    raw = pd.DataFrame({"emp": ["1,200", None, "abc", " 50 ", ""],
+                        "seg": ["saas", None, "  ", "Media ", "SAAS"]})
+    schema = {"version": 1, "columns": {
+        "emp": {"kind": "numeric", "thousands": ",", "decimal": ".", "currency": False},
+        "seg": {"kind": "categorical", "categories": ["SaaS", "Media"], "fold": "spelling_key"}}}
+    cs = CriteriaSet(icp=[Criterion("icp", "seg", "not_in", values=("SaaS",))],
+                     anti_icp=[Criterion("anti_icp", "emp", "is_missing")], schema=schema)
+    marks = _marks(cs, coerce(raw, schema))
+    assert marks == {"icp": [3], "anti_icp": [1, 2, 4]}
+    assert_exports_select(cs, raw, marks)
+
+
+def test_european_numbers_and_percent():
+    raw = pd.DataFrame({"r": ["1.234,5", "€ 999,99", "12,5%", None, "2.000"]})
+    schema = {"version": 1, "columns": {"r": {"kind": "numeric", "thousands": ".", "decimal": ",",
+                                              "currency": True, "percent": True}}}
+    cs = CriteriaSet(icp=[Criterion("icp", "r", "<=", high=1000)], schema=schema)
+    marks = _marks(cs, coerce(raw, schema))
+    assert marks["icp"] == [1, 2]
+    assert_exports_select(cs, raw, marks)
+
+
+def test_sql_quotes_odd_names_and_values_per_dialect():
+    c = Criterion("icp", 'we"ird `name`.x $', "in", values=("it's", "Ünï  Code"))
+    for dialect in ("duckdb", "sqlite", "postgres", "snowflake", "bigquery", "mysql", "tsql"):
+        sql = c.to_sql(dialect=dialect)
+        assert sqlglot.parse_one(sql, read=dialect) is not None
+    assert "'it''s'" in c.to_sql() and "'ünï code'" in c.to_sql()
+    with pytest.raises(ValueError):
+        c.to_sql(dialect="no-such-dialect")
+
+
+def test_reasons_for_unknown_values_and_sets():
+    band = Criterion("icp", "employees", "between", low=101, high=950)
+    assert band.reason(None) == "employees is unknown (not in the 101-950 band)"
+    assert band.reason(np.nan) == "employees is unknown (not in the 101-950 band)"
+    assert Criterion("anti_icp", "employees", "<", high=50).reason(None) == \
+        "employees is unknown (does not meet employees < 50)"
+    cats = Criterion("icp", "cloud provider", "in", values=("AWS", "GCP"))
+    assert cats.reason(None) == "cloud provider is unknown (not in {AWS, GCP})"
+    assert cats.reason(" aws ") == "cloud provider  aws  is in {AWS, GCP}"
+    out = Criterion("icp", "cloud provider", "not_in", values=("Azure",))
+    assert out.reason("AWS") == "cloud provider AWS is not in {Azure}"
+    assert out.reason("Azure") == "cloud provider Azure is in {Azure}"
+    assert Criterion("icp", "industry", "in", values=("SaaS",)).reason(None) == "industry is unknown, not SaaS"
+    assert Criterion("anti_icp", "industry", "in", values=(MISSING,)).reason(None) == "industry is unknown"
+
+
+def test_empty_schema_still_folds_and_reads_booleans():
+    """Old criteria.json (no schema): categories folded, yes/no and real booleans both accepted."""
+    raw = pd.DataFrame({"ind": [" saas", "SaaS", "Media", None], "flag": ["yes", "No", "TRUE", None],
+                        "b": [True, False, True, False]})
+    cs = CriteriaSet(icp=[Criterion("icp", "ind", "in", values=("SaaS",)),
+                          Criterion("icp", "flag", "in", values=("True",))],
+                     anti_icp=[Criterion("anti_icp", "b", "in", values=("False",))])
+    schema = {"version": 1, "columns": {
+        "ind": {"kind": "categorical", "categories": ["SaaS", "Media"]},
+        "flag": {"kind": "boolean", "true": ["yes", "true"], "false": ["no", "false"]},
+        "b": {"kind": "boolean", "true": ["true"], "false": ["false"]}}}
+    marks = _marks(cs, coerce(raw, schema))
+    assert marks == {"icp": [0], "anti_icp": [1, 3]}
+    assert_exports_select(cs, raw, marks)
+
+
+# ----------------------------------------------------------------------------- property
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["industry", "cloud provider", 'o"q', "it's", "back`tick", "a.b", "$rev", "emp count", "x y.z$"]
+_CANON = ["SaaS", "FinTech", "Media", "Health Care", "Ops"]
+_BOOL_MODES = {"text": (["yes", "Yes", " YES", "y", "true", "True", "1"], ["no", "No", "n ", "FALSE", "false", "0"]),
+               "bool": ([True], [False]), "int": ([1], [0])}
+
+
+@st.composite
+def _category_cell(draw, canon: list[str]):
+    kind = draw(st.sampled_from(["value"] * 6 + ["missing", "blank"]))
+    if kind == "missing":
+        return None
+    if kind == "blank":
+        return draw(st.sampled_from(["  ", "\t"]))
+    v = draw(st.sampled_from(canon))
+    v = draw(st.sampled_from([v, v.upper(), v.lower(), v.title()]))
+    if draw(st.booleans()):
+        v = v.replace(" ", draw(st.sampled_from(["  ", "\t", " \t "])))
+    return draw(st.sampled_from(["", " ", "  ", "\t"])) + v + draw(st.sampled_from(["", " ", "\t "]))
+
+
+def _write_number(a: float, style: str) -> str:
+    us = f"{a:,.2f}"
+    return {"plain": repr(a), "us": us, "usd": "$" + us, "usd_code": f"{us} USD",
+            "eu": us.replace(",", "_").replace(".", ",").replace("_", ".")}[style]
+
+
+@st.composite
+def messy_tables(draw):
+    n = draw(st.integers(3, 25))
+    cat_col, bool_col, num_col = draw(st.lists(st.sampled_from(_NAMES), min_size=3, max_size=3, unique=True))
+    canon = draw(st.lists(st.sampled_from(_CANON), min_size=2, max_size=4, unique=True))
+    mode = draw(st.sampled_from(sorted(_BOOL_MODES)))
+    yes, no = _BOOL_MODES[mode]
+    fmt = draw(st.sampled_from(["plain", "us", "eu"]))
+    cells = []
+    for _ in range(n):
+        flag = draw(st.one_of(st.none(), st.sampled_from(yes + no)))
+        a = draw(st.one_of(st.none(), st.integers(0, 5_000_000).map(lambda k: k / 100)))
+        style = fmt if fmt != "us" else draw(st.sampled_from(["plain", "us", "usd", "usd_code"]))
+        num = None if a is None else (a if fmt == "plain" else _write_number(a, style))
+        cells.append((draw(_category_cell(canon)), flag, num))
+    raw0 = pd.DataFrame(cells, columns=[cat_col, bool_col, num_col])
+    raw = pd.read_csv(io.StringIO(raw0.to_csv(index=False)))  # what pandas makes of the file
+    number = {"plain": {"thousands": None, "decimal": ".", "currency": False},
+              "us": {"thousands": ",", "decimal": ".", "currency": True},
+              "eu": {"thousands": ".", "decimal": ",", "currency": False}}[fmt]
+    schema = {"version": 1, "columns": {
+        cat_col: {"kind": "categorical", "categories": canon, "fold": "spelling_key"},
+        bool_col: {"kind": "boolean", "true": sorted({spelling_key(_as_written(v)) for v in yes}),
+                   "false": sorted({spelling_key(_as_written(v)) for v in no})},
+        num_col: {"kind": "numeric", **number}}}
+    return raw, schema, canon
+
+
+@st.composite
+def _criterion(draw, raw: pd.DataFrame, schema: dict, canon: list[str], kind: str):
+    col = draw(st.sampled_from(list(schema["columns"])))
+    info = schema["columns"][col]
+    if info["kind"] == "categorical":
+        op = draw(st.sampled_from(["in", "not_in", "=="]))
+        vals = draw(st.lists(st.sampled_from([*canon, MISSING]), min_size=1, max_size=1 if op == "==" else 3,
+                             unique=True))
+        return Criterion(kind, col, op, values=tuple(vals))
+    if info["kind"] == "boolean":
+        op = draw(st.sampled_from(["in", "not_in", "=="]))
+        vals = draw(st.sampled_from([("True",), ("False",)] + ([("True", MISSING), (MISSING,)] if op == "in" else [])))
+        return Criterion(kind, col, op, values=vals)
+    op = draw(st.sampled_from(["between", "<", "<=", ">", ">=", "is_missing"]))
+    seen = coerce(raw, schema)[col].dropna().tolist()
+    bound = st.sampled_from(seen) if seen and draw(st.integers(0, 3)) else st.integers(0, 50_000).map(float)
+    lo, hi = sorted([draw(bound), draw(bound)])
+    return Criterion(kind, col, op, low=lo if op in ("between", ">", ">=") else None,
+                     high=hi if op in ("between", "<", "<=") else None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_property_every_export_selects_icpmls_rows(data):
+    """Messy raw tables and random criteria: DuckDB and SQLite SQL (typed and text tables,
+    portable and dialect-specific), pandas query and pandas code agree row for row with
+    Criterion.mask on the coerced table; the postgres rendering parses."""
+    raw, schema, canon = data.draw(messy_tables())
+    icp = data.draw(st.lists(_criterion(raw, schema, canon, "icp"), min_size=1, max_size=3))
+    anti = data.draw(st.lists(_criterion(raw, schema, canon, "anti_icp"), min_size=0, max_size=2))
+    if anti and data.draw(st.booleans()):
+        anti[0] = Criterion("anti_icp", anti[0].column, anti[0].op, anti[0].values, anti[0].low, anti[0].high,
+                            also=(data.draw(_criterion(raw, schema, canon, "anti_icp")),))
+    cs = CriteriaSet(icp=icp, anti_icp=anti, schema=schema)
+    marks = _marks(cs, coerce(raw, schema))
+    hypothesis.event(f"icp rows: {'some' if marks['icp'] else 'none'}")
+    assert_exports_select(cs, raw, marks)
+
+
+def test_export_dialects_on_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from icpml.cli import app
+
+    crit = tmp_path / "criteria.json"
+    cs = CriteriaSet(icp=[Criterion("icp", "rev $", ">=", low=1000)],
+                     anti_icp=[Criterion("anti_icp", "on prem", "in", values=("True",))],
+                     schema={"version": 1, "columns": {
+                         "rev $": {"kind": "numeric", "thousands": ",", "decimal": ".", "currency": True},
+                         "on prem": {"kind": "boolean", "true": ["yes"], "false": ["no"]}}})
+    crit.write_text(cs.to_json())
+    runner = CliRunner()
+    raw = pd.DataFrame({"rev $": ["$1,500.00", "999", None, "2,000"], "on prem": ["no", "no", "no", "YES "]})
+    for dialect in ("sqlite", "duckdb", "postgres"):
+        r = runner.invoke(app, ["export", "--criteria", str(crit), "--dialect", dialect])
+        assert r.exit_code == 0, r.output
+        where = r.output.split("WHERE ", 1)[1].split("\n")[0]
+        assert sqlglot.parse_one(where if dialect != "postgres" else f"SELECT 1 WHERE {where}", read=dialect)
+        if dialect != "postgres":
+            assert _sql_rows(where, _as_text(raw), dialect) == [0]
+    bad = runner.invoke(app, ["export", "--criteria", str(crit), "--dialect", "nope"])
+    assert bad.exit_code == ExitCode.CONFIG and "--dialect 'nope'" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    assert runner.invoke(app, ["export", "--criteria", str(crit), "--format", "pandas", "--dialect",
+                               "sqlite"]).exit_code == ExitCode.CONFIG
+    again = CriteriaSet.from_dict(json.loads(runner.invoke(app, ["export", "--criteria", str(crit),
+                                                                  "--format", "json"]).output))
+    assert again.schema == cs.schema
