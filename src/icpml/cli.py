@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from icpml import __version__
-from icpml.errors import ConfigError, IcpmlError
+from icpml.errors import ConfigError, IcpmlError, redact
 
 app = typer.Typer(
     name="icpml",
@@ -86,7 +86,7 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except IcpmlError as err:
-            typer.secho(f"error: {err}", err=True, fg="red")
+            typer.secho(f"error: {redact(err)}", err=True, fg="red")
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as err:
             typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
