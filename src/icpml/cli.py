@@ -189,7 +189,7 @@ def demo(
     t0 = time.perf_counter()
     cfg = demo_config()
     accounts = make_accounts(n, seed=seed)
-    path = write_table(accounts, cfg.resolve(cfg.data.path))
+    path = write_table(accounts, cfg.resolve(cfg.data.path), excel_safe=False)  # input data
     _out(f"demo data: {len(accounts)} synthetic accounts -> {path}")
     res = discover(cfg, accounts, track=track, progress=_progress(), source=str(path))
     _print_summary(res, time.perf_counter() - t0)
@@ -236,6 +236,10 @@ def score(
         "slower) instead of the ICP criteria each account meets or misses.")] = False,
     reasons: Annotated[bool | None, typer.Option("--reasons/--no-reasons", hidden=True,
                                                  help="Older name of --explain.")] = None,
+    excel_safe: Annotated[bool, typer.Option(
+        "--excel-safe/--no-excel-safe", help="CSV output: text cells starting with = + - @ "
+        "(or a tab or CR) get a leading ' so a spreadsheet shows them instead of running them "
+        "(CSV injection); numbers are untouched, Parquet is never changed.")] = True,
 ) -> None:
     """Score an account table: fit score, churn risk, tier, ICP match, reasons.
 
@@ -270,7 +274,7 @@ def score(
             yield part
 
     t0 = time.perf_counter()
-    n = write_table_stream(prefetch(scored_batches()), out)
+    n = write_table_stream(prefetch(scored_batches()), out, excel_safe=excel_safe)
     summary = pd.DataFrame({"tier": TIERS, "accounts": [counts[t] for t in TIERS]})
     summary["share"] = summary["accounts"] / max(n, 1)
     _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))

@@ -230,9 +230,9 @@ class Criterion:
             hit = bool(self.mask(pd.DataFrame({c: [value]})).iloc[0])
         if self.op == "between":
             where = "inside" if hit else "outside"
-            return f"{c} {shown} is {where} the {_num(self.low)}-{_num(self.high)} band"
+            return f"{c} is unknown, so {where} the {_num(self.low)}-{_num(self.high)} band" if missing else f"{c} {shown} is {where} the {_num(self.low)}-{_num(self.high)} band"  # noqa: E501
         if self.op in ("<", "<=", ">", ">="):
-            return f"{c} {shown} {'meets' if hit else 'misses'} {self.describe()}"
+            return f"{c} is unknown, so it {'meets' if hit else 'misses'} {self.describe()}" if missing else f"{c} {shown} {'meets' if hit else 'misses'} {self.describe()}"  # noqa: E501
         if self.op == "is_missing":
             return f"{c} is unknown" if hit else f"{c} is known ({shown})"
         target = self.describe().split(" ", 1)[1] if len(self.values) > 1 else None
