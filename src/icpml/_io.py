@@ -60,14 +60,39 @@ _FORMULA_START_RE = r"[=+\-@\t\r]"
 _PLAIN_NUMBER_RE = r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?"
 
 
-def _neutralise(s: pd.Series) -> pd.Series | None:
-    """``s`` with formula-like text cells prefixed by ``'``; None when nothing needs it."""
+def _starts_like_formula(s: pd.Series) -> pd.Series | None:
+    """Boolean mask of the text cells starting with a formula character; None when no cell does.
+
+    Arrow-backed text (pandas' ``str`` dtype) is checked by its first character in pyarrow
+    (about 30 ns a cell: scoring a million rows pays a small fraction of a second for it).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(s, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # object column of mixed types
+        arr = None
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        starts = pa.array(list(FORMULA_START), type=arr.type)
+        hit = pc.fill_null(pc.is_in(pc.utf8_slice_codeunits(arr, 0, 1), value_set=starts), False)
+        if not pc.any(hit).as_py():
+            return None
+        return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+    if arr is not None and not pa.types.is_null(arr.type):
+        return None  # not text (numbers, booleans, lists stored as objects)
     try:
         risky = s.str.match(_FORMULA_START_RE, na=False)
-    except AttributeError:  # an object column without text (lists, booleans): nothing to do
+    except AttributeError:  # an object column without text: nothing to do
         return None
     risky = risky.fillna(False).astype(bool)
-    if not risky.any():
+    return risky if risky.any() else None
+
+
+def _neutralise(s: pd.Series) -> pd.Series | None:
+    """``s`` with formula-like text cells prefixed by ``'``; None when nothing needs it."""
+    risky = _starts_like_formula(s)
+    if risky is None:
         return None
     text = s[risky]
     risky[risky] = ~text.str.fullmatch(_PLAIN_NUMBER_RE, na=False).fillna(False).astype(bool)
