@@ -3,18 +3,28 @@
 A report folder (``reports/<name>_<run8>/``) holds:
 
 * ``report.html``: self-contained (figures embedded as PNG data URIs, inline CSS,
-  no scripts, no network). First screen: the verdict, the ICP, the anti-ICP with
-  the best customers each exclusion would wrongly drop, tiers with expected
-  outcomes, sample accounts per tier, model version, data fingerprint, date.
-  Below: cohort contrast, SHAP summaries, a dependence plot per criterion with
-  its threshold, calibration and gains, per-criterion statistics, stability and
-  fidelity, unconfirmed criteria, warnings, changes since the last champion.
-* ``criteria.md``: the same first page in Markdown, for a wiki or a CRM note.
-* ``criteria.json`` (the contract), ``contrast.csv``, ``scored.csv``, ``figures/*.png``.
+  no scripts, no network). First screen: the verdict, a warning for any weak
+  model (held-out ROC AUC interval reaching 0.5, or not measurable), the ICP, the
+  anti-ICP with the best customers each exclusion would wrongly drop, tiers with
+  expected outcomes, random sample accounts per tier (and what they are), next
+  steps (export and score commands, a review date), model version, data
+  fingerprint, date. Below: models, cohort contrast, SHAP summaries, a dependence
+  plot per criterion with its threshold, calibration and gains, per-criterion
+  statistics, stability and fidelity, unconfirmed criteria, warnings, changes
+  since the last champion. Every chart says its direction in words, and blue /
+  vermillion mean towards best (lower churn) / towards worst (higher churn)
+  throughout (see :mod:`icpml.plots`).
+* ``criteria.md``: the same first page in plain Markdown (no HTML entities; ends
+  with a newline), for a wiki or a CRM note.
+* ``criteria.json`` (the contract), ``contrast.csv``, ``scored.csv`` (both
+  spreadsheet-safe, see :func:`icpml._io.neutralise_formulas`), ``figures/*.png``.
 
+A value the run could not measure (cross-validation on a handful of accounts, an
+interval on six held-out ones) shows as "n/a": a report renders at any data size.
 Every user-provided string (account names, category values) is escaped in HTML
-by Jinja2's autoescape. The folder is built next to its destination and renamed
-into place, so a reader never sees half a report.
+by Jinja2's autoescape and backslash-escaped where Markdown would read it as
+markup. The folder is built next to its destination and renamed into place, so a
+reader never sees half a report.
 """
 
 from __future__ import annotations
