@@ -37,8 +37,14 @@ _BEARER = re.compile(r"(?i)(?P<name>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._
 _URI = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<rest>[^\s'\"`<>\\]+)")
 
 
+_NOT_SECRET = re.compile(r"(?i)-?\d+(?:\.\d+)?|null|none|true|false")
+
+
 def _hide(m: re.Match) -> str:
     value = m["value"]
+    if m["name"].rstrip().endswith(":") and _NOT_SECRET.fullmatch(value):
+        # "'api_key': 3 non-numeric values" is a message about a column, not a secret
+        return m.group(0)
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return f"{m['name']}{value[0]}***{value[0]}"
     if "q" in m.groupdict() and m["q"]:  # "token": 5 in JSON: a string keeps it JSON
@@ -74,7 +80,9 @@ def redact(text: object) -> str:
     * quoted values after such a name and a space (DuckDB ``SECRET 'x'``,
       ``KEY_ID 'x'``) and ``Bearer``/``Basic`` credentials.
 
-    Quotes around a hidden value are kept and everything else is left as it was.
+    Quotes around a hidden value are kept and everything else is left as it was. A bare
+    number, null or boolean after ``name:`` is kept (``column 'api_key': 3 non-numeric
+    values`` is a message about a column, not a secret); after ``name=`` it is hidden.
     """
     out = _URI.sub(_hide_userinfo, str(text))
     out = _BEARER.sub(_hide, out)

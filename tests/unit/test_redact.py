@@ -71,10 +71,16 @@ def test_redact_leaves_innocent_text_alone(text):
 
 def test_redacted_json_stays_json():
     cfg = {"tracking": {"uri": "http://ghp_X@h:9"}, "data": {"options": {
-        "password": "p", "token": 5, "key": None, "keys": ["a", "b"], "n": 1}}}
+        "password": "p", "token": 5, "key": None, "keys": ["a", "b"], "n": 1, "secret": "5"}}}
     shown = json.loads(redact(json.dumps(cfg)))
     assert shown == {"tracking": {"uri": "http://***@h:9"}, "data": {"options": {
-        "password": "***", "token": "***", "key": "***", "keys": ["a", "b"], "n": 1}}}
+        "password": "***", "token": 5, "key": None, "keys": ["a", "b"], "n": 1, "secret": "***"}}}
+
+
+def test_messages_about_secret_named_columns_stay_readable():
+    text = "column 'api_key': 3 non-numeric value(s) scored as unknown"
+    assert redact(text) == text
+    assert redact("token: abc123") == "token: ***"
 
 
 def test_redact_setting_uses_the_name():
