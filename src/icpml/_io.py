@@ -21,7 +21,8 @@ import pandas as pd
 
 from icpml.errors import ConfigError, output_error
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "write_table", "write_table_stream", "prefetch"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "write_table", "write_table_stream", "prefetch",
+           "neutralise_formulas"]
 
 T = TypeVar("T")
 
@@ -50,8 +51,89 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+# ----------------------------------------------------------------------------- CSV injection
+#: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START_RE = r"[=+\-@\t\r]"
+# a plain number written as text ("-12", "+3.5", "-1,234.5", "1e-3"): a spreadsheet reads it as
+# that number, never as a formula, so it is left as it is
+_PLAIN_NUMBER_RE = r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?"
+
+
+def _starts_like_formula(s: pd.Series) -> pd.Series | None:
+    """Boolean mask of the text cells starting with a formula character; None when no cell does.
+
+    Arrow-backed text (pandas' ``str`` dtype) is checked by its first character in pyarrow
+    (about 30 ns a cell: scoring a million rows pays a small fraction of a second for it).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(s, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # object column of mixed types
+        arr = None
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        starts = pa.array(list(FORMULA_START), type=arr.type)
+        hit = pc.fill_null(pc.is_in(pc.utf8_slice_codeunits(arr, 0, 1), value_set=starts), False)
+        if not pc.any(hit).as_py():
+            return None
+        return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+    if arr is not None and not pa.types.is_null(arr.type):
+        return None  # not text (numbers, booleans, lists stored as objects)
+    try:
+        risky = s.str.match(_FORMULA_START_RE, na=False)
+    except AttributeError:  # an object column without text: nothing to do
+        return None
+    risky = risky.fillna(False).astype(bool)
+    return risky if risky.any() else None
+
+
+def _neutralise(s: pd.Series) -> pd.Series | None:
+    """``s`` with formula-like text cells prefixed by ``'``; None when nothing needs it."""
+    risky = _starts_like_formula(s)
+    if risky is None:
+        return None
+    text = s[risky]
+    risky[risky] = ~text.str.fullmatch(_PLAIN_NUMBER_RE, na=False).fillna(False).astype(bool)
+    if not risky.any():
+        return None
+    return s.mask(risky, "'" + s[risky].astype(str)) if s.dtype == object else s.mask(risky, "'" + s)
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell (and column name) that a spreadsheet would run as a formula
+    neutralised, following OWASP's CSV-injection advice: a cell starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (Excel and Sheets then show
+    the text as typed and hide the quote).
+
+    Only text columns are touched: numbers (a genuine ``-3.5`` in a numeric column) and a text
+    cell that is itself a plain number (``"-12"``) stay as they are. Returns ``df`` itself when
+    nothing needs neutralising, else a copy (the input is never modified).
+    """
+    out = df
+    for i in range(df.shape[1]):
+        s = df.iloc[:, i]
+        if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
+            continue
+        fixed = _neutralise(s)
+        if fixed is not None:
+            if out is df:
+                out = df.copy()
+            out.isetitem(i, fixed)
+    names = pd.Series([str(c) for c in df.columns], dtype=object)
+    fixed_names = _neutralise(names)
+    if fixed_names is not None:
+        out = out.copy() if out is df else out
+        out.columns = fixed_names.tolist()
+    return out
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str], *, excel_safe: bool = True) -> Path:
     """Write a table as CSV or Parquet (by suffix), atomically.
+
+    A CSV is written spreadsheet-safe unless ``excel_safe`` is false (see :func:`neutralise_formulas`);
+    Parquet keeps every value exactly.
 
     Raises
     ------
@@ -60,7 +142,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     OutputError
         When the file cannot be written (disk full, no permission).
     """
-    write_table_stream([df], path)
+    write_table_stream([df], path, excel_safe=excel_safe)
     return Path(path).expanduser()
 
 
@@ -73,11 +155,14 @@ def table_suffix(path: str | os.PathLike[str]) -> str:
     return ".csv" if suffix == ".csv" else ".parquet"
 
 
-def write_table_stream(frames: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> int:
+def write_table_stream(frames: Iterable[pd.DataFrame], path: str | os.PathLike[str], *,
+                       excel_safe: bool = True) -> int:
     """Write a stream of same-shaped tables as one CSV or Parquet file, atomically.
 
     Each frame is appended as it arrives (memory stays that of one frame); the
     file appears under its name only once the stream has ended. Returns the rows written.
+    A CSV's formula-like text cells are neutralised unless ``excel_safe`` is false
+    (see :func:`neutralise_formulas`); Parquet keeps every value exactly.
     """
     p = Path(path).expanduser()
     suffix = table_suffix(p)
@@ -90,7 +175,8 @@ def write_table_stream(frames: Iterable[pd.DataFrame], path: str | os.PathLike[s
         if suffix == ".csv":
             with open(tmp, "w", encoding="utf-8", newline="") as fh:
                 for i, df in enumerate(frames):
-                    df.to_csv(fh, index=False, header=i == 0)
+                    (neutralise_formulas(df) if excel_safe else df).to_csv(fh, index=False,
+                                                                           header=i == 0)
                     rows += len(df)
         else:
             rows = _write_parquet(frames, tmp)

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from icpml import __version__
-from icpml.errors import ConfigError, IcpmlError
+from icpml.errors import ConfigError, IcpmlError, redact
 
 app = typer.Typer(
     name="icpml",
@@ -86,7 +86,7 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except IcpmlError as err:
-            typer.secho(f"error: {err}", err=True, fg="red")
+            typer.secho(f"error: {redact(err)}", err=True, fg="red")
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as err:
             typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
@@ -224,7 +224,7 @@ def demo(
     t0 = time.perf_counter()
     cfg = demo_config()
     accounts = make_accounts(n, seed=seed)
-    path = write_table(accounts, cfg.resolve(cfg.data.path))
+    path = write_table(accounts, cfg.resolve(cfg.data.path), excel_safe=False)  # input data
     _out(f"demo data: {len(accounts)} synthetic accounts -> {path}")
     res = discover(cfg, accounts, track=track, report=True, progress=_progress(), source=str(path))
     _print_summary(res, time.perf_counter() - t0)
@@ -274,6 +274,10 @@ def score(
         "slower) instead of the ICP criteria each account meets or misses.")] = False,
     reasons: Annotated[bool | None, typer.Option("--reasons/--no-reasons", hidden=True,
                                                  help="Older name of --explain.")] = None,
+    excel_safe: Annotated[bool, typer.Option(
+        "--excel-safe/--no-excel-safe", help="CSV output: text cells starting with = + - @ "
+        "(or a tab or CR) get a leading ' so a spreadsheet shows them instead of running them "
+        "(CSV injection); numbers are untouched, Parquet is never changed.")] = True,
 ) -> None:
     """Score an account table: fit score, churn risk, tier, ICP match, reasons.
 
@@ -319,7 +323,7 @@ def score(
             yield part
 
     t0 = time.perf_counter()
-    n = write_table_stream(prefetch(scored_batches()), out)
+    n = write_table_stream(prefetch(scored_batches()), out, excel_safe=excel_safe)
     for w in check.warnings(n):
         log.warning(w)
     summary = pd.DataFrame({"tier": TIERS, "accounts": [counts[t] for t in TIERS]})

@@ -10,20 +10,94 @@ from __future__ import annotations
 import re
 
 __all__ = ["IcpmlError", "ConfigError", "DataError", "TrackingError", "OutputError",
-           "ExitCode", "redact"]
+           "ExitCode", "redact", "redact_setting"]
 
-_URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
-_PASSWORD_SETTING = re.compile(r"(?i)(password\s*=\s*)[^\s'\",;&)]+")  # stops at quotes: JSON stays JSON
+# --------------------------------------------------------------------------- redaction
+#: Names of settings whose value is a secret: the word alone or as a part of a name joined by
+#: ``_``, ``-`` or ``.`` (``s3_secret_access_key``, ``api-token``, ``db.password``).
+_SECRET_WORDS = (r"password|passwd|pwd|secret|token|key|access_key|api_?key|apikey|credentials?"
+                 r"|auth|authorization|private_key|sas|sig|signature|session")
+_SECRET_NAME = (rf"(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_WORDS})(?:[_.-][A-Za-z0-9]+)*")
+_SECRET_NAME_RE = re.compile(rf"(?i){_SECRET_NAME}")
+# the value of a setting: quoted (with its escapes) or bare up to a delimiter
+_QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\""
+_BARE = r"[^\s'\",;&(){}\[\]]+"
+# ``name=value``, ``name = 'value'``, ``"name": "value"``, ``'name': 'value'``, ``name: value``,
+# ``?token=value&...``: the name may be quoted; the value keeps its quotes, its content is hidden.
+_SETTING = re.compile(
+    rf"(?i)(?P<name>(?<![A-Za-z0-9])(?P<q>[\"']?){_SECRET_NAME}(?P=q)\s*[=:]\s*)"
+    rf"(?!(?:bearer|basic)\s)(?P<value>{_QUOTED}|{_BARE})")
+# DuckDB ``CREATE SECRET (TYPE s3, KEY_ID 'x', SECRET 'y')`` and similar ``NAME 'value'`` pairs:
+# only a quoted value, so prose such as "secret sauce" stays as it is
+_SPACED = re.compile(rf"(?i)(?P<name>(?<![A-Za-z0-9])(?:{_SECRET_NAME}|key_id)\s+)(?P<value>{_QUOTED})")
+_BEARER = re.compile(r"(?i)(?P<name>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+# ``scheme://userinfo@host``: the userinfo runs to the LAST '@' before the URI ends (whitespace,
+# a quote or a bracket), as urllib and requests read ``http://alice:p@ss@host``; user and password
+# are both hidden (a token is often the user part alone: ``https://ghp_xxx@github.com``)
+_URI = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<rest>[^\s'\"`<>\\]+)")
 
 
-def redact(text: str) -> str:
-    """Hide secrets before a message, log line or logged config shows them.
+_NOT_SECRET = re.compile(r"(?i)-?\d+(?:\.\d+)?|null|none|true|false")
 
-    Passwords in URIs (``postgresql://user:secret@host`` -> ``user:***@host``) and
-    ``password=...`` settings (DuckDB attach strings, connection parameters).
+
+def _hide(m: re.Match) -> str:
+    value = m["value"]
+    if m["name"].rstrip().endswith(":") and _NOT_SECRET.fullmatch(value):
+        # "'api_key': 3 non-numeric values" is a message about a column, not a secret
+        return m.group(0)
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return f"{m['name']}{value[0]}***{value[0]}"
+    if "q" in m.groupdict() and m["q"]:  # "token": 5 in JSON: a string keeps it JSON
+        return f'{m["name"]}{m["q"]}***{m["q"]}'
+    return f"{m['name']}***"
+
+
+def _hide_userinfo(m: re.Match) -> str:
+    rest = m["rest"]
+    at = rest.rfind("@")
+    if at <= 0:
+        return m.group(0)
+    slash = rest.find("/")
+    if 0 <= slash < at and ":" not in rest[:slash]:
+        return m.group(0)  # an '@' in the path (https://host/@scope/pkg), no userinfo
+    return f"{m['scheme']}***{rest[at:]}"
+
+
+def redact(text: object) -> str:
+    """``text`` as a string with every secret it carries replaced by ``***``.
+
+    Used on everything icpml shows or stores that may hold a credential: error
+    messages, logged MLflow params, the logged ``config.yaml``. Hidden:
+
+    * URI userinfo, user and password alike, up to the last ``@`` of the URI:
+      ``http://ghp_token@host`` -> ``http://***@host``,
+      ``postgresql://alice:p@ss@db/x`` -> ``postgresql://***@db/x``;
+    * the value of any setting named password, passwd, pwd, secret, token, key,
+      access_key, api_key, credentials, auth (alone or as part of a name such as
+      ``s3_secret_access_key``), written ``name=value``, ``name = 'value'``,
+      ``"name": "value"`` (JSON stays valid JSON), ``name: value`` or as a URL
+      query parameter (``?token=x&page=2`` -> ``?token=***&page=2``);
+    * quoted values after such a name and a space (DuckDB ``SECRET 'x'``,
+      ``KEY_ID 'x'``) and ``Bearer``/``Basic`` credentials.
+
+    Quotes around a hidden value are kept and everything else is left as it was. A bare
+    number, null or boolean after ``name:`` is kept (``column 'api_key': 3 non-numeric
+    values`` is a message about a column, not a secret); after ``name=`` it is hidden.
     """
-    text = _URI_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
-    return _PASSWORD_SETTING.sub(r"\1***", text)
+    out = _URI.sub(_hide_userinfo, str(text))
+    out = _BEARER.sub(_hide, out)
+    out = _SETTING.sub(_hide, out)
+    return _SPACED.sub(_hide, out)
+
+
+def redact_setting(name: str, value: object) -> str:
+    """``value`` as text for a setting called ``name``: ``***`` whole when the name says it is a
+    secret (``data.options.password``), else :func:`redact` of the value."""
+    last = str(name).rsplit(".", 1)[-1]
+    if _SECRET_NAME_RE.fullmatch(last) and value not in (None, ""):
+        return "***"
+    return redact(value)
+
 
 
 class ExitCode:

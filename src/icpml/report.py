@@ -3,18 +3,28 @@
 A report folder (``reports/<name>_<run8>/``) holds:
 
 * ``report.html``: self-contained (figures embedded as PNG data URIs, inline CSS,
-  no scripts, no network). First screen: the verdict, the ICP, the anti-ICP with
-  the best customers each exclusion would wrongly drop, tiers with expected
-  outcomes, sample accounts per tier, model version, data fingerprint, date.
-  Below: cohort contrast, SHAP summaries, a dependence plot per criterion with
-  its threshold, calibration and gains, per-criterion statistics, stability and
-  fidelity, unconfirmed criteria, warnings, changes since the last champion.
-* ``criteria.md``: the same first page in Markdown, for a wiki or a CRM note.
-* ``criteria.json`` (the contract), ``contrast.csv``, ``scored.csv``, ``figures/*.png``.
+  no scripts, no network). First screen: the verdict, a warning for any weak
+  model (held-out ROC AUC interval reaching 0.5, or not measurable), the ICP, the
+  anti-ICP with the best customers each exclusion would wrongly drop, tiers with
+  expected outcomes, random sample accounts per tier (and what they are), next
+  steps (export and score commands, a review date), model version, data
+  fingerprint, date. Below: models, cohort contrast, SHAP summaries, a dependence
+  plot per criterion with its threshold, calibration and gains, per-criterion
+  statistics, stability and fidelity, unconfirmed criteria, warnings, changes
+  since the last champion. Every chart says its direction in words, and blue /
+  vermillion mean towards best (lower churn) / towards worst (higher churn)
+  throughout (see :mod:`icpml.plots`).
+* ``criteria.md``: the same first page in plain Markdown (no HTML entities; ends
+  with a newline), for a wiki or a CRM note.
+* ``criteria.json`` (the contract), ``contrast.csv``, ``scored.csv`` (both
+  spreadsheet-safe, see :func:`icpml._io.neutralise_formulas`), ``figures/*.png``.
 
+A value the run could not measure (cross-validation on a handful of accounts, an
+interval on six held-out ones) shows as "n/a": a report renders at any data size.
 Every user-provided string (account names, category values) is escaped in HTML
-by Jinja2's autoescape. The folder is built next to its destination and renamed
-into place, so a reader never sees half a report.
+by Jinja2's autoescape and backslash-escaped where Markdown would read it as
+markup. The folder is built next to its destination and renamed into place, so a
+reader never sees half a report.
 """
 
 from __future__ import annotations
@@ -23,15 +33,17 @@ import base64
 import io
 import math
 import os
+import re
 import shutil
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
 
 from icpml import plots
+from icpml._io import neutralise_formulas
 from icpml.cohorts import BEST, MIDDLE
 from icpml.errors import output_error
 
@@ -42,28 +54,79 @@ __all__ = ["write_report", "render_html", "render_markdown", "report_context"]
 
 
 # ----------------------------------------------------------------------------- formatting
+def _missing(x) -> bool:
+    """None, a value the model did not measure (an undefined template value) or NaN/inf."""
+    if x is None or isinstance(x, jinja2.Undefined):
+        return True
+    if isinstance(x, str | bool):
+        return False
+    try:
+        return not math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
 def _pct(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.0%}"
+    return "n/a" if _missing(x) else f"{x:.0%}"
 
 
 def _lift(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.2f}x"
+    if _missing(x):
+        return "n/a"
+    return "<0.01x" if 0 < x < 0.005 else f"{x:.2f}x"
 
 
 def _ci(ci) -> str:
-    if not ci or any(v is None or not math.isfinite(v) for v in ci):
+    if _missing(ci) or not ci or any(_missing(v) for v in ci):
         return "n/a"
     return f"{ci[0]:.2f}-{ci[1]:.2f}"
 
 
+def _lift_ci(ev) -> str:
+    """A segment's lift with its interval; a segment with no best customer says so in words."""
+    ev = {} if _missing(ev) else ev
+    lift = ev.get("lift")
+    if not _missing(lift) and lift == 0:
+        return "no best customers in this segment"
+    ci = _ci(ev.get("lift_ci"))
+    return _lift(lift) + ("" if ci == "n/a" else f" ({ci})")
+
+
 def _num(x, fmt: str = "{:.3f}") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
+    return "n/a" if _missing(x) else fmt.format(x)
 
 
 def _pval(x) -> str:
-    if x is None or not math.isfinite(x):
+    if _missing(x):
         return "n/a"
     return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def _cv(cv) -> str:
+    """Cross-validated ROC AUC as ``mean ± sd``; ``n/a`` when too few accounts to cross-validate."""
+    cv = {} if _missing(cv) else cv
+    mean, sd = cv.get("roc_auc_mean"), cv.get("roc_auc_std")
+    if _missing(mean):
+        return "n/a"
+    return f"{mean:.3f}" + ("" if _missing(sd) else f" ± {sd:.3f}")
+
+
+def _weakness(label: str, holdout: dict) -> str | None:
+    """Why a model is weak (no better than chance, or not measurable), or None when it is not.
+
+    Weak: the held-out ROC AUC is unknown, its 95% interval reaches 0.5 (a coin toss), or it
+    has no interval (too few held-out accounts to tell it from chance).
+    """
+    auc, lo, hi = (holdout.get(k) for k in ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high"))
+    if _missing(auc):
+        return f"the {label} model could not be measured on held-out accounts"
+    if _missing(lo) or _missing(hi):
+        return (f"the {label} model's held-out ROC AUC {auc:.2f} has no confidence interval "
+                "(too few held-out accounts), so it cannot be told apart from chance")
+    if lo <= 0.5:
+        return (f"the {label} model's held-out ROC AUC {auc:.2f} (95% CI {lo:.2f}-{hi:.2f}) "
+                "includes 0.5: it is no better than chance")
+    return None
 
 
 _ENV = jinja2.Environment(
@@ -75,15 +138,24 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
-_ENV.filters.update(pct=_pct, lift=_lift, ci=_ci, num=_num, pval=_pval)
+_ENV.filters.update(pct=_pct, lift=_lift, ci=_ci, lift_ci=_lift_ci, num=_num, pval=_pval,
+                    cv=_cv)
+
+
+_MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")  # what would open an HTML tag, comment or autolink
+_MD_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")  # what would read as an entity (&lt; &#60;)
+_MD_ACTIVE = re.compile(r"([$`|])")  # math ($...$ on GitHub), code spans, table cells
 
 
 def _md_escape(value):
-    """Markdown output: user strings can neither inject HTML nor break a table row."""
+    """Markdown output: plain Markdown, yet a user string can neither inject HTML nor break a
+    table row. Only what a renderer would read as a tag, an entity, math (``$``), a code span
+    or a cell border (``|``) is backslash-escaped (CommonMark), so ``employees <= 950`` stays
+    as written; newlines become spaces."""
     if not isinstance(value, str):
         return value
-    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("\n", " "))
+    value = _MD_ENTITY.sub(r"\\&", _MD_TAG.sub(r"\\<", _MD_ACTIVE.sub(r"\\\1", value)))
+    return value.replace("\r", " ").replace("\n", " ")
 
 
 _MD_ENV = _ENV.overlay(finalize=_md_escape)
@@ -100,7 +172,7 @@ def _figures(res: Discovery) -> dict[str, bytes]:
     """Render every figure once (PNG bytes by file name)."""
     figs = {"shap_fit.png": _png(plots.shap_summary(res.fit_explanation))}
     if res.churn_explanation is not None:
-        figs["shap_churn.png"] = _png(plots.shap_summary(res.churn_explanation,
+        figs["shap_churn.png"] = _png(plots.shap_summary(res.churn_explanation, target="churn",
                                                          title="What moves churn risk"))
     figs["contrast.png"] = _png(plots.cohort_contrast_plot(res.contrast))
     figs["calibration_fit.png"] = _png(plots.calibration_plot(res.fit.holdout,
@@ -127,28 +199,63 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60]
 
 
-def report_context(res: Discovery, figures: dict[str, bytes] | None = None) -> dict:
-    """Everything the templates show, as plain values."""
-    cfg, cs = res.config, res.criteria
-    name_col = cfg.columns.name
-    samples = {}
-    k = cfg.report.sample_accounts_per_tier
+#: Days from a run to the suggested review of its criteria (the report's "Next steps").
+REVIEW_AFTER_DAYS = 90
+
+
+def _examples(res: Discovery, k: int) -> dict[str, list[dict]]:
+    """Up to ``k`` accounts per tier drawn at random (seeded by ``models.seed``, so a re-run
+    shows the same ones), listed highest fit score first."""
+    cfg = res.config
+    name_col, id_col = cfg.columns.name, cfg.columns.id
     scored = res.scored
+    names = (res.accounts.set_index(id_col)[name_col] if name_col else None)
+    out = {}
     for tier in ("Tier 1", "Tier 2", "Tier 3", "Excluded"):
-        rows = scored[scored["tier"] == tier].sort_values("fit_score", ascending=False,
-                                                          kind="stable").head(k)
-        names = (res.accounts.set_index(cfg.columns.id)[name_col].reindex(rows[cfg.columns.id])
-                 .tolist() if name_col else [None] * len(rows))
-        samples[tier] = [
-            {"id": r[cfg.columns.id], "name": n if isinstance(n, str) else "",
+        in_tier = scored[scored["tier"] == tier]
+        rows = in_tier.sample(n=min(k, len(in_tier)), random_state=cfg.models.seed)
+        rows = rows.sort_values("fit_score", ascending=False, kind="stable")
+        shown = (names.reindex(rows[id_col]).tolist() if names is not None else [None] * len(rows))
+        out[tier] = [
+            {"id": r[id_col], "name": n if isinstance(n, str) else "",
              "fit_score": r["fit_score"],
              "why": r["exclusion_reasons"] if tier == "Excluded" else r["top_reasons"]}
-            for (_, r), n in zip(rows.iterrows(), names, strict=True)
+            for (_, r), n in zip(rows.iterrows(), shown, strict=True)
         ]
+    return out
+
+
+def _shown_path(path: Path | None, cfg) -> str:
+    """``path`` as a user would type it: relative to the project root when inside it."""
+    if path is None:
+        return str(Path(cfg.report.dir) / f"{_safe(cfg.name)}_<run>")
+    root = cfg.project_root
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve())) if root else str(path)
+    except ValueError:
+        return str(path)
+
+
+def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
+                   report_dir: Path | None = None) -> dict:
+    """Everything the templates show, as plain values.
+
+    ``report_dir`` is where the report folder ends up (named in the export command of
+    "Next steps"); a placeholder when not given.
+    """
+    cfg, cs = res.config, res.criteria
+    now = datetime.now(UTC)
+    k = cfg.report.sample_accounts_per_tier
     dep = {c.column: f"dependence_{_safe(c.column)}.png" for c in cs.icp + cs.anti_icp}
+    weak = {"fit": _weakness("fit", res.fit.holdout)}
+    if res.churn is not None:
+        weak["churn"] = _weakness("churn", res.churn.holdout)
+    folder = _shown_path(report_dir, cfg)
     return {
         "title": f"{cfg.name}: Ideal Customer Profile",
-        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "review_date": (now + timedelta(days=REVIEW_AFTER_DAYS)).strftime("%Y-%m-%d"),
+        "review_days": REVIEW_AFTER_DAYS,
         "run_id": res.run_id,
         "model_versions": res.model_versions,
         "fingerprint": res.fingerprint,
@@ -162,9 +269,13 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None) -> d
         "unconfirmed": cs.unconfirmed,
         "tiers": res.tiers.to_dict(orient="records"),
         "tier_definition": cs.tiers.get("definition", {}),
-        "samples": samples,
+        "samples": _examples(res, k),
+        "samples_k": k,
+        "seed": cfg.models.seed,
         "fit": res.fit,
         "churn": res.churn,
+        "weak": weak,
+        "churn_unreliable": bool(weak.get("churn")),
         "contrast": res.contrast.head(20).to_dict(orient="records"),
         "stability": cs.meta.get("stability") or {},
         "fidelity": cs.meta.get("fidelity") or {},
@@ -175,20 +286,27 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None) -> d
         "worst_q": cfg.cohorts.worst_quantile,
         "outcomes": [f"{m.column} ({m.direction} is better, weight {m.weight:g})"
                      for m in cfg.columns.outcomes],
+        "next": {
+            "criteria": f"{folder}/criteria.json",
+            "config_name": cfg.name,
+        },
         "img": {k: "data:image/png;base64," + base64.b64encode(v).decode()
                 for k, v in (figures or {}).items()},
     }
 
 
-def render_html(res: Discovery, figures: dict[str, bytes] | None = None) -> str:
+def render_html(res: Discovery, figures: dict[str, bytes] | None = None,
+                report_dir: Path | None = None) -> str:
     """The self-contained HTML report as a string."""
     figures = _figures(res) if figures is None else figures
-    return _ENV.get_template("report.html.j2").render(**report_context(res, figures))
+    return _ENV.get_template("report.html.j2").render(**report_context(res, figures, report_dir))
 
 
-def render_markdown(res: Discovery) -> str:
-    """The one-page Markdown summary (criteria.md) as a string."""
-    return _MD_ENV.get_template("criteria.md.j2").render(**report_context(res, {}))
+def render_markdown(res: Discovery, report_dir: Path | None = None) -> str:
+    """The one-page Markdown summary (criteria.md) as a string: plain Markdown (no HTML
+    entities), ending with a newline."""
+    text = _MD_ENV.get_template("criteria.md.j2").render(**report_context(res, {}, report_dir))
+    return text.rstrip("\n") + "\n"
 
 
 def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
@@ -213,11 +331,12 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
         (tmp / "figures").mkdir()
         for name, data in figures.items():
             (tmp / "figures" / name).write_bytes(data)
-        (tmp / "report.html").write_text(render_html(res, figures), encoding="utf-8")
-        (tmp / "criteria.md").write_text(render_markdown(res), encoding="utf-8")
+        (tmp / "report.html").write_text(render_html(res, figures, out_dir), encoding="utf-8")
+        (tmp / "criteria.md").write_text(render_markdown(res, out_dir), encoding="utf-8")
         (tmp / "criteria.json").write_text(res.criteria.to_json(), encoding="utf-8")
-        res.contrast.to_csv(tmp / "contrast.csv", index=False)
-        res.scored.to_csv(tmp / "scored.csv", index=False)
+        # for people, opened in spreadsheets: formula-like text cells neutralised (see _io)
+        neutralise_formulas(res.contrast).to_csv(tmp / "contrast.csv", index=False)
+        neutralise_formulas(res.scored).to_csv(tmp / "scored.csv", index=False)
         os.chmod(tmp, 0o755)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

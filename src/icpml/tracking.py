@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from icpml.config import Config, find_project_root
-from icpml.errors import TrackingError, redact
+from icpml.errors import TrackingError, redact, redact_setting
 
 if TYPE_CHECKING:
     from icpml.pipeline import Discovery
@@ -212,7 +212,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
         if isinstance(v, dict):
             out.update(_flatten(v, key + "."))
         else:
-            text = redact(str(v))
+            text = redact_setting(key, v)
             out[key] = text if len(text) <= 6000 else text[:5997] + "..."
     return out
 

@@ -6,6 +6,7 @@ The screenshot is kept in ``.ci/artifacts/`` (ignored by git) for a human to loo
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def _chromium() -> str:
     pytest.skip("no Chromium on PATH (apt-get install chromium)")
 
 
-def _render(html: Path, shot: Path) -> dict:
+def _render(html: Path, shot: Path, visible: tuple[str, ...] = ()) -> dict:
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -45,10 +46,11 @@ def _render(html: Path, shot: Path) -> dict:
             "Array.from(document.images).map(i => ({src: i.src.slice(0, 30), ok: i.complete "
             "&& i.naturalWidth > 0, w: i.naturalWidth}))")
         text = page.evaluate("document.body.innerText")
+        shown = {sel: page.locator(sel).first.is_visible() for sel in visible}
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
-    return {"errors": errors, "dialogs": dialogs, "images": images, "text": text}
+    return {"errors": errors, "dialogs": dialogs, "images": images, "text": text, "visible": shown}
 
 
 def test_demo_report_renders_in_chromium(demo_run):
@@ -57,8 +59,18 @@ def test_demo_report_renders_in_chromium(demo_run):
     assert result.exit_code == 0, result.output
     html = next((root / "reports").glob("demo_*/report.html"))
     shot = ARTIFACTS / "report.png"
-    got = _render(html, shot)
+    got = _render(html, shot, visible=("#next-steps", "#examples-note"))
     assert got["errors"] == []
+    assert got["visible"] == {"#next-steps": True, "#examples-note": True}
+    text = got["text"]
+    # what to do next: the export and score commands and a review date 90 days on
+    assert "Next steps" in text and "icpml export --criteria reports/demo_" in text
+    assert "icpml score -c CONFIG.yaml --data prospects.csv --out scored.csv" in text
+    assert re.search(r"Review these criteria by \d{4}-\d{2}-\d{2} \(90 days after this run\)", text)
+    # tier examples say what they are; contrast columns are labelled; models get a verdict
+    assert "drawn at random from each tier" in text and "not from the fit score" in text
+    assert "best cohort (top 25%)" in text and "worst cohort (bottom 25%)" in text
+    assert "better than chance" in text and "0.00x (0.00-0.00)" not in text
     assert len(got["images"]) >= 5 and all(i["ok"] for i in got["images"]), got["images"]
     assert all(i["src"].startswith("data:image/") for i in got["images"])  # self-contained
     assert "Ideal Customer Profile" in got["text"] and "Tier 1" in got["text"]
@@ -102,6 +114,32 @@ def test_hostile_names_render_as_text(evil_report, tmp_path):
 
 
 def test_markdown_escapes_user_strings(evil_report):
+    """Plain Markdown (no HTML entities): a tag is backslash-escaped, so a renderer shows it."""
     md = (evil_report / "criteria.md").read_text()
-    assert "<script>" not in md and "<img" not in md
-    assert "&lt;script&gt;alert" in md  # the sample account names, shown as text
+    assert not re.search(r"(?<!\\)<(script|img|b>)", md)  # no tag a renderer would run
+    assert r"\<script>alert" in md  # the sample account names, shown as text
+    assert "&lt;" not in md and "&gt;" not in md and md.endswith("\n")
+
+
+@pytest.fixture(scope="module")
+def weak_report(tmp_path_factory):
+    """18 generated accounts, 3 per cohort: a fit model no better than chance, CV unmeasurable."""
+    root = tmp_path_factory.mktemp("weak")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ICPML_PROJECT_ROOT", str(root))
+    cfg = demo_config(project_root=root)
+    cfg = cfg.model_copy(update={
+        "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
+        "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50})})
+    res = discover(cfg, make_accounts(18, seed=1), track=False, report=True)
+    yield res.report_dir
+    mp.undo()
+
+
+def test_weak_model_warning_is_visible(weak_report):
+    _chromium()
+    shot = ARTIFACTS / "report_weak.png"
+    got = _render(weak_report / "report.html", shot, visible=("#weak-fit", "#next-steps"))
+    assert got["errors"] == [] and got["visible"] == {"#weak-fit": True, "#next-steps": True}
+    assert "Weak fit model." in got["text"] and "no better than chance" in got["text"]
+    assert "weak: not reliable" in got["text"]

@@ -50,7 +50,7 @@ def test_passwords_never_reach_params_or_messages():
     from icpml.tracking import redact
 
     uri = "postgresql://icp:s3cret@db.internal:5432/mlflow"
-    assert redact(uri) == "postgresql://icp:***@db.internal:5432/mlflow"
+    assert redact(uri) == "postgresql://***@db.internal:5432/mlflow"
     assert "s3cret" not in _flatten({"tracking": {"uri": uri}})["tracking.uri"]
     assert redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
     # password= settings too (DuckDB attach strings), without eating the quotes around them

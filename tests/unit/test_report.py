@@ -1,0 +1,215 @@
+"""The report reads right at any data size: n/a where nothing was measured, weak models called
+weak, examples explained, next steps, plain-Markdown criteria.md.
+
+The ``tiny-report-crash`` case (../shared/cases: 18 Salesforce accounts, min_per_cohort 3) is
+replayed through the CLI; a generated tiny table of the same kind goes through the Python API.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from icpml import demo_config, discover, make_accounts
+from icpml.criteria import Criterion
+from icpml.report import _lift_ci, _md_escape, _weakness, render_html, render_markdown
+
+CASES = Path(os.environ.get("ICPML_CASES")
+             or Path(__file__).resolve().parents[2] / ".." / "shared" / "cases")
+
+
+def _tiny_config(tmp_path):
+    cfg = demo_config(project_root=tmp_path)
+    return cfg.model_copy(update={
+        "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
+        "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50}),
+    })
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A generated table as small as the case: 18 accounts, 3 per cohort."""
+    root = tmp_path_factory.mktemp("tiny")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ICPML_PROJECT_ROOT", str(root))
+    res = discover(_tiny_config(root), make_accounts(18, seed=1), track=False, report=True)
+    yield res
+    mp.undo()
+
+
+def _cv_cell(html: str, model: str) -> str:
+    m = re.search(rf"<td>{re.escape(model)}</td><td class=\"n\">([^<]*)</td>", html)
+    assert m, f"no {model} row in the models table"
+    return m.group(1)
+
+
+def test_tiny_generated_table_gets_a_report(tiny):
+    html = (tiny.report_dir / "report.html").read_text()
+    assert "Tier 1" in html and "Next steps" in html
+    assert "Weak fit model." in html and 'id="weak-fit"' in html  # held-out AUC 0.5
+    md = (tiny.report_dir / "criteria.md").read_text()
+    assert md.endswith("\n") and not md.endswith("\n\n")
+    assert "**Weak fit model.**" in md
+
+
+@pytest.mark.parametrize("drop", ["cv", "ci", "all"])
+def test_unmeasured_metrics_show_na(tiny, drop):
+    """What training leaves out on tiny data (CV when a class has < 2 training rows, the AUC
+    interval, even the AUC) renders as n/a, never as a template error."""
+    res = copy.copy(tiny)
+    for attr in ("fit", "churn"):
+        model = getattr(tiny, attr)
+        if model is None:
+            continue
+        cv = {"folds": 2} if drop in ("cv", "all") else model.cv
+        ho = {k: v for k, v in model.holdout.items()
+              if drop == "all" or (drop == "ci" and not k.startswith("roc_auc_ci"))
+              or drop == "cv"}
+        if drop == "all":
+            ho = {}
+        setattr(res, attr, dataclasses.replace(model, cv=cv, holdout=ho))
+    html = render_html(res, figures={})
+    md = render_markdown(res)
+    if drop in ("cv", "all"):
+        assert _cv_cell(html, "fit (best vs worst)") == "n/a"
+    if drop == "all":
+        assert "could not be measured" in html and "Fit model held-out ROC AUC n/a" in md
+    if drop == "ci":
+        assert "has no confidence interval" in html
+
+
+def test_case_tiny_report(tmp_path, monkeypatch):
+    case = CASES / "tiny-report-crash"
+    if not case.is_dir():
+        pytest.skip(f"case folder {case} not present")
+    from icpml.cli import app
+
+    work = tmp_path / "case"
+    shutil.copytree(case, work)
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(work))
+    monkeypatch.chdir(work)
+    run = CliRunner().invoke(app, ["discover", "--config", "tiny.yaml"])
+    assert run.exit_code == 0, run.output
+    assert "Traceback" not in run.output
+    folder = next((work / "reports").glob("tiny_*"))
+    html = (folder / "report.html").read_text()
+    assert _cv_cell(html, "fit (best vs worst)") == "n/a"  # cv.roc_auc_* left out by training
+    assert "Weak fit model." in html  # held-out AUC 0.667 on 6 accounts, interval reaches 0.5
+    assert "Next steps" in html
+    md = (folder / "criteria.md").read_text()
+    assert md.endswith(".\n") and "&lt;" not in md and "&amp;" not in md
+
+
+# ----------------------------------------------------------------------------- weak models
+def test_weakness_rules():
+    assert _weakness("churn", {"roc_auc": 0.8, "roc_auc_ci_low": 0.7, "roc_auc_ci_high": 0.9}) is None
+    why = _weakness("churn", {"roc_auc": 0.55, "roc_auc_ci_low": 0.48, "roc_auc_ci_high": 0.62})
+    assert "0.55" in why and "includes 0.5" in why and "chance" in why
+    assert "no confidence interval" in _weakness("fit", {"roc_auc": 0.9})
+    assert "could not be measured" in _weakness("fit", {"roc_auc": float("nan")})
+    assert "could not be measured" in _weakness("fit", {})
+
+
+def test_weak_churn_model_is_called_weak(discovery):
+    res = copy.copy(discovery)
+    res.churn = dataclasses.replace(discovery.churn, holdout={
+        **discovery.churn.holdout, "roc_auc": 0.53, "roc_auc_ci_low": 0.47, "roc_auc_ci_high": 0.59})
+    html = render_html(res, figures={})
+    assert "Weak churn model." in html and "not reliable" in html
+    assert "(not reliable: weak churn model)" in html  # the churn inside / outside columns
+    assert "weak: not reliable" in html  # the models table
+    md = render_markdown(res)
+    assert "**Weak churn model.**" in md and "churn inside / outside (not reliable)" in md
+    assert "Weak fit model" not in html  # the fit model itself is fine
+    # and a good churn model gets no such label
+    assert "not reliable" not in render_html(discovery, figures={})
+
+
+# ----------------------------------------------------------------------------- wording
+def test_lift_wording():
+    assert _lift_ci({"lift": 0.0, "lift_ci": [0.0, 0.0]}) == "no best customers in this segment"
+    assert _lift_ci({"lift": 1.234, "lift_ci": [1.1, 1.4]}) == "1.23x (1.10-1.40)"
+    assert _lift_ci({"lift": 0.002, "lift_ci": [0.0, 0.01]}) == "<0.01x (0.00-0.01)"
+    assert _lift_ci({}) == "n/a"
+
+
+def test_anti_icp_without_best_customers_says_so(discovery):
+    res = copy.copy(discovery)
+    anti = discovery.criteria.anti_icp[0]
+    zero = dataclasses.replace(anti, evidence={**anti.evidence, "lift": 0.0, "lift_ci": [0.0, 0.0]})
+    res.criteria = dataclasses.replace(discovery.criteria,
+                                       anti_icp=[zero, *discovery.criteria.anti_icp[1:]])
+    for text in (render_html(res, figures={}), render_markdown(res)):
+        assert "no best customers in this segment" in text
+        assert "0.00x (0.00-0.00)" not in text and "0.00x" not in text
+
+
+def test_missing_value_reason_says_unknown():
+    c = Criterion(kind="icp", column="employees", op="between", low=101, high=950)
+    assert c.reason(None) == "employees is unknown (not in the 101-950 band)"
+    assert c.reason(float("nan")).startswith("employees is unknown")
+    assert c.reason(500) == "employees 500 is inside the 101-950 band"
+    c = Criterion(kind="anti_icp", column="employees", op="<", high=50)
+    assert c.reason(None) == "employees is unknown (does not meet employees < 50)"
+
+
+def test_contrast_table_columns_are_labelled(discovery):
+    html = render_html(discovery, figures={})
+    assert "<th>best cohort (top 25%)</th><th>worst cohort (bottom 25%)</th>" in html
+    assert "median and interquartile range" in html
+
+
+def test_examples_are_random_per_tier_and_explained(discovery):
+    html = render_html(discovery, figures={})
+    assert "drawn at random from each tier" in html and "not from the fit score" in html
+    from icpml.report import _examples
+
+    first, again = _examples(discovery, 5), _examples(discovery, 5)
+    assert first == again  # seeded: a re-run shows the same accounts
+    t3 = discovery.scored[discovery.scored["tier"] == "Tier 3"]
+    shown = [r["fit_score"] for r in first["Tier 3"]]
+    assert shown == sorted(shown, reverse=True)
+    assert shown != sorted(t3["fit_score"], reverse=True)[:5]  # not simply the top scores
+
+
+def test_next_steps(discovery, tmp_path):
+    html = render_html(discovery, figures={}, report_dir=tmp_path / "reports" / "demo_abc")
+    md = render_markdown(discovery, report_dir=tmp_path / "reports" / "demo_abc")
+    review = (datetime.now().astimezone() + timedelta(days=90)).date()
+    for text in (html, md):
+        assert "Next steps" in text
+        assert "icpml export --criteria" in text and "demo_abc/criteria.json --format sql" in text
+        assert "icpml score -c CONFIG.yaml --data prospects.csv --out scored.csv" in text
+        assert "icpml retrain -c CONFIG.yaml" in text
+        dates = {d for d in re.findall(r"\d{4}-\d{2}-\d{2}", text)}
+        assert any(abs((datetime.fromisoformat(d).date() - review).days) <= 1 for d in dates)
+
+
+# ----------------------------------------------------------------------------- criteria.md
+def test_criteria_md_is_plain_markdown(discovery):
+    md = render_markdown(discovery)
+    assert md.endswith("\n") and not md.endswith("\n\n")
+    assert not re.search(r"&(?:lt|gt|amp|quot|#\d+);", md)  # no HTML entities
+    assert re.search(r"\d <= employees <= \d", md)  # comparisons as written
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("employees <= 950", "employees <= 950"),
+    ("<script>alert(1)</script>", r"\<script>alert(1)\</script>"),
+    ("<1M", "<1M"),
+    ("a|b", r"a\|b"),
+    ("$1M-$5M", r"\$1M-\$5M"),
+    ("AT&T", "AT&T"),
+    ("&lt;b&gt;", r"\&lt;b\&gt;"),
+    ("line\nbreak", "line break"),
+])
+def test_markdown_escape(raw, shown):
+    assert _md_escape(raw) == shown
