@@ -500,11 +500,8 @@ _TYPE_WORDS = {"dict": "a mapping", "list": "a list", "str": "text", "int": "a w
 
 
 def _key_path(loc: tuple) -> str:
-    """``('columns', 'outcomes', 0, 'weight')`` -> ``columns.outcomes[0].weight``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    """``('columns', 'outcomes', 0, 'weight')`` -> ``columns.outcomes.0.weight``."""
+    return ".".join(str(part) for part in loc) or "(top level)"
 
 
 def _got(value: Any) -> str:
@@ -547,7 +544,7 @@ def _plain_problem(e: dict, model: type[BaseModel] | None = None) -> str:
     where = _key_path(loc)
     if kind == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1]) if model is not None else []
-        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6) if loc else []
+        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.75) if loc else []
         hint = f"did you mean '{near[0]}'?" if near else "remove it or check its spelling"
         if allowed and not near:
             hint += f" (allowed here: {', '.join(allowed)})"
@@ -595,13 +592,14 @@ def _plain_problem(e: dict, model: type[BaseModel] | None = None) -> str:
 
 def format_validation_error(err: ValidationError, source: str,
                             model: type[BaseModel] | None = None) -> str:
-    """A pydantic ``ValidationError`` as plain lines, one per problem: ``source: key.path: fix``.
+    """A pydantic ``ValidationError`` as one plain line: ``source: key.path: fix; key.path: fix``.
 
-    No pydantic wording ("Input should be a valid dictionary", "Value error, ...")
-    reaches the user; each line names the key path and what to write instead.
+    One clause per problem, each naming its key path and what to write instead; no
+    pydantic wording ("Input should be a valid dictionary", "Value error, ...") reaches
+    the user. One line, as every user error (several problems are ``; ``-separated).
     """
-    lines = [f"{source}: {_plain_problem(e, model)}" for e in err.errors()]
-    return "\n".join(dict.fromkeys(lines))
+    parts = dict.fromkeys(_plain_problem(e, model) for e in err.errors())
+    return f"{source}: " + "; ".join(parts)
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
