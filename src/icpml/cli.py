@@ -121,7 +121,7 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except IcpmlError as err:
-            # one line per problem (a config may have several), each naming its key and fix
+            # one line naming the key or column and the fix (each line prefixed, should there be more)
             for line in str(err).splitlines() or [""]:
                 typer.secho(f"error: {line}", err=True, fg="red")
             raise typer.Exit(err.exit_code) from None
