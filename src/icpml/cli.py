@@ -308,7 +308,8 @@ def score(
         raise ConfigError("pass exactly one of --data accounts.csv or --query \"SELECT ...\"")
     if data is not None and out.resolve() == data.resolve():
         raise ConfigError("--out must differ from --data; input files are never overwritten")
-    table_suffix(out)
+    # a CSV is read by people: scores with 4 decimals, not 17 digits (Parquet keeps full doubles)
+    readable = table_suffix(out) == ".csv"
     cfg = load_config(config) if config else None
     scorer = load_scorer(model, cfg)
     rows = scorer.chunk_size
@@ -321,7 +322,7 @@ def score(
         for part in scorer.score_batches(batches, explain=explain if reasons is None else reasons):
             for tier, k in part["tier"].value_counts().items():
                 counts[tier] += int(k)
-            yield round_scores(part)  # 4 decimals in the file, not 17 digits
+            yield round_scores(part) if readable else part
 
     t0 = time.perf_counter()
     n = write_table_stream(prefetch(scored_batches()), out)
