@@ -6,10 +6,22 @@ Public API::
     res = discover(demo_config(), make_accounts(3000, seed=0), track=False)
     res.criteria.icp            # inclusion criteria with held-out evidence
     res.scored                  # every account: fit score, churn risk, tier, reasons
+
+    from icpml import load_or_discover
+    res = load_or_discover(cfg)  # computed once per (data, config, icpml), then read back
+
+Warnings are kept in ``Discovery.warnings`` and logged to the ``icpml`` logger, which
+prints nothing until the application configures logging (the command line does).
 """
+
+import logging as _logging
 
 __version__ = "0.1.0"
 
+# a library logs, the application decides what is shown (no stray stderr in notebooks)
+_logging.getLogger("icpml").addHandler(_logging.NullHandler())
+
+from icpml.cache import load_or_discover  # noqa: E402
 from icpml.config import Config, demo_config, load_config  # noqa: E402
 from icpml.criteria import CriteriaSet, Criterion  # noqa: E402
 from icpml.errors import ConfigError, DataError, IcpmlError, TrackingError  # noqa: E402
@@ -31,5 +43,6 @@ __all__ = [
     "demo_config",
     "discover",
     "load_config",
+    "load_or_discover",
     "make_accounts",
 ]

@@ -15,12 +15,43 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from typer.core import TyperGroup
 
 from icpml import __version__
 from icpml.errors import ConfigError, IcpmlError, redact
+
+
+def _plain_usage_message(msg: str) -> str:
+    """An option's parse error without the pydantic wording typer passes through.
+
+    ``Value error, 'xml' is not one of 'sql', ...`` -> ``'xml' is not one of 'sql', ...``;
+    ``Input should be greater than or equal to 200`` -> ``must be at least 200``.
+    """
+    msg = msg.removeprefix("Value error, ")
+    for old, new in (("Input should be greater than or equal to", "must be at least"),
+                     ("Input should be less than or equal to", "must be at most"),
+                     ("Input should be a valid integer, unable to parse string as an integer",
+                      "must be a whole number"),
+                     ("Input should be a valid number, unable to parse string as a number",
+                      "must be a number"),
+                     ("Input should be", "must be")):
+        msg = msg.replace(old, new)
+    return msg
+
+
+class _Group(TyperGroup):
+    """The ``icpml`` command group: option parse errors reach the user in plain words."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as err:
+            err.message = _plain_usage_message(err.message)
+            raise
+
 
 app = typer.Typer(
     name="icpml",
@@ -28,6 +59,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: flags without a type column ("<bool>"), choices listed as <sql|pandas|json>,
+    # and usage errors as plain lines rather than boxed panels
+    rich_markup_mode=None,
+    cls=_Group,
 )
 
 log = logging.getLogger("icpml")
@@ -86,7 +121,9 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except IcpmlError as err:
-            typer.secho(f"error: {redact(err)}", err=True, fg="red")
+            # one line naming the key or column and the fix (each line prefixed, should there be more)
+            for line in redact(str(err)).splitlines() or [""]:
+                typer.secho(f"error: {line}", err=True, fg="red")
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as err:
             typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
@@ -204,11 +241,27 @@ def _print_summary(res, elapsed: float, config_arg: str | None = None) -> None:
     _out(f"done in {elapsed:.1f}s")
 
 
+def _print_diff(diff: dict) -> None:
+    """The criteria diff of a retrain as plain terminal text (the report keeps the Markdown)."""
+    kinds = {"icp": "ICP", "anti_icp": "anti-ICP"}
+    rows = ([("added", e, e["criterion"]) for e in diff.get("added", [])]
+            + [("removed", e, e["criterion"]) for e in diff.get("removed", [])]
+            + [("changed", e, f"{e['was']} -> {e['criterion']}") for e in diff.get("changed", [])])
+    if not rows:
+        _out("Changes since the last champion: none (no criterion added, removed or changed)")
+        return
+    _out("Changes since the last champion:")
+    for what, e, text in rows:
+        label = f"{what} ({kinds.get(e.get('kind'), e.get('kind'))})"
+        _out(f"  {label:<20} {text}")
+
+
 @app.command()
 @_handle_errors
 def demo(
-    n: Annotated[int, typer.Option(help="Number of synthetic accounts.", min=200)] = 3000,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    n: Annotated[int, typer.Option(metavar="N", help="Number of synthetic accounts (200 or more).",
+                                   min=200)] = 3000,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the synthetic data.")] = 0,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
 ) -> None:
     """Run the whole pipeline on built-in synthetic accounts with a planted ICP.
@@ -237,8 +290,9 @@ def demo(
 @app.command()
 @_handle_errors
 def discover(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config.")],
-    data: Annotated[Path | None, typer.Option(help="Account table (CSV/Parquet); overrides data.path.")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c", metavar="FILE", help="YAML config.")],
+    data: Annotated[Path | None, typer.Option(metavar="FILE",
+                                              help="Account table (CSV/Parquet); overrides data.path.")] = None,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write the report.")] = True,
 ) -> None:
@@ -257,18 +311,18 @@ def discover(
 @app.command()
 @_handle_errors
 def score(
-    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option(metavar="FILE", help="Output file (.csv or .parquet).")],
     data: Annotated[Path | None, typer.Option(
-        help="Accounts to score (CSV/Parquet): customers or prospects.")] = None,
+        metavar="FILE", help="Accounts to score (CSV/Parquet): customers or prospects.")] = None,
     query: Annotated[str | None, typer.Option(
-        help="Or a DuckDB SQL query returning the accounts, e.g. "
+        metavar="SQL", help="Or a DuckDB SQL query returning the accounts, e.g. "
              "\"SELECT * FROM 'crm/*.parquet' WHERE country = 'DE'\".")] = None,
     model: Annotated[str | None, typer.Option(
-        help="Registered model URI, e.g. models:/acme-fit@champion or models:/acme-fit/3. "
+        metavar="URI", help="Registered model URI, e.g. models:/acme-fit@champion or models:/acme-fit/3. "
              "Default: the config's model @champion (tracking.fit_model_name, else "
              "<name>-fit); without --config, the store's only model.")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="Config whose model (@champion) and tracking store to use.")] = None,
+        "--config", "-c", metavar="FILE", help="Config whose model (@champion) and tracking store to use.")] = None,
     explain: Annotated[bool, typer.Option(
         "--explain/--no-explain", help="top_reasons from per-account exact SHAP values (much "
         "slower) instead of the ICP criteria each account meets or misses.")] = False,
@@ -292,13 +346,14 @@ def score(
     from icpml._io import prefetch, table_suffix, write_table_stream
     from icpml.config import load_config
     from icpml.data import iter_accounts, iter_query
-    from icpml.scoring import TIERS
+    from icpml.scoring import TIERS, round_scores
 
     if (data is None) == (query is None):
         raise ConfigError("pass exactly one of --data accounts.csv or --query \"SELECT ...\"")
     if data is not None and out.resolve() == data.resolve():
         raise ConfigError("--out must differ from --data; input files are never overwritten")
-    table_suffix(out)
+    # a CSV is read by people: scores with 4 decimals, not 17 digits (Parquet keeps full doubles)
+    readable = table_suffix(out) == ".csv"
     cfg = load_config(config) if config else None
     ref = tracking.resolve_model(model, cfg)
     if cfg is not None and ref.name and ref.name != cfg.tracking.fit_model_name:
@@ -308,7 +363,7 @@ def score(
     _err(f"model: {ref.describe()}")
     rows = scorer.chunk_size
     # read, score and write overlap: each stage runs in its own thread, a chunk or two ahead
-    needed = [scorer.id_column, *scorer.input_columns]
+    needed = [scorer.id_column, *scorer.label_columns, *scorer.input_columns]
     source = str(data) if data is not None else "the query"
     batches = prefetch(iter_accounts(data, rows, needed) if data is not None else iter_query(query, rows))
     check = _ColumnCheck(scorer, source)
@@ -320,7 +375,7 @@ def score(
                                          explain=explain if reasons is None else reasons):
             for tier, k in part["tier"].value_counts().items():
                 counts[tier] += int(k)
-            yield part
+            yield round_scores(part) if readable else part
 
     t0 = time.perf_counter()
     n = write_table_stream(prefetch(scored_batches()), out, excel_safe=excel_safe)
@@ -461,12 +516,13 @@ def _record_promotion(cfg, done: dict) -> None:
 @app.command()
 @_handle_errors
 def export(
-    criteria: Annotated[Path, typer.Option(help="criteria.json from a report folder.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="sql, pandas or json.")] = "sql",
+    criteria: Annotated[Path, typer.Option(metavar="FILE", help="criteria.json from a report folder.")],
+    format: Annotated[Literal["sql", "pandas", "json"], typer.Option(
+        "--format", "-f", help="SQL WHERE clauses, pandas query strings or JSON.")] = "sql",
     dialect: Annotated[str | None, typer.Option(
         help="SQL dialect (any sqlglot dialect: duckdb, sqlite, postgres, snowflake, bigquery, ...); "
              "default: portable SQL that runs in DuckDB and SQLite.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option(metavar="FILE", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export ICP and anti-ICP criteria as enforceable filters (SQL WHERE, pandas, JSON).
 
@@ -536,8 +592,9 @@ def export(
 @app.command()
 @_handle_errors
 def retrain(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config.")],
-    data: Annotated[Path | None, typer.Option(help="Fresh account table; overrides data.path.")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c", metavar="FILE", help="YAML config.")],
+    data: Annotated[Path | None, typer.Option(metavar="FILE",
+                                              help="Fresh account table; overrides data.path.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, but log and promote nothing.")] = False,
 ) -> None:
     """Train a challenger; promote it to @champion only if it is at least as good.
@@ -557,9 +614,7 @@ def retrain(
     for r in result.reasons:
         _out(f"  - {r}")
     if result.diff:
-        from icpml.retrain import diff_markdown
-
-        _out(diff_markdown(result.diff))
+        _print_diff(result.diff)
     if result.criteria_drift is not None and len(result.criteria_drift):
         stopped = result.criteria_drift[~result.criteria_drift["holds"]]
         for _, row in stopped.iterrows():
@@ -574,10 +629,12 @@ def retrain(
 @app.command()
 @_handle_errors
 def validate(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (column roles).")],
-    data: Annotated[Path | None, typer.Option(help="Accounts with known outcomes; overrides data.path.")] = None,
-    criteria: Annotated[Path | None, typer.Option(help="Hand-written hypothesis ICP (YAML).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model version whose tiers to check, e.g. "
+    config: Annotated[Path, typer.Option("--config", "-c", metavar="FILE", help="YAML config (column roles).")],
+    data: Annotated[Path | None, typer.Option(metavar="FILE",
+                                              help="Accounts with known outcomes; overrides data.path.")] = None,
+    criteria: Annotated[Path | None, typer.Option(metavar="FILE",
+                                                  help="Hand-written hypothesis ICP (YAML).")] = None,
+    model: Annotated[str | None, typer.Option(metavar="URI", help="Model version whose tiers to check, e.g. "
                                               "models:/acme-fit@champion.")] = None,
 ) -> None:
     """Check an ICP on data: a hypothesis ICP (--criteria) and/or a model's tiers (--model)."""
@@ -620,8 +677,8 @@ def validate(
 @app.command()
 @_handle_errors
 def products(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config with products:.")],
-    data: Annotated[Path | None, typer.Option(help="Account table; overrides data.path.")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c", metavar="FILE", help="YAML config with products:.")],
+    data: Annotated[Path | None, typer.Option(metavar="FILE", help="Account table; overrides data.path.")] = None,
     track: Annotated[bool, typer.Option("--track/--no-track",
                                         help="Log and register each product's models.")] = False,
 ) -> None:
@@ -649,8 +706,9 @@ def products(
 @app.command()
 @_handle_errors
 def report(
-    run: Annotated[str, typer.Option(help="Run id, or a model URI such as models:/acme-fit@champion.")],
-    config: Annotated[Path | None, typer.Option("--config", "-c",
+    run: Annotated[str, typer.Option(metavar="ID|URI",
+                                     help="Run id, or a model URI such as models:/acme-fit@champion.")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
                                                 help="Config (tracking store, report folder).")] = None,
 ) -> None:
     """Restore the report of any run or model version from MLflow into reports/."""

@@ -42,6 +42,7 @@ __all__ = [
     "find_project_root",
     "demo_config",
     "model_slug",
+    "format_validation_error",
 ]
 
 #: The groups a targetable (pre-sale) column may belong to.
@@ -532,17 +533,121 @@ def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
     return here
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        parts.append(f"{loc}: {msg}")
+#: the example shown when ``columns.features`` is not a mapping of group -> columns
+_FEATURES_SHAPE = ("features are grouped; write them as a mapping of group -> columns, e.g. "
+                   "features: {firmographic: [industry, employees], technographic: [crm]} "
+                   f"(groups: {', '.join(FEATURE_GROUPS)})")
+
+#: short names of the types a config value can have, for "expected ..., got ..."
+_TYPE_WORDS = {"dict": "a mapping", "list": "a list", "str": "text", "int": "a whole number",
+               "float": "a number", "bool": "true or false", "NoneType": "nothing"}
+
+
+def _key_path(loc: tuple) -> str:
+    """``('columns', 'outcomes', 0, 'weight')`` -> ``columns.outcomes.0.weight``."""
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _got(value: Any) -> str:
+    kind = _TYPE_WORDS.get(type(value).__name__, type(value).__name__)
+    if isinstance(value, dict | list):
+        return kind
+    text = repr(value)
+    return f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed where ``loc`` points (for spelling suggestions); [] if unknown."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = field.annotation
+        # unwrap Optional[X], list[X], dict[str, X] down to a model, if there is one
+        for _ in range(3):
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            if isinstance(current, type) and issubclass(current, BaseModel) or not args:
+                break
+            current = args[-1]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [k for k in current.model_fields if k != "project_root"]
+    return []
+
+
+def _plain_problem(e: dict, model: type[BaseModel] | None = None) -> str:
+    """One pydantic error as ``key.path: what is wrong; how to fix it`` in plain words."""
+    import difflib
+
+    loc = tuple(e.get("loc", ()))
+    kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
+    where = _key_path(loc)
+    if kind == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1]) if model is not None else []
+        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.75) if loc else []
+        hint = f"did you mean '{near[0]}'?" if near else "remove it or check its spelling"
+        if allowed and not near:
+            hint += f" (allowed here: {', '.join(allowed)})"
+        return f"{where}: unknown key; {hint}"
+    if kind == "missing":
+        return f"{where}: required key is missing; add it"
+    if loc[-2:] == ("columns", "features") and kind in ("dict_type", "model_type"):
+        return f"{where}: got {_got(value)}, but {_FEATURES_SHAPE}"
+    if kind in ("model_type", "dict_type") and "outcomes" in loc and isinstance(value, str):
+        return (f"{where}: expected a mapping, got {_got(value)}; write "
+                f"{{column: {value}, direction: higher}}")
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{where}: expected a mapping of keys (key: value), got {_got(value)}"
+    if kind == "list_type":
+        one = f"; write [{value}] for one item" if isinstance(value, str) else ""
+        return f"{where}: expected a list such as [a, b], got {_got(value)}{one}"
+    if kind in ("string_type",):
+        return f"{where}: expected text, got {_got(value)}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{where}: expected a whole number, got {_got(value)}"
+    if kind in ("float_parsing", "float_type"):
+        return f"{where}: expected a number, got {_got(value)}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{where}: expected true or false, got {_got(value)}"
+    if kind == "literal_error":
+        return f"{where}: {value!r} is not allowed; use one of {ctx.get('expected', '')}"
+    bounds = {"greater_than": ("greater than", "gt"), "greater_than_equal": ("at least", "ge"),
+              "less_than": ("less than", "lt"), "less_than_equal": ("at most", "le")}
+    if kind in bounds:
+        word, key = bounds[kind]
+        return f"{where}: must be {word} {ctx.get(key)}, got {value!r}"
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"{where}: needs at least {n} item{'s' if n != 1 else ''}; list {'it' if n == 1 else 'them'}"
+    if kind == "too_long":
+        return f"{where}: holds too many items; keep at most {ctx.get('max_length')}"
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return f"{where}: {ctx['error']}"
+    msg = str(e.get("msg", "invalid value"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg.replace("Input should be", "must be")
+    return f"{where}: {msg}"
+
+
+def format_validation_error(err: ValidationError, source: str,
+                            model: type[BaseModel] | None = None) -> str:
+    """A pydantic ``ValidationError`` as one plain line: ``source: key.path: fix; key.path: fix``.
+
+    One clause per problem, each naming its key path and what to write instead; no
+    pydantic wording ("Input should be a valid dictionary", "Value error, ...") reaches
+    the user. One line, as every user error (several problems are ``; ``-separated).
+    """
+    parts = dict.fromkeys(_plain_problem(e, model) for e in err.errors())
     return f"{source}: " + "; ".join(parts)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    return format_validation_error(err, source, Config)
 
 
 def config_from_dict(data: dict, *, project_root: Path | None = None, source: str = "config") -> Config:

@@ -16,6 +16,7 @@ criteria silently.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +80,11 @@ def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> Expla
         If SHAP values plus the base value differ from the model's raw output by
         more than ``tol`` for any account.
     """
-    import shap  # here, not at the top: scoring without --explain never pays its import (~2.5 s)
+    with warnings.catch_warnings():
+        # shap imports tqdm.auto, which in a notebook without ipywidgets warns "IProgress not
+        # found" in red; icpml shows no shap progress bar, so the warning is only noise
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import shap  # here, not at the top: scoring without --explain never pays its import (~2.5 s)
 
     pre = model.pipeline.named_steps["prep"]
     clf = model.pipeline.named_steps["clf"]

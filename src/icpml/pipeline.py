@@ -354,7 +354,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         categories = {c: sorted(df[c].dropna().astype(str).unique()) for c, k in kinds.items()
                       if k == "categorical" and c not in screen.excluded}
         scorer = Scorer(fit=fit, churn=churn, criteria=criteria, id_column=cfg.columns.id,
-                        categories=categories)
+                        categories=categories, name_column=cfg.columns.name)
         scored = scorer.score(df)
         scored.insert(1, "cohort", cohorts.to_numpy())
         scored.insert(2, "split", split.to_numpy())

@@ -41,10 +41,26 @@ TOWARDS_BEST, TOWARDS_WORST = OKABE_ITO["blue"], OKABE_ITO["vermillion"]
 POS, NEG = TOWARDS_BEST, TOWARDS_WORST  # older names
 
 
+class NotebookFigure(Figure):
+    """A matplotlib ``Figure`` that shows itself in Jupyter without pyplot.
+
+    Figures here are built without pyplot (no global state, safe in threads), so
+    IPython's pyplot hook never registers them; ``_repr_png_`` makes a cell that ends
+    with one display the image (JupyterLab, executed notebooks, nbconvert).
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=self.dpi, facecolor="white")
+        return buf.getvalue()
+
+
 def _axes(ax: Axes | None, size=(7, 4)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=size, dpi=100, layout="constrained")
+    fig = NotebookFigure(figsize=size, dpi=100, layout="constrained")
     return fig, fig.add_subplot()
 
 

@@ -47,13 +47,29 @@ from icpml.fastpredict import scoring_threads
 from icpml.features import MISSING
 from icpml.models import TrainedModel
 
-__all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "TIERS", "SCORED_COLUMNS"]
+__all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "round_scores", "TIERS",
+           "SCORED_COLUMNS", "SCORE_DECIMALS"]
 
 log = logging.getLogger(__name__)
 
 TIERS = ["Tier 1", "Tier 2", "Tier 3", "Excluded"]
 SCORED_COLUMNS = ["fit_score", "churn_risk", "tier", "icp_match", "anti_icp_match",
                   "exclusion_reasons", "top_reasons", "data_issues"]
+#: decimals of ``fit_score`` and ``churn_risk`` in written score files (see :func:`round_scores`)
+SCORE_DECIMALS = 4
+#: a column of this name is passed through to the scored output when present (an account label)
+NAME_COLUMN = "name"
+
+
+def round_scores(scored: pd.DataFrame, decimals: int = SCORE_DECIMALS) -> pd.DataFrame:
+    """A copy of a scored table with ``fit_score`` and ``churn_risk`` rounded for output files.
+
+    Four decimals separate accounts far more finely than the models can (their held-out
+    intervals are a few hundredths wide); seventeen digits only make a CSV hard to read.
+    Columns other than the two scores are unchanged; ``scored`` is not modified.
+    """
+    cols = {c: decimals for c in ("fit_score", "churn_risk") if c in scored.columns}
+    return scored.round(cols) if cols else scored
 
 
 def assign_tiers(criteria: CriteriaSet, df: pd.DataFrame) -> pd.Series:
@@ -250,6 +266,9 @@ class Scorer:
     churn : TrainedModel or None
     criteria : CriteriaSet
     id_column : str
+    name_column : str, optional
+        The account label column (``columns.name``), copied to the output next to the
+        id when the scored table has it; a column called ``name`` is copied too.
     chunk_size : int
         Rows scored at a time (bounds memory on large tables).
     categories : dict, optional
@@ -263,6 +282,13 @@ class Scorer:
     id_column: str
     chunk_size: int = 50_000
     categories: dict[str, list[str]] | None = None
+    name_column: str | None = None
+
+    @property
+    def label_columns(self) -> list[str]:
+        """Columns copied as they are from the input to the output, after the id (names)."""
+        cols = [c for c in (self.name_column, NAME_COLUMN) if c and c != self.id_column]
+        return list(dict.fromkeys(cols))
 
     @property
     def input_columns(self) -> list[str]:
@@ -368,7 +394,8 @@ class Scorer:
 
         Returns
         -------
-        DataFrame with the id column and :data:`SCORED_COLUMNS`. Each row is scored on
+        DataFrame with the id column, the :attr:`label_columns` the input has (account
+        names), and :data:`SCORED_COLUMNS`. Each row is scored on
         its own: the output does not depend on how the table is chunked.
         """
         if reasons is not None:
@@ -429,7 +456,9 @@ class Scorer:
             top = _text(_join_words(
                 [_words(c, X, hit, memo) for c, hit in zip(self.criteria.icp, icp_hits, strict=True)], n))
         fit, churn = scores.result() if scores is not None else (np.array([], dtype=float),) * 2
-        out = pd.DataFrame({self.id_column: ids, "fit_score": fit, "churn_risk": churn,
+        labels = {c: df[c].astype("string").to_numpy() for c in self.label_columns
+                  if c in df.columns}
+        out = pd.DataFrame({self.id_column: ids, **labels, "fit_score": fit, "churn_risk": churn,
                             "tier": tier, "icp_match": icp_match, "anti_icp_match": anti_match,
                             "exclusion_reasons": exclusions, "top_reasons": top,
                             "data_issues": _text(_issue_words(issues, n))})

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from scipy import stats
 
 from icpml.cohorts import BEST, WORST, benjamini_hochberg, label_cohorts, value_score
-from icpml.config import Config
+from icpml.config import Config, format_validation_error
 from icpml.criteria import CriteriaSet, Criterion, segment_evidence
 from icpml.errors import ConfigError
 
@@ -99,9 +99,7 @@ def load_hypothesis(path: str | Path, cfg: Config | None = None) -> CriteriaSet:
     except yaml.YAMLError:
         raise ConfigError(f"{p}: not valid YAML; fix the syntax") from None
     except ValidationError as err:
-        e = err.errors()[0]
-        loc = ".".join(str(x) for x in e["loc"])
-        raise ConfigError(f"{p}: {loc}: {e['msg']}") from None
+        raise ConfigError(format_validation_error(err, str(p), _Hypothesis)) from None
     features = set(cfg.columns.feature_columns) if cfg else None
     out = CriteriaSet()
     for kind, specs in (("icp", hyp.icp), ("anti_icp", hyp.anti_icp)):

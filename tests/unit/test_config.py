@@ -84,3 +84,61 @@ def test_to_dict_round_trip():
     d = cfg.to_dict()
     d.pop("project_root")
     assert config_from_dict(d, project_root=cfg.project_root) == cfg
+
+
+#: pydantic's own wording; none of it may reach a user
+PYDANTIC_WORDS = ("Input should", "Value error", "valid dictionary", "valid list", "type=",
+                  "For further information", "pydantic", "instance of")
+
+
+@pytest.mark.parametrize(("edit", "needles"), [
+    # a flat list where features are grouped: the hint shows the expected shape
+    (lambda d: d["columns"].update(features=["industry", "employees"]),
+     ["columns.features:", "features are grouped", "firmographic: [industry, employees]"]),
+    (lambda d: d["columns"]["features"].update(firmographic="industry"),
+     ["columns.features.firmographic:", "expected a list", "[industry]"]),
+    (lambda d: d.update(cohorts=[0.25]), ["cohorts:", "expected a mapping"]),
+    (lambda d: d["columns"].update(outcomes=["arr"]),
+     ["columns.outcomes.0:", "{column: arr, direction: higher}"]),
+    (lambda d: d["columns"]["outcomes"][0].update(direction="up"),
+     ["columns.outcomes.0.direction:", "'up' is not allowed", "'higher' or 'lower'"]),
+    (lambda d: d.update(models={"seed": "abc"}), ["models.seed:", "whole number", "'abc'"]),
+    (lambda d: d.update(models={"holdout_size": 0.9}), ["models.holdout_size:", "less than 0.6"]),
+    (lambda d: d.update(models={"churn_uses_post_sale": "maybe"}), ["true or false"]),
+    (lambda d: d.update(data={"path": "x", "options": {"a": 1}}),
+     ["data:", "data.options only apply to a data.adapter"]),
+    (lambda d: d.update(cohort={}), ["cohort: unknown key", "did you mean 'cohorts'?"]),
+    (lambda d: d["tracking"].update(experimnt="x"), ["tracking.experimnt:", "'experiment'"]),
+])
+def test_config_errors_are_plain_words(tmp_path, edit, needles):
+    import copy
+
+    d = copy.deepcopy(DEMO)
+    edit(d)
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, d))
+    msg = str(info.value)
+    for needle in needles:
+        assert needle in msg, msg
+    for word in PYDANTIC_WORDS:
+        assert word not in msg, msg
+    assert len(msg.splitlines()) == 1 and msg.startswith(str(tmp_path / "c.yaml") + ": ")
+
+
+def test_several_problems_give_one_clause_each_on_one_line(tmp_path):
+    import copy
+
+    d = copy.deepcopy(DEMO)
+    d["columns"]["features"] = ["industry"]
+    d["models"] = {"seed": "abc", "cv_folds": 1}
+    d["extra"] = 1
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, d))
+    msg = str(info.value)
+    assert len(msg.splitlines()) == 1
+    for clause in ("columns.features: got a list, but features are grouped",
+                   "models.seed: expected a whole number, got text 'abc'",
+                   "models.cv_folds: must be at least 2, got 1",
+                   "extra: unknown key; remove it or check its spelling"):
+        assert clause in msg, msg
+    assert not any(w in str(info.value) for w in PYDANTIC_WORDS)

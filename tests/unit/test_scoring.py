@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from icpml.criteria import CriteriaSet, Criterion
-from icpml.scoring import SCORED_COLUMNS, assign_tiers
+from icpml.scoring import SCORED_COLUMNS, assign_tiers, round_scores
 from icpml.synthetic import make_accounts
 
 
@@ -26,7 +26,8 @@ def test_scorer_handles_messy_prospects(discovery):
     before = prospects.copy(deep=True)
     out = discovery.scorer.score(prospects)
     pd.testing.assert_frame_equal(prospects, before)
-    assert len(out) == 60 and list(out.columns) == ["account_id", *SCORED_COLUMNS]
+    # the configured name column (columns.name) travels with the id
+    assert len(out) == 60 and list(out.columns) == ["account_id", "company_name", *SCORED_COLUMNS]
     assert out["fit_score"].between(0, 1).all()
     # each row names its own issues; the missing column is every row's
     assert out.loc[0, "data_issues"] == ("industry 'Quantum Farming' never seen in the discovery "
@@ -131,3 +132,29 @@ def test_reasons_remembered_across_chunks_are_those_of_each_condition():
             assert _words(c, X, hit, memo).to_pylist() == _words(c, X, hit, {}).to_pylist()
     words = _words(onprem, X, onprem.mask(X).to_numpy(bool), memo).to_pylist()
     assert words[0] != words[1] and "120" in words[0] and np.all([" and " in w for w in words])
+
+
+def test_scored_output_keeps_account_names(discovery):
+    """The configured name column, and a column called ``name``, pass through unchanged."""
+    prospects = make_accounts(20, seed=3)
+    prospects["name"] = [f"Prospect {i}" for i in range(20)]
+    out = discovery.scorer.score(prospects)
+    assert list(out.columns[:3]) == ["account_id", "company_name", "name"]
+    assert out["company_name"].tolist() == prospects["company_name"].astype(str).tolist()
+    assert out["name"].tolist() == prospects["name"].tolist()
+    # a list without names scores as before, without name columns
+    bare = discovery.scorer.score(prospects.drop(columns=["company_name", "name"]))
+    assert list(bare.columns) == ["account_id", *SCORED_COLUMNS]
+
+
+def test_round_scores_for_output_files(tmp_path):
+    scored = pd.DataFrame({"account_id": ["a", "b"], "fit_score": [0.123456789, 1 / 3],
+                           "churn_risk": [float("nan"), 0.987654321], "tier": ["Tier 1", "Tier 3"]})
+    before = scored.copy()
+    out = round_scores(scored)
+    pd.testing.assert_frame_equal(scored, before)  # the input is not modified
+    assert out["fit_score"].tolist() == [0.1235, 0.3333]
+    assert out["churn_risk"].isna()[0] and out["churn_risk"][1] == 0.9877
+    out.to_csv(tmp_path / "s.csv", index=False)
+    text = (tmp_path / "s.csv").read_text()
+    assert "0.1235" in text and "0.123456" not in text
