@@ -466,8 +466,9 @@ class _ColumnCheck:
 @app.command()
 @_handle_errors
 def promote(
-    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (its models and store).")],
-    version: Annotated[str, typer.Option(help="Version of the fit model to make @champion.")],
+    config: Annotated[Path, typer.Option("--config", "-c", metavar="FILE",
+                                          help="YAML config (its models and store).")],
+    version: Annotated[str, typer.Option(metavar="N", help="Version of the fit model to make @champion.")],
 ) -> None:
     """Make a version @champion: fit model and its run's churn model, both or neither.
 
@@ -520,7 +521,7 @@ def export(
     format: Annotated[Literal["sql", "pandas", "json"], typer.Option(
         "--format", "-f", help="SQL WHERE clauses, pandas query strings or JSON.")] = "sql",
     dialect: Annotated[str | None, typer.Option(
-        help="SQL dialect (any sqlglot dialect: duckdb, sqlite, postgres, snowflake, bigquery, ...); "
+        metavar="DIALECT", help="SQL dialect (any sqlglot dialect: duckdb, sqlite, postgres, snowflake, bigquery, ...); "
              "default: portable SQL that runs in DuckDB and SQLite.")] = None,
     out: Annotated[Path | None, typer.Option(metavar="FILE", help="Write here instead of stdout.")] = None,
 ) -> None:
