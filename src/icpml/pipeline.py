@@ -263,8 +263,14 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     with stages.stage("screen"):
         ends = cohorts[cohorts != MIDDLE]
-        screen = screen_columns(df, kinds, ends == BEST, trusted=cfg.columns.trusted,
-                                leakage_auc=cfg.models.leakage_auc)
+        churn_col = cfg.columns.churn
+        outcome_cols = [m.column for m in cfg.columns.outcomes] + list(cfg.columns.post_sale)
+        screen = screen_columns(
+            df, kinds, ends == BEST, trusted=cfg.columns.trusted,
+            leakage_auc=cfg.models.leakage_auc,
+            churned=df[churn_col].astype(bool) if churn_col else None,
+            outcome_columns=outcome_cols + ([churn_col] if churn_col else []),
+            seed=cfg.models.seed)
         warnings += screen.warnings
         fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
         if not fit_kinds:
