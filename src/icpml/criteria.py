@@ -495,6 +495,10 @@ def _stump(x: np.ndarray, s: np.ndarray) -> int | None:
     return best_i
 
 
+#: A numeric column with at most this many distinct values is read value by value (a code).
+_MAX_CODE_VALUES = 5
+
+
 def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: str,
                         source: str, min_count: int, n_bins: int = 20) -> list[Criterion]:
     """Ranges of ``col`` where SHAP has sign ``sign`` (see module docstring, step 1)."""
@@ -507,9 +511,15 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
     order = np.argsort(xv, kind="stable")
     xv, sv = xv[order], sv[order]
     tau = _tau(sv)
-    # quantile bins over rows, never splitting a run of equal values
-    edges = np.unique(np.quantile(xv, np.linspace(0, 1, n_bins + 1)))
-    bin_id = np.clip(np.searchsorted(edges, xv, side="right") - 1, 0, len(edges) - 2)
+    distinct = np.unique(xv)
+    if len(distinct) <= _MAX_CODE_VALUES:
+        # a numeric code (Channel 1/2, a 1-5 grade): one bin per value, so each value can be
+        # cut off exactly; quantile edges would put both values of a 68/32 split in one bin
+        bin_id = np.searchsorted(distinct, xv)
+    else:
+        # quantile bins over rows, never splitting a run of equal values
+        edges = np.unique(np.quantile(xv, np.linspace(0, 1, n_bins + 1)))
+        bin_id = np.clip(np.searchsorted(edges, xv, side="right") - 1, 0, len(edges) - 2)
     means = pd.Series(sv).groupby(bin_id).mean()
     counts = pd.Series(sv).groupby(bin_id).size()
     ids = means.index.to_numpy()

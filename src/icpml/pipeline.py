@@ -179,6 +179,32 @@ def _split(cohorts: pd.Series, cfg: Config, dates: pd.Series | None = None) -> p
     return split
 
 
+#: A fit model this good on held-out accounts is more often reading an outcome than a trait.
+_SUSPECT_AUC = 0.95
+
+
+def _high_auc_warning(fit: TrainedModel, expl: Explanation) -> str | None:
+    """A warning when the fit model's held-out ROC AUC reaches 0.95, naming what carries it.
+
+    The columns named are the fewest that hold half of the mean |SHAP| on held-out accounts
+    (at least one), each with its share.
+    """
+    auc = fit.holdout.get("roc_auc", float("nan"))
+    if not auc >= _SUSPECT_AUC or expl.values.empty:
+        return None
+    mass = expl.values.abs().mean()
+    share = (mass / mass.sum()).sort_values(ascending=False, kind="stable") if mass.sum() > 0 else mass
+    top, total = [], 0.0
+    for col, s in share.items():
+        top.append(f"{col} {s:.0%}")
+        total += s
+        if total >= 0.5:
+            break
+    return (f"the fit model separates best from worst almost perfectly (held-out ROC AUC {auc:.3f}); "
+            f"most of it comes from {', '.join(top)} of the SHAP mass: make sure these are known "
+            "before the sale (not outcomes, post-sale or contact-outcome measures)")
+
+
 def _preflight(cfg: Config, *, track: bool, report: bool) -> None:
     """Fail in seconds, not after training, when the run's outputs cannot be written."""
     if track:
@@ -313,6 +339,9 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         churn_prop = explain(churn, propose) if churn is not None else None
         fit_expl = explain(fit, df[ho])
         churn_expl = explain(churn, df[ho]) if churn is not None else None
+        w = _high_auc_warning(fit, fit_expl)
+        if w:
+            warnings.append(w)
 
     with stages.stage("criteria"):
         allowed = list(fit_kinds)
