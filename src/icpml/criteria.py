@@ -104,7 +104,7 @@ from icpml.explain import Explanation
 from icpml.features import MISSING
 
 __all__ = ["Criterion", "CriteriaSet", "derive_criteria", "select_criteria", "segment_evidence",
-           "SCHEMA_VERSION", "propose_candidates", "detectable_lift", "conditional_candidates", "interaction_candidates"]
+           "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates"]
 
 SCHEMA_VERSION = "1.0"
 Op = Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
@@ -1236,6 +1236,35 @@ def _verdict(cs: CriteriaSet, n_holdout: int) -> dict:
         f"average (95% CI {_fmtci(lo, hi)}) on {n_holdout} held-out accounts."
         + (f" The interval is wide: the true lift may be as low as {lo:.2f}, and criteria with "
            f"smaller effects than these cannot be concluded.{limits}" if wide else ""))}
+
+
+def apply_stability(cs: CriteriaSet, stability: dict) -> None:
+    """Make the verdict say the ICP is tentative when every ICP criterion is unstable.
+
+    ``stability`` is :func:`icpml.stability.criteria_stability`'s result. When an ICP was
+    found but none of its criteria reappeared in at least ``criteria.min_stability`` of
+    the resamples, ``cs.verdict`` gets ``tentative: True`` and a message that starts
+    "Tentative ICP" instead of "ICP found" (``icp_found`` stays as the held-out evidence
+    decided: the lift is real on these accounts, the choice of rules is not settled).
+    Without resamples, or with at least one stable ICP criterion, the verdict gets
+    ``tentative: False``. Modifies ``cs`` in place.
+    """
+    per = stability.get("per_criterion") or {}
+    unstable = set(stability.get("unstable") or ())
+    names = [c.describe() for c in cs.icp]
+    tentative = bool(cs.verdict.get("icp_found") and names and per
+                     and all(n in unstable for n in names))
+    cs.verdict["tentative"] = tentative
+    if tentative:
+        shares = ", ".join(f"'{n}' {per.get(n, 0):.0%}" for n in names)
+        msg = cs.verdict.get("message", "")
+        if msg.startswith("ICP found: "):
+            msg = msg[len("ICP found: "):]
+        cs.verdict["message"] = (
+            f"Tentative ICP: {msg[:1].lower() + msg[1:]} But no ICP criterion reappeared in "
+            f"most of the {stability.get('n_resamples', 0)} bootstrap refits ({shares}): other "
+            "rules would describe this segment about as well, so treat these criteria as a "
+            "hypothesis to test, not a settled ICP.")
 
 
 def _fmtci(lo: float, hi: float) -> str:

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 from icpml import __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
-from icpml.criteria import CriteriaSet, derive_criteria
+from icpml.criteria import CriteriaSet, apply_stability, derive_criteria
 from icpml.data import (
     data_fingerprint,
     feature_kinds,
@@ -399,6 +399,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
                                   churn.kinds if churn is not None else None, criteria, cfg,
                                   churned)
         criteria.meta["stability"] = stab
+        apply_stability(criteria, stab)
         for d in stab.get("unstable", []):
             w = (f"criterion '{d}' reappeared in only {stab['per_criterion'][d]:.0%} of "
                  f"{stab['n_resamples']} resamples: treat it as tentative")
