@@ -547,12 +547,17 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
     scored.sort(key=lambda t: -t[0])
     for _, a, z in scored[:4]:
         low = high = None
-        if a > 0:  # refine the lower edge within bins a-1 and a
+        if len(distinct) <= _MAX_CODE_VALUES:  # a code: cut exactly between adjacent values
+            if a > 0:
+                low = _roundest(distinct[a - 1], distinct[a], include_lo=False, include_hi=True)
+            if z < len(distinct) - 1:
+                high = _roundest(distinct[z], distinct[z + 1], include_lo=True, include_hi=False)
+        elif a > 0:  # refine the lower edge within bins a-1 and a
             sel = np.isin(bin_id, ids[max(a - 2, 0):a + 1])
             xs, ss = xv[sel], sv[sel]
             i = _stump(xs, ss * sign)
             low = _roundest(xs[i - 1], xs[i], include_lo=False, include_hi=True) if i else None
-        if z < len(ids) - 1:
+        if z < len(ids) - 1 and len(distinct) > _MAX_CODE_VALUES:
             sel = np.isin(bin_id, ids[z:z + 3])
             xs, ss = xv[sel], sv[sel]
             i = _stump(xs, -ss * sign)

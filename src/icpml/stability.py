@@ -2,8 +2,10 @@
 
 **Stability.** Criteria are refitted on bootstrap resamples of the non-held-out
 accounts: each resample fits the fit and churn models on the bootstrap rows,
-proposes candidates from their SHAP values, and selects on the out-of-bag rows
-(the rows the resample did not draw), exactly as discovery does. For every final
+proposes candidates from their SHAP values, selects on the out-of-bag rows
+(the rows the resample did not draw) and re-chooses and refines the cuts on the
+drawn rows, as discovery does (a resample's unrefined bound would differ from the
+final, refined one for no reason of the data). For every final
 criterion we report how often a *matching* criterion reappears: same kind and the
 same column(s), and a segment that agrees with the final one, i.e. a category-set
 Jaccard >= 0.5 or a row-membership Jaccard >= 0.5 on the non-held-out accounts
@@ -127,7 +129,7 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         anti, icp, _ = select_criteria(
             explain(fit, uniq), churn_expl, {**fit_kinds}, list(fit_kinds), df.loc[oob],
             cohorts.loc[oob], select_churn=churned.loc[oob] if churned is not None else None,
-            cfg=cfg.criteria)
+            refine_rows=uniq, refine_cohort=cohorts.loc[uniq.index], cfg=cfg.criteria)
         found = anti + icp
         found_masks = [c.mask(rows).to_numpy(bool) for c in found]
         hit_final = [any(criteria_match(f, r, fm, rm) for r, rm in zip(found, found_masks, strict=True))
