@@ -277,6 +277,7 @@ def _outcome_kinds(frame: pd.DataFrame) -> dict[str, str]:
 def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *,
                    trusted: list[str] = (), leakage_auc: float = 0.97,
                    churned: pd.Series | None = None, outcome_columns: list[str] = (),
+                   post_sale: list[str] = (),
                    seed: int = 0, max_rows: int = 3000) -> ColumnScreen:
     """Find constant, identifier-like and leakage-suspect feature columns.
 
@@ -287,7 +288,8 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
       codes; numbers in 10 quantile bins, few-valued numbers per value) for best vs worst
       and for churn;
     * ``outcome_fit``: how well the outcome, post-sale and churn columns predict the column
-      (R^2 of its rank, or the best one-vs-rest AUC of a value; see :func:`_outcome_fit`);
+      (R^2 of its rank, or the best one-vs-rest AUC of a value; see :func:`_outcome_fit`),
+      and ``post_sale_fit``, the same from the post-sale columns alone;
     * ``deterministic``: a value whose accounts all churn / all stay (or, by name, all best /
       all worst), beyond chance at p <= 1e-6;
     * ``drop_share``: the share of the fit-like model's AUC above 0.5 that is lost when the
@@ -296,8 +298,8 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
       status, stage, tag, duration, renewal, last_, days_to, _score, ...).
 
     Rule. Set aside when (1) the AUC alone reaches ``leakage_auc``; or (2) the outcome
-    columns predict it almost exactly (R^2 >= 0.9 / AUC >= 0.97) and it is associated
-    with the outcome (AUC >= 0.6); or (3) a value is deterministic for churn; or (4) it is
+    columns predict it almost exactly (a number: R^2 >= 0.9, at least 0.05 of it owed to
+    the outcome columns) and it is associated with the outcome (AUC >= 0.6); or (3) a value is deterministic for churn; or (4) it is
     named like an outcome AND one of: it dominates the single-column AUCs (the top one,
     with at least 1.5 times the next column's Gini and AUC >= 0.65), the fit-like model
     loses at least 20% of its signal without it, the outcome columns predict it
@@ -321,6 +323,11 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
         Churn of every account of ``df``.
     outcome_columns : list of str
         Outcome, post-sale and churn columns of ``df`` (for ``outcome_fit``).
+    post_sale : list of str
+        Which of ``outcome_columns`` are post-sale columns (usage, tickets). A number they
+        alone predict almost exactly, with the outcomes adding nothing, is not set aside on
+        that ground (Telco's MonthlyCharges is recovered exactly from TotalCharges and
+        tenure, and is the plan's price, known before the sale).
     seed : int
     max_rows : int
         Accounts sampled (deterministically) for the model-based signals.
@@ -335,12 +342,13 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
     n = os.environ.get("ICPML_THREADS", "")
     with threadpool_limits(limits=int(n) if n.isdigit() and int(n) > 0 else 1, user_api="openmp"):
         return _screen(df, kinds, y_best, trusted=trusted, leakage_auc=leakage_auc,
-                       churned=churned, outcome_columns=outcome_columns, seed=seed,
+                       churned=churned, outcome_columns=outcome_columns, post_sale=post_sale,
+                       seed=seed,
                        max_rows=max_rows)
 
 
 def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trusted, leakage_auc,
-            churned, outcome_columns, seed, max_rows) -> ColumnScreen:
+            churned, outcome_columns, post_sale, seed, max_rows) -> ColumnScreen:
     screen = ColumnScreen()
     rng = np.random.default_rng(seed)
     ends = y_best.index
@@ -360,6 +368,7 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
     ocols = [c for c in dict.fromkeys(outcome_columns) if c in df.columns and c not in kinds]
     out_frame = df.loc[all_rows, ocols]
     okinds = _outcome_kinds(out_frame)
+    post_only = [c for c in ocols if c in set(post_sale)]
 
     reasons: dict[str, str] = {}
     for c, kind in kinds.items():
@@ -416,7 +425,15 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
             if c not in outcome_fit:
                 outcome_fit[c] = _outcome_fit(df.loc[all_rows, c], kind, out_frame, okinds, seed)
             sig["outcome_fit"] = round(outcome_fit[c], 4)
-            if numeric_target and outcome_fit[c] >= 0.9:
+            if numeric_target and outcome_fit[c] >= 0.9 and post_only:
+                # does it need the outcomes, or do post-sale columns alone recover it?
+                key = c + "\0post"
+                if key not in outcome_fit:
+                    outcome_fit[key] = _outcome_fit(df.loc[all_rows, c], kind,
+                                                    out_frame[post_only], _outcome_kinds(out_frame[post_only]), seed)
+                sig["post_sale_fit"] = round(outcome_fit[key], 4)
+            if (numeric_target and outcome_fit[c] >= 0.9
+                    and outcome_fit[c] - outcome_fit.get(c + "\0post", 0.0) >= 0.05):
                 why.append(f"the outcome and post-sale columns ({', '.join(ocols)}) predict it "
                            f"almost exactly (R^2 {outcome_fit[c]:.2f})")
         if not why and sig["name"] and a >= 0.6:

@@ -80,6 +80,7 @@ def _screen(df, cfg, kinds=None, **kw):
     return screen_columns(df, kinds or feature_kinds(df, cfg), ends,
                           churned=df[churn].astype(bool) if churn else None,
                           outcome_columns=outcome_cols + ([churn] if churn else []),
+                          post_sale=list(cfg.columns.post_sale),
                           seed=cfg.models.seed, **kw)
 
 
@@ -158,3 +159,44 @@ def test_case_call_duration_screen():
     s = _screen(df, cfg)
     assert set(s.excluded) == {"duration"}
     assert "named like a post-sale or contact-outcome measure" in s.excluded["duration"]
+
+
+def _shared_data(name: str) -> Path:
+    for base in (_ROOT / ".." / "shared" / "data", _ROOT / ".." / ".." / "shared" / "data"):
+        if (base / name).exists():
+            return base / name
+    pytest.skip(f"shared data set {name} is absent")
+
+
+def test_telco_presale_columns_are_kept():
+    """IBM Telco: Contract (the strongest churn driver) and MonthlyCharges (recovered exactly
+    from the post-sale TotalCharges and tenure) are pre-sale and stay features."""
+    from icpml.config import config_from_dict
+
+    t = pd.read_csv(_shared_data("ibm_telco_churn") / "Telco-Customer-Churn.csv")
+    t["TotalCharges"] = pd.to_numeric(t["TotalCharges"], errors="coerce")
+    t["churned"] = t["Churn"] == "Yes"
+    t["retained"] = (~t["churned"]).astype(int)
+    feats = ["gender", "SeniorCitizen", "Partner", "Dependents", "PhoneService", "InternetService",
+             "OnlineSecurity", "TechSupport", "Contract", "PaperlessBilling", "PaymentMethod",
+             "MonthlyCharges"]
+    cfg = config_from_dict({"columns": {
+        "id": "customerID", "features": {"firmographic": feats},
+        "post_sale": ["TotalCharges", "tenure"], "outcomes": [{"column": "retained"}],
+        "churn": "churned"}})
+    s = _screen(validate_accounts(t.drop(columns=["Churn"]), cfg), cfg)
+    assert s.excluded == {}
+
+
+def test_bank_full_duration_set_aside_among_all_columns():
+    """UCI Bank Marketing, 45k rows, all 16 columns listed: only `duration` is set aside."""
+    from icpml.config import config_from_dict
+
+    b = pd.read_csv(_shared_data("uci_bank_marketing") / "bank-full.csv", sep=";")
+    b["id"] = np.arange(len(b))
+    b["y"] = (b["y"] == "yes").astype(int)
+    cols = [c for c in b.columns if c not in ("id", "y")]
+    cfg = config_from_dict({"columns": {"id": "id", "features": {"firmographic": cols},
+                                        "outcomes": [{"column": "y"}]}})
+    s = _screen(validate_accounts(b, cfg), cfg)
+    assert set(s.excluded) == {"duration"}
