@@ -14,8 +14,12 @@ gives silently wrong values for them (additivity errors of ~20 log-odds measured
 
 :func:`screen_columns` looks for columns that must not become criteria even
 though the config lists them as features: constant columns, identifiers (names,
-domains, ids, near-unique text) and suspected leaks (a single column that almost perfectly
-separates best from worst is usually an outcome in disguise).
+domains, ids, near-unique text) and columns that behave like outcomes (a health
+score, a status tag, the length of the sales call): near-deterministic for churn or
+best vs worst, recovered from the outcome columns, or named like an outcome *and*
+dominating the signal. Such a column is set aside from the models and the criteria
+unless the user lists it under ``columns.trusted``; either way a warning names it
+and says why.
 """
 
 from __future__ import annotations

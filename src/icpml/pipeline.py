@@ -382,6 +382,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
                           "cv_roc_auc": fit.cv.get("roc_auc_mean")},
             "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"]} if churn else None),
             "screened_out": dict(sorted(screen.excluded.items())),
+            "leakage_signals": {c: screen.signals[c] for c in sorted(screen.excluded)
+                                if c in screen.signals},
         })
 
     with stages.stage("score"):

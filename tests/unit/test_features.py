@@ -200,3 +200,15 @@ def test_bank_full_duration_set_aside_among_all_columns():
                                         "outcomes": [{"column": "y"}]}})
     s = _screen(validate_accounts(b, cfg), cfg)
     assert set(s.excluded) == {"duration"}
+
+
+def test_trusted_must_name_a_feature():
+    from icpml.config import config_from_dict
+    from icpml.errors import ConfigError
+
+    base = {"columns": {"id": "id", "features": {"firmographic": ["a"]},
+                        "outcomes": [{"column": "y"}], "trusted": ["y"]}}
+    with pytest.raises(ConfigError, match="columns.trusted names 'y'"):
+        config_from_dict(base)
+    base["columns"]["trusted"] = ["a"]
+    assert config_from_dict(base).columns.trusted == ["a"]
