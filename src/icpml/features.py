@@ -304,8 +304,9 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
     Rule. Set aside when (1) the AUC alone reaches ``leakage_auc``; or (2) the outcome
     columns predict it almost exactly (a number: R^2 >= 0.9, at least 0.05 of it owed to
     the outcome columns) and it is associated with the outcome (AUC >= 0.6); or (3) a value is deterministic for churn; or (4) it is
-    named like an outcome AND one of: it dominates the single-column AUCs (the top one,
-    with at least 1.5 times the next column's Gini and AUC >= 0.65), the fit-like model
+    named like an outcome AND one of: it dominates the single-column AUCs for best vs
+    worst or for churn (at least 1.5 times the next column's Gini and AUC >= 0.65, or the
+    top one at AUC >= 0.75), the fit-like model
     loses at least 20% of its signal without it, the outcome columns predict it
     (R^2 >= 0.5 / AUC >= 0.85), or a value is deterministic for best vs worst.
     A name alone, or a strong but plausible pre-sale signal alone (a column carrying most
@@ -442,14 +443,18 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                            f"almost exactly (R^2 {outcome_fit[c]:.2f})")
         if not why and sig["name"] and a >= 0.6:
             support: list[str] = []
-            others = [assoc(o) for o in live if o != c]
-            second = max(others) if others else 0.5
-            if a >= 0.65 and (2 * a - 1) >= 1.5 * max(2 * second - 1, 0.02):
-                support.append(f"its own AUC {a:.2f} is far above every other column's "
-                               f"(next {second:.2f})")
-            elif a >= 0.75 and a > second:
-                support.append(f"its own AUC {a:.2f} is the highest of all columns "
-                               f"(next {second:.2f})")
+            for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):
+                if target not in sig:
+                    continue
+                own = sig[target]
+                others = [screen.signals[o].get(target, 0.5) for o in live if o != c]
+                second = max(others) if others else 0.5
+                if own >= 0.65 and (2 * own - 1) >= 1.5 * max(2 * second - 1, 0.02):
+                    support.append(f"its own AUC for {label} ({own:.2f}) is far above every "
+                                   f"other column's (next {second:.2f})")
+                elif own >= 0.75 and own > second:
+                    support.append(f"its own AUC for {label} ({own:.2f}) is the highest of all "
+                                   f"columns (next {second:.2f})")
             fit_o = outcome_fit.get(c)
             if fit_o is not None and fit_o >= (0.5 if numeric_target else 0.85):
                 support.append(f"the outcome and post-sale columns predict it "

@@ -60,7 +60,7 @@ def _with_leaks(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     n = len(out)
     usage = out["product_usage_pct"].to_numpy(float)
     ch = out["churned"].to_numpy(bool)
-    noise = rng.uniform(0.08, 0.2)
+    noise = rng.uniform(0.08, 0.35)
     out["account_health"] = np.round(100 * np.clip(
         0.5 + 0.8 * (usage - 0.55) - 0.35 * ch + rng.normal(0, noise, n), 0, 1), 1)
     out["cs_status"] = np.where(ch, "Churned", rng.choice(["Active", "Renewal due", "Expansion"], n))
