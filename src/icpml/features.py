@@ -266,8 +266,9 @@ def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
         for k, p in ((pos, base), (n - pos, 1 - base)):  # exceptions to "all 0", "all 1"
             if k <= 0.01 * n and stats.binom.cdf(k, n, p) <= 1e-6:
                 x = pd.to_numeric(text[hit], errors="coerce")
+                first = text[hit].iloc[0]
                 shown = (f"{x.min():g}-{x.max():g}" if x.notna().all() and x.nunique() > 1
-                         else str(text[hit].iloc[0]))
+                         else MISSING if pd.isna(first) else str(first))
                 return f"{shown} ({n} accounts, rate {pos / n:.0%})"
     return None
 
@@ -305,8 +306,9 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
     columns predict it almost exactly (a number: R^2 >= 0.9, at least 0.05 of it owed to
     the outcome columns) and it is associated with the outcome (AUC >= 0.6); or (3) a value is deterministic for churn; or (4) it is
     named like an outcome AND one of: it dominates the single-column AUCs for best vs
-    worst or for churn (at least 1.5 times the next column's Gini and AUC >= 0.65, or the
-    top one at AUC >= 0.75), the fit-like model
+    worst or for churn (at least 1.5 times the next column's Gini, AUC >= 0.65 and three
+    standard errors above 0.5), or its AUC alone reaches 0.75 (both only with 50 accounts
+    or more on each side), the fit-like model
     loses at least 20% of its signal without it, the outcome columns predict it
     (R^2 >= 0.5 / AUC >= 0.85), or a value is deterministic for best vs worst.
     A name alone, or a strong but plausible pre-sale signal alone (a column carrying most
@@ -404,6 +406,12 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
         return max(screen.signals[c].get("auc_best", 0.5), screen.signals[c].get("auc_churn", 0.5))
 
     min_n = max(20, int(0.01 * len(all_rows)))
+    # the standard error of an AUC under no signal, sqrt((1/n_pos + 1/n_neg) / 12): AUCs of
+    # columns are compared only beyond it, and only with at least 50 accounts on each side
+    noise: dict[str, float] = {}
+    for target, lab in (("auc_best", y if both else None), ("auc_churn", ch)):
+        if lab is not None and min(lab.sum(), len(lab) - lab.sum()) >= 50:
+            noise[target] = float(np.sqrt((1 / lab.sum() + 1 / (len(lab) - lab.sum())) / 12))
     outcome_fit: dict[str, float] = {}
 
     def judge(c: str, live: list[str], auc_all: list) -> list[str]:
@@ -444,17 +452,18 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
         if not why and sig["name"] and a >= 0.6:
             support: list[str] = []
             for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):
-                if target not in sig:
+                if target not in sig or target not in noise:
                     continue
                 own = sig[target]
                 others = [screen.signals[o].get(target, 0.5) for o in live if o != c]
                 second = max(others) if others else 0.5
-                if own >= 0.65 and (2 * own - 1) >= 1.5 * max(2 * second - 1, 0.02):
+                if (own >= max(0.65, 0.5 + 3 * noise[target])
+                        and (2 * own - 1) >= 1.5 * max(2 * second - 1, 0.02)):
                     support.append(f"its own AUC for {label} ({own:.2f}) is far above every "
                                    f"other column's (next {second:.2f})")
-                elif own >= 0.75 and own > second:
-                    support.append(f"its own AUC for {label} ({own:.2f}) is the highest of all "
-                                   f"columns (next {second:.2f})")
+                elif own >= 0.75:
+                    support.append(f"alone it predicts {label} strongly (AUC {own:.2f}; the "
+                                   f"best other column {second:.2f})")
             fit_o = outcome_fit.get(c)
             if fit_o is not None and fit_o >= (0.5 if numeric_target else 0.85):
                 support.append(f"the outcome and post-sale columns predict it "
