@@ -122,6 +122,8 @@ class Discovery:
             "n_anti_icp_criteria": len(self.criteria.anti_icp),
             "icp_coverage": ev.get("coverage", float("nan")),
             "icp_lift": ev.get("lift", float("nan")),
+            "n_columns_set_aside": len(self.screen.excluded),
+            "icp_tentative": float(bool(self.criteria.verdict.get("tentative"))),
         }
         if self.churn is not None:
             out["churn_holdout_roc_auc"] = self.churn.holdout.get("roc_auc", float("nan"))

@@ -50,6 +50,9 @@ def test_case_call_duration_is_set_aside():
     (w,) = [w for w in res.criteria.warnings if w.startswith("'duration'")]
     assert "set aside" in w and "columns.trusted" in w
     assert res.criteria.meta["screened_out"] == {"duration": res.screen.excluded["duration"]}
+    assert res.criteria.meta["leakage_signals"]["duration"]["name"] is True
+    again = discover(cfg, pd.read_csv(folder / "bank_calls_sample.csv"), track=False, report=False)
+    assert again.criteria.to_json() == res.criteria.to_json()  # same data, config, seed: same bytes
 
 
 @pytest.mark.parametrize("config", ["numeric.yaml", "categorical.yaml"])
