@@ -105,6 +105,10 @@ class ColumnsConfig(_Strict):
     churn : str, optional
         Boolean/0-1 column: the account churned. Without it there is no churn
         model and no churn evidence.
+    trusted : list of str
+        Feature columns known before the sale even though they look like outcomes
+        (a dominant, named "stage" or "score" column); the leakage screen keeps them,
+        with a warning. Each must be a feature column.
     """
 
     id: str
@@ -121,7 +125,9 @@ class ColumnsConfig(_Strict):
     )
     trusted: list[str] = Field(
         default_factory=list,
-        description="Feature columns exempt from the identifier/leakage screen (warned, kept).",
+        description="Feature columns the user vouches for as known before the sale: the "
+        "identifier/leakage screen still warns about them but keeps them (see "
+        "icpml.features.screen_columns).",
     )
 
     @field_validator("features")
@@ -174,6 +180,12 @@ class ColumnsConfig(_Strict):
             if not seen.get(c, "").startswith("feature"):
                 raise ValueError(
                     f"columns.categorical names '{c}', which is not a feature column"
+                )
+        for c in self.trusted:
+            if not seen.get(c, "").startswith("feature"):
+                raise ValueError(
+                    f"columns.trusted names '{c}', which is not a feature column; "
+                    "list it under columns.features or remove it from columns.trusted"
                 )
         return self
 

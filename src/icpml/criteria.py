@@ -111,7 +111,7 @@ from icpml.explain import Explanation
 from icpml.features import MISSING
 
 __all__ = ["Criterion", "CriteriaSet", "derive_criteria", "select_criteria", "segment_evidence",
-           "SCHEMA_VERSION", "propose_candidates", "detectable_lift", "conditional_candidates", "interaction_candidates"]
+           "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates"]
 
 SCHEMA_VERSION = "1.0"
 Op = Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
@@ -860,6 +860,10 @@ def _stump(x: np.ndarray, s: np.ndarray) -> int | None:
     return best_i
 
 
+#: A numeric column with at most this many distinct values is read value by value (a code).
+_MAX_CODE_VALUES = 5
+
+
 def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: str,
                         source: str, min_count: int, n_bins: int = 20) -> list[Criterion]:
     """Ranges of ``col`` where SHAP has sign ``sign`` (see module docstring, step 1)."""
@@ -872,9 +876,15 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
     order = np.argsort(xv, kind="stable")
     xv, sv = xv[order], sv[order]
     tau = _tau(sv)
-    # quantile bins over rows, never splitting a run of equal values
-    edges = np.unique(np.quantile(xv, np.linspace(0, 1, n_bins + 1)))
-    bin_id = np.clip(np.searchsorted(edges, xv, side="right") - 1, 0, len(edges) - 2)
+    distinct = np.unique(xv)
+    if len(distinct) <= _MAX_CODE_VALUES:
+        # a numeric code (Channel 1/2, a 1-5 grade): one bin per value, so each value can be
+        # cut off exactly; quantile edges would put both values of a 68/32 split in one bin
+        bin_id = np.searchsorted(distinct, xv)
+    else:
+        # quantile bins over rows, never splitting a run of equal values
+        edges = np.unique(np.quantile(xv, np.linspace(0, 1, n_bins + 1)))
+        bin_id = np.clip(np.searchsorted(edges, xv, side="right") - 1, 0, len(edges) - 2)
     means = pd.Series(sv).groupby(bin_id).mean()
     counts = pd.Series(sv).groupby(bin_id).size()
     ids = means.index.to_numpy()
@@ -902,12 +912,17 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
     scored.sort(key=lambda t: -t[0])
     for _, a, z in scored[:4]:
         low = high = None
-        if a > 0:  # refine the lower edge within bins a-1 and a
+        if len(distinct) <= _MAX_CODE_VALUES:  # a code: cut exactly between adjacent values
+            if a > 0:
+                low = _roundest(distinct[a - 1], distinct[a], include_lo=False, include_hi=True)
+            if z < len(distinct) - 1:
+                high = _roundest(distinct[z], distinct[z + 1], include_lo=True, include_hi=False)
+        elif a > 0:  # refine the lower edge within bins a-1 and a
             sel = np.isin(bin_id, ids[max(a - 2, 0):a + 1])
             xs, ss = xv[sel], sv[sel]
             i = _stump(xs, ss * sign)
             low = _roundest(xs[i - 1], xs[i], include_lo=False, include_hi=True) if i else None
-        if z < len(ids) - 1:
+        if z < len(ids) - 1 and len(distinct) > _MAX_CODE_VALUES:
             sel = np.isin(bin_id, ids[z:z + 3])
             xs, ss = xv[sel], sv[sel]
             i = _stump(xs, -ss * sign)
@@ -1622,6 +1637,35 @@ def _verdict(cs: CriteriaSet, n_holdout: int) -> dict:
         f"average (95% CI {_fmtci(lo, hi)}) on {n_holdout} held-out accounts."
         + (f" The interval is wide: the true lift may be as low as {lo:.2f}, and criteria with "
            f"smaller effects than these cannot be concluded.{limits}" if wide else ""))}
+
+
+def apply_stability(cs: CriteriaSet, stability: dict) -> None:
+    """Make the verdict say the ICP is tentative when every ICP criterion is unstable.
+
+    ``stability`` is :func:`icpml.stability.criteria_stability`'s result. When an ICP was
+    found but none of its criteria reappeared in at least ``criteria.min_stability`` of
+    the resamples, ``cs.verdict`` gets ``tentative: True`` and a message that starts
+    "Tentative ICP" instead of "ICP found" (``icp_found`` stays as the held-out evidence
+    decided: the lift is real on these accounts, the choice of rules is not settled).
+    Without resamples, or with at least one stable ICP criterion, the verdict gets
+    ``tentative: False``. Modifies ``cs`` in place.
+    """
+    per = stability.get("per_criterion") or {}
+    unstable = set(stability.get("unstable") or ())
+    names = [c.describe() for c in cs.icp]
+    tentative = bool(cs.verdict.get("icp_found") and names and per
+                     and all(n in unstable for n in names))
+    cs.verdict["tentative"] = tentative
+    if tentative:
+        shares = ", ".join(f"'{n}' {per.get(n, 0):.0%}" for n in names)
+        msg = cs.verdict.get("message", "")
+        if msg.startswith("ICP found: "):
+            msg = msg[len("ICP found: "):]
+        cs.verdict["message"] = (
+            f"Tentative ICP: {msg[:1].lower() + msg[1:]} But no ICP criterion reappeared in "
+            f"most of the {stability.get('n_resamples', 0)} bootstrap refits ({shares}): other "
+            "rules would describe this segment about as well, so treat these criteria as a "
+            "hypothesis to test, not a settled ICP.")
 
 
 def _fmtci(lo: float, hi: float) -> str:

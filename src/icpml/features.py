@@ -14,12 +14,17 @@ gives silently wrong values for them (additivity errors of ~20 log-odds measured
 
 :func:`screen_columns` looks for columns that must not become criteria even
 though the config lists them as features: constant columns, identifiers (names,
-domains, ids, near-unique text) and suspected leaks (a single column that almost perfectly
-separates best from worst is usually an outcome in disguise).
+domains, ids, near-unique text) and columns that behave like outcomes (a health
+score, a status tag, the length of the sales call): near-deterministic for churn or
+best vs worst, recovered from the outcome columns, or named like an outcome *and*
+dominating the signal. Such a column is set aside from the models and the criteria
+unless the user lists it under ``columns.trusted``; either way a warning names it
+and says why.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -103,49 +108,276 @@ class ColumnScreen:
     warnings : list of str
         Human-readable warnings for the report and the log.
     single_auc : dict
-        Column -> AUC of the column alone for best vs worst (0.5 = no signal).
+        Column -> cross-validated AUC of the column alone for best vs worst (0.5 = no signal).
+    signals : dict
+        Column -> the leakage signals measured for it (see :func:`screen_columns`):
+        ``auc_best``, ``auc_churn``, ``name`` (bool), and where computed ``outcome_fit``,
+        ``drop_share``, ``deterministic``.
     """
 
     excluded: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     single_auc: dict[str, float] = field(default_factory=dict)
+    signals: dict[str, dict] = field(default_factory=dict)
 
 
-def _single_column_auc(s: pd.Series, y: np.ndarray, kind: str) -> float:
-    """AUC of one column for y, orientation-free (max(auc, 1-auc))."""
+#: Names typical of columns only known after the sale or the contact. Supporting evidence only:
+#: a name alone never sets a column aside (``funding_stage`` and ``intent_score`` are pre-sale).
+_LEAK_NAME = re.compile(
+    r"health|status|stage|(^|_)tags?($|_)|duration|renewal|renew|(^|_)last_|days_to|days_since|"
+    r"_score$|(^|_)churn|(^|_)won($|_)|(^|_)lost($|_)|closed|outcome|result|call_len|length_of",
+    re.I)
+
+
+def _codes(s: pd.Series, kind: str, n_bins: int = 10) -> np.ndarray:
+    """Integer codes of a column: categories, or quantile bins of a number (missing: own code).
+
+    A number with at most ``n_bins`` distinct values keeps one code per value (a 1/2 code
+    must not fall into a single quantile bin).
+    """
     if kind == "numeric":
-        x = s.astype(float)
-        ok = x.notna().to_numpy()
-        if ok.sum() < 4 or len(np.unique(y[ok])) < 2:
-            return 0.5
-        auc = roc_auc_score(y[ok], x.to_numpy()[ok])
-    else:
-        t = s.astype("string").fillna(MISSING)
-        rate = pd.Series(y, index=s.index).groupby(t).mean()
-        auc = roc_auc_score(y, t.map(rate).astype(float).to_numpy())
-    return float(max(auc, 1 - auc))
+        x = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
+        ok = ~np.isnan(x)
+        if not ok.any():
+            return np.zeros(len(x), dtype=int)
+        u = np.unique(x[ok])
+        if len(u) <= n_bins:
+            c = np.searchsorted(u, x)
+        else:
+            edges = np.unique(np.quantile(x[ok], np.linspace(0, 1, n_bins + 1)))[1:-1]
+            c = np.searchsorted(edges, x, side="right")
+            u = np.arange(len(edges) + 1)
+        c = np.where(ok, c, len(u))
+        return c.astype(int)
+    return pd.factorize(_as_category_text(s), sort=True)[0].astype(int)
+
+
+def _as_category_text(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean").astype("string").fillna(MISSING)
+    return s.astype("string").fillna(MISSING)
+
+
+def _cv_auc(codes: np.ndarray, y: np.ndarray, seed: int, k: int = 5, prior_n: float = 10.0) -> float:
+    """Cross-validated AUC of a target-encoded column for binary ``y`` (0.5 = no signal).
+
+    Each fold's rows are scored with the smoothed outcome rate of their code measured
+    on the other folds, so a many-valued column cannot reach a high AUC by memorising.
+    """
+    y = np.asarray(y, dtype=float)
+    k = min(k, int(min(y.sum(), len(y) - y.sum())))
+    if k < 2:
+        return 0.5
+    from sklearn.model_selection import StratifiedKFold
+
+    pred = np.zeros(len(y))
+    m = int(codes.max()) + 1
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(codes, y):
+        prior = y[tr].mean()
+        n = np.bincount(codes[tr], minlength=m)
+        s = np.bincount(codes[tr], weights=y[tr], minlength=m)
+        pred[te] = ((s + prior_n * prior) / (n + prior_n))[codes[te]]
+    return float(roc_auc_score(y, pred))
+
+
+def _quick_tree(kind: str, seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    est = HistGradientBoostingRegressor if kind == "regress" else HistGradientBoostingClassifier
+    return est(max_iter=40, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=20,
+               random_state=seed)
+
+
+def _model_auc(X: pd.DataFrame, kinds: dict[str, str], cols: list[str], y: np.ndarray,
+               seed: int) -> float:
+    """3-fold cross-validated AUC of a small gradient-boosted model on ``cols`` for ``y``."""
+    if not cols:
+        return 0.5
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import Pipeline
+
+    pipe = Pipeline([("prep", make_preprocessor(kinds, cols)), ("clf", _quick_tree("classify", seed))])
+    p = cross_val_predict(pipe, X[cols], y, method="predict_proba",
+                          cv=StratifiedKFold(3, shuffle=True, random_state=seed))[:, 1]
+    return float(roc_auc_score(y, p))
+
+
+def _outcome_fit(target: pd.Series, kind: str, outcomes: pd.DataFrame, okinds: dict[str, str],
+                 seed: int) -> float:
+    """How well the outcome / post-sale columns ``outcomes`` predict one feature column.
+
+    A number: cross-validated R^2 of its percentile rank (0 = not at all, 1 = a function of
+    them). A category: the best one-vs-rest cross-validated AUC over its values covering
+    at least 3% of the rows (0.5 = not at all).
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import Pipeline
+
+    cols = list(okinds)
+    codes = _codes(target, kind)
+    categorical = kind != "numeric" or len(np.unique(codes)) <= 5
+    if not categorical:
+        t = pd.to_numeric(target, errors="coerce").astype(float)
+        ok = t.notna().to_numpy()
+        if ok.sum() < 30:
+            return 0.0
+        r = t[ok].rank(pct=True).to_numpy()
+        pipe = Pipeline([("prep", make_preprocessor(okinds, cols)), ("reg", _quick_tree("regress", seed))])
+        p = cross_val_predict(pipe, outcomes.loc[ok, cols], r, cv=KFold(3, shuffle=True, random_state=seed))
+        return float(max(0.0, 1 - np.sum((r - p) ** 2) / np.sum((r - r.mean()) ** 2)))
+    vals, counts = np.unique(codes, return_counts=True)
+    frequent = vals[(counts >= 0.03 * len(codes)) & (counts >= 10)]
+    if len(vals) < 2 or len(frequent) == 0:
+        return 0.5
+    best = 0.5
+    for v in frequent[np.argsort(-counts[np.isin(vals, frequent)], kind="stable")][:3]:
+        yv = (codes == v).astype(int)
+        if yv.sum() < 6 or len(yv) - yv.sum() < 6:
+            continue
+        pipe = Pipeline([("prep", make_preprocessor(okinds, cols)), ("clf", _quick_tree("classify", seed))])
+        p = cross_val_predict(pipe, outcomes[cols], yv, method="predict_proba",
+                              cv=StratifiedKFold(3, shuffle=True, random_state=seed))[:, 1]
+        best = max(best, float(roc_auc_score(yv, p)))
+        if len(vals) == 2:
+            break
+    return best
+
+
+def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
+                         min_n: int) -> str | None:
+    """A value of the column whose accounts (nearly) all share one label (p <= 1e-6).
+
+    ``labels`` is binary. A value with at least ``min_n`` accounts, at most 1% of them
+    against the rule, and a binomial tail probability of so few exceptions at the overall
+    rate of at most 1e-6, is an outcome in disguise (a status "Churned" that is only
+    given to churned accounts). Returns a description, or None.
+    """
+    from scipy import stats
+
+    base = float(labels.mean())
+    if not 0.05 <= base <= 0.95:
+        return None
+    for v in np.unique(codes):
+        hit = codes == v
+        n = int(hit.sum())
+        if n < min_n:
+            continue
+        pos = int(labels[hit].sum())
+        for k, p in ((pos, base), (n - pos, 1 - base)):  # exceptions to "all 0", "all 1"
+            if k <= 0.01 * n and stats.binom.cdf(k, n, p) <= 1e-6:
+                x = pd.to_numeric(text[hit], errors="coerce")
+                first = text[hit].iloc[0]
+                shown = (f"{x.min():g}-{x.max():g}" if x.notna().all() and x.nunique() > 1
+                         else MISSING if pd.isna(first) else str(first))
+                return f"{shown} ({n} accounts, rate {pos / n:.0%})"
+    return None
+
+
+def _outcome_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    return {c: ("numeric" if pd.api.types.is_numeric_dtype(frame[c])
+                and not pd.api.types.is_bool_dtype(frame[c]) else "categorical")
+            for c in frame.columns}
 
 
 def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *,
-                   trusted: list[str] = (), leakage_auc: float = 0.97) -> ColumnScreen:
+                   trusted: list[str] = (), leakage_auc: float = 0.97,
+                   churned: pd.Series | None = None, outcome_columns: list[str] = (),
+                   post_sale: list[str] = (),
+                   seed: int = 0, max_rows: int = 3000) -> ColumnScreen:
     """Find constant, identifier-like and leakage-suspect feature columns.
+
+    A feature *behaves like an outcome* (a leak) when the data say so, from these signals
+    (computed on at most ``max_rows`` accounts, seeded):
+
+    * ``auc_best`` / ``auc_churn``: cross-validated AUC of the column alone (target-encoded
+      codes; numbers in 10 quantile bins, few-valued numbers per value) for best vs worst
+      and for churn;
+    * ``outcome_fit``: how well the outcome, post-sale and churn columns predict the column
+      (R^2 of its rank, or the best one-vs-rest AUC of a value; see :func:`_outcome_fit`),
+      and ``post_sale_fit``, the same from the post-sale columns alone;
+    * ``deterministic``: a value whose accounts all churn / all stay (or, by name, all best /
+      all worst), beyond chance at p <= 1e-6;
+    * ``drop_share``: the share of the fit-like model's AUC above 0.5 that is lost when the
+      column is left out (a quick 3-fold gradient-boosted model);
+    * ``name``: the column is named like a post-sale or contact-outcome measure (health,
+      status, stage, tag, duration, renewal, last_, days_to, _score, ...).
+
+    Rule. Set aside when (1) the AUC alone reaches ``leakage_auc``; or (2) the outcome
+    columns predict it almost exactly (a number: R^2 >= 0.9, at least 0.05 of it owed to
+    the outcome columns) and it is associated with the outcome (AUC >= 0.6); or (3) a value is deterministic for churn; or (4) it is
+    named like an outcome AND one of: it dominates the single-column AUCs for best vs
+    worst or for churn (at least 1.5 times the next column's Gini, AUC >= 0.65 and three
+    standard errors above 0.5), or its AUC alone reaches 0.75 (both only with 50 accounts
+    or more on each side), the fit-like model
+    loses at least 20% of its signal without it, the outcome columns predict it
+    (R^2 >= 0.5 / AUC >= 0.85), or a value is deterministic for best vs worst.
+    A name alone, or a strong but plausible pre-sale signal alone (a column carrying most
+    of the model: a channel, a contract type), never sets a column aside.
 
     Parameters
     ----------
     df : DataFrame
-        Accounts (all rows).
+        Accounts (all rows). Not modified.
     kinds : dict
         Feature column -> kind.
     y_best : Series of bool, indexed like the best/worst rows of ``df``
         True for best-cohort accounts, False for worst.
     trusted : list of str
-        Columns the user vouches for; they are warned about but kept.
+        Columns the user vouches for (``columns.trusted``); warned about but kept.
     leakage_auc : float
-        A column whose own AUC for best vs worst reaches this is a leak suspect.
+        A column whose own AUC for best vs worst (or churn) reaches this is a leak.
+    churned : Series of bool, optional
+        Churn of every account of ``df``.
+    outcome_columns : list of str
+        Outcome, post-sale and churn columns of ``df`` (for ``outcome_fit``).
+    post_sale : list of str
+        Which of ``outcome_columns`` are post-sale columns (usage, tickets). A number they
+        alone predict almost exactly, with the outcomes adding nothing, is not set aside on
+        that ground (Telco's MonthlyCharges is recovered exactly from TotalCharges and
+        tenure, and is the plan's price, known before the sale).
+    seed : int
+    max_rows : int
+        Accounts sampled (deterministically) for the model-based signals.
+
+    Returns
+    -------
+    ColumnScreen
     """
+    from threadpoolctl import threadpool_limits
+
+    # one OpenMP thread, as for every icpml fit (see icpml.models.openmp_threads)
+    n = os.environ.get("ICPML_THREADS", "")
+    with threadpool_limits(limits=int(n) if n.isdigit() and int(n) > 0 else 1, user_api="openmp"):
+        return _screen(df, kinds, y_best, trusted=trusted, leakage_auc=leakage_auc,
+                       churned=churned, outcome_columns=outcome_columns, post_sale=post_sale,
+                       seed=seed,
+                       max_rows=max_rows)
+
+
+def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trusted, leakage_auc,
+            churned, outcome_columns, post_sale, seed, max_rows) -> ColumnScreen:
     screen = ColumnScreen()
-    y = y_best.to_numpy().astype(int)
-    rows = df.loc[y_best.index]
+    rng = np.random.default_rng(seed)
+    ends = y_best.index
+    if len(ends) > max_rows:
+        ends = pd.Index(np.sort(rng.choice(ends.to_numpy(), max_rows, replace=False)))
+    y = y_best.loc[ends].to_numpy().astype(int)
+    rows = df.loc[ends]
+    all_rows = df.index
+    if len(all_rows) > max_rows:
+        all_rows = pd.Index(np.sort(rng.choice(all_rows.to_numpy(), max_rows, replace=False)))
+    both = len(np.unique(y)) == 2
+    ch = None
+    if churned is not None:
+        ch = churned.loc[all_rows].astype(bool).to_numpy().astype(int)
+        if len(np.unique(ch)) < 2:
+            ch = None
+    ocols = [c for c in dict.fromkeys(outcome_columns) if c in df.columns and c not in kinds]
+    out_frame = df.loc[all_rows, ocols]
+    okinds = _outcome_kinds(out_frame)
+    post_only = [c for c in ocols if c in set(post_sale)]
+
+    reasons: dict[str, str] = {}
     for c, kind in kinds.items():
         s = df[c]
         nonnull = s.dropna()
@@ -159,17 +391,130 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
                           f"in {len(nonnull)} rows); identifiers cannot be targeted")
         if reason is None and _ID_NAME.search(c) and kind != "numeric" and nonnull.nunique() > 20:
             reason = f"'{c}' is named like an identifier; identifiers cannot be targeted"
-        if reason is None and len(np.unique(y)) == 2:
-            auc = _single_column_auc(rows[c], y, kind)
-            screen.single_auc[c] = round(auc, 4)
-            if auc >= leakage_auc:
-                reason = (f"'{c}' alone separates best from worst almost perfectly (AUC {auc:.3f}); "
-                          "it is probably an outcome or post-sale column in disguise")
         if reason:
-            if c in trusted:
-                screen.warnings.append(reason + " (kept: listed in columns.trusted)")
-            else:
-                screen.excluded[c] = reason
-                screen.warnings.append(reason + "; excluded from models and criteria "
-                                       "(list it in columns.trusted to keep it)")
+            reasons[c] = reason
+            continue
+        sig: dict = {"name": bool(_LEAK_NAME.search(c))}
+        if both:
+            sig["auc_best"] = round(_cv_auc(_codes(rows[c], kind), y, seed), 4)
+            screen.single_auc[c] = sig["auc_best"]
+        if ch is not None:
+            sig["auc_churn"] = round(_cv_auc(_codes(df.loc[all_rows, c], kind), ch, seed), 4)
+        screen.signals[c] = sig
+
+    def assoc(c: str) -> float:
+        return max(screen.signals[c].get("auc_best", 0.5), screen.signals[c].get("auc_churn", 0.5))
+
+    min_n = max(20, int(0.01 * len(all_rows)))
+    # the standard error of an AUC under no signal, sqrt((1/n_pos + 1/n_neg) / 12): AUCs of
+    # columns are compared only beyond it, and only with at least 50 accounts on each side
+    noise: dict[str, float] = {}
+    for target, lab in (("auc_best", y if both else None), ("auc_churn", ch)):
+        if lab is not None and min(lab.sum(), len(lab) - lab.sum()) >= 50:
+            noise[target] = float(np.sqrt((1 / lab.sum() + 1 / (len(lab) - lab.sum())) / 12))
+    outcome_fit: dict[str, float] = {}
+
+    def judge(c: str, live: list[str], auc_all: list) -> list[str]:
+        """Why ``c`` behaves like an outcome, judged against the columns in ``live``."""
+        sig, kind = screen.signals[c], kinds[c]
+        a = assoc(c)
+        why: list[str] = []
+        if a >= leakage_auc:
+            which = "best from worst" if sig.get("auc_best", 0) >= sig.get("auc_churn", 0) else "churn"
+            why.append(f"alone it separates {which} almost perfectly (AUC {a:.3f})")
+        codes_all = _codes(df.loc[all_rows, c], kind)
+        few_values = len(np.unique(codes_all)) <= 30
+        shown = df.loc[all_rows, c] if kind == "numeric" else _as_category_text(df.loc[all_rows, c])
+        if not why and ch is not None and few_values:
+            d = _deterministic_value(codes_all, ch, shown, min_n)
+            if d:
+                sig["deterministic"] = f"churn: {d}"
+                why.append(f"the value {d} decides churn outright")
+        numeric_target = kind == "numeric" and len(np.unique(codes_all)) > 5
+        # a number the outcomes predict almost exactly is derived from them (a health score,
+        # an ARR band as a number); categories are left to the value and name signals: a
+        # genuine channel or contract type can be well predicted from a rich spend profile
+        if not why and ocols and a >= 0.6 and (numeric_target or sig["name"]):
+            if c not in outcome_fit:
+                outcome_fit[c] = _outcome_fit(df.loc[all_rows, c], kind, out_frame, okinds, seed)
+            sig["outcome_fit"] = round(outcome_fit[c], 4)
+            if numeric_target and outcome_fit[c] >= 0.9 and post_only:
+                # does it need the outcomes, or do post-sale columns alone recover it?
+                key = c + "\0post"
+                if key not in outcome_fit:
+                    outcome_fit[key] = _outcome_fit(df.loc[all_rows, c], kind,
+                                                    out_frame[post_only], _outcome_kinds(out_frame[post_only]), seed)
+                sig["post_sale_fit"] = round(outcome_fit[key], 4)
+            if (numeric_target and outcome_fit[c] >= 0.9
+                    and outcome_fit[c] - outcome_fit.get(c + "\0post", 0.0) >= 0.05):
+                why.append(f"the outcome and post-sale columns ({', '.join(ocols)}) predict it "
+                           f"almost exactly (R^2 {outcome_fit[c]:.2f})")
+        if not why and sig["name"] and a >= 0.6:
+            support: list[str] = []
+            for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):
+                if target not in sig or target not in noise:
+                    continue
+                own = sig[target]
+                others = [screen.signals[o].get(target, 0.5) for o in live if o != c]
+                second = max(others) if others else 0.5
+                if (own >= max(0.65, 0.5 + 3 * noise[target])
+                        and (2 * own - 1) >= 1.5 * max(2 * second - 1, 0.02)):
+                    support.append(f"its own AUC for {label} ({own:.2f}) is far above every "
+                                   f"other column's (next {second:.2f})")
+                elif own >= 0.75:
+                    support.append(f"alone it predicts {label} strongly (AUC {own:.2f}; the "
+                                   f"best other column {second:.2f})")
+            fit_o = outcome_fit.get(c)
+            if fit_o is not None and fit_o >= (0.5 if numeric_target else 0.85):
+                support.append(f"the outcome and post-sale columns predict it "
+                               f"({'R^2' if numeric_target else 'AUC'} {fit_o:.2f})")
+            if both and few_values:
+                d = _deterministic_value(_codes(rows[c], kind), y,
+                                         rows[c] if kind == "numeric" else _as_category_text(rows[c]),
+                                         min_n)
+                if d:
+                    sig["deterministic"] = f"best vs worst: {d}"
+                    support.append(f"the value {d} decides best vs worst outright")
+            if both and not support and len(live) > 1:
+                fit_kinds = {o: kinds[o] for o in live}
+                if not auc_all:
+                    auc_all.append(_model_auc(rows, fit_kinds, live, y, seed))
+                without = _model_auc(rows, fit_kinds, [o for o in live if o != c], y, seed)
+                share = (auc_all[0] - without) / max(auc_all[0] - 0.5, 1e-9)
+                sig["drop_share"] = round(float(share), 4)
+                if share >= 0.2:
+                    support.append(f"the model's AUC falls from {auc_all[0]:.2f} to {without:.2f} "
+                                   "without it")
+            if support:
+                why.append("it is named like a post-sale or contact-outcome measure and "
+                           + "; ".join(support))
+        return why
+
+    # in rounds: a leak found drops out of the comparison, so a second, weaker leak is no
+    # longer overshadowed by the first (a call duration next to a health score)
+    live = list(screen.signals)
+    for _ in range(len(live)):
+        auc_all: list = []
+        found = {}
+        for c in live:
+            if c in reasons:
+                continue
+            why = judge(c, live, auc_all)
+            if why:
+                found[c] = (f"'{c}' behaves like an outcome, not a pre-sale trait: "
+                            + "; ".join(why) + "; it is probably known only after the sale")
+        if not found:
+            break
+        reasons.update(found)
+        live = [c for c in live if c not in found or c in trusted]
+    for c in kinds:
+        reason = reasons.get(c)
+        if not reason:
+            continue
+        if c in trusted:
+            screen.warnings.append(reason + " (kept: listed in columns.trusted)")
+        else:
+            screen.excluded[c] = reason
+            screen.warnings.append(reason + "; set aside from models and criteria "
+                                   "(list it in columns.trusted to keep it)")
     return screen

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 from icpml import __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
-from icpml.criteria import CriteriaSet, derive_criteria
+from icpml.criteria import CriteriaSet, apply_stability, derive_criteria
 from icpml.data import (
     data_fingerprint,
     feature_kinds,
@@ -122,6 +122,8 @@ class Discovery:
             "n_anti_icp_criteria": len(self.criteria.anti_icp),
             "icp_coverage": ev.get("coverage", float("nan")),
             "icp_lift": ev.get("lift", float("nan")),
+            "n_columns_set_aside": len(self.screen.excluded),
+            "icp_tentative": float(bool(self.criteria.verdict.get("tentative"))),
         }
         if self.churn is not None:
             out["churn_holdout_roc_auc"] = self.churn.holdout.get("roc_auc", float("nan"))
@@ -177,6 +179,32 @@ def _split(cohorts: pd.Series, cfg: Config, dates: pd.Series | None = None) -> p
     split.loc[sel] = "selection"
     split.loc[hold] = "holdout"
     return split
+
+
+#: A fit model this good on held-out accounts is more often reading an outcome than a trait.
+_SUSPECT_AUC = 0.95
+
+
+def _high_auc_warning(fit: TrainedModel, expl: Explanation) -> str | None:
+    """A warning when the fit model's held-out ROC AUC reaches 0.95, naming what carries it.
+
+    The columns named are the fewest that hold half of the mean |SHAP| on held-out accounts
+    (at least one), each with its share.
+    """
+    auc = fit.holdout.get("roc_auc", float("nan"))
+    if not auc >= _SUSPECT_AUC or expl.values.empty:
+        return None
+    mass = expl.values.abs().mean()
+    share = (mass / mass.sum()).sort_values(ascending=False, kind="stable") if mass.sum() > 0 else mass
+    top, total = [], 0.0
+    for col, s in share.items():
+        top.append(f"{col} {s:.0%}")
+        total += s
+        if total >= 0.5:
+            break
+    return (f"the fit model separates best from worst almost perfectly (held-out ROC AUC {auc:.3f}); "
+            f"most of it comes from {', '.join(top)} of the SHAP mass: make sure these are known "
+            "before the sale (not outcomes, post-sale or contact-outcome measures)")
 
 
 def _preflight(cfg: Config, *, track: bool, report: bool) -> None:
@@ -265,8 +293,15 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     with stages.stage("screen"):
         ends = cohorts[cohorts != MIDDLE]
-        screen = screen_columns(df, kinds, ends == BEST, trusted=cfg.columns.trusted,
-                                leakage_auc=cfg.models.leakage_auc)
+        churn_col = cfg.columns.churn
+        outcome_cols = [m.column for m in cfg.columns.outcomes] + list(cfg.columns.post_sale)
+        screen = screen_columns(
+            df, kinds, ends == BEST, trusted=cfg.columns.trusted,
+            leakage_auc=cfg.models.leakage_auc,
+            churned=df[churn_col].astype(bool) if churn_col else None,
+            outcome_columns=outcome_cols + ([churn_col] if churn_col else []),
+            post_sale=list(cfg.columns.post_sale),
+            seed=cfg.models.seed)
         warnings += screen.warnings
         fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
         if not fit_kinds:
@@ -309,6 +344,9 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         churn_prop = explain(churn, propose) if churn is not None else None
         fit_expl = explain(fit, df[ho])
         churn_expl = explain(churn, df[ho]) if churn is not None else None
+        w = _high_auc_warning(fit, fit_expl)
+        if w:
+            warnings.append(w)
 
     with stages.stage("criteria"):
         allowed = list(fit_kinds)
@@ -348,6 +386,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
                           "cv_roc_auc": fit.cv.get("roc_auc_mean")},
             "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"]} if churn else None),
             "screened_out": dict(sorted(screen.excluded.items())),
+            "leakage_signals": {c: screen.signals[c] for c in sorted(screen.excluded)
+                                if c in screen.signals},
         })
 
     with stages.stage("score"):
@@ -366,6 +406,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
                                   churn.kinds if churn is not None else None, criteria, cfg,
                                   churned)
         criteria.meta["stability"] = stab
+        apply_stability(criteria, stab)
         for d in stab.get("unstable", []):
             w = (f"criterion '{d}' reappeared in only {stab['per_criterion'][d]:.0%} of "
                  f"{stab['n_resamples']} resamples: treat it as tentative")

@@ -2,13 +2,20 @@
 
 **Stability.** Criteria are refitted on bootstrap resamples of the non-held-out
 accounts: each resample fits the fit and churn models on the bootstrap rows,
-proposes candidates from their SHAP values, and selects on the out-of-bag rows
-(the rows the resample did not draw), exactly as discovery does. For every final
-criterion we report how often a *matching* criterion reappears (same kind,
-column and operator; same category set for categories; numeric bounds may move),
-and for the rule set the mean Jaccard similarity between each resample's set
-and the final set. A criterion that reappears in fewer than ``min_stability`` of
-the resamples is flagged unstable in the report.
+proposes candidates from their SHAP values, selects on the out-of-bag rows
+(the rows the resample did not draw) and re-chooses and refines the cuts on the
+drawn rows, as discovery does (a resample's unrefined bound would differ from the
+final, refined one for no reason of the data). For every final
+criterion we report how often a *matching* criterion reappears: same kind and the
+same column(s), and a segment that agrees with the final one, i.e. a category-set
+Jaccard >= 0.5 or a row-membership Jaccard >= 0.5 on the non-held-out accounts
+(``industry in {SaaS, FinTech}`` matches ``industry in {SaaS, FinTech, Media}``;
+``150 <= employees <= 600`` matches ``employees >= 140``; operators and bounds may
+differ, the accounts selected must largely be the same). For the rule set we
+report the mean Jaccard similarity between each resample's set and the final set
+(matched criteria over the union), and the share of resamples in which every final
+ICP criterion reappeared. A criterion that reappears in fewer than
+``min_stability`` of the resamples is flagged unstable (tentative).
 
 **Fidelity.** How well the readable tiers reproduce the fit model's ranking on
 held-out accounts: the ROC AUC of the tier order (Tier 1 > Tier 2 > Tier 3 >
@@ -31,20 +38,40 @@ from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
 from icpml.models import TrainedModel, make_model, openmp_threads
 
-__all__ = ["criteria_stability", "fidelity", "TIER_ORDER"]
+__all__ = ["criteria_stability", "criteria_match", "fidelity", "TIER_ORDER"]
 
 log = logging.getLogger(__name__)
 
 TIER_ORDER = {"Tier 1": 3, "Tier 2": 2, "Tier 3": 1, "Excluded": 0}
 
 
-def _match_key(c: Criterion) -> tuple:
-    """Same criterion across resamples: same columns, operators and categories (bounds may move)."""
-    if c.also:
-        return (c.kind, *(_match_key(p)[1:] for p in c.parts))
-    if c.op in ("in", "not_in", "=="):
-        return (c.kind, c.column, c.op, tuple(sorted(c.values)))
-    return (c.kind, c.column, c.op)
+#: Two criteria on the same column(s) agree when their category sets or their rows overlap this much.
+MATCH_JACCARD = 0.5
+
+
+def _jaccard(a: np.ndarray | set, b: np.ndarray | set) -> float:
+    if isinstance(a, set):
+        union = a | b
+        return len(a & b) / len(union) if union else 1.0
+    union = int((a | b).sum())
+    return int((a & b).sum()) / union if union else 1.0
+
+
+def criteria_match(final: Criterion, other: Criterion, final_rows: np.ndarray,
+                   other_rows: np.ndarray) -> bool:
+    """Whether ``other`` (from a resample) is the same criterion as ``final``.
+
+    Same kind and the same set of columns, and the segments agree: category-set Jaccard
+    >= 0.5 (single-column category criteria) or row-membership Jaccard >= 0.5, where
+    ``final_rows`` / ``other_rows`` are the two criteria's boolean masks on the same accounts.
+    """
+    if final.kind != other.kind or sorted(final.columns) != sorted(other.columns):
+        return False
+    cat = ("in", "not_in", "==")
+    if (not final.also and not other.also and final.op in cat and other.op == final.op
+            and _jaccard(set(map(str, final.values)), set(map(str, other.values))) >= MATCH_JACCARD):
+        return True
+    return _jaccard(final_rows, other_rows) >= MATCH_JACCARD
 
 
 def _fit_quick(name: str, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str],
@@ -63,17 +90,22 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
 
     Returns
     -------
-    dict with ``n_resamples``, ``set_jaccard`` (mean), ``per_criterion``
-    (description -> reappearance share) and ``unstable`` (descriptions below
-    ``criteria.min_stability``). Empty dict when ``stability_resamples`` is 0.
+    dict with ``n_resamples``, ``match`` (the matching rule in words), ``set_jaccard``
+    (mean over resamples of matched criteria / union of both sets), ``icp_set_share``
+    (share of resamples in which every final ICP criterion reappeared; without an
+    ICP: None), ``per_criterion`` (description -> reappearance share) and ``unstable``
+    (descriptions below ``criteria.min_stability``). Empty dict when
+    ``stability_resamples`` is 0.
     """
     n = cfg.criteria.stability_resamples
     if n == 0:
         return {}
     pool = df.index[(split != "holdout").to_numpy()]
-    final_keys = [_match_key(c) for c in final.icp + final.anti_icp]
-    counts = dict.fromkeys(final_keys, 0)
-    jaccards = []
+    rows = df.loc[pool]
+    finals = final.icp + final.anti_icp
+    final_masks = [c.mask(rows).to_numpy(bool) for c in finals]
+    counts = [0] * len(finals)
+    jaccards, whole = [], []
     done = 0
     for b in range(n):
         rng = np.random.default_rng(cfg.models.seed + 1000 + b)
@@ -97,19 +129,28 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         anti, icp, _ = select_criteria(
             explain(fit, uniq), churn_expl, {**fit_kinds}, list(fit_kinds), df.loc[oob],
             cohorts.loc[oob], select_churn=churned.loc[oob] if churned is not None else None,
-            cfg=cfg.criteria)
-        keys = {_match_key(c) for c in anti + icp}
-        for k in counts:
-            counts[k] += k in keys
-        union = keys | set(final_keys)
-        jaccards.append(len(keys & set(final_keys)) / len(union) if union else 1.0)
+            refine_rows=uniq, refine_cohort=cohorts.loc[uniq.index], cfg=cfg.criteria)
+        found = anti + icp
+        found_masks = [c.mask(rows).to_numpy(bool) for c in found]
+        hit_final = [any(criteria_match(f, r, fm, rm) for r, rm in zip(found, found_masks, strict=True))
+                     for f, fm in zip(finals, final_masks, strict=True)]
+        hit_found = [any(criteria_match(f, r, fm, rm) for f, fm in zip(finals, final_masks, strict=True))
+                     for r, rm in zip(found, found_masks, strict=True)]
+        for i, h in enumerate(hit_final):
+            counts[i] += h
+        matched = min(sum(hit_final), sum(hit_found))
+        union = len(finals) + len(found) - matched
+        jaccards.append(matched / union if union else 1.0)
+        whole.append(all(h for h, f in zip(hit_final, finals, strict=True) if f.kind == "icp"))
         done += 1
     if done == 0:
         return {}
-    per = {c.describe(): counts[_match_key(c)] / done for c in final.icp + final.anti_icp}
+    per = {c.describe(): counts[i] / done for i, c in enumerate(finals)}
     return {
         "n_resamples": done,
+        "match": f"same kind and column(s); category-set or row Jaccard >= {MATCH_JACCARD}",
         "set_jaccard": float(np.mean(jaccards)),
+        "icp_set_share": float(np.mean(whole)) if final.icp else None,
         "per_criterion": per,
         "unstable": [d for d, f in per.items() if f < cfg.criteria.min_stability],
     }

@@ -117,3 +117,27 @@ def test_interaction_found_as_a_conjunction(demo_cfg):
     # on-prem alone would drop the large on-prem accounts, which are fine here
     assert not any(c.column == "requires_onprem" and not c.also for c in res.criteria.anti_icp)
     assert pair.evidence["best_wrongly_excluded"] <= 0.02
+
+
+def test_no_demo_column_is_set_aside_as_a_leak(discovery, demo_cfg):
+    """industry, employees, crm and the rest are strong pre-sale signals, not outcomes."""
+    assert discovery.screen.excluded == {}
+    assert set(discovery.fit.columns) == set(demo_cfg.columns.feature_columns)
+
+
+def test_planted_criteria_reappear_in_resamples(discovery):
+    stab = discovery.criteria.meta["stability"]
+    assert stab["n_resamples"] >= 6
+    for c in discovery.criteria.icp:
+        assert stab["per_criterion"][c.describe()] >= 0.8, stab
+    assert stab["icp_set_share"] >= 0.8
+    assert discovery.criteria.verdict["tentative"] is False
+    assert discovery.criteria.verdict["message"].startswith("ICP found")
+
+
+def test_near_perfect_fit_names_its_columns(discovery):
+    auc = discovery.fit.holdout["roc_auc"]
+    warned = [w for w in discovery.warnings if w.startswith("the fit model separates")]
+    assert bool(warned) == (auc >= 0.95)
+    if warned:
+        assert "employees" in warned[0] or "requires_onprem" in warned[0]

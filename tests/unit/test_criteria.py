@@ -104,3 +104,106 @@ def test_detectable_lift_shrinks_with_data():
     assert lifts == sorted(lifts, reverse=True) and lifts[-1] > 1.0
     assert 1.7 < lifts[1] < 2.0  # 90 held-out accounts: only large effects are visible
     assert np.isnan(detectable_lift(0, 0.25))
+
+
+# ----------------------------------------------------------------------------- numeric codes
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize(("values", "good"), [
+    ((1, 2), {2}), ((1, 2), {1}), ((1, 2, 3), {2}), ((0, 1, 2, 3, 4), {3, 4}), ((1, 2, 3, 4, 5), {1}),
+])
+def test_numeric_code_gets_a_candidate_per_value(seed, values, good):
+    """A 2-5 valued number yields a candidate selecting exactly the good values, whatever the split."""
+    from icpml.criteria import _numeric_candidates
+
+    rng = np.random.default_rng(seed)
+    n = 600
+    p = rng.dirichlet(np.full(len(values), 2.0)) * 0.7 + 0.3 / len(values)  # no value below ~6%
+    x = pd.Series(rng.choice(values, n, p=p / p.sum()).astype(float))
+    is_good = x.isin(list(good)).to_numpy()
+    s = pd.Series(np.where(is_good, 0.6, -0.3) + rng.normal(0, 0.05, n))
+    cands = _numeric_candidates("Channel", x, s, 1, "numeric", "fit_model", min_count=18)
+    frame = pd.DataFrame({"Channel": x})
+    assert any((c.mask(frame).to_numpy() == is_good).all() for c in cands), [c.describe() for c in cands]
+    anti = _numeric_candidates("Channel", x, s, -1, "numeric", "fit_model", min_count=18)
+    bad = [v for v in values if v not in good]
+    runs = [bad[:1]] if bad[:1] else []  # contiguous runs of bad values: one candidate each
+    for v in bad[1:]:
+        if values.index(v) == values.index(runs[-1][-1]) + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    for run in runs:
+        want = x.isin(run).to_numpy()
+        assert any((c.mask(frame).to_numpy() == want).all() for c in anti), [c.describe() for c in anti]
+
+
+def test_two_valued_code_at_a_split_between_quantile_steps():
+    """The 68/32 split of the Wholesale case: both values fell into one quantile bin."""
+    from icpml.criteria import _numeric_candidates
+
+    x = pd.Series([1.0] * 136 + [2.0] * 64)
+    s = pd.Series([-0.2] * 136 + [0.5] * 64)
+    (c,) = [c for c in _numeric_candidates("Channel", x, s, 1, "numeric", "fit_model", 6)]
+    assert c.describe() == "Channel >= 2"
+
+
+# ----------------------------------------------------------------------------- stability
+def test_resample_criteria_match_by_column_and_overlap():
+    from icpml.stability import criteria_match
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"industry": rng.choice(["SaaS", "FinTech", "Media", "Retail"], 500),
+                       "employees": np.exp(rng.normal(5.5, 1.0, 500)).round()})
+
+    def match(a, b):
+        return criteria_match(a, b, a.mask(df).to_numpy(bool), b.mask(df).to_numpy(bool))
+
+    final = Criterion("icp", "industry", "in", values=("FinTech", "SaaS"))
+    assert match(final, Criterion("icp", "industry", "in", values=("FinTech", "Media", "SaaS")))
+    assert match(final, Criterion("icp", "industry", "in", values=("SaaS",)))  # Jaccard 0.5
+    assert not match(final, Criterion("icp", "industry", "in", values=("Media",)))
+    assert not match(final, Criterion("anti_icp", "industry", "in", values=("FinTech", "SaaS")))
+    band = Criterion("icp", "employees", "between", low=150, high=600)
+    assert match(band, Criterion("icp", "employees", "between", low=140, high=700))
+    assert match(band, Criterion("icp", "employees", ">=", low=160))  # rows overlap enough
+    assert not match(band, Criterion("icp", "employees", "<=", high=100))
+    assert not match(band, Criterion("icp", "industry", "in", values=("SaaS",)))
+    pair = Criterion("anti_icp", "industry", "in", values=("Media",),
+                     also=(Criterion("anti_icp", "employees", "<", high=200),))
+    assert match(pair, Criterion("anti_icp", "employees", "<", high=180,
+                                 also=(Criterion("anti_icp", "industry", "in", values=("Media",)),)))
+    assert not match(pair, Criterion("anti_icp", "industry", "in", values=("Media",)))
+
+
+def _found_set():
+    return CriteriaSet(
+        icp=[Criterion("icp", "industry", "in", values=("SaaS",)),
+             Criterion("icp", "employees", ">=", low=100)],
+        verdict={"icp_found": True, "message": "ICP found: matching accounts reach the best "
+                 "cohort 2.0x as often as average (95% CI 1.50-2.60) on 300 held-out accounts."})
+
+
+def test_all_tentative_icp_says_tentative():
+    from icpml.criteria import apply_stability
+
+    cs = _found_set()
+    apply_stability(cs, {"n_resamples": 8, "per_criterion": {"industry = SaaS": 0.25,
+                                                             "employees >= 100": 0.5},
+                         "unstable": ["industry = SaaS", "employees >= 100"]})
+    assert cs.verdict["tentative"] is True
+    assert cs.verdict["message"].startswith("Tentative ICP: matching accounts")
+    assert "ICP found" not in cs.verdict["message"] and "'industry = SaaS' 25%" in cs.verdict["message"]
+
+
+def test_one_stable_criterion_keeps_the_verdict():
+    from icpml.criteria import apply_stability
+
+    cs = _found_set()
+    msg = cs.verdict["message"]
+    apply_stability(cs, {"n_resamples": 8, "per_criterion": {"industry = SaaS": 0.9,
+                                                             "employees >= 100": 0.5},
+                         "unstable": ["employees >= 100"]})
+    assert cs.verdict == {"icp_found": True, "message": msg, "tentative": False}
+    cs = _found_set()
+    apply_stability(cs, {})  # stability skipped: nothing to say
+    assert cs.verdict["tentative"] is False and cs.verdict["message"] == msg
