@@ -89,17 +89,25 @@ def _handle_errors(fn):
             typer.secho(f"error: {err}", err=True, fg="red")
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as err:
-            typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
+            typer.echo(f"interrupted: {_interrupted_state()}", err=True)
             raise typer.Exit(getattr(err, "exit_code", 130)) from None
         except Exception:
             # a SIGTERM that lands inside a C extension (e.g. matplotlib drawing) can come out
             # as that library's own error; it has unwound like the interruption it was
             if _State.terminated:
-                typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
+                typer.echo(f"interrupted: {_interrupted_state()}", err=True)
                 raise typer.Exit(Interrupted.exit_code) from None
             raise
 
     return wrapper
+
+
+def _interrupted_state() -> str:
+    """What the interruption left: the tracking module's note (a rolled-back or half-done
+    promotion), else the default promise, true when no champion write had started."""
+    tracking = sys.modules.get("icpml.tracking")
+    note = tracking.interruption_note() if tracking is not None else None
+    return note or "nothing was half-written; the champion is unchanged"
 
 
 def _progress():
