@@ -676,8 +676,8 @@ def promote(cfg: Config, run_id: str, targets: dict[str, str], *, record: dict |
                     for n in targets}
         plan = {"state": "pending", "run_id": run_id, "targets": targets, "previous": previous,
                 "record": record, "pid": os.getpid(), "host": socket.gethostname()}
-        client.set_registered_model_tag(journal, JOURNAL_TAG, json.dumps(plan, sort_keys=True))
         try:
+            client.set_registered_model_tag(journal, JOURNAL_TAG, json.dumps(plan, sort_keys=True))
             for name, version in targets.items():
                 set_alias(name, "champion", version)
             tag_run(run_id, _decision_tags(run_id, record, (record or {}).get("decision", "promoted")))
@@ -927,6 +927,10 @@ def champion_problems(cfg: Config, champ: dict) -> list[str]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (unknowable here on Windows: assumed alive,
+    where ``os.kill(pid, 0)`` would send CTRL_C_EVENT)."""
+    if os.name == "nt":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -86,7 +86,7 @@ def _generated(root: Path, *, n: int = 700, seed: int = 3) -> Path:
     cfg["data"]["path"] = "accounts.csv"
     cfg["tracking"]["experiment"] = "crash-generated"
     cfg["models"] = {"max_iter": 30, "cv_folds": 2, "min_samples_leaf": 5}
-    cfg["criteria"] = {"n_bootstrap": 30, "stability_resamples": 0}
+    cfg["criteria"] = {"n_bootstrap": 50, "stability_resamples": 0}
     cfg["retrain"] = {"max_auc_drop": 0.5, "max_lift_drop": 50}
     (root / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     make_accounts(n, seed=seed).to_csv(root / "accounts.csv", index=False)
