@@ -721,9 +721,9 @@ def _roll_back(client, plan: dict, journal: str, why: str) -> None:
         log.warning(msg)
         _set_note(msg)
         return
-    msg = f"the promotion of run {run8} was rolled back; {_describe(plan['previous'])} as before"
-    log.warning(msg)
-    _set_note(msg)
+    # the CLI prints the note as its last line; a log line would say it twice
+    _set_note(f"the promotion of run {run8} was rolled back; {_describe(plan['previous'])} "
+              "as before")
 
 
 def assign_first_champion(cfg: Config, run_id: str, versions: dict[str, dict]) -> dict[str, str]:

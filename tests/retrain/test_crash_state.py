@@ -250,3 +250,14 @@ def test_concurrent_first_runs_create_the_store_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [o[1][-500:] for o in outs]
     assert all(o[0].strip() == "ok" for o in outs)
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+
+
+def test_cli_says_what_an_interruption_left(monkeypatch):
+    from icpml.cli import _interrupted_state
+
+    monkeypatch.setattr(tracking, "_note", None)
+    assert _interrupted_state() == "nothing was half-written; the champion is unchanged"
+    monkeypatch.setattr(tracking, "_note", "the promotion of run abcd1234 was rolled back; "
+                        "icp-fit@champion=1, icp-churn@champion=1 as before")
+    assert "rolled back" in _interrupted_state()
+    assert "nothing was half-written" not in _interrupted_state()
