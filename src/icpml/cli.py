@@ -126,17 +126,25 @@ def _handle_errors(fn):
                 typer.secho(f"error: {line}", err=True, fg="red")
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as err:
-            typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
+            typer.echo(f"interrupted: {_interrupted_state()}", err=True)
             raise typer.Exit(getattr(err, "exit_code", 130)) from None
         except Exception:
             # a SIGTERM that lands inside a C extension (e.g. matplotlib drawing) can come out
             # as that library's own error; it has unwound like the interruption it was
             if _State.terminated:
-                typer.echo("interrupted: nothing was half-written; the champion is unchanged", err=True)
+                typer.echo(f"interrupted: {_interrupted_state()}", err=True)
                 raise typer.Exit(Interrupted.exit_code) from None
             raise
 
     return wrapper
+
+
+def _interrupted_state() -> str:
+    """What the interruption left: the tracking module's note (a rolled-back or half-done
+    promotion), else the default promise, true when no champion write had started."""
+    tracking = sys.modules.get("icpml.tracking")
+    note = tracking.interruption_note() if tracking is not None else None
+    return note or "nothing was half-written; the champion is unchanged"
 
 
 def _progress():
@@ -477,38 +485,29 @@ def promote(
     after fixing the config. Recorded in reports/promotions.json like a retrain.
     """
     from icpml.config import load_config
-    from icpml.tracking import promote as run
+    from icpml.tracking import promote_version
 
     cfg = load_config(config)
-    done = run(cfg, version)
+    done = promote_version(cfg, version)
     t = cfg.tracking
     churn = f" and {t.churn_model_name} version {done['churn']}" if done["churn"] else ""
     was = f" (was version {done['previous']})" if done["previous"] else ""
-    if done["previous"] == done["fit"]:
+    if done["record"] is None:
         _out(f"{t.fit_model_name} version {done['fit']} is already @champion; nothing changed",
              always=True)
         return
-    _record_promotion(cfg, done)
+    _record_promotion(cfg, done["record"])
     _out(f"promoted:  {t.fit_model_name} version {done['fit']}{churn} to @champion{was}",
          always=True)
     _out(f"icpml score -c {config} now scores with version {done['fit']} (run {done['run_id']})")
 
 
-def _record_promotion(cfg, done: dict) -> None:
-    """A promotion by hand is recorded like retraining's: run tags, promotions.json, index.md."""
-    from datetime import UTC, datetime
-
+def _record_promotion(cfg, entry: dict) -> None:
+    """A promotion by hand is recorded like retraining's: promotions.json and index.md (the
+    run's decision tags were set with the aliases, by :func:`icpml.tracking.promote`)."""
     from icpml.retrain import _record
-    from icpml.tracking import tag_run
 
-    entry = {"time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "version": done["fit"],
-             "decision": "promoted",
-             "reasons": [f"promoted by hand (icpml promote) over version {done['previous']}"
-                         if done["previous"] else "promoted by hand (icpml promote)"],
-             "run_id": done["run_id"], "report": None, "previous_champion": done["previous"]}
     try:
-        tag_run(done["run_id"], {"icpml.decision": "promoted",
-                                 "icpml.promotion": json.dumps(entry, sort_keys=True)})
         _record(cfg, entry)
     except Exception as err:  # the aliases moved; only the history could not be written
         log.warning("promoted, but the promotion history could not be written (%s)", err)

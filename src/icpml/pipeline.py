@@ -211,8 +211,10 @@ def _preflight(cfg: Config, *, track: bool, report: bool) -> None:
     """Fail in seconds, not after training, when the run's outputs cannot be written."""
     if track:
         from icpml import tracking
+        from icpml.retrain import recover
 
         tracking.configure(cfg)  # TrackingError when the store is unreachable
+        recover(cfg, history=False)  # what a killed run left: orphans, half-done promotions
     if report:
         folder = cfg.resolve(cfg.report.dir)
         existing = next((d for d in (folder, *folder.parents) if d.exists()), folder)

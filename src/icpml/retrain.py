@@ -3,9 +3,14 @@
 ``icpml retrain --config prod.yaml`` (cron, systemd, Airflow: no logic lives in
 the scheduler) does, in order:
 
-1. takes a lock (``mlruns/.retrain.lock``) so two retrains never overlap;
+1. takes a lock (``mlruns/.retrain.lock``) so two retrains never overlap, and
+   repairs what a killed run left (:func:`recover`: orphan runs marked FAILED,
+   temporary report folders removed, a half-done promotion finished or rolled
+   back, decisions missing from ``reports/promotions.json`` added);
 2. loads and validates the fresh data; if the champion was trained on exactly
-   this data with exactly this config, stops: nothing to do (idempotent);
+   this data with exactly this config *and* its promotion is complete (run
+   FINISHED, every model it registered ``@champion``, decision recorded), stops:
+   nothing to do (idempotent);
 3. trains a challenger with :func:`icpml.pipeline.discover` (untracked yet);
 4. evaluates the champion on the *same* held-out rows as the challenger (with
    ``columns.date`` set they are the newest accounts: an out-of-time test): fit
@@ -18,7 +23,8 @@ the scheduler) does, in order:
    against the champion's training profile; each champion criterion's coverage
    and lift now vs when learned);
 7. logs the challenger as a run with new model versions aliased ``@challenger``,
-   and promotes it to ``@champion`` when it passes. Every decision is recorded
+   and promotes it to ``@champion`` when it passes, all models or none
+   (:func:`icpml.tracking.promote`). Every decision is recorded
    as run tags and in ``reports/promotions.json``; ``reports/index.md`` always
    points at the champion's report.
 
@@ -31,7 +37,6 @@ below ``alert_auc`` or its ICP lift interval includes 1): a human should look.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -51,7 +56,7 @@ from icpml.criteria import CriteriaSet, Criterion, segment_evidence
 from icpml.drift import criteria_drift, psi_table
 from icpml.errors import ExitCode, IcpmlError
 
-__all__ = ["retrain", "RetrainResult", "diff_criteria", "LockedError"]
+__all__ = ["retrain", "recover", "RetrainResult", "diff_criteria", "LockedError"]
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +86,19 @@ class RetrainResult:
 
 @contextmanager
 def _lock(path: Path):
+    """Hold ``path`` as an exclusive file lock (released by the OS if the process dies)."""
+    from filelock import FileLock, Timeout
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")  # noqa: SIM115 - held for the duration of the block
+    lock = FileLock(str(path), timeout=0)
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockedError(f"another retrain holds {path}; wait for it or remove a stale lock") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        lock.acquire()
+    except Timeout:
+        raise LockedError(f"another retrain holds {path}; wait for it to finish") from None
+    try:
         yield
     finally:
-        fh.close()
+        lock.release()
 
 
 # ----------------------------------------------------------------------------- diff
@@ -195,12 +199,20 @@ def _gate(champ: dict, chall: dict, cfg: Config) -> tuple[bool, list[str]]:
 
 
 # ----------------------------------------------------------------------------- history
+def _history(cfg: Config) -> list[dict]:
+    hist_path = cfg.resolve(cfg.report.dir) / "promotions.json"
+    return json.loads(hist_path.read_text()) if hist_path.is_file() else []
+
+
 def _record(cfg: Config, entry: dict) -> None:
     """Append to reports/promotions.json and rewrite reports/index.md (atomically)."""
+    _write_history(cfg, [*_history(cfg), entry])
+
+
+def _write_history(cfg: Config, history: list[dict]) -> None:
+    """Write reports/promotions.json and reports/index.md (atomically)."""
     reports = cfg.resolve(cfg.report.dir)
     hist_path = reports / "promotions.json"
-    history = json.loads(hist_path.read_text()) if hist_path.is_file() else []
-    history.append(entry)
     atomic_write_text(hist_path, json.dumps(history, indent=2, sort_keys=True) + "\n")
     champ = next((h for h in reversed(history) if h["decision"] == "promoted"), None)
     lines = [f"# {cfg.name}: ICP reports", ""]
@@ -219,6 +231,76 @@ def _record(cfg: Config, entry: dict) -> None:
         lines.append(f"| {h['time']} | {h.get('version') or ''} | {h['decision']} | "
                      f"{'; '.join(h['reasons']).replace('|', '/')} | {link} |")
     atomic_write_text(reports / "index.md", "\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------- recovery
+def _reconcile_history(cfg: Config) -> list[str]:
+    """Add to reports/promotions.json the decisions recorded on runs (``icpml.promotion``) but
+    missing from it: a run stopped after its decision was tagged and before the file was written."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        return []
+    history = _history(cfg)
+    known = {h.get("run_id") for h in history}
+    missing = []
+    for run in client.search_runs([exp.experiment_id], max_results=1000):
+        tags = run.data.tags
+        if (run.info.run_id in known or "icpml.promotion" not in tags
+                or tags.get("icpml.config_name", cfg.name) != cfg.name):
+            continue
+        try:
+            entry = json.loads(tags["icpml.promotion"])
+        except ValueError:  # cut at MLflow's tag length
+            entry = {"time": datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+                     .strftime("%Y-%m-%d %H:%M:%S UTC"),
+                     "version": tags.get("icpml.fit_model_version"), "reasons": []}
+        entry.update(run_id=run.info.run_id, decision=tags.get("icpml.decision", entry.get("decision")))
+        entry.setdefault("reasons", [])
+        missing.append(entry)
+    if not missing:
+        return []
+    history = sorted([*history, *missing], key=lambda h: str(h.get("time", "")))
+    _write_history(cfg, history)
+    return [f"reports/promotions.json lacked the decision of run {e['run_id'][:8]} "
+            f"({e['decision']}, version {e.get('version')}); added it" for e in missing]
+
+
+def recover(cfg: Config, *, history: bool = True) -> list[str]:
+    """Repair what killed or interrupted runs left, before a run starts; one warning each.
+
+    In order: :func:`icpml.tracking.sweep_orphans` (RUNNING runs whose process is gone
+    -> FAILED, their versions removed, their reports renamed ``-unfinished``, stale
+    ``.<name>.*`` temporary folders removed), :func:`icpml.tracking.repair_promotions`
+    (a half-done promotion finished or rolled back, split champions reunited) and, with
+    ``history``, decisions missing from ``reports/promotions.json`` added. Every message
+    is logged as a warning and returned.
+    """
+    from icpml import tracking
+
+    msgs = tracking.sweep_orphans(cfg)
+    msgs += tracking.repair_promotions(cfg)
+    if history:
+        msgs += _reconcile_history(cfg)
+    for m in msgs:
+        log.warning("repaired: %s", m)
+    return msgs
+
+
+def _history_problems(cfg: Config, champ: dict) -> list[str]:
+    if "icpml.promotion" not in champ["tags"]:
+        return []
+    if any(h.get("run_id") == champ["run_id"] for h in _history(cfg)):
+        return []
+    return ["reports/promotions.json has no entry for it"]
+
+
+def _model_ref(uri: str) -> tuple[str, str]:
+    """(registered name, version) of ``models:/<name>/<version>``."""
+    name, version = uri[len("models:/"):].rsplit("/", 1)
+    return name, version
 
 
 # ----------------------------------------------------------------------------- retrain
@@ -243,14 +325,21 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
     with _lock(lock):
         if accounts is None:
             accounts, _ = load_source(cfg)
+        if not dry_run:
+            tracking.configure(cfg)
+            recover(cfg)
         champ = tracking.champion(cfg)
         fp, ch = data_fingerprint(accounts), tracking.config_hash(cfg)
         if champ and champ["tags"].get("icpml.data_fingerprint") == fp \
                 and champ["tags"].get("icpml.config_hash") == ch:
-            msg = (f"champion version {champ['version']} was trained on this exact data and config; "
-                   "nothing to do")
-            log.info("decision=unchanged %s", msg)
-            return RetrainResult("unchanged", [msg], champion_version=champ["version"])
+            problems = tracking.champion_problems(cfg, champ) + _history_problems(cfg, champ)
+            if not problems:
+                msg = (f"champion version {champ['version']} was trained on this exact data and "
+                       "config; nothing to do")
+                log.info("decision=unchanged %s", msg)
+                return RetrainResult("unchanged", [msg], champion_version=champ["version"])
+            log.warning("champion version %s was trained on this data and config, but %s; "
+                        "training again", champ["version"], "; ".join(problems))
 
         res = discover(cfg, accounts, track=False, report=False, progress=progress)
         chall = {"fit_roc_auc": res.fit.holdout["roc_auc"],
@@ -301,15 +390,10 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
             result.decision = f"dry-run: would be {result.decision}"
             return result
 
-        tracking.log_discovery(res)
+        tracking.log_discovery(res, assign_champion=False)
         result.run_id = res.run_id
         version = res.model_versions["fit"].rsplit("/", 1)[-1]
         result.challenger_version = version
-        if passed:
-            for kind, name in (("fit", cfg.tracking.fit_model_name),
-                               ("churn", cfg.tracking.churn_model_name)):
-                if kind in res.model_versions:
-                    tracking.set_alias(name, "champion", res.model_versions[kind].rsplit("/", 1)[-1])
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         entry = {"time": now, "version": version, "decision": result.decision,
                  "reasons": result.reasons, "run_id": res.run_id,
@@ -317,9 +401,25 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
                  "challenger": _jsonable(chall),
                  "champion": _jsonable(result.comparison.get("champion")),
                  "previous_champion": result.champion_version}
-        tracking.tag_run(res.run_id, {"icpml.decision": result.decision,
-                                      "icpml.promotion": json.dumps(entry, sort_keys=True)})
-        _record(cfg, entry)
+        step = "decided"
+        try:
+            if passed:
+                targets = dict(_model_ref(res.model_versions[k]) for k in ("fit", "churn")
+                               if k in res.model_versions)
+                tracking.promote(cfg, res.run_id, targets, record=entry)
+            else:
+                tracking.tag_run(res.run_id, {"icpml.decision": result.decision,
+                                              "icpml.promotion": json.dumps(entry, sort_keys=True)})
+            step = "recorded"
+            _record(cfg, entry)
+        except BaseException:
+            if tracking.interruption_note() is None:
+                tracking._set_note(
+                    f"challenger version {version} (run {res.run_id[:8]}) was logged and its "
+                    f"decision ({result.decision}) "
+                    + ("tagged; the next retrain adds it to reports/promotions.json"
+                       if step == "recorded" else "not recorded; the champion is unchanged"))
+            raise
         log.info("decision=%s version=%s reasons=%s", result.decision, version,
                  "; ".join(result.reasons))
         return result

@@ -31,7 +31,9 @@ import io
 import json
 import logging
 import os
+import socket
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,12 +150,20 @@ def configure(cfg: Config | None, *, experiment: bool = True, create: bool = Tru
         return None
     _check_reachable(uri)
     try:
-        exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
-        if exp is None:
-            exp_id = mlflow.create_experiment(cfg.tracking.experiment,
-                                              artifact_location=_artifact_root(uri))
-        else:
-            exp_id = exp.experiment_id
+        with store_lock(uri):
+            exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+            if exp is None:
+                exp_id = mlflow.create_experiment(cfg.tracking.experiment,
+                                                  artifact_location=_artifact_root(uri))
+            else:
+                exp_id = exp.experiment_id
+            if uri.startswith("sqlite:///"):
+                # the registry opens its own connection and may create its tables: inside the lock
+                from mlflow import MlflowClient
+
+                MlflowClient().search_registered_models(max_results=1)
+    except TrackingError:
+        raise
     except Exception as err:  # the store is down, locked or unreadable
         raise TrackingError(
             f"tracking store '{redact(uri)}' cannot be used ({_first_line(err)}); "
@@ -360,67 +370,6 @@ def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str,
             "uri": f"models:/{registered_name}/{version}"}
 
 
-def _alias_version(client, name: str, alias: str) -> str | None:
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except Exception:
-        return None
-
-
-def _move_aliases(moves: list[tuple[str, str, str | None]]) -> None:
-    """Point each ``(name, alias, version)`` in order (``None`` deletes the alias); all or none.
-
-    On a failure the aliases already moved are put back as they were, in reverse order,
-    and the error is raised.
-    """
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    before = [(name, alias, _alias_version(client, name, alias)) for name, alias, _ in moves]
-    done: list[tuple[str, str, str | None]] = []
-    try:
-        for (name, alias, version), prev in zip(moves, before, strict=True):
-            if version is None:
-                if prev[2] is not None:
-                    client.delete_registered_model_alias(name, alias)
-            else:
-                client.set_registered_model_alias(name, alias, version)
-            done.append(prev)
-    except BaseException:
-        for name, alias, prev in reversed(done):
-            try:
-                if prev is None:
-                    client.delete_registered_model_alias(name, alias)
-                else:
-                    client.set_registered_model_alias(name, alias, prev)
-            except Exception as err:  # keep the first error; say what could not be restored
-                log.warning("could not restore %s@%s to version %s (%s)", name, alias, prev,
-                            _first_line(err))
-        raise
-
-
-def _assign_aliases(cfg: Config, versions: dict[str, dict]) -> None:
-    """After a finished run: its versions become @champion if the fit model has none yet
-    (the first run of the name), else @challenger. Churn is set before fit, so a fit
-    @champion always has its churn partner in place."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    first = _alias_version(client, cfg.tracking.fit_model_name, "champion") is None
-    alias = "champion" if first else "challenger"
-    moves = []
-    churn = versions.get("churn")
-    if churn is not None:
-        moves.append((churn["name"], alias, churn["version"]))
-    elif first:  # a churn champion of an older run must not pair with this fit champion
-        moves.append((cfg.tracking.churn_model_name, "champion", None))
-    fit = versions["fit"]
-    moves.append((fit["name"], alias, fit["version"]))
-    _move_aliases([m for m in moves if m[2] is not None or _has_model(client, m[0])])
-    for v in versions.values():
-        v["alias"] = alias
-
-
 def _has_model(client, name: str) -> bool:
     try:
         client.get_registered_model(name)
@@ -429,23 +378,26 @@ def _has_model(client, name: str) -> bool:
         return False
 
 
-def promote(cfg: Config, version: str | int) -> dict:
+def promote_version(cfg: Config, version: str | int) -> dict:
     """Make version ``version`` of the fit model, and the churn version of the same run, @champion.
 
-    Both aliases move, or neither: churn first, then fit; a failure puts back what had
-    moved. When that run registered no churn model, the churn ``@champion`` alias is removed
-    (a champion pair always comes from one run).
+    The user-facing promotion (``icpml promote``): it resolves the run's versions and
+    hands them to :func:`promote`, which moves both aliases or neither (journaled,
+    rolled back on interruption, repaired by the next run after a kill -9).
 
     Returns
     -------
     dict
         ``fit`` / ``churn``: the new versions (churn None), ``previous``: the fit version
-        that was champion (None), ``run_id``.
+        that was champion (None), ``run_id``, and ``record``: the promotion entry for
+        ``promotions.json`` (None when the version already was champion: nothing moved).
 
     Raises
     ------
+    ConfigError
+        The model has versions, but not this one.
     TrackingError
-        No such store, model or version, or the store refused the change.
+        No such store or model, or the store refused the change.
     """
     from mlflow import MlflowClient
 
@@ -470,15 +422,29 @@ def promote(cfg: Config, version: str | int) -> dict:
         churn_v = str(found[0].version) if found else None
     except Exception:
         churn_v = None
-    previous = _alias_version(client, fit_name, "champion")
-    moves = [(churn_name, "champion", churn_v)] if churn_v or _has_model(client, churn_name) else []
-    moves.append((fit_name, "champion", str(mv.version)))
+    current = _alias_version(client, fit_name)
+    previous = str(current.version) if current is not None else None
+    done = {"fit": str(mv.version), "churn": churn_v, "previous": previous, "run_id": mv.run_id,
+            "record": None}
+    if previous == str(mv.version):
+        return done
+    record = {"time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+              "version": str(mv.version), "decision": "promoted",
+              "reasons": [f"promoted by hand (icpml promote) over version {previous}"
+                          if previous else "promoted by hand (icpml promote)"],
+              "run_id": mv.run_id, "report": None, "previous_champion": previous}
+    targets = {fit_name: str(mv.version)}
+    if churn_v:
+        targets[churn_name] = churn_v
     try:
-        _move_aliases(moves)
+        promote(cfg, mv.run_id, targets, record=record)
+    except (KeyboardInterrupt, TrackingError):
+        raise
     except Exception as err:
         raise TrackingError(f"promotion of {fit_name} version {version} failed and was undone "
                             f"({_first_line(err)}); check the tracking store and retry") from None
-    return {"fit": str(mv.version), "churn": churn_v, "previous": previous, "run_id": mv.run_id}
+    done["record"] = record
+    return done
 
 
 def _version_list(client, name: str) -> list[str]:
@@ -489,16 +455,19 @@ def _version_list(client, name: str) -> list[str]:
         return []
 
 
-def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
+def log_discovery(res: Discovery, *, write_report: bool = True, assign_champion: bool = True) -> str:
     """Log one discovery as an MLflow run and register its models.
 
     Writes the report inside the run (its folder name carries the run id) when
     ``write_report`` is true, and logs it as artifacts. Sets ``res.run_id``,
-    ``res.model_versions``, ``res.model_aliases`` and ``res.report_dir``.
+    ``res.model_versions``, ``res.model_aliases`` and ``res.report_dir``. The run
+    carries ``icpml.pid`` / ``icpml.host`` tags so that a later run can tell a
+    killed one (:func:`sweep_orphans`).
 
     Aliases are set after the run has finished with every model registered: ``@champion``
     (churn, then fit) when the fit model has no champion yet, else ``@challenger``. A run
     that fails part-way leaves no version behind and moves no alias.
+    Retraining passes ``assign_champion=False`` and promotes by itself.
 
     Raises
     ------
@@ -512,7 +481,8 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
     try:
         with mlflow.start_run(run_name=f"{cfg.name}-{res.fingerprint[:8]}") as run:
             res.run_id = run.info.run_id
-            mlflow.set_tags({"icpml.config_name": cfg.name, "icpml.data_fingerprint": res.fingerprint,
+            mlflow.set_tags({"icpml.pid": str(os.getpid()), "icpml.host": socket.gethostname(),
+                             "icpml.config_name": cfg.name, "icpml.data_fingerprint": res.fingerprint,
                              "icpml.config_hash": config_hash(cfg),
                              "icpml.verdict": res.criteria.verdict.get("message", "")[:5000]})
             params = _flatten(cfg.to_dict())
@@ -565,14 +535,12 @@ def log_discovery(res: Discovery, *, write_report: bool = True) -> str:
                                 "space") from None
         raise
     # only now, the run finished with every model registered: aliases (all or none)
-    try:
-        _assign_aliases(cfg, versions)
-    except Exception as err:
-        fit_v = versions["fit"]["version"]
-        raise TrackingError(f"run {res.run_id} registered {cfg.tracking.fit_model_name} version "
-                            f"{fit_v} but its aliases could not be set ({_first_line(err)}); "
-                            f"retry with `icpml promote -c <config> --version {fit_v}`") from None
-    res.model_aliases = {k: v["alias"] for k, v in versions.items()}
+    if assign_champion:
+        try:
+            res.model_aliases = assign_first_champion(cfg, res.run_id, versions)
+        except TrackingError as err:
+            fit_v = versions["fit"]["version"]
+            raise TrackingError(f"{err}; or run `icpml promote -c <config> --version {fit_v}`") from None
     return res.run_id
 
 
@@ -591,6 +559,8 @@ def _undo_run(res: Discovery) -> None:
         except Exception as err:  # the store may be what failed; say so, keep the first error
             log.warning("could not remove the unfinished run's model versions (%s)",
                         _first_line(err))
+            _set_note(f"run {res.run_id[:8]} stopped part-way and its model versions could not "
+                      "be removed; the next `icpml retrain` or `icpml discover` marks it FAILED")
     if res.report_dir is not None and res.report_dir.exists():
         shutil.rmtree(res.report_dir, ignore_errors=True)
     res.report_dir, res.model_versions, res.model_aliases = None, {}, {}
@@ -819,3 +789,521 @@ def download_run_file(run_id: str, path: str, cfg: Config) -> str:
         except Exception as err:
             raise TrackingError(f"run '{run_id}' has no artifact '{path}' ({_first_line(err)})") from None
         return Path(local).read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- crash safety
+# A process can be stopped anywhere: SIGTERM (unwinds, see icpml.cli), or kill -9 (nothing runs).
+# * store creation is serialised by a file lock beside the SQLite file (store_lock);
+# * a promotion (several @champion aliases) is one transaction: a journal tag on the fit model
+#   says what is being promoted before any alias moves (promote); an exception or SIGTERM rolls
+#   back; a kill -9 leaves the journal, which the next run finishes or rolls back
+#   (repair_promotions);
+# * runs carry their pid and host: the next run marks those whose process is gone FAILED,
+#   removes their model versions and temporary report folders, and flags their reports
+#   (sweep_orphans).
+
+#: registered-model tag on the fit model while a promotion is under way (JSON plan)
+JOURNAL_TAG = "icpml.pending_promotion"
+_LOCK_TIMEOUT = 120.0
+_note: str | None = None
+
+
+def _set_note(text: str) -> None:
+    global _note
+    _note = text
+
+
+def interruption_note() -> str | None:
+    """What an interrupted command left behind, in one sentence; None when nothing was recorded.
+
+    Set when a promotion was rolled back (or could not be) and when a failed run's model
+    versions could not be removed; the CLI prints it instead of "nothing was half-written".
+    """
+    return _note
+
+
+@contextlib.contextmanager
+def _held(lock, what: str):
+    from filelock import Timeout
+
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TrackingError(f"another icpml run has held {lock.lock_file} for over "
+                            f"{lock.timeout:.0f} s while {what}; wait for it to finish, then "
+                            "run again") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def store_lock(uri: str):
+    """A context manager serialising creation and migration of a local SQLite store.
+
+    Two first runs creating ``mlruns/mlflow.db`` at once would both migrate the empty
+    database and one would fail; the second now waits (at most 120 s, then
+    :class:`TrackingError`). Other stores (servers) serialise themselves: no-op.
+    """
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return _held(FileLock(str(db.parent / ".store.lock"), timeout=_LOCK_TIMEOUT,
+                          is_singleton=True), "creating the tracking store")
+
+
+def promotion_lock(cfg: Config):
+    """A context manager held around every @champion change and every repair (re-entrant)."""
+    from filelock import FileLock
+
+    path = cfg.resolve("mlruns") / ".promote.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _held(FileLock(str(path), timeout=_LOCK_TIMEOUT, is_singleton=True),
+                 "changing @champion")
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Defer SIGINT/SIGTERM while a rollback runs (delivered right after it)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _alias_version(client, name: str, alias: str = "champion"):
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except Exception:
+        return None
+
+
+def _describe(targets: dict[str, str | None]) -> str:
+    return ", ".join(f"{n}@champion={v if v is not None else 'none'}" for n, v in targets.items())
+
+
+def _run_versions(client, run_id: str) -> dict[str, str]:
+    """{registered name: version} of every model version a run registered."""
+    return {mv.name: str(mv.version) for mv in client.search_model_versions(f"run_id='{run_id}'")}
+
+
+def _complete(client, run_id: str, targets: dict[str, str]) -> bool:
+    """The run finished and registered every target version."""
+    try:
+        if client.get_run(run_id).info.status != "FINISHED":
+            return False
+        have = _run_versions(client, run_id)
+    except Exception:
+        return False
+    return all(have.get(n) == str(v) for n, v in targets.items())
+
+
+def _decision_tags(run_id: str, record: dict | None, decision: str) -> dict[str, str]:
+    tags = {"icpml.decision": decision}
+    if record is not None:
+        tags["icpml.promotion"] = json.dumps({**record, "decision": decision, "run_id": run_id},
+                                             sort_keys=True)
+    return tags
+
+
+def promote(cfg: Config, run_id: str, targets: dict[str, str], *, record: dict | None = None) -> dict:
+    """Point ``@champion`` of every model in ``targets`` at its version, all or nothing.
+
+    Parameters
+    ----------
+    cfg : Config
+    run_id : str
+        The run that registered the versions; it gets the ``icpml.decision`` tag
+        (and ``icpml.promotion``, the JSON ``record``, when given).
+    targets : dict
+        ``{registered model name: version}``, the fit model first (it carries the journal).
+
+    Returns
+    -------
+    dict
+        The previous champions, ``{name: version or None}``.
+
+    Steps, under :func:`promotion_lock`: the plan (targets, previous champions, record) is
+    written as the ``icpml.pending_promotion`` tag of the fit model; the aliases move; the
+    run is tagged; the tag is removed. An exception or interruption (SIGTERM) in between
+    puts the previous champions back and tags the run ``icpml.decision=interrupted``
+    before re-raising; a kill -9 leaves the journal for :func:`repair_promotions`.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    journal = next(iter(targets))
+    with promotion_lock(cfg):
+        previous = {n: (str(mv.version) if (mv := _alias_version(client, n)) else None)
+                    for n in targets}
+        plan = {"state": "pending", "run_id": run_id, "targets": targets, "previous": previous,
+                "record": record, "pid": os.getpid(), "host": socket.gethostname()}
+        try:
+            client.set_registered_model_tag(journal, JOURNAL_TAG, json.dumps(plan, sort_keys=True))
+            for name, version in targets.items():
+                set_alias(name, "champion", version)
+            tag_run(run_id, _decision_tags(run_id, record, (record or {}).get("decision", "promoted")))
+        except BaseException as err:
+            with _signals_held():
+                why = "interrupted" if isinstance(err, KeyboardInterrupt) else _first_line(err)
+                _roll_back(client, plan, journal, why)
+            raise
+        try:
+            client.delete_registered_model_tag(journal, JOURNAL_TAG)
+        except BaseException:
+            _set_note(f"the promotion of run {run_id[:8]} was complete ({_describe(targets)}) "
+                      "when the interruption came")
+            raise
+    return previous
+
+
+def _roll_back(client, plan: dict, journal: str, why: str) -> None:
+    """Put the plan's previous champions back, tag the run, clear the journal; sets the note."""
+    run8 = plan["run_id"][:8]
+    try:
+        plan = {**plan, "state": "rolling_back"}  # a kill -9 from here on: the next run rolls back
+        client.set_registered_model_tag(journal, JOURNAL_TAG, json.dumps(plan, sort_keys=True))
+        for name, version in plan["previous"].items():
+            if version is None:
+                with contextlib.suppress(Exception):
+                    client.delete_registered_model_alias(name, "champion")
+            else:
+                client.set_registered_model_alias(name, "champion", version)
+        record = plan.get("record")
+        if record is not None:
+            record = {**record, "reasons": [*record.get("reasons", []),
+                                            f"the promotion was stopped ({why}) and rolled back; "
+                                            "the previous champion stays"]}
+        for k, v in _decision_tags(plan["run_id"], record, "interrupted").items():
+            client.set_tag(plan["run_id"], k, v[:5000])
+        client.delete_registered_model_tag(journal, JOURNAL_TAG)
+    except Exception as err:
+        msg = (f"the promotion of run {run8} was stopped part-way and could not be rolled back "
+               f"({_first_line(err)}); the next `icpml retrain` or `icpml discover` repairs it")
+        log.warning(msg)
+        _set_note(msg)
+        return
+    # the CLI prints the note as its last line; a log line would say it twice
+    _set_note(f"the promotion of run {run8} was rolled back; {_describe(plan['previous'])} "
+              "as before")
+
+
+def assign_first_champion(cfg: Config, run_id: str, versions: dict[str, dict]) -> dict[str, str]:
+    """At the end of a finished run: make its versions ``@champion`` if the fit model has none.
+
+    Parameters
+    ----------
+    versions : dict
+        ``{kind: {"name": registered name, "version": str, "alias": str}}`` as registered
+        by the run (the fit model under ``"fit"``).
+
+    Returns
+    -------
+    dict
+        ``{kind: alias}``: all ``"champion"`` (one :func:`promote`, all or nothing), or,
+        when a champion already exists, ``"challenger"`` for each version.
+
+    Raises
+    ------
+    TrackingError
+        If the store cannot be written.
+    """
+    import mlflow
+
+    if not versions:
+        return {}
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        with promotion_lock(cfg):
+            fit = versions.get("fit") or next(iter(versions.values()))
+            if _alias_version(client, fit["name"]) is None:
+                targets = {fit["name"]: fit["version"]}
+                targets.update({v["name"]: v["version"] for v in versions.values()})
+                promote(cfg, run_id, targets, record={
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                    "version": fit["version"], "decision": "promoted",
+                    "reasons": [f"first model of {fit['name']}: promoted when its run finished"],
+                    "run_id": run_id, "report": next((str(f) for f in report_folders(cfg, run_id)), None),
+                    "challenger": None, "champion": None, "previous_champion": None})
+                return {k: "champion" for k in versions}
+            for v in versions.values():
+                if v.get("alias") != "challenger":
+                    client.set_registered_model_alias(v["name"], "challenger", v["version"])
+            return {k: "challenger" for k in versions}
+    except (OSError, mlflow.exceptions.MlflowException) as err:
+        raise TrackingError(f"setting @champion in '{redact(tracking_uri(cfg))}' failed "
+                            f"({_first_line(err)}); the next run repairs it") from None
+
+
+def repair_promotions(cfg: Config) -> list[str]:
+    """Finish or roll back what an interrupted promotion left; one message per repair.
+
+    Under :func:`promotion_lock` (so no live promotion is in flight):
+
+    * a journal (``icpml.pending_promotion`` on the fit model) in state ``pending`` whose
+      run finished with every target version registered is completed (aliases, decision
+      and ``icpml.promotion`` tags); otherwise it is rolled back to the previous champions;
+    * without a journal, ``@champion`` of the fit and churn models pointing at different runs
+      (a split, e.g. left by an older icpml) is completed from the fit champion's run when that
+      run finished; a fit champion from an unfinished run is rolled back to the churn
+      champion's run, or removed when there is none;
+    * a consistent champion whose run has no ``icpml.decision`` tag gets it (and a promotion
+      record), so the decision is on record.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    fit_name, churn_name = cfg.tracking.fit_model_name, cfg.tracking.churn_model_name
+    msgs: list[str] = []
+    with promotion_lock(cfg):
+        try:
+            rm = client.get_registered_model(fit_name)
+        except Exception:
+            return msgs  # nothing registered yet
+        raw = (rm.tags or {}).get(JOURNAL_TAG)
+        if raw:
+            plan = json.loads(raw)
+            run8 = plan["run_id"][:8]
+            if plan.get("state") == "pending" and _complete(client, plan["run_id"], plan["targets"]):
+                for name, version in plan["targets"].items():
+                    client.set_registered_model_alias(name, "champion", version)
+                record = plan.get("record")
+                if record is not None:
+                    record = {**record, "reasons": [*record.get("reasons", []),
+                                                    "the promotion was stopped part-way and "
+                                                    "completed by the next run"]}
+                for k, v in _decision_tags(plan["run_id"], record,
+                                           (record or {}).get("decision", "promoted")).items():
+                    client.set_tag(plan["run_id"], k, v[:5000])
+                client.delete_registered_model_tag(fit_name, JOURNAL_TAG)
+                msgs.append(f"run {run8} was stopped in the middle of its promotion; completed it: "
+                            f"{_describe(plan['targets'])}")
+            else:
+                _roll_back(client, plan, fit_name, "stopped")
+                msgs.append(f"run {run8} was stopped in the middle of its promotion; rolled it "
+                            f"back: {_describe(plan['previous'])}")
+        msgs += _repair_split(cfg, client, fit_name, churn_name)
+    return msgs
+
+
+def _repair_split(cfg: Config, client, fit_name: str, churn_name: str) -> list[str]:
+    fit_mv = _alias_version(client, fit_name)
+    if fit_mv is None:
+        return []
+    run_id = fit_mv.run_id
+    try:
+        run = client.get_run(run_id)
+        have = _run_versions(client, run_id)
+    except Exception:
+        return []
+    names = [n for n in (fit_name, churn_name) if n in have]
+    current = {n: (str(mv.version) if (mv := _alias_version(client, n)) else None) for n in names}
+    finished = run.info.status == "FINISHED" and "icpml.fit_model_version" in run.data.tags
+    if finished and all(current[n] == have[n] for n in names):
+        if "icpml.decision" in run.data.tags:
+            return []
+        record = _repair_record(cfg, run_id, have.get(fit_name), "recorded by the next run: "
+                                "this champion's promotion had no decision on record", None)
+        tag_run(run_id, _decision_tags(run_id, record, "promoted"))
+        return [f"champion run {run_id[:8]} had no promotion decision on record; recorded it"]
+    if finished:
+        targets = {n: have[n] for n in names}
+        previous = current.get(churn_name)
+        for n, v in targets.items():
+            client.set_registered_model_alias(n, "champion", v)
+        record = _repair_record(cfg, run_id, have.get(fit_name),
+                                f"completed by the next run: {fit_name}@champion and "
+                                f"{churn_name}@champion pointed at different runs", previous)
+        tag_run(run_id, _decision_tags(run_id, record, "promoted"))
+        return [f"{fit_name} and {churn_name} @champion pointed at different runs (a promotion "
+                f"stopped part-way); completed it: {_describe(targets)}"]
+    churn_mv = _alias_version(client, churn_name)
+    other = None
+    if churn_mv is not None and churn_mv.run_id != run_id:
+        other_v = _run_versions(client, churn_mv.run_id).get(fit_name)
+        if other_v and _complete(client, churn_mv.run_id, {fit_name: other_v}):
+            other = other_v
+    if other is not None:
+        client.set_registered_model_alias(fit_name, "champion", other)
+        return [f"{fit_name}@champion was version {fit_mv.version} of unfinished run {run_id[:8]}; "
+                f"rolled back to version {other} (the {churn_name}@champion run)"]
+    client.delete_registered_model_alias(fit_name, "champion")
+    if churn_mv is not None and churn_mv.run_id == run_id:
+        client.delete_registered_model_alias(churn_name, "champion")
+    return [f"{fit_name}@champion was version {fit_mv.version} of unfinished run {run_id[:8]} "
+            "and no finished run can replace it; removed the alias (the next run promotes "
+            "its own model)"]
+
+
+def _repair_record(cfg: Config, run_id: str, version: str | None, reason: str,
+                   previous: str | None) -> dict:
+    folders = report_folders(cfg, run_id)
+    return {"time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "version": version,
+            "decision": "promoted", "reasons": [reason], "run_id": run_id,
+            "report": str(folders[0]) if folders else None, "challenger": None,
+            "champion": None, "previous_champion": previous}
+
+
+def report_folders(cfg: Config, run_id: str) -> list[Path]:
+    """The visible report folders of a run (``<report.dir>/<name>_<run8>``)."""
+    reports = cfg.resolve(cfg.report.dir)
+    if not reports.is_dir():
+        return []
+    return sorted(p for p in reports.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name.endswith(f"_{run_id[:8]}"))
+
+
+def champion_problems(cfg: Config, champ: dict) -> list[str]:
+    """Why the ``@champion`` of :func:`champion` is not a complete, consistent promotion.
+
+    Empty when its run FINISHED, recorded its model versions, every model it registered
+    (fit and churn) is ``@champion``, its decision is tagged and no promotion is pending.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    problems = []
+    try:
+        run = client.get_run(champ["run_id"])
+        have = _run_versions(client, champ["run_id"])
+        rm = client.get_registered_model(cfg.tracking.fit_model_name)
+    except Exception as err:
+        return [f"its run cannot be read ({_first_line(err)})"]
+    if run.info.status != "FINISHED":
+        problems.append(f"its run {champ['run_id'][:8]} is {run.info.status}, not FINISHED")
+    if "icpml.fit_model_version" not in run.data.tags:
+        problems.append("its run never recorded its model versions")
+    for name in (cfg.tracking.fit_model_name, cfg.tracking.churn_model_name):
+        if name in have:
+            mv = _alias_version(client, name)
+            if mv is None or str(mv.version) != have[name]:
+                problems.append(f"{name}@champion is {mv.version if mv else 'not set'}, not "
+                                f"version {have[name]} of the same run")
+    if "icpml.decision" not in run.data.tags:
+        problems.append("no promotion decision is on record")
+    if JOURNAL_TAG in (rm.tags or {}):
+        problems.append("a promotion is pending")
+    return problems
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (unknowable here on Windows: assumed alive,
+    where ``os.kill(pid, 0)`` would send CTRL_C_EVENT)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: leave it alone
+    return True
+
+
+def _mark_unfinished(folder: Path, run_id: str, why: str) -> Path:
+    """Rename a report folder to ``<name>-unfinished`` with an UNFINISHED.txt and an HTML banner."""
+    dest = folder.with_name(folder.name + "-unfinished")
+    n = 2
+    while dest.exists():
+        dest = folder.with_name(f"{folder.name}-unfinished-{n}")
+        n += 1
+    os.replace(folder, dest)
+    text = (f"UNFINISHED: run {run_id} {why}. Its model was never registered as finished; "
+            "do not use this report.\n")
+    (dest / "UNFINISHED.txt").write_text(text, encoding="utf-8")
+    html = dest / "report.html"
+    if html.is_file():
+        import html as html_mod
+        import re
+
+        page = html.read_text(encoding="utf-8")
+        banner = ('<div style="background:#b00020;color:#fff;padding:12px;font-weight:bold">'
+                  f"{html_mod.escape(text.strip())}</div>")
+        page, k = re.subn(r"(<body[^>]*>)", lambda m: m.group(1) + banner, page, count=1)
+        html.write_text(page if k else banner + page, encoding="utf-8")
+    return dest
+
+
+def sweep_orphans(cfg: Config, *, before: float | None = None) -> list[str]:
+    """Clean up after runs of this experiment that were killed (kill -9, power loss).
+
+    * a RUNNING run whose ``icpml.pid`` no longer exists on this host (``icpml.host``) is
+      marked FAILED (tag ``icpml.orphaned``); the model versions it registered are deleted
+      unless one is ``@champion``; its report folders are renamed ``<name>_<run8>-unfinished``
+      with an ``UNFINISHED.txt`` and a banner in ``report.html``;
+    * hidden temporary report folders and files (``<report.dir>/.<name>.*``) older than
+      ``before`` (default: now) are removed unless a live run owns them; those of no known
+      run only when over ten minutes old as well.
+
+    Runs of other hosts, and runs without a pid tag (older icpml), are left alone.
+    Returns one message per cleaned run or folder.
+    """
+    import shutil
+
+    from mlflow import MlflowClient
+
+    before = time.time() if before is None else before
+    client = MlflowClient()
+    msgs: list[str] = []
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    host = socket.gethostname()
+    live: set[str] = set()
+    if exp is not None:
+        runs = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'",
+                                  max_results=1000)
+        for run in runs:
+            tags = run.data.tags
+            pid, run_host, run_id = tags.get("icpml.pid"), tags.get("icpml.host"), run.info.run_id
+            if not pid or run_host != host or _pid_alive(int(pid)):
+                live.add(run_id[:8])
+                continue
+            why = f"was stopped (process {pid} on {host} is gone) before it finished"
+            removed = []
+            for mv in client.search_model_versions(f"run_id='{run_id}'"):
+                if "champion" in (mv.aliases or []):
+                    continue
+                client.delete_model_version(mv.name, mv.version)
+                removed.append(f"{mv.name} version {mv.version}")
+            client.set_tag(run_id, "icpml.orphaned", why)
+            client.set_terminated(run_id, "FAILED")
+            marked = [_mark_unfinished(f, run_id, why).name for f in report_folders(cfg, run_id)]
+            msgs.append(f"run {run_id[:8]} {why}: marked FAILED"
+                        + (f", removed {', '.join(removed)}" if removed else "")
+                        + (f", report renamed {', '.join(marked)}" if marked else ""))
+    reports = cfg.resolve(cfg.report.dir)
+    if reports.is_dir():
+        for p in reports.iterdir():
+            if not p.name.startswith(".") or p.name in (".", ".."):
+                continue
+            temp = (p.is_dir() and p.name.count(".") >= 2) or p.name.endswith(".tmp")
+            if not temp:
+                continue
+            stem = p.name[1:].split(".", 1)[0]
+            owner = stem.rsplit("_", 1)[-1] if "_" in stem else ""
+            try:
+                age = p.stat().st_mtime
+            except OSError:
+                continue
+            if owner in live or age >= before:
+                continue
+            known = len(owner) == 8 and all(c in "0123456789abcdef" for c in owner)
+            if not known and age > before - 600:
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            msgs.append(f"removed the temporary {p.name} left by a stopped run")
+    return msgs
