@@ -62,7 +62,7 @@ def _client(root: Path):
 def _champions(root: Path) -> dict:
     client = _client(root)
     out = {}
-    for name in ("icp-fit", "icp-churn"):
+    for name in ("demo-fit", "demo-churn"):
         mv = client.get_model_version_by_alias(name, "champion")
         out[name] = (str(mv.version), mv.run_id)
     return out
@@ -105,20 +105,20 @@ def test_case_split_champion_on_kill_is_repaired(tmp_path, sig):
     if sig == "SIGTERM":  # rolled back in-process, and said so
         assert "rolled back" in killed.stderr and "Traceback" not in killed.stderr
         champ = _champions(root)
-        assert champ["icp-fit"] == champ["icp-churn"] and champ["icp-fit"][0] == "1"
-        (new_run,) = [r for r in _runs(root) if r != champ["icp-fit"][1]]
+        assert champ["demo-fit"] == champ["demo-churn"] and champ["demo-fit"][0] == "1"
+        (new_run,) = [r for r in _runs(root) if r != champ["demo-fit"][1]]
         assert _client(root).get_run(new_run).data.tags["icpml.decision"] == "interrupted"
 
     nxt = _icpml(root, "retrain", "-c", "cfg.yaml", "--data", "fresh.csv")
     assert nxt.returncode == 0, nxt.stderr[-2000:]
     champ = _champions(root)
-    assert champ["icp-fit"][1] == champ["icp-churn"][1]          # one run, both models
-    assert champ["icp-fit"][0] == champ["icp-churn"][0] != "1"
-    run = _client(root).get_run(champ["icp-fit"][1])
+    assert champ["demo-fit"][1] == champ["demo-churn"][1]          # one run, both models
+    assert champ["demo-fit"][0] == champ["demo-churn"][0] != "1"
+    run = _client(root).get_run(champ["demo-fit"][1])
     assert run.info.status == "FINISHED" and run.data.tags["icpml.decision"] == "promoted"
     history = _history(root)
-    assert champ["icp-fit"][1] in {h["run_id"] for h in history}
-    assert "Champion:** icp-fit version " + champ["icp-fit"][0] in (root / "reports" / "index.md").read_text()
+    assert champ["demo-fit"][1] in {h["run_id"] for h in history}
+    assert "Champion:** demo-fit version " + champ["demo-fit"][0] in (root / "reports" / "index.md").read_text()
     if sig == "SIGKILL":  # completed: the killed run's promotion is the champion, then unchanged
         assert "completed it" in nxt.stderr and "decision:  unchanged" in nxt.stdout
         assert [h["decision"] for h in history] == ["promoted", "promoted"]
@@ -140,7 +140,7 @@ def test_case_unfinished_first_discovery_is_not_unchanged(tmp_path):
     from mlflow.exceptions import MlflowException
 
     with pytest.raises(MlflowException):  # no champion while the run was unfinished
-        client.get_model_version_by_alias("icp-fit", "champion")
+        client.get_model_version_by_alias("demo-fit", "champion")
 
     nxt = _icpml(root, "retrain", "-c", "cfg.yaml")
     assert nxt.returncode == 0, nxt.stderr[-2000:]
@@ -149,7 +149,7 @@ def test_case_unfinished_first_discovery_is_not_unchanged(tmp_path):
     assert client.search_model_versions(f"run_id='{orphan}'") == []
     assert (root / "reports" / f"demo_{orphan[:8]}-unfinished" / "UNFINISHED.txt").is_file()
     champ = _champions(root)
-    assert champ["icp-fit"][1] == champ["icp-churn"][1] != orphan
+    assert champ["demo-fit"][1] == champ["demo-churn"][1] != orphan
 
 
 def test_generated_kill9_between_alias_writes_in_a_retrain_chain(tmp_path):
@@ -159,15 +159,15 @@ def test_generated_kill9_between_alias_writes_in_a_retrain_chain(tmp_path):
     killed = _icpml(root, "retrain", "-c", "cfg.yaml", killat="after-first-champion")
     assert killed.returncode in (137, -9)
     split = _champions(root)
-    assert split["icp-fit"][1] != split["icp-churn"][1]                       # the kill's damage
+    assert split["demo-fit"][1] != split["demo-churn"][1]                       # the kill's damage
     nxt = _icpml(root, "-q", "retrain", "-c", "cfg.yaml")
     assert nxt.returncode == 0 and "decision:  unchanged" in nxt.stdout, nxt.stderr[-2000:]
     champ = _champions(root)
-    assert champ["icp-fit"] == (split["icp-fit"][0], split["icp-fit"][1])
-    assert champ["icp-churn"][1] == champ["icp-fit"][1]
+    assert champ["demo-fit"] == (split["demo-fit"][0], split["demo-fit"][1])
+    assert champ["demo-churn"][1] == champ["demo-fit"][1]
     history = _history(root)
     assert [h["decision"] for h in history] == ["promoted", "promoted"]
-    assert history[-1]["run_id"] == champ["icp-fit"][1]
+    assert history[-1]["run_id"] == champ["demo-fit"][1]
 
 
 # ----------------------------------------------------------------------------- orphans
@@ -192,7 +192,7 @@ def test_kill9_orphans_case_retrain_killed_while_reporting(tmp_path):
     assert not any(p.name.startswith(".demo_") for p in (root / "reports").iterdir())
     assert "RUNNING" not in _runs(root).values()
     champ = _champions(root)
-    assert champ["icp-fit"][1] == champ["icp-churn"][1] != before["icp-fit"][1]
+    assert champ["demo-fit"][1] == champ["demo-churn"][1] != before["demo-fit"][1]
 
 
 def test_kill9_during_discover_then_discover_cleans_up(tmp_path):
@@ -209,7 +209,7 @@ def test_kill9_during_discover_then_discover_cleans_up(tmp_path):
     assert "icpml.orphaned" in _client(root).get_run(orphan).data.tags
     assert not any(p.name.startswith(".") for p in (root / "reports").iterdir())
     champ = _champions(root)
-    assert champ["icp-fit"][1] == champ["icp-churn"][1] != orphan
+    assert champ["demo-fit"][1] == champ["demo-churn"][1] != orphan
 
 
 def test_sigterm_during_discover_leaves_no_orphan(tmp_path):
@@ -241,7 +241,7 @@ def _check_concurrent(root: Path, results) -> None:
         assert p.returncode == 0, err[-2000:]
         assert "migration" not in err and "Traceback" not in err
     champ = _champions(root)
-    assert champ["icp-fit"][1] == champ["icp-churn"][1]   # one run's models, both champion
+    assert champ["demo-fit"][1] == champ["demo-churn"][1]   # one run's models, both champion
     runs = _runs(root)
     assert list(runs.values()) == ["FINISHED"] * len(results)
 

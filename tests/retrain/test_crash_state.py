@@ -27,7 +27,7 @@ import pytest
 from icpml import tracking
 from icpml.config import load_config
 
-FIT, CHURN = "icp-fit", "icp-churn"
+FIT, CHURN = "demo-fit", "demo-churn"
 
 
 @pytest.fixture()
@@ -110,7 +110,7 @@ def test_interrupted_promotion_is_rolled_back_and_said(store, monkeypatch):
     assert json.loads(tags["icpml.promotion"])["decision"] == "interrupted"
     assert tracking.JOURNAL_TAG not in client.get_registered_model(FIT).tags
     note = tracking.interruption_note()
-    assert "rolled back" in note and "icp-fit@champion=1" in note
+    assert "rolled back" in note and "demo-fit@champion=1" in note
     assert "nothing was half-written" not in note
     assert tracking.repair_promotions(cfg) == []  # nothing left to repair
 
@@ -134,7 +134,7 @@ def test_kill9_mid_promotion_is_completed_by_the_next_run(store, monkeypatch):
                                              "reasons": ["gate passed"], "time": "t"})
     assert _champions(client) == {FIT: ("2", b), CHURN: ("1", a)}  # the split a kill leaves
     champ = tracking.champion(cfg)
-    assert any("icp-churn@champion is 1" in p for p in tracking.champion_problems(cfg, champ))
+    assert any("demo-churn@champion is 1" in p for p in tracking.champion_problems(cfg, champ))
     monkeypatch.undo()
 
     msgs = tracking.repair_promotions(cfg)
@@ -258,6 +258,6 @@ def test_cli_says_what_an_interruption_left(monkeypatch):
     monkeypatch.setattr(tracking, "_note", None)
     assert _interrupted_state() == "nothing was half-written; the champion is unchanged"
     monkeypatch.setattr(tracking, "_note", "the promotion of run abcd1234 was rolled back; "
-                        "icp-fit@champion=1, icp-churn@champion=1 as before")
+                        "demo-fit@champion=1, demo-churn@champion=1 as before")
     assert "rolled back" in _interrupted_state()
     assert "nothing was half-written" not in _interrupted_state()
