@@ -46,6 +46,7 @@ from icpml import plots
 from icpml._io import neutralise_formulas
 from icpml.cohorts import BEST, MIDDLE
 from icpml.errors import output_error
+from icpml.scoring import round_scores
 
 if TYPE_CHECKING:
     from icpml.pipeline import Discovery
@@ -199,6 +200,12 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60]
 
 
+def folder_name(config_name: str, run_id: str | None) -> str:
+    """A report folder's name, ``<config name>_<run id[:8]>`` (``_local`` when untracked);
+    the MLflow run carries the same name, so a run and its report are found by one name."""
+    return f"{_safe(config_name)}_{run_id[:8] if run_id else 'local'}"
+
+
 #: Days from a run to the suggested review of its criteria (the report's "Next steps").
 REVIEW_AFTER_DAYS = 90
 
@@ -320,8 +327,7 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
     """
     cfg = res.config
     if out_dir is None:
-        suffix = res.run_id[:8] if res.run_id else "local"
-        out_dir = cfg.resolve(cfg.report.dir) / f"{_safe(cfg.name)}_{suffix}"
+        out_dir = cfg.resolve(cfg.report.dir) / folder_name(cfg.name, res.run_id)
     out_dir = Path(out_dir)
     figures = _figures(res)
     tmp = None
@@ -336,7 +342,7 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
         (tmp / "criteria.json").write_text(res.criteria.to_json(), encoding="utf-8")
         # for people, opened in spreadsheets: formula-like text cells neutralised (see _io)
         neutralise_formulas(res.contrast).to_csv(tmp / "contrast.csv", index=False)
-        neutralise_formulas(res.scored).to_csv(tmp / "scored.csv", index=False)
+        neutralise_formulas(round_scores(res.scored)).to_csv(tmp / "scored.csv", index=False)
         os.chmod(tmp, 0o755)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

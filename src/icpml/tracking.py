@@ -272,8 +272,12 @@ def _signature(scorer: Scorer, example: pd.DataFrame):
     # column and type them loosely (employees as int or float, flags as "yes"/1);
     # the scorer coerces each value itself and reports what it had to do without
     cols = [ColSpec(AnyType(), scorer.id_column, required=False)]
-    cols += [ColSpec(AnyType(), c, required=False) for c in scorer.input_columns]
-    out = Schema([ColSpec("string", scorer.id_column), ColSpec("double", "fit_score"),
+    labels = [c for c in getattr(scorer, "label_columns", []) if c != scorer.id_column]
+    cols += [ColSpec(AnyType(), c, required=False) for c in labels]  # names pass through
+    cols += [ColSpec(AnyType(), c, required=False) for c in scorer.input_columns if c not in labels]
+    out = Schema([ColSpec("string", scorer.id_column),
+                  *[ColSpec(AnyType(), c, required=False) for c in labels],
+                  ColSpec("double", "fit_score"),
                   ColSpec("double", "churn_risk"), ColSpec("string", "tier"),
                   ColSpec("boolean", "icp_match"), ColSpec("boolean", "anti_icp_match"),
                   ColSpec("string", "exclusion_reasons"), ColSpec("string", "top_reasons"),
@@ -479,8 +483,12 @@ def log_discovery(res: Discovery, *, write_report: bool = True, assign_champion:
     cfg = res.config
     configure(cfg)
     try:
-        with mlflow.start_run(run_name=f"{cfg.name}-{res.fingerprint[:8]}") as run:
+        with mlflow.start_run() as run:
             res.run_id = run.info.run_id
+            # the run's name is its report folder's name (reports/<name>_<run id[:8]>)
+            from icpml.report import folder_name
+
+            mlflow.set_tag("mlflow.runName", folder_name(cfg.name, run.info.run_id))
             mlflow.set_tags({"icpml.pid": str(os.getpid()), "icpml.host": socket.gethostname(),
                              "icpml.config_name": cfg.name, "icpml.data_fingerprint": res.fingerprint,
                              "icpml.config_hash": config_hash(cfg),
@@ -495,7 +503,9 @@ def log_discovery(res: Discovery, *, write_report: bool = True, assign_champion:
             metrics = {f"fit.{k}": v for k, v in res.fit.metrics().items()}
             if res.churn is not None:
                 metrics.update({f"churn.{k}": v for k, v in res.churn.metrics().items()})
-            metrics.update({k: float(v) for k, v in res.summary().items()})
+            # the summary's flat fit_/churn_ AUCs repeat fit.* / churn.* above: log each once
+            metrics.update({k: float(v) for k, v in res.summary().items()
+                            if not k.startswith(("fit_", "churn_"))})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()
                                 if v is not None and pd.notna(v)})
             mlflow.log_text(res.criteria.to_json(), "criteria/criteria.json")

@@ -370,3 +370,14 @@ def test_score_from_another_folder_creates_no_store(tmp_path, monkeypatch):
     assert report.exit_code == ExitCode.INFRA
     assert not (proj / "mlruns").exists() and not (proj / "reports").exists()
     assert sorted(p.name for p in elsewhere.iterdir()) == ["p.csv"]
+
+
+def test_run_named_like_its_report_folder_and_metrics_logged_once(generated):
+    """Issue 17: the run name is the report folder's (<name>_<run id[:8]>), and each metric
+    has one name (no flat fit_holdout_roc_auc beside fit.holdout_roc_auc)."""
+    root, _, cfg, _, _, (run_id, _), _ = generated
+    run = _client(root).get_run(run_id)
+    assert run.data.tags["mlflow.runName"] == f"Acme_EU_2025_{run_id[:8]}"  # = its report folder
+    metrics = run.data.metrics
+    assert "fit.holdout_roc_auc" in metrics
+    assert not [k for k in metrics if k.startswith(("fit_", "churn_"))], sorted(metrics)
