@@ -279,6 +279,7 @@ def demo(
     """
     from icpml._io import write_table
     from icpml.config import demo_config
+    from icpml.data import load_source
     from icpml.pipeline import discover
     from icpml.synthetic import PLANTED_ANTI_ICP, PLANTED_ICP, make_accounts
 
@@ -287,6 +288,9 @@ def demo(
     accounts = make_accounts(n, seed=seed)
     path = write_table(accounts, cfg.resolve(cfg.data.path), excel_safe=False)  # input data
     _out(f"demo data: {len(accounts)} synthetic accounts -> {path}")
+    # discover on the file as written, as `icpml discover` / `retrain` will read it: the same
+    # data fingerprint, so a retrain on unchanged data is a no-op
+    accounts, _ = load_source(cfg)
     res = discover(cfg, accounts, track=track, report=True, progress=_progress(), source=str(path))
     _print_summary(res, time.perf_counter() - t0)
     _out(f"\nplanted truth: ICP = industry in {sorted(PLANTED_ICP['industry'])}, "

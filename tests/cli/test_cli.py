@@ -326,3 +326,21 @@ def test_score_as_a_console_command_exits_cleanly(demo_run, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "icpml", "score", "--data", str(src), "--out", str(src)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == ExitCode.CONFIG and "--out must differ" in bad.stderr
+
+
+def test_retrain_right_after_demo_is_a_no_op(demo_run, tmp_path, monkeypatch):
+    """Issue 17: the demo discovers on its data file as written, so `icpml retrain` on the same
+    file and config finds the champion trained on this exact data: nothing to do, no new
+    version (before: a full retrain that promoted an identical version 2)."""
+    import shutil
+
+    src, result = demo_run
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "copy"
+    shutil.copytree(src, root)  # the shared demo store stays as it is
+    shutil.copy(REPO / "configs" / "demo.yaml", root / "demo.yaml")
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
+    out = CliRunner().invoke(app, ["retrain", "-c", str(root / "demo.yaml")])
+    assert out.exit_code == 0, out.output
+    assert "unchanged" in out.output and "nothing to do" in out.output, out.output
+    assert "promoted" not in out.output.split("decision:")[-1].splitlines()[0]
