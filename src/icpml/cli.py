@@ -260,7 +260,8 @@ def score(
     rows = scorer.chunk_size
     # read, score and write overlap: each stage runs in its own thread, a chunk or two ahead
     needed = [scorer.id_column, *scorer.input_columns]
-    batches = prefetch(iter_accounts(data, rows, needed) if data is not None else iter_query(query, rows))
+    batches = prefetch(iter_accounts(data, rows, needed, text=scorer.text_columns) if data is not None
+                       else iter_query(query, rows))
     counts = dict.fromkeys(TIERS, 0)
 
     def scored_batches():
