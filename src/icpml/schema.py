@@ -221,7 +221,9 @@ def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
 def _numbers(s: pd.Series, spec: ColumnSchema) -> tuple[np.ndarray, np.ndarray]:
     """Floats of ``s`` and which non-blank cells were unreadable."""
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-        return s.astype("Float64").to_numpy(dtype=float, na_value=np.nan), np.zeros(len(s), bool)
+        num = (s.to_numpy(dtype=float) if isinstance(s.dtype, np.dtype)
+               else s.astype("Float64").to_numpy(dtype=float, na_value=np.nan))
+        return num, np.zeros(len(s), bool)
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     uniques = pd.Series(np.asarray(uniques, dtype=object))
     vals = np.full(len(uniques), np.nan)
@@ -234,9 +236,7 @@ def _numbers(s: pd.Series, spec: ColumnSchema) -> tuple[np.ndarray, np.ndarray]:
         parsed = _parse_numbers(text, spec.decimal, spec.percent)
         vals[~is_num] = parsed
         bad_u[~is_num] = np.isnan(parsed) & (text.str.strip() != "").to_numpy(bool)
-    out = np.where(codes >= 0, vals[np.maximum(codes, 0)], np.nan)
-    bad = (codes >= 0) & bad_u[np.maximum(codes, 0)]
-    return out, bad
+    return np.append(vals, np.nan)[codes], np.append(bad_u, False)[codes]  # code -1: missing
 
 
 def _bool_key(v: object) -> str:
@@ -254,10 +254,10 @@ def _booleans(s: pd.Series, spec: ColumnSchema) -> tuple[pd.Series, np.ndarray]:
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     true, false = set(spec.true), set(spec.false)
     keys = [_bool_key(u) for u in uniques]
-    vals = np.array([True if k in true else False if k in false else None for k in keys] + [None],
-                    dtype=object)
+    value_u = np.array([k in true for k in keys] + [False], dtype=bool)
+    known_u = np.array([k in true or k in false for k in keys] + [False], dtype=bool)
     bad_u = np.array([(k not in true and k not in false and k != "") for k in keys] + [False])
-    out = pd.Series(pd.array(vals[codes], dtype="boolean"), index=s.index)
+    out = pd.Series(pd.arrays.BooleanArray(value_u[codes], ~known_u[codes]), index=s.index)
     return out, bad_u[codes]
 
 
@@ -273,19 +273,22 @@ def _categories(s: pd.Series, spec: ColumnSchema, cache: dict | None
             cache["by_key"] = by_key
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     raw = np.asarray(uniques, dtype=object)
-    text = np.array([v if isinstance(v, str) else str(v) for v in raw], dtype=object)
+    text = [v if isinstance(v, str) else str(v) for v in raw]
     keys = [_fold(v) for v in text]
-    fixed = np.array([by_key.get(k, v) for k, v in zip(keys, text, strict=True)], dtype=object)
-    blank = np.array([k == "" for k in keys], dtype=bool)
-    unseen_u = np.array([bool(known) and k != "" and k not in by_key for k in keys], dtype=bool)
+    fixed = np.array([by_key.get(k, v) if k else None for k, v in zip(keys, text, strict=True)],
+                     dtype=object)
+    unseen_u = np.array([bool(known) and k != "" and k not in by_key for k in keys] + [False])
+    blank = np.array([k == "" for k in keys] + [False])
     if blank.any():  # a blank or spaces-only cell is missing, not a category
-        codes = np.where((codes >= 0) & blank[np.maximum(codes, 0)], -1, codes)
-        fixed = fixed.copy()
-        fixed[blank] = None
-    out = pd.Series(pd.array(np.where(codes >= 0, fixed[np.maximum(codes, 0)], None), dtype="string"),
-                    index=s.index)
-    unseen = (codes >= 0) & unseen_u[np.maximum(codes, 0)] if len(unseen_u) else np.zeros(len(s), bool)
-    return out, unseen, (codes, fixed)
+        codes = np.where(blank[codes], -1, codes)
+    if isinstance(s.dtype, pd.StringDtype) and all(f is None or f == v for f, v in zip(fixed, raw, strict=True)):
+        out = s.astype("string").where(codes >= 0) if blank.any() else s.astype("string")
+    else:  # gather each row's canonical text (Arrow take: no Python loop over rows)
+        import pyarrow as pa
+
+        taken = pa.array(fixed, type=pa.string()).take(pa.array(codes, mask=codes < 0))
+        out = pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index)
+    return out, unseen_u[codes], (codes, fixed)
 
 
 def coerce(df: pd.DataFrame, schema: Schema, *, columns: Iterable[str] | None = None,
@@ -417,7 +420,7 @@ def _number_evidence(s: pd.Series) -> _NumberEvidence:
 
 
 def _is_boolean(s: pd.Series) -> bool:
-    """Yes/no, true/false or 0/1 values (at most two distinct spellings), per today's rule."""
+    """Only yes/no, true/false or 0/1 values (any case or spacing); "1.0"/"0.0" are floats."""
     if pd.api.types.is_bool_dtype(s):
         return True
     nonnull = s.dropna()
@@ -429,10 +432,7 @@ def _is_boolean(s: pd.Series) -> bool:
     keys.discard("")
     if not keys or not keys <= set(TRUE_SPELLINGS) | set(FALSE_SPELLINGS):
         return False
-    if keys <= {"1", "0", "1.0", "0.0"} and any("." in k for k in keys):
-        return False  # "1.0"/"0.0": a float column (as a typed reader sees it)
-    raw = {str(v).strip() for v in pd.unique(nonnull)} - {""}
-    return len(raw) <= 2
+    return not (keys <= {"1", "0", "1.0", "0.0"} and any("." in k for k in keys))  # floats
 
 
 def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None) -> Schema:
@@ -497,9 +497,9 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
             decimal, thousands = ".", ev.thousands["."]
         else:
             if convention is not None:
-                decimal, why = convention, "as the file's other numbers"
+                decimal, why = convention, "like the file's other numbers"
             elif ev.sep is not None:  # a group of three digits after it everywhere: grouping
-                decimal, why = ("," if ev.sep == "." else "."), "as a thousands separator"
+                decimal, why = ("," if ev.sep == "." else "."), f"with '{ev.sep}' as a thousands separator"
             else:
                 decimal, why = ".", "with '.' as the decimal separator"
             thousands = ev.thousands[decimal]
