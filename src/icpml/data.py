@@ -78,7 +78,7 @@ def _check_header(p: Path) -> None:
     compression and quoting, so the names are exactly as written.
     """
     row = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False)
-    names = [str(v).strip() for v in row.iloc[0].tolist()] if len(row) else []
+    names = [str(v) for v in row.iloc[0].tolist()] if len(row) else []
     seen: set[str] = set()
     dup = sorted({n for n in names if n and (n in seen or seen.add(n))})
     if dup:
