@@ -493,8 +493,9 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
         elif ev.ok["."] != ev.ok[","]:
             decimal = "." if ev.ok["."] > ev.ok[","] else ","
             thousands = ev.thousands[decimal]
-        elif not ev.differ:
-            decimal, thousands = ".", ev.thousands["."]
+        elif not ev.differ:  # integers only: the file's convention, for the decimals to come
+            decimal = convention or "."
+            thousands = ev.thousands[decimal]
         else:
             if convention is not None:
                 decimal, why = convention, "like the file's other numbers"

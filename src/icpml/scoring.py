@@ -22,6 +22,10 @@ data_issues        this row's missing columns, unreadable or unseen
                    values (scored as unknown or a rare category)
 =================  ===========================================================
 
+Every cell is read as discovery read it: the scorer carries the schema learned from the
+discovery data (:mod:`icpml.schema`), so "1,234", "$21.72" or "1.234,5" mean what they meant
+in training, and a cell that cannot be read (a yes/no column's "unknown") is that cell's
+issue alone, never its column's or its chunk's.
 Columns absent from a prospect list are scored as missing (the models route
 missing values) and named in ``data_issues``; unseen categories fall in the
 encoder's "infrequent" bucket and infinite numbers are scored as missing, both

@@ -93,6 +93,11 @@ def test_an_ambiguous_column_says_so_in_one_line_and_a_declared_format_is_silent
     assert coerce(de, learn_schema(de, _cfg(["employees", "rev"])))[0]["employees"].iloc[0] == 4061.0
     s_en = learn_schema(en, _cfg(["employees", "rev"]))
     assert coerce(en, s_en)[0]["employees"].iloc[0] == 4.061 and len(s_en.warnings) == 1
+    # a German file's integer-only column reads later "4.061" as 4061 too
+    ints = de.assign(employees=["117", "12", "900", "4"])
+    s_de = learn_schema(ints, _cfg(["employees", "rev"]))
+    assert s_de.warnings == [] and s_de.columns["employees"].decimal == ","
+    assert coerce(_text({"employees": ["4.061"]}), s_de)[0]["employees"].iloc[0] == 4061.0
 
 
 def test_one_unreadable_yes_no_cell_is_that_cell_only():
