@@ -206,7 +206,9 @@ def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
     u = t[todo].str.replace("\u2212", "-", regex=False)
     neg = u.str.fullmatch(r"\(.+\)").fillna(False).to_numpy(bool)
     u = u.mask(pd.Series(neg, index=u.index), u.str.slice(1, -1)).str.strip()
+    u = u.str.replace(r"^-\s*(?:[$€£¥]|USD|EUR|GBP|CHF)\s*", "-", regex=True)  # "-$12"
     u = u.str.replace(_CURRENCY, "", regex=True).str.strip()
+    u = u.str.replace(r"^-\s+", "-", regex=True).str.replace(r"^\+\s*", "", regex=True)
     if percent:
         u = u.str.replace(r"\s*%$", "", regex=True)
     grouped = u.str.fullmatch(_GROUPED[decimal]).fillna(False)
