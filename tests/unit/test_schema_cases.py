@@ -104,6 +104,10 @@ def test_leading_zero_ids(tmp_path):
     want = pd.read_csv(folder / "customers.csv", dtype=str)["customer_no"].tolist()
     assert res.accounts["customer_no"].tolist() == want and want[0].startswith("0000")
     assert res.scored["customer_no"].tolist() == want
+    from icpml.report import report_context
+
+    shown = [r["id"] for rows in report_context(res)["samples"].values() for r in rows]
+    assert shown and set(shown) <= set(want) and all(i.startswith("0000") for i in shown)
     prospects = pd.read_csv(folder / "prospects.csv", dtype=str)["customer_no"].tolist()
     for suffix in (".csv", ".parquet"):
         out = tmp_path / f"scored{suffix}"
