@@ -456,6 +456,17 @@ class Config(_Strict):
     )
 
     @model_validator(mode="after")
+    def _check_number_format(self) -> Config:
+        cols = self.columns
+        known = {"*", *cols.feature_columns, *cols.post_sale, *(m.column for m in cols.outcomes),
+                 *(m.column for ms in self.products.values() for m in ms)}
+        for c in self.data.number_format:
+            if c not in known:
+                raise ValueError(f"data.number_format names '{c}', which is not a feature, post-sale "
+                                 "or outcome column; fix the name or use '*' for every column")
+        return self
+
+    @model_validator(mode="after")
     def _check_products(self) -> Config:
         targetable = {self.columns.id, *self.columns.feature_columns}
         for product, outcomes in self.products.items():

@@ -60,6 +60,9 @@ def test_config_formats_are_the_schema_formats():
     assert set(NUMBER_FORMAT_NAMES) == set(NUMBER_FORMATS)
     with pytest.raises(ConfigError, match="data.number_format.employees"):
         _cfg(["employees"], number_format={"employees": "1.234.5"})
+    with pytest.raises(ConfigError, match="data.number_format names 'emplyees'"):
+        _cfg(["employees"], number_format={"emplyees": "1.234,5"})
+    assert _cfg(["employees"], number_format={"*": "1 234,5"}).data.number_format == {"*": "1 234,5"}
 
 
 @pytest.mark.parametrize("values, want", [
