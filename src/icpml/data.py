@@ -22,7 +22,7 @@ import pandas as pd
 
 from icpml.config import Config
 from icpml.errors import DataError, redact
-from icpml.schema import Schema, canonical_spellings, coerce, learn_schema
+from icpml.schema import Schema, canonical_spellings, coerce, learn_schema, read_numbers
 
 __all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "normalize_categories", "spelling_key", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
@@ -359,38 +359,16 @@ def feature_kinds(df: pd.DataFrame, cfg: Config) -> dict[str, str]:
     return kinds
 
 
-_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
-_CURRENCY = r"^[$€£¥]\s*|\s*[$€£¥]$|^(USD|EUR|GBP)\s+|\s+(USD|EUR|GBP)$"
-
-
 def _coerce_numeric(s: pd.Series) -> tuple[pd.Series, float]:
     """Numeric version of ``s`` and the share of non-blank values that failed to parse.
 
-    Text exports are read the way a spreadsheet shows them: blanks are missing,
-    yes/no and true/false are 1/0, a currency symbol or code around the number
-    is dropped and commas are removed only where they group thousands
-    (``"$1,234.50"`` -> 1234.5; ``"1,5"`` stays unparsed rather than becoming 15).
+    Read as :mod:`icpml.schema` reads a numeric column (:func:`icpml.schema.read_numbers`):
+    blanks are missing, yes/no is 1/0, currency is dropped, the number format is detected
+    from the column ("$1,234.50" -> 1234.5, "1.234,5" -> 1234.5; "1,5" among "2.25" stays
+    unparsed rather than becoming 15).
     """
-    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-        return s.astype(float), 0.0
-    text = s.astype("string").str.strip()
-    text = text.mask(text == "")
-    b = coerce_bool(text)
-    if b is not None:
-        return b.astype(float), 0.0
-    text = text.str.replace(_CURRENCY, "", regex=True)
-    grouped = text.str.fullmatch(_THOUSANDS).fillna(False)
-    text = text.mask(grouped, text.str.replace(",", "", regex=False))
-    num = pd.to_numeric(text, errors="coerce")
-    nonblank = int(text.notna().sum())
-    bad = int((num.isna() & text.notna()).sum())
-    return num.astype(float), (bad / nonblank if nonblank else 0.0)
-
-
-def _bad_examples(s: pd.Series, num: pd.Series) -> str:
-    t = s.astype("string").str.strip()
-    bad = t[num.isna() & t.notna() & (t != "")]
-    return ", ".join(repr(_clip(v, 20)) for v in pd.unique(bad)[:3])
+    num, bad = read_numbers(s)
+    return pd.Series(num, index=s.index, name=s.name), bad
 
 
 def spelling_key(value: str) -> str:
@@ -600,15 +578,6 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
 def _examples(values: pd.Series) -> str:
     """Up to three distinct raw values, quoted, for a one-line message."""
     return ", ".join(repr(_clip(str(v).strip(), 20)) for v in pd.unique(values.to_numpy(dtype=object))[:3])
-
-
-def _check_finite(s: pd.Series, what: str, problems: list[str]) -> None:
-    """Add a problem when a numeric column holds infinities (often a division by zero)."""
-    if pd.api.types.is_float_dtype(s):
-        n_inf = int(np.isinf(s.to_numpy(dtype=float, na_value=np.nan)).sum())
-        if n_inf:
-            problems.append(f"{what} has {n_inf} infinite value(s); replace them with numbers "
-                            "or leave them blank")
 
 
 def _close_matches(missing: list[str], present: list[str]) -> str:

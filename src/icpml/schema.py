@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Schema", "ColumnSchema", "CellIssues", "learn_schema", "coerce", "issue_table",
+__all__ = ["Schema", "ColumnSchema", "CellIssues", "learn_schema", "coerce", "issue_table", "read_numbers",
            "NUMBER_FORMATS", "TRUE_SPELLINGS", "FALSE_SPELLINGS"]
 
 #: Yes/no spellings accepted in a boolean column (compared after ``spelling_key``).
@@ -489,34 +489,55 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
              if ev.ok[d] > ev.ok["," if d == "." else "."]}
     convention = votes.pop() if len(votes) == 1 else None
     for c, ev in evidence.items():
-        fmt = declared.get(c, declared.get("*"))
-        if fmt is not None:
-            thousands, decimal = NUMBER_FORMATS[fmt]
-        elif ev.ok["."] != ev.ok[","]:
-            decimal = "." if ev.ok["."] > ev.ok[","] else ","
-            thousands = ev.thousands[decimal]
-        elif not ev.differ:  # integers only: the file's convention, for the decimals to come
-            decimal = convention or "."
-            thousands = ev.thousands[decimal]
-        else:
-            if convention is not None:
-                decimal, why = convention, "like the file's other numbers"
-            elif ev.sep is not None:  # a group of three digits after it everywhere: grouping
-                decimal, why = ("," if ev.sep == "." else "."), f"with '{ev.sep}' as a thousands separator"
-            else:
-                decimal, why = ".", "with '.' as the decimal separator"
-            thousands = ev.thousands[decimal]
-            value = _parse_numbers(pd.Series([ev.example]), decimal, ev.percent)[0]
-            other = _parse_numbers(pd.Series([ev.example]), "," if decimal == "." else ".",
-                                   ev.percent)[0]
-            warnings.append(
-                f"column '{c}': numbers like '{ev.example}' fit two formats and were read "
-                f"{why} ({ev.example} = {value:g}, not {other:g}); if that is wrong, declare it "
-                f"in the config: data.number_format: {{{c}: '{'1.234,5' if decimal == '.' else '1,234.5'}'}}")
-        specs[c] = ColumnSchema("numeric", thousands=thousands, decimal=decimal,
-                                currency=ev.currency, percent=ev.percent)
+        specs[c] = _number_spec(c, ev, declared.get(c, declared.get("*")), convention, warnings)
     ordered = {c: specs[c] for c in dict.fromkeys(columns) if c in specs}
     return Schema(ordered, warnings)
+
+
+def _number_spec(c: str, ev: _NumberEvidence, fmt: str | None, convention: str | None,
+                 warnings: list[str]) -> ColumnSchema:
+    """The number format of text column ``c``: declared, decided by its values, or (ambiguous)
+    the file's ``convention`` / grouping, with one warning line."""
+    if fmt is not None:
+        thousands, decimal = NUMBER_FORMATS[fmt]
+    elif ev.ok["."] != ev.ok[","]:
+        decimal = "." if ev.ok["."] > ev.ok[","] else ","
+        thousands = ev.thousands[decimal]
+    elif not ev.differ:  # integers only: the file's convention, for the decimals to come
+        decimal = convention or "."
+        thousands = ev.thousands[decimal]
+    else:
+        if convention is not None:
+            decimal, why = convention, "like the file's other numbers"
+        elif ev.sep is not None:  # a group of three digits after it everywhere: grouping
+            decimal, why = ("," if ev.sep == "." else "."), f"with '{ev.sep}' as a thousands separator"
+        else:
+            decimal, why = ".", "with '.' as the decimal separator"
+        thousands = ev.thousands[decimal]
+        value = _parse_numbers(pd.Series([ev.example]), decimal, ev.percent)[0]
+        other = _parse_numbers(pd.Series([ev.example]), "," if decimal == "." else ".", ev.percent)[0]
+        warnings.append(
+            f"column '{c}': numbers like '{ev.example}' fit two formats and were read "
+            f"{why} ({ev.example} = {value:g}, not {other:g}); if that is wrong, declare it "
+            f"in the config: data.number_format: {{{c}: '{'1.234,5' if decimal == '.' else '1,234.5'}'}}")
+    return ColumnSchema("numeric", thousands=thousands, decimal=decimal, currency=ev.currency,
+                        percent=ev.percent)
+
+
+def read_numbers(s: pd.Series) -> tuple[np.ndarray, float]:
+    """One column read as numbers the way :func:`learn_schema` + :func:`coerce` read it.
+
+    Its format is detected from its own values (yes/no columns read as 1/0). Returns the
+    floats (NaN: blank or unreadable) and the share of non-blank cells that were unreadable.
+    """
+    if _is_boolean(s):
+        b, _ = _booleans(s, ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS))
+        return b.astype("Float64").to_numpy(dtype=float, na_value=np.nan), 0.0
+    spec = (_number_spec(str(s.name), _number_evidence(s), None, None, [])
+            if _is_text(s) else ColumnSchema("numeric"))
+    num, bad = _numbers(s, spec)
+    nonblank = int(bad.sum() + (~np.isnan(num)).sum())
+    return num, (float(bad.sum()) / nonblank if nonblank else 0.0)
 
 
 def _categorical_spec(c: str, s: pd.Series, warnings: list[str]) -> ColumnSchema:

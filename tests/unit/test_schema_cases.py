@@ -203,6 +203,8 @@ def test_tz_kind_generated_offsets_and_bounds():
     out = crm_accounts(accounts, deals, spec, id_column="id").set_index("id")
     assert out["n_won"].tolist() == [1, 1, 0] and out["won_value"].tolist() == [1000.0, 10.0, 0.0]
     assert out.loc["b", "win_rate"] == 0.5 and np.isnan(out.loc["c", "win_rate"])
+    euro = deals.assign(amount=["100", "1.000", "10", "5", "7"])  # read as the schema reads numbers
+    assert crm_accounts(accounts, euro, spec, id_column="id")["won_value"].tolist() == [1000.0, 10.0, 0.0]
     bad = deals.assign(when=["2024-13-45", *deals["when"][1:]])
     with pytest.raises(DataError, match=r"data\.opportunities\.date"):
         crm_accounts(accounts, bad, spec, id_column="id")
