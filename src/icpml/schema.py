@@ -141,11 +141,24 @@ class Schema:
     def text_columns(self) -> list[str]:
         """Columns a CSV reader must hand over as text for :func:`coerce` to read them right.
 
-        Booleans and categories (so "01" stays "01", "True" is not guessed per chunk) and
-        numbers whose decimal separator is not "." (a reader would take "4.061" as 4.061).
-        Plain numbers may be parsed by the reader: :func:`coerce` reads them identically.
+        Numbers whose decimal separator is not "." (a reader would take "4.061" as 4.061) and
+        categories of which some look like numbers (a reader would take "01" as 1). The rest
+        read the same whatever type a reader guesses for a chunk: plain numbers parse to the
+        same floats, yes/no cells fold to the same spellings (True, "true", 1, "1"), and
+        text categories are text (a number-like cell there is unseen either way).
         """
-        return [c for c, s in self.columns.items() if s.kind != "numeric" or s.decimal != "."]
+        return [c for c, s in self.columns.items()
+                if (s.kind == "numeric" and s.decimal != ".")
+                or (s.kind == "categorical" and _number_like(s.categories))]
+
+
+def _number_like(values: Iterable[str]) -> bool:
+    """Whether a CSV reader could take any of ``values`` for a number or a boolean."""
+    text = pd.Series(list(values), dtype=object).astype(str).str.strip()
+    if text.empty:
+        return False
+    as_num = pd.to_numeric(text, errors="coerce")
+    return bool(as_num.notna().any() or text.str.lower().isin(["true", "false"]).any())
 
 
 @dataclass

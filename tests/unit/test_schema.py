@@ -200,8 +200,9 @@ def _messy(draw):
                           min_size=n, max_size=n))
     cats = draw(st.lists(st.sampled_from(["SaaS", "saas", " SaaS ", "FinTech", "fintech", None, "  ",
                                           "Retail"]), min_size=n, max_size=n))
+    codes = draw(st.lists(st.sampled_from(["01", "1", "007", "1.50", "TRUE", None]), min_size=n, max_size=n))
     return pd.DataFrame({"id": [f"{i:05d}" for i in range(n)], "num": cells, "flag": bools,
-                         "ind": cats, "arr": [str(i) for i in range(n)]})
+                         "ind": cats, "code": codes, "arr": [str(i) for i in range(n)]})
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -209,7 +210,7 @@ def _messy(draw):
 def test_scoring_reads_every_cell_as_discovery_whatever_the_chunks(frame, rows):
     """Discovery (whole file as text) and scoring (streamed chunks, reader-typed plain numbers)
     read every cell identically, and report the same cells."""
-    cfg = _cfg(["num", "flag", "ind"])
+    cfg = _cfg(["num", "flag", "ind", "code"], categorical=["code"])
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "a.csv"
         frame.to_csv(p, index=False)
@@ -223,7 +224,7 @@ def test_scoring_reads_every_cell_as_discovery_whatever_the_chunks(frame, rows):
             parts.append(X)
             cells += [c for i in iss for c in i.cells()]
     streamed = pd.concat(parts)
-    for c in ("num", "flag", "ind"):
+    for c in ("num", "flag", "ind", "code"):
         pd.testing.assert_series_equal(whole[c], streamed[c], check_dtype=c != "num")
     assert streamed["id"].tolist() == frame["id"].tolist()
     assert sorted(map(str, cells)) == sorted(str(c) for i in issues for c in i.cells())
