@@ -377,7 +377,7 @@ def score(
     # read, score and write overlap: each stage runs in its own thread, a chunk or two ahead
     needed = [scorer.id_column, *scorer.label_columns, *scorer.input_columns]
     source = str(data) if data is not None else "the query"
-    batches = prefetch(iter_accounts(data, rows, needed) if data is not None else iter_query(query, rows))
+    batches = prefetch(iter_accounts(data, rows, needed, text=scorer.text_columns) if data is not None else iter_query(query, rows))
     check = _ColumnCheck(scorer, source)
     batches = check.first(batches)  # exit 3 before any output when no model column is there
     counts = dict.fromkeys(TIERS, 0)

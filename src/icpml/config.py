@@ -262,6 +262,9 @@ class OpportunitiesConfig(_Strict):
         return self
 
 
+#: the number formats ``data.number_format`` accepts (see :data:`icpml.schema.NUMBER_FORMATS`)
+NUMBER_FORMAT_NAMES = ("1,234.5", "1.234,5", "1 234,5", "1 234.5", "1'234.5", "1234.5", "1234,5")
+
 #: named builders in :mod:`icpml.datasets` for data that config alone cannot shape
 ADAPTERS = ("olist_sellers", "olist_mql_conversion", "telco_accounts", "maven_accounts")
 
@@ -282,12 +285,21 @@ class DataConfig(_Strict):
         need more than a join (e.g. Olist sales in a window after the deal).
     options : dict
         Keyword arguments for the adapter (e.g. ``window_days: 90``).
+    number_format : dict
+        How numbers are written in text columns, when detection cannot tell: column (or
+        ``"*"`` for every column) -> an example of the format: ``"1,234.5"``, ``"1.234,5"``,
+        ``"1 234,5"``, ``"1 234.5"``, ``"1'234.5"``, ``"1234.5"`` or ``"1234,5"``. Without it
+        each column's format is detected from its values (see :mod:`icpml.schema`).
     """
 
     path: str | None = None
     opportunities: OpportunitiesConfig | None = None
     adapter: Literal[ADAPTERS] | None = None  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
+    number_format: dict[str, Literal[NUMBER_FORMAT_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="Column (or '*') -> number format, e.g. {employees: '1.234,5'}.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -499,6 +511,17 @@ class Config(_Strict):
                     "churn_model_name": f"{model_slug(name)}-churn"}
         filled = {**tracking, **{k: v for k, v in defaults.items() if tracking.get(k) is None}}
         return {**data, "tracking": filled}
+
+    @model_validator(mode="after")
+    def _check_number_format(self) -> Config:
+        cols = self.columns
+        known = {"*", *cols.feature_columns, *cols.post_sale, *(m.column for m in cols.outcomes),
+                 *(m.column for ms in self.products.values() for m in ms)}
+        for c in self.data.number_format:
+            if c not in known:
+                raise ValueError(f"data.number_format names '{c}', which is not a feature, post-sale "
+                                 "or outcome column; fix the name or use '*' for every column")
+        return self
 
     @model_validator(mode="after")
     def _check_products(self) -> Config:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from icpml.config import Config
 from icpml.errors import DataError, redact
+from icpml.schema import Schema, canonical_spellings, coerce, learn_schema, read_numbers
 
 __all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "normalize_categories", "spelling_key", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
@@ -70,22 +71,60 @@ def _check_delimiter(df: pd.DataFrame, p: Path) -> None:
                                 f"{name}-separated; export it comma-separated (CSV)", str(p))
 
 
-def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
+def _check_header(p: Path) -> None:
+    """Raise when the CSV header repeats a name (pandas would rename the copy "Industry.1").
+
+    The header row is read as data (``header=None``), with the reader's own encoding,
+    compression and quoting, so the names are exactly as written.
+    """
+    row = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False)
+    names = [str(v) for v in row.iloc[0].tolist()] if len(row) else []
+    seen: set[str] = set()
+    dup = sorted({n for n in names if n and (n in seen or seen.add(n))})
+    if dup:
+        raise DataError(f"duplicate column name(s) {', '.join(dup)}; make the header unique", str(p))
+
+
+def _text_dtype(text: bool | Collection[str], names: Collection[str],
+               kind: type = str) -> type | dict | None:
+    """``dtype`` for ``read_csv``: every column as text, or the named ones present.
+
+    ``kind`` ``object`` keeps the reader's Python strings as they are (Pandas' ``str``
+    conversion costs more than the read itself; streaming scoring does not need it).
+    """
+    if text is True:
+        return kind
+    if not text:
+        return None
+    return {c: kind for c in names if c in set(text)} or None
+
+
+def load_accounts(path: str | os.PathLike[str], *, text: bool | Collection[str] = False) -> pd.DataFrame:
     """Read an account table from CSV or Parquet.
 
     Parameters
     ----------
     path : path-like
         ``.csv`` (optionally compressed) or ``.parquet`` / ``.pq``.
+    text : bool or collection of str
+        CSV only: read every column (True) or these columns as text exactly as written
+        (blank cells missing), for :func:`icpml.schema.coerce` to type them; an id such as
+        "0000100234" stays that text. Parquet columns keep their stored types.
 
     Raises
     ------
     DataError
-        If the file is missing, unreadable or of an unknown format.
+        If the file is missing, unreadable, of an unknown format, or (CSV) its header
+        repeats a column name.
     """
     p, parquet = _table_path(path)
     with _read_errors(p):
-        df = pd.read_parquet(p) if parquet else pd.read_csv(p, low_memory=False)
+        if parquet:
+            df = pd.read_parquet(p)
+        else:
+            _check_header(p)
+            names = list(pd.read_csv(p, nrows=0).columns) if text and text is not True else []
+            df = pd.read_csv(p, low_memory=False, dtype=_text_dtype(text, names))
     if not parquet:
         _check_delimiter(df, p)
     log.debug("loaded %d rows x %d columns from %s", len(df), df.shape[1], p)
@@ -93,13 +132,16 @@ def load_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def iter_accounts(path: str | os.PathLike[str], rows: int,
-                  columns: Collection[str] | None = None) -> Iterator[pd.DataFrame]:
+                  columns: Collection[str] | None = None, *,
+                  text: bool | Collection[str] = False) -> Iterator[pd.DataFrame]:
     """Read an account table ``rows`` at a time, so memory stays flat whatever its size.
 
-    Same formats and errors as :func:`load_accounts`. An empty file yields nothing
+    Same formats, errors and ``text`` as :func:`load_accounts`. An empty file yields nothing
     after its header (a Parquet file with no rows yields one empty frame). With
     ``columns``, only those of them the file has are read (scoring reads the id and
-    the model's columns, not a prospect list's every other field).
+    the model's columns, not a prospect list's every other field). Scoring reads the id
+    and the columns whose reading the model's schema fixes as text
+    (:attr:`icpml.scoring.Scorer.text_columns`), so no chunk guesses a type of its own.
     """
     p, parquet = _table_path(path)
     wanted = None if columns is None else set(columns)
@@ -116,16 +158,19 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
             for batch in pf.iter_batches(batch_size=rows, columns=names):
                 yield batch.to_pandas()
             return
+        _check_header(p)
         header = pd.read_csv(p, nrows=0)
         _check_delimiter(header, p)
         usecols = None if wanted is None else [c for c in header.columns if c in wanted]
+        dtype = _text_dtype(text, header.columns, object)
         first = True
-        with pd.read_csv(p, chunksize=rows, low_memory=False, usecols=usecols) as reader:
+        with pd.read_csv(p, chunksize=rows, low_memory=False, usecols=usecols, dtype=dtype) as reader:
             for chunk in reader:
                 first = False
                 yield chunk
         if first:  # a header and no rows: one empty table with those columns
-            yield header if usecols is None else header[usecols]
+            empty = header if usecols is None else header[usecols]
+            yield empty.astype(str) if text is True else empty
 
 
 def iter_query(sql: str, rows: int) -> Iterator[pd.DataFrame]:
@@ -241,7 +286,9 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
     ``data.adapter`` the named builder of :mod:`icpml.datasets` reads the path
     (a folder or file) with ``data.options``; with ``data.opportunities`` the
     opportunities export is joined on as per-account outcomes
-    (:func:`icpml.datasets.crm_accounts`). No input file is modified.
+    (:func:`icpml.datasets.crm_accounts`). CSV files are read as text exactly as
+    written (:func:`load_accounts` with ``text=True``): :func:`icpml.schema.learn_schema`
+    and :func:`icpml.schema.coerce` type them. No input file is modified.
 
     Raises
     ------
@@ -263,12 +310,12 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
             raise DataError(f"data.options do not fit adapter '{d.adapter}' ({err}); "
                             "see its docstring for the options it takes", "config") from None
     else:
-        df = load_accounts(path)
+        df = load_accounts(path, text=True)  # raw text: the schema decides how to read it
     if d.opportunities:
         from icpml.datasets import crm_accounts
 
         opp_path = cfg.resolve(d.opportunities.path)
-        df = crm_accounts(df, load_accounts(opp_path), d.opportunities,
+        df = crm_accounts(df, load_accounts(opp_path, text=True), d.opportunities,
                           id_column=cfg.columns.id, source=str(opp_path))
         source = f"{source} + {opp_path.name}"
     return df, source
@@ -312,38 +359,16 @@ def feature_kinds(df: pd.DataFrame, cfg: Config) -> dict[str, str]:
     return kinds
 
 
-_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
-_CURRENCY = r"^[$€£¥]\s*|\s*[$€£¥]$|^(USD|EUR|GBP)\s+|\s+(USD|EUR|GBP)$"
-
-
 def _coerce_numeric(s: pd.Series) -> tuple[pd.Series, float]:
     """Numeric version of ``s`` and the share of non-blank values that failed to parse.
 
-    Text exports are read the way a spreadsheet shows them: blanks are missing,
-    yes/no and true/false are 1/0, a currency symbol or code around the number
-    is dropped and commas are removed only where they group thousands
-    (``"$1,234.50"`` -> 1234.5; ``"1,5"`` stays unparsed rather than becoming 15).
+    Read as :mod:`icpml.schema` reads a numeric column (:func:`icpml.schema.read_numbers`):
+    blanks are missing, yes/no is 1/0, currency is dropped, the number format is detected
+    from the column ("$1,234.50" -> 1234.5, "1.234,5" -> 1234.5; "1,5" among "2.25" stays
+    unparsed rather than becoming 15).
     """
-    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-        return s.astype(float), 0.0
-    text = s.astype("string").str.strip()
-    text = text.mask(text == "")
-    b = coerce_bool(text)
-    if b is not None:
-        return b.astype(float), 0.0
-    text = text.str.replace(_CURRENCY, "", regex=True)
-    grouped = text.str.fullmatch(_THOUSANDS).fillna(False)
-    text = text.mask(grouped, text.str.replace(",", "", regex=False))
-    num = pd.to_numeric(text, errors="coerce")
-    nonblank = int(text.notna().sum())
-    bad = int((num.isna() & text.notna()).sum())
-    return num.astype(float), (bad / nonblank if nonblank else 0.0)
-
-
-def _bad_examples(s: pd.Series, num: pd.Series) -> str:
-    t = s.astype("string").str.strip()
-    bad = t[num.isna() & t.notna() & (t != "")]
-    return ", ".join(repr(_clip(v, 20)) for v in pd.unique(bad)[:3])
+    num, bad = read_numbers(s)
+    return pd.Series(num, index=s.index, name=s.name), bad
 
 
 def spelling_key(value: str) -> str:
@@ -364,21 +389,11 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
     for c in columns:
         if c not in out.columns:
             continue
-        s = out[c].astype("string")
-        counts = s.value_counts(dropna=True)
-        if counts.empty:
-            continue
-        keys = pd.Series([spelling_key(v) for v in counts.index], index=counts.index)
-        if keys.nunique() == len(keys) and all(v == v.strip() for v in counts.index):
-            continue
-        ranked = pd.DataFrame({"value": counts.index, "n": counts.to_numpy(), "key": keys.to_numpy()})
-        ranked = ranked.sort_values(["key", "n", "value"], ascending=[True, False, True], kind="stable")
-        canonical = ranked.groupby("key", sort=False)["value"].first().str.strip()
-        mapping = {v: canonical[k] for v, k in zip(ranked["value"], ranked["key"], strict=True)}
+        mapping = canonical_spellings(out[c])
         changed = {v: t for v, t in mapping.items() if v != t}
         if not changed:
             continue
-        out[c] = s.map(mapping).astype("string")
+        out[c] = out[c].astype("string").map(mapping).astype("string")
         shown = ", ".join(f"{v!r} -> {t!r}" for v, t in list(changed.items())[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case or spacing were "
@@ -387,8 +402,11 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
 
 
 def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
-                      require_outcomes: bool = True) -> pd.DataFrame:
+                      require_outcomes: bool = True, schema: Schema | None = None) -> pd.DataFrame:
     """Check ``df`` against the config and return a typed copy.
+
+    Values are read by :func:`icpml.schema.coerce` with ``schema`` (learned from ``df``
+    by :func:`icpml.schema.learn_schema` when not given), the same reading scoring uses.
 
     Parameters
     ----------
@@ -400,13 +418,16 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
         Name used in error messages (usually the file path).
     require_outcomes : bool
         False when scoring prospects, which have no outcomes yet.
+    schema : Schema, optional
+        How to read each column (default: learned from ``df``).
 
     Returns
     -------
     DataFrame
-        A copy with the id as string, boolean features as ``boolean``,
-        numeric-looking feature text parsed to numbers, categorical features as
-        ``string``, outcomes as float and churn as ``boolean``.
+        A copy with the id as string (exactly as written), boolean features as
+        ``boolean``, numeric-looking feature text parsed to numbers, categorical features
+        as ``string`` in their canonical spelling, post-sale columns typed likewise,
+        outcomes as float and churn as ``boolean``.
 
     Raises
     ------
@@ -449,33 +470,37 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
             )
         out[cols.id] = ids.astype("string")
 
-    for c in cols.feature_columns:
-        if c not in df.columns:
+    base = df.loc[:, ~df.columns.duplicated()]  # a repeated name is reported above
+    if schema is None:
+        schema = learn_schema(base, cfg)
+    else:  # columns the given schema does not know (e.g. outcomes) are learned here
+        roles = [*cols.feature_columns, *cols.post_sale, *(m.column for m in cols.outcomes)]
+        extra = learn_schema(base, cfg, columns=[c for c in roles if c not in schema.columns])
+        schema = Schema({**schema.columns, **extra.columns}, schema.warnings)
+    typed, cell_issues = coerce(base, schema)
+    found = {(i.column, i.kind): i for i in cell_issues}
+    for c in dict.fromkeys([*cols.feature_columns, *cols.post_sale]):
+        if c not in base.columns:
             continue
-        s = df[c]
-        if s.isna().all():
+        s = base[c]
+        if c in cols.post_sale:  # never a criterion: unreadable cells are simply unknown
+            out[c] = typed[c]
+            continue
+        bad = found.get((c, "not a number")) or found.get((c, "not yes/no"))
+        if s.isna().all() or (typed[c].isna().all() and bad is None):
             problems.append(f"feature column '{c}' is entirely empty; drop it from columns.features")
             continue
-        if c in cols.categorical:
-            out[c] = s.astype("string")
+        if bad is not None:
+            what = "numbers" if bad.kind == "not a number" else "yes/no values"
+            problems.append(
+                f"feature column '{c}' mixes {what} and text (e.g. {_examples(bad.values)}); "
+                f"fix those values, or list '{c}' under columns.categorical"
+            )
             continue
-        b = coerce_bool(s) if not pd.api.types.is_float_dtype(s) else None
-        if b is not None and s.dropna().nunique() <= 2:
-            out[c] = b
-        elif pd.api.types.is_numeric_dtype(s):
-            out[c] = s.astype(float)
-        else:
-            num, bad = _coerce_numeric(s)
-            if bad == 0.0 and s.notna().any():
-                out[c] = num
-            elif bad < 0.5:  # mostly numbers: the text is a data-entry problem, not categories
-                problems.append(
-                    f"feature column '{c}' mixes numbers and text (e.g. {_bad_examples(s, num)}); "
-                    f"fix those values, or list '{c}' under columns.categorical"
-                )
-            else:
-                out[c] = s.astype("string").str.strip().replace("", pd.NA)
-        _check_finite(out[c], f"feature column '{c}'", problems)
+        if (c, "infinite") in found:
+            problems.append(f"feature column '{c}' has {int(found[c, 'infinite'].rows.sum())} "
+                            "infinite value(s); replace them with numbers or leave them blank")
+        out[c] = typed[c]
 
     if cols.date and cols.date in df.columns:
         raw_dates = df[cols.date]
@@ -496,13 +521,14 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
 
     if require_outcomes:
         for m in cols.outcomes:
-            if m.column not in df.columns:
+            if m.column not in base.columns:
                 continue
-            num, bad = _coerce_numeric(df[m.column])
-            if bad > 0.0:
+            num = typed[m.column].astype("Float64").astype(float)
+            if (m.column, "not a number") in found or (m.column, "not yes/no") in found:
+                bad = found.get((m.column, "not a number")) or found[m.column, "not yes/no"]
                 problems.append(
                     f"outcome column '{m.column}' has non-numeric values "
-                    f"(e.g. {_bad_examples(df[m.column], num)}); "
+                    f"(e.g. {_examples(bad.values)}); "
                     "it must hold numbers (ARR, NRR, NPS...) or yes/no"
                 )
             elif num.isna().all():
@@ -513,7 +539,10 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
                     "for every account, so it cannot rank customers; fix the export or remove it "
                     "from columns.outcomes"
                 )
-            _check_finite(num, f"outcome column '{m.column}'", problems)
+            if (m.column, "infinite") in found:
+                problems.append(f"outcome column '{m.column}' has "
+                                f"{int(found[m.column, 'infinite'].rows.sum())} infinite value(s); "
+                                "replace them with numbers or leave them blank")
             out[m.column] = num
         if cols.churn and cols.churn in df.columns:
             b = coerce_bool(df[cols.churn])
@@ -546,13 +575,9 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
     return out
 
 
-def _check_finite(s: pd.Series, what: str, problems: list[str]) -> None:
-    """Add a problem when a numeric column holds infinities (often a division by zero)."""
-    if pd.api.types.is_float_dtype(s):
-        n_inf = int(np.isinf(s.to_numpy(dtype=float, na_value=np.nan)).sum())
-        if n_inf:
-            problems.append(f"{what} has {n_inf} infinite value(s); replace them with numbers "
-                            "or leave them blank")
+def _examples(values: pd.Series) -> str:
+    """Up to three distinct raw values, quoted, for a one-line message."""
+    return ", ".join(repr(_clip(str(v).strip(), 20)) for v in pd.unique(values.to_numpy(dtype=object))[:3])
 
 
 def _close_matches(missing: list[str], present: list[str]) -> str:

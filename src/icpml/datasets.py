@@ -450,6 +450,28 @@ def _slug(value: object) -> str:
     return "_".join(t for t in text.split("_") if t) or "blank"
 
 
+def _utc_dates(raw: pd.Series) -> pd.Series:
+    """Dates as UTC timestamps: offsets ("+02:00", "Z") converted, naive dates taken as UTC.
+
+    Mixed offsets (daylight saving) are fine; ISO 8601 with and without a time too.
+    Unreadable values are NaT.
+    """
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
+        return pd.to_datetime(raw, utc=True)
+    text = raw.astype("string").str.strip()
+    when = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    missed = when.isna() & text.notna() & (text != "")
+    if missed.any():  # other spellings pandas reads ("04/12/2024")
+        when = when.mask(missed, pd.to_datetime(text[missed], errors="coerce", utc=True, format="mixed"))
+    return when
+
+
+def _utc(day: str) -> pd.Timestamp:
+    """A config date bound in UTC (a naive date is midnight UTC)."""
+    ts = pd.Timestamp(day)
+    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+
+
 def crm_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame,
                  spec: OpportunitiesConfig, *, id_column: str,
                  source: str = "opportunities") -> pd.DataFrame:
@@ -459,8 +481,9 @@ def crm_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame,
     HubSpot: accounts + opportunities), driven by ``data.opportunities`` in the
     config rather than by code. Deals are matched to accounts on
     ``spec.account`` == ``accounts[id_column]`` (whitespace-trimmed text), kept
-    only inside the ``[after, before)`` date window when one is set, and
-    counted per account:
+    only inside the ``[after, before)`` date window when one is set (deal dates in
+    UTC: offsets such as "+02:00" or "Z" converted, naive dates and the bounds taken as
+    UTC), and counted per account:
 
     * ``n_opportunities``: deals in the window, any stage;
     * ``n_closed``: deals whose stage is in ``won`` or ``lost``;
@@ -492,15 +515,15 @@ def crm_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame,
     stage = opportunities[spec.stage].astype("string").str.strip()
     keep = key.notna().to_numpy(bool, copy=True)
     if spec.date:
-        when = pd.to_datetime(opportunities[spec.date], errors="coerce")
+        when = _utc_dates(opportunities[spec.date])
         bad = int((when.isna() & opportunities[spec.date].notna()).sum())
         if bad:
-            raise DataError(f"column '{spec.date}' has {bad} unreadable date(s); "
-                            "export dates as YYYY-MM-DD", source)
+            raise DataError(f"column '{spec.date}' (data.opportunities.date) has {bad} unreadable "
+                            "date(s); export dates as YYYY-MM-DD or ISO 8601", source)
         if spec.after:
-            keep &= (when >= pd.Timestamp(spec.after)).fillna(False).to_numpy(bool)
+            keep &= (when >= _utc(spec.after)).fillna(False).to_numpy(bool)
         if spec.before:
-            keep &= (when < pd.Timestamp(spec.before)).fillna(False).to_numpy(bool)
+            keep &= (when < _utc(spec.before)).fillna(False).to_numpy(bool)
     won = stage.isin(spec.won).fillna(False).to_numpy(bool)
     closed = won | stage.isin(spec.lost).fillna(False).to_numpy(bool)
     if spec.amount:

@@ -40,6 +40,7 @@ from icpml.errors import DataError, OutputError
 from icpml.explain import Explanation, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
+from icpml.schema import Schema, learn_schema
 from icpml.scoring import Scorer, assign_tiers, tier_summary
 from icpml.stability import criteria_stability, fidelity
 
@@ -110,6 +111,9 @@ class Discovery:
     retrain: dict | None = None
     #: extra artifacts to log with the run: {artifact path: text or JSON-ready dict}
     extras: dict = field(default_factory=dict)
+    #: how each column's raw values were read (:mod:`icpml.schema`); ``schema.to_dict()``
+    #: is the contract stored in criteria.json
+    schema: Schema | None = None
 
     def summary(self) -> dict:
         """Headline figures (also logged as MLflow metrics)."""
@@ -270,10 +274,13 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             accounts, loaded_from = load_source(cfg)
             source = source or loaded_from
         source = source or "accounts"
-        df = validate_accounts(accounts, cfg, source=source)
+        # one reading of every value, learned from the raw table, used by scoring too
+        schema = (learn_schema(accounts.loc[:, ~accounts.columns.duplicated()], cfg)
+                  if isinstance(accounts, pd.DataFrame) else None)
+        df = validate_accounts(accounts, cfg, source=source, schema=schema)
         kinds = feature_kinds(df, cfg)
         df, spelled = normalize_categories(df, [c for c, k in kinds.items() if k == "categorical"])
-        warnings += spelled
+        warnings += schema.warnings + spelled if schema is not None else spelled
         fingerprint = data_fingerprint(accounts)
 
     with stages.stage("cohorts"):
@@ -372,6 +379,11 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             "holdout_summary": tiers.to_dict(orient="records"),
         }
         criteria.warnings = list(warnings)
+        if schema is not None:  # the exports read each criterion column as discovery did
+            used = set(criteria.columns)
+            full = schema.to_dict()
+            criteria.schema = {**full, "columns": {c: v for c, v in full["columns"].items()
+                                                   if c in used}}
         criteria.meta.update({
             "icpml_version": __version__,
             "data_fingerprint": fingerprint,
@@ -396,7 +408,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         categories = {c: sorted(df[c].dropna().astype(str).unique()) for c, k in kinds.items()
                       if k == "categorical" and c not in screen.excluded}
         scorer = Scorer(fit=fit, churn=churn, criteria=criteria, id_column=cfg.columns.id,
-                        categories=categories, name_column=cfg.columns.name)
+                        categories=categories, name_column=cfg.columns.name,
+                        schema=schema)
         scored = scorer.score(df)
         scored.insert(1, "cohort", cohorts.to_numpy())
         scored.insert(2, "split", split.to_numpy())
@@ -419,7 +432,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         config=cfg, accounts=df, kinds=kinds, screen=screen, value_score=score, cohorts=cohorts,
         contrast=contrast, split=split, fit=fit, churn=churn, fit_explanation=fit_expl,
         churn_explanation=churn_expl, criteria=criteria, scorer=scorer, scored=scored,
-        tiers=tiers, fingerprint=fingerprint, warnings=warnings,
+        tiers=tiers, fingerprint=fingerprint, warnings=warnings, schema=schema,
     )
     for w in warnings:
         log.warning(w)

@@ -22,6 +22,10 @@ data_issues        this row's missing columns, unreadable or unseen
                    values (scored as unknown or a rare category)
 =================  ===========================================================
 
+Every cell is read as discovery read it: the scorer carries the schema learned from the
+discovery data (:mod:`icpml.schema`), so "1,234", "$21.72" or "1.234,5" mean what they meant
+in training, and a cell that cannot be read (a yes/no column's "unknown") is that cell's
+issue alone, never its column's or its chunk's.
 Columns absent from a prospect list are scored as missing (the models route
 missing values) and named in ``data_issues``; unseen categories fall in the
 encoder's "infrequent" bucket and infinite numbers are scored as missing, both
@@ -41,11 +45,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from icpml.criteria import CriteriaSet
-from icpml.data import coerce_bool, spelling_key
 from icpml.explain import explain as shap_explain
 from icpml.fastpredict import scoring_threads
-from icpml.features import MISSING
 from icpml.models import TrainedModel
+from icpml.schema import FALSE_SPELLINGS, TRUE_SPELLINGS, ColumnSchema, Schema, coerce
 
 __all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "round_scores", "TIERS",
            "SCORED_COLUMNS", "SCORE_DECIMALS"]
@@ -193,7 +196,8 @@ class DataIssue:
     ----------
     column : str
     kind : str
-        ``missing column``, ``missing id``, ``not yes/no``, ``not a number``, ``infinite`` or ``unseen``.
+        ``missing column``, ``missing id``, ``not yes/no``, ``not a number``, ``infinite`` or
+        ``unseen``; all but the first two concern single cells (:class:`icpml.schema.CellIssues`).
     rows : ndarray of bool, optional
         The rows affected (``None``: every row).
     values : Series, optional
@@ -211,7 +215,7 @@ class DataIssue:
         return {
             "missing column": f"column '{c}' missing: scored as unknown",
             "missing id": f"id column '{c}' missing: rows numbered instead",
-            "not yes/no": f"column '{c}' is not yes/no: scored as unknown",
+            "not yes/no": f"{c} {_shown(value)} is not yes/no: scored as unknown",
             "not a number": f"{c} {_shown(value)} is not a number: scored as unknown",
             "infinite": f"{c} is infinite: scored as unknown",
             "unseen": f"{c} {_shown(value)} never seen in the discovery data: scored as a rare category",
@@ -224,7 +228,7 @@ class _IssueTally:
     _SUMMARY = {
         "missing column": "column '{c}' missing: scored as unknown",
         "missing id": "id column '{c}' missing: rows numbered instead",
-        "not yes/no": "column '{c}': values are not yes/no; scored as unknown",
+        "not yes/no": "column '{c}': {n} value(s) not yes/no scored as unknown{eg}",
         "not a number": "column '{c}': {n} non-numeric value(s) scored as unknown{eg}",
         "infinite": "column '{c}': {n} infinite value(s) scored as unknown",
         "unseen": "column '{c}': {n} value(s) never seen in the discovery data{eg}; "
@@ -274,6 +278,10 @@ class Scorer:
     categories : dict, optional
         Categorical column -> the values in the discovery data; other values
         are named in ``data_issues``.
+    schema : Schema, optional
+        How discovery read each column (:func:`icpml.schema.learn_schema`); scoring reads
+        every cell the same way (:func:`icpml.schema.coerce`). A scorer pickled before
+        schemas existed has none and reads by its models' column kinds.
     """
 
     fit: TrainedModel
@@ -283,6 +291,7 @@ class Scorer:
     chunk_size: int = 50_000
     categories: dict[str, list[str]] | None = None
     name_column: str | None = None
+    schema: Schema | None = None
 
     @property
     def label_columns(self) -> list[str]:
@@ -297,81 +306,52 @@ class Scorer:
             cols += [c for c in self.churn.columns if c not in cols]
         return cols
 
+    @property
+    def text_columns(self) -> list[str]:
+        """Columns a CSV reader should hand over as text: the id and those the schema reads
+        from text (see :meth:`icpml.schema.Schema.text_columns`)."""
+        return [self.id_column, *self.label_columns,
+                *(c for c in self._schema().text_columns() if c in self.input_columns)]
+
+    def _schema(self) -> Schema:
+        """The scorer's schema; for an old scorer, one built from its models' column kinds."""
+        if self.schema is not None:
+            return self.schema
+        fallback = self.__dict__.get("_fallback_schema")
+        if fallback is None:
+            kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
+            cats = self.categories or {}
+            fallback = Schema({
+                c: ColumnSchema("numeric") if k == "numeric"
+                else ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS) if k == "boolean"
+                else ColumnSchema("categorical", categories=tuple(cats.get(c, ())))
+                for c, k in kinds.items()})
+            self.__dict__["_fallback_schema"] = fallback
+        return fallback
+
     def prepare(self, df: pd.DataFrame,
                 codes: dict | None = None) -> tuple[pd.DataFrame, list[DataIssue]]:
         """Align a raw table to the training columns and types; never mutates ``df``.
 
-        Returns the aligned copy and the data issues found (see :class:`DataIssue`).
-        ``codes``, if given, receives each categorical column's ``pd.factorize`` (computed
-        here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
+        Every cell is read by :func:`icpml.schema.coerce` with the discovery schema, as
+        discovery read it. Returns the aligned copy and the data issues found (see
+        :class:`DataIssue`): an unreadable cell is scored as unknown and named, its column
+        kept. ``codes``, if given, receives each categorical column's ``pd.factorize``
+        (computed here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
         """
-        issues: list[DataIssue] = []
-        cols: dict[str, pd.Series] = {}
-        kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
-        known_sets = self.__dict__.setdefault("_known", {})
-        for c in self.input_columns:
-            if c not in df.columns:
-                issues.append(DataIssue(c, "missing column"))
-                cols[c] = (pd.Series(np.nan, index=df.index) if kinds[c] == "numeric"
-                           else pd.Series(pd.NA, index=df.index, dtype="string"))
-                continue
-            s = df[c]
-            if kinds[c] == "numeric":
-                num = pd.to_numeric(s, errors="coerce").astype(float)
-                bad = (num.isna() & s.notna()).to_numpy()
-                if bad.any():
-                    issues.append(DataIssue(c, "not a number", bad, s[bad]))
-                inf = np.isinf(num.to_numpy())
-                if inf.any():
-                    issues.append(DataIssue(c, "infinite", inf))
-                    num = num.mask(inf)
-                cols[c] = num
-            elif kinds[c] == "boolean":
-                b = coerce_bool(s)
-                if b is None:
-                    issues.append(DataIssue(c, "not yes/no"))
-                    b = pd.Series(pd.NA, index=df.index, dtype="boolean")
-                cols[c] = b
-            else:
-                text = s.astype("string")
-                known = (self.categories or {}).get(c)
-                if known is not None:
-                    text, unseen = self._known_spelling(c, text, known_sets, codes)
-                    if unseen.any():
-                        issues.append(DataIssue(c, "unseen", unseen, text[unseen]))
-                cols[c] = text
-        X = pd.DataFrame(cols, index=df.index)
+        columns = self.input_columns
+        cache = self.__dict__.setdefault("_known", {})
+        X, cells = coerce(df, self._schema(), columns=columns, codes=codes, _cache=cache)
+        issues = [DataIssue(c, "missing column") for c in columns if c not in df.columns]
+        issues += [DataIssue(i.column, i.kind, i.rows, i.values) for i in cells]
+        order = {c: k for k, c in enumerate(columns)}
+        issues.sort(key=lambda i: order.get(i.column, len(order)))
         return X, issues
-
-    def _known_spelling(self, c: str, text: pd.Series, cache: dict,
-                        codes_out: dict | None = None) -> tuple[pd.Series, np.ndarray]:
-        """Values spelled like a known category ("saas", " SaaS") read as it; the rest are unseen.
-
-        Returns the text with those spellings mapped, and which rows hold an unseen value.
-        """
-        if c not in cache:
-            known = pd.Index(self.categories[c])
-            cache[c] = (known, {spelling_key(v): v for v in known})
-        known, by_key = cache[c]
-        codes, uniques = pd.factorize(text)
-        new = ~pd.Index(uniques).isin(known)
-        if new.any():
-            fixed = np.asarray(uniques, dtype=object).copy()
-            for i in np.flatnonzero(new):
-                fixed[i] = by_key.get(spelling_key(fixed[i]), fixed[i])
-            text = pd.Series(pd.array(np.where(codes >= 0, fixed[np.maximum(codes, 0)], None),
-                                      dtype="string"), index=text.index)
-            new = ~pd.Index(fixed).isin(known)
-            uniques = fixed
-        if codes_out is not None:  # rows' codes and each code's text; -1 (missing) reads the last
-            codes_out[c] = codes, np.append(np.asarray(uniques, dtype=object), MISSING)
-        unseen = np.zeros(len(text), dtype=bool)
-        unseen[codes >= 0] = new[codes[codes >= 0]]
-        return text, unseen
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_known", None)  # a cache, rebuilt on first use
+        state.pop("_fallback_schema", None)
         state.pop("_shap_pool", None)
         state.pop("_memo", None)
         state.pop("_predict_pool", None)

@@ -149,7 +149,8 @@ def evaluate_criteria(cs: CriteriaSet, df: pd.DataFrame, cfg: Config) -> Criteri
     for c, qv in zip(crits, q, strict=True):
         c.evidence["q_value"] = float(qv)
     out = CriteriaSet(icp=[c for c in crits if c.kind == "icp"],
-                      anti_icp=[c for c in crits if c.kind == "anti_icp"], meta=dict(cs.meta))
+                      anti_icp=[c for c in crits if c.kind == "anti_icp"], meta=dict(cs.meta),
+                      schema=dict(cs.schema))
     out.icp_evidence = segment_evidence(out.icp_mask(df), best, churned, side="include", **kw)
     out.anti_evidence = segment_evidence(out.anti_mask(df), best, churned, side="exclude", **kw)
     lo = out.icp_evidence["lift_ci"][0]

@@ -1,0 +1,564 @@
+"""One data contract: how each column's raw values are read, learned once and applied everywhere.
+
+Discovery, scoring, ``icpml validate`` and retraining used to read values each their own way
+(a spreadsheet's "1,234" was a number at discovery and "unknown" at scoring; one "unknown"
+cell in a yes/no column blanked the whole column of its chunk). Now:
+
+* :func:`learn_schema` looks at the *raw* account table once, at discovery, and records per
+  column its kind (``numeric``, ``boolean`` or ``categorical``), how numbers are written
+  (thousands and decimal separators, currency, percent), the yes/no spellings and the
+  canonical category spellings. The result, :class:`Schema`, travels with the model (the
+  :class:`~icpml.scoring.Scorer`) and, as :meth:`Schema.to_dict`, in ``criteria.json``.
+* :func:`coerce` reads a table with a schema. Every cell is read on its own, from its raw
+  value and the schema only, so a value reads the same at discovery and at scoring, and a
+  score never depends on how a table is chunked. A cell that cannot be read becomes missing
+  and is reported, per cell (:class:`CellIssues`, :func:`issue_table`); the rest of its
+  column is kept.
+
+The number format of a text column is detected from the whole column: a value that only one
+reading accepts decides it ("21.72", "1.234.567", "1.234,5"); when every value fits both
+readings ("4.061", "12.500") the column is *ambiguous*: it is read like the file's other
+columns (or, with no other evidence, with the separator as a thousands separator, since a
+group of exactly three digits after it in every value is what grouping looks like) and a
+one-line warning names the column and the config key (``data.number_format``) that declares it.
+
+The work is vectorised: each column's distinct values are parsed once and mapped back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Schema", "ColumnSchema", "CellIssues", "learn_schema", "coerce", "issue_table", "read_numbers",
+           "NUMBER_FORMATS", "TRUE_SPELLINGS", "FALSE_SPELLINGS"]
+
+#: Yes/no spellings accepted in a boolean column (compared after ``spelling_key``).
+TRUE_SPELLINGS = ("1", "1.0", "t", "true", "y", "yes")
+FALSE_SPELLINGS = ("0", "0.0", "f", "false", "n", "no")
+
+#: ``data.number_format`` values -> (thousands separator, decimal separator).
+NUMBER_FORMATS: dict[str, tuple[str | None, str]] = {
+    "1,234.5": (",", "."), "1.234,5": (".", ","), "1 234,5": (" ", ","), "1 234.5": (" ", "."),
+    "1'234.5": ("'", "."), "1234.5": (None, "."), "1234,5": (None, ","),
+}
+
+_GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")  # thousands separators seen in exports
+_CURRENCY = r"^[$€£¥]\s*|\s*[$€£¥]$|^(?:USD|EUR|GBP|CHF)\s*|\s*(?:USD|EUR|GBP|CHF)$"
+_HAS_CURRENCY = r"^\s*[-+(]?\s*(?:[$€£¥]|USD|EUR|GBP|CHF)|(?:[$€£¥]|USD|EUR|GBP|CHF)\s*\)?\s*$"
+
+
+def _fold(value: object) -> str:
+    """``icpml.data.spelling_key`` (kept here so that this module imports nothing of icpml)."""
+    return " ".join(str(value).split()).casefold()
+
+
+def _grouped_pattern(decimal: str) -> str:
+    """A number whose integer part is grouped by thousands (one separator, not ``decimal``)."""
+    alts = "|".join(rf"\d{{1,3}}(?:{re.escape(g)}\d{{3}})+" for g in _GROUP_CHARS if g != decimal)
+    return rf"[+-]?(?:{alts})(?:{re.escape(decimal)}\d+)?"
+
+
+_GROUPED = {d: _grouped_pattern(d) for d in (".", ",")}
+_GROUP_STRIP = {d: "[" + re.escape("".join(g for g in _GROUP_CHARS if g != d)) + "]" for d in (".", ",")}
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    """How one column's raw values are read (see :meth:`Schema.to_dict` for the fields)."""
+
+    kind: str
+    thousands: str | None = None
+    decimal: str = "."
+    currency: bool = False
+    percent: bool = False
+    true: tuple[str, ...] = ()
+    false: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    fold: str = "spelling_key"
+
+    def to_dict(self) -> dict:
+        if self.kind == "numeric":
+            return {"kind": "numeric", "thousands": self.thousands, "decimal": self.decimal,
+                    "currency": self.currency, "percent": self.percent}
+        if self.kind == "boolean":
+            return {"kind": "boolean", "true": list(self.true), "false": list(self.false)}
+        return {"kind": "categorical", "categories": list(self.categories), "fold": self.fold}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ColumnSchema:
+        kind = d["kind"]
+        if kind not in ("numeric", "boolean", "categorical"):
+            raise ValueError(f"unknown column kind {kind!r}")
+        return cls(kind=kind, thousands=d.get("thousands"), decimal=d.get("decimal") or ".",
+                   currency=bool(d.get("currency", False)), percent=bool(d.get("percent", False)),
+                   true=tuple(d.get("true", TRUE_SPELLINGS if kind == "boolean" else ())),
+                   false=tuple(d.get("false", FALSE_SPELLINGS if kind == "boolean" else ())),
+                   categories=tuple(d.get("categories", ())), fold=d.get("fold", "spelling_key"))
+
+
+@dataclass
+class Schema:
+    """Per column, how raw values are read; learned by :func:`learn_schema`, applied by :func:`coerce`.
+
+    Attributes
+    ----------
+    columns : dict
+        Column -> :class:`ColumnSchema`.
+    warnings : list of str
+        What learning noticed (ambiguous number formats, merged spellings); not serialised.
+    """
+
+    columns: dict[str, ColumnSchema] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list, compare=False)
+    version: int = 1
+
+    def to_dict(self) -> dict:
+        """The JSON-able contract: ``{"version": 1, "columns": {column: {"kind": ..., ...}}}``.
+
+        Numeric columns carry ``thousands``, ``decimal``, ``currency``, ``percent``; boolean
+        columns ``true`` and ``false`` (spellings after ``spelling_key``); categorical columns
+        ``categories`` (canonical spellings) and ``fold`` (``"spelling_key"``).
+        """
+        return {"version": self.version, "columns": {c: s.to_dict() for c, s in self.columns.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> Schema:
+        """The schema :meth:`to_dict` wrote; an empty or ``None`` dict gives an empty schema."""
+        if not d:
+            return cls()
+        return cls({c: ColumnSchema.from_dict(s) for c, s in (d.get("columns") or {}).items()},
+                   version=int(d.get("version", 1)))
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {c: s.kind for c, s in self.columns.items()}
+
+    def text_columns(self) -> list[str]:
+        """Columns a CSV reader must hand over as text for :func:`coerce` to read them right.
+
+        Numbers whose decimal separator is not "." (a reader would take "4.061" as 4.061) and
+        categories of which some look like numbers (a reader would take "01" as 1). The rest
+        read the same whatever type a reader guesses for a chunk: plain numbers parse to the
+        same floats, yes/no cells fold to the same spellings (True, "true", 1, "1"), and
+        text categories are text (a number-like cell there is unseen either way).
+        """
+        return [c for c, s in self.columns.items()
+                if (s.kind == "numeric" and s.decimal != ".")
+                or (s.kind == "categorical" and _number_like(s.categories))]
+
+
+def _number_like(values: Iterable[str]) -> bool:
+    """Whether a CSV reader could take any of ``values`` for a number or a boolean."""
+    text = pd.Series(list(values), dtype=object).astype(str).str.strip()
+    if text.empty:
+        return False
+    as_num = pd.to_numeric(text, errors="coerce")
+    return bool(as_num.notna().any() or text.str.lower().isin(["true", "false"]).any())
+
+
+@dataclass
+class CellIssues:
+    """Cells of one column that could not be read as the schema says; each is now missing.
+
+    Attributes
+    ----------
+    column : str
+    kind : str
+        ``not a number``, ``infinite``, ``not yes/no`` or ``unseen`` (an unseen category keeps
+        its text and is not missing).
+    rows : ndarray of bool
+        Which rows of the table (by position).
+    values : Series
+        The raw values of those cells, indexed like the table.
+    """
+
+    column: str
+    kind: str
+    rows: np.ndarray
+    values: pd.Series
+
+    def cells(self) -> Iterable[tuple[str, object, object, str]]:
+        """``(column, row label, raw value, what happened)`` per cell."""
+        for row, value in self.values.items():
+            yield self.column, row, value, self.kind
+
+
+def issue_table(issues: Iterable[CellIssues]) -> pd.DataFrame:
+    """One row per unreadable cell: ``column``, ``row`` (index label), ``value`` (raw), ``issue``."""
+    rows = [cell for i in issues for cell in i.cells()]
+    return pd.DataFrame(rows, columns=["column", "row", "value", "issue"])
+
+
+# ----------------------------------------------------------------------------- parsing
+def _is_text(s: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
+
+
+def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
+    """Each string of ``text`` as a float (NaN: unreadable or blank), the way a spreadsheet shows it.
+
+    Blanks are missing; a currency symbol or code around the number is dropped; with
+    ``percent`` a trailing "%" is dropped (the value kept as written); "(12)" is -12;
+    separators other than ``decimal`` are removed only where they group thousands
+    ("1,234.5" -> 1234.5 with decimal "."; "1,5" stays unreadable rather than becoming 15).
+    """
+    t = text.astype("string").str.strip()
+    out = np.full(len(t), np.nan)
+    todo = (t != "").fillna(False).to_numpy(bool)
+    if decimal == ".":  # plain numbers first, by the parser read_csv uses (identical bits)
+        plain = pd.to_numeric(t.where(todo), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out = np.where(todo, plain, np.nan)
+        todo &= np.isnan(out)
+    if not todo.any():
+        return out
+    u = t[todo].str.replace("\u2212", "-", regex=False)
+    neg = u.str.fullmatch(r"\(.+\)").fillna(False).to_numpy(bool)
+    u = u.mask(pd.Series(neg, index=u.index), u.str.slice(1, -1)).str.strip()
+    u = u.str.replace(r"^-\s*(?:[$€£¥]|USD|EUR|GBP|CHF)\s*", "-", regex=True)  # "-$12"
+    u = u.str.replace(_CURRENCY, "", regex=True).str.strip()
+    u = u.str.replace(r"^-\s+", "-", regex=True).str.replace(r"^\+\s*", "", regex=True)
+    if percent:
+        u = u.str.replace(r"\s*%$", "", regex=True)
+    grouped = u.str.fullmatch(_GROUPED[decimal]).fillna(False)
+    u = u.mask(grouped, u.str.replace(_GROUP_STRIP[decimal], "", regex=True))
+    if decimal == ",":
+        u = u.mask(u.str.contains(".", regex=False).fillna(False)).str.replace(",", ".", regex=False)
+    num = pd.to_numeric(u, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    out[todo] = np.where(neg, -num, num)
+    return out
+
+
+def _numbers(s: pd.Series, spec: ColumnSchema) -> tuple[np.ndarray, np.ndarray]:
+    """Floats of ``s`` and which non-blank cells were unreadable."""
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        num = (s.to_numpy(dtype=float) if isinstance(s.dtype, np.dtype)
+               else s.astype("Float64").to_numpy(dtype=float, na_value=np.nan))
+        return num, np.zeros(len(s), bool)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    uniques = pd.Series(np.asarray(uniques, dtype=object))
+    vals = np.full(len(uniques), np.nan)
+    bad_u = np.zeros(len(uniques), bool)
+    is_num = uniques.map(lambda v: isinstance(v, (int, float, np.number))).to_numpy(bool)
+    if is_num.any():  # Python numbers in an object column are numbers already
+        vals[is_num] = uniques[is_num].astype(float).to_numpy()
+    if (~is_num).any():
+        text = uniques[~is_num].astype(str)
+        parsed = _parse_numbers(text, spec.decimal, spec.percent)
+        vals[~is_num] = parsed
+        bad_u[~is_num] = np.isnan(parsed) & (text.str.strip() != "").to_numpy(bool)
+    return np.append(vals, np.nan)[codes], np.append(bad_u, False)[codes]  # code -1: missing
+
+
+def _bool_key(v: object) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, float, np.number)):
+        return "1" if v == 1 else "0" if v == 0 else str(v)
+    return _fold(v)
+
+
+def _booleans(s: pd.Series, spec: ColumnSchema) -> tuple[pd.Series, np.ndarray]:
+    """Nullable booleans of ``s`` and which non-blank cells were not yes/no."""
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean"), np.zeros(len(s), bool)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    true, false = set(spec.true), set(spec.false)
+    keys = [_bool_key(u) for u in uniques]
+    value_u = np.array([k in true for k in keys] + [False], dtype=bool)
+    known_u = np.array([k in true or k in false for k in keys] + [False], dtype=bool)
+    bad_u = np.array([(k not in true and k not in false and k != "") for k in keys] + [False])
+    out = pd.Series(pd.arrays.BooleanArray(value_u[codes], ~known_u[codes]), index=s.index)
+    return out, bad_u[codes]
+
+
+def _categories(s: pd.Series, spec: ColumnSchema, cache: dict | None
+                ) -> tuple[pd.Series, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Canonical category text of ``s``, which cells hold a value never seen, and the codes."""
+    known = spec.categories
+    if cache is not None and "by_key" in cache:
+        by_key = cache["by_key"]
+    else:
+        by_key = {_fold(v): v for v in known}
+        if cache is not None:
+            cache["by_key"] = by_key
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    raw = np.asarray(uniques, dtype=object)
+    text = [v if isinstance(v, str) else str(v) for v in raw]
+    keys = [_fold(v) for v in text]
+    fixed = np.array([by_key.get(k, v) if k else None for k, v in zip(keys, text, strict=True)],
+                     dtype=object)
+    unseen_u = np.array([bool(known) and k != "" and k not in by_key for k in keys] + [False])
+    blank = np.array([k == "" for k in keys] + [False])
+    if blank.any():  # a blank or spaces-only cell is missing, not a category
+        codes = np.where(blank[codes], -1, codes)
+    if isinstance(s.dtype, pd.StringDtype) and all(f is None or f == v for f, v in zip(fixed, raw, strict=True)):
+        out = s.astype("string").where(codes >= 0) if blank.any() else s.astype("string")
+    else:  # gather each row's canonical text (Arrow take: no Python loop over rows)
+        import pyarrow as pa
+
+        taken = pa.array(fixed, type=pa.string()).take(pa.array(codes, mask=codes < 0))
+        out = pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index)
+    return out, unseen_u[codes], (codes, fixed)
+
+
+def coerce(df: pd.DataFrame, schema: Schema, *, columns: Iterable[str] | None = None,
+           codes: dict | None = None, _cache: dict | None = None
+           ) -> tuple[pd.DataFrame, list[CellIssues]]:
+    """Read ``df``'s values as ``schema`` says; the same call at discovery, scoring and validation.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Raw (text from a CSV, or typed from Parquet or a DataFrame) or already coerced; not
+        modified.
+    schema : Schema
+    columns : iterable of str, optional
+        Return exactly these columns (a schema column absent from ``df`` comes back all
+        missing, of its kind, without an issue: the caller knows it is absent). By default
+        every column of ``df``, the schema's ones typed and the others untouched.
+    codes : dict, optional
+        Receives, per categorical column, ``(codes, text)`` with ``text[codes]`` the canonical
+        text and code -1 (missing) reading ``"(missing)"``, for the models to reuse.
+
+    Returns
+    -------
+    (DataFrame, list of CellIssues)
+        Numbers as float64 (unreadable and infinite cells NaN), yes/no as nullable
+        ``boolean``, categories as ``string`` in their canonical spelling (blank cells
+        missing). Each cell is read on its own: the result for a row does not depend on the
+        other rows.
+    """
+    wanted = list(df.columns) if columns is None else list(columns)
+    out: dict[str, pd.Series] = {}
+    issues: list[CellIssues] = []
+    for c in wanted:
+        spec = schema.columns.get(c)
+        if c not in df.columns:
+            if spec is None:
+                continue
+            out[c] = (pd.Series(np.nan, index=df.index) if spec.kind == "numeric"
+                      else pd.Series(pd.NA, index=df.index,
+                                     dtype="boolean" if spec.kind == "boolean" else "string"))
+            continue
+        s = df[c]
+        if spec is None:
+            out[c] = s
+            continue
+        if spec.kind == "numeric":
+            num, bad = _numbers(s, spec)
+            if bad.any():
+                issues.append(CellIssues(c, "not a number", bad, s[bad]))
+            inf = np.isinf(num)
+            if inf.any():
+                issues.append(CellIssues(c, "infinite", inf, s[inf]))
+                num = np.where(inf, np.nan, num)
+            out[c] = pd.Series(num, index=df.index, name=c)
+        elif spec.kind == "boolean":
+            b, bad = _booleans(s, spec)
+            if bad.any():
+                issues.append(CellIssues(c, "not yes/no", bad, s[bad]))
+            out[c] = b
+        else:
+            cache = None if _cache is None else _cache.setdefault(c, {})
+            text, unseen, (cat_codes, fixed) = _categories(s, spec, cache)
+            if unseen.any():
+                issues.append(CellIssues(c, "unseen", unseen, text[unseen]))
+            if codes is not None:
+                from icpml.features import MISSING
+
+                codes[c] = cat_codes, np.append(fixed, MISSING)
+            out[c] = text
+    X = pd.DataFrame(out, index=df.index)
+    if columns is None:
+        X = X[[c for c in df.columns if c in X.columns]]
+    return X, issues
+
+
+# ----------------------------------------------------------------------------- learning
+def canonical_spellings(s: pd.Series) -> dict[str, str]:
+    """Raw spelling -> its category: spellings equal after ``spelling_key`` become the most
+    frequent of them, stripped (ties: the first in sort order), so the result is deterministic."""
+    counts = s.astype("string").value_counts(dropna=True)
+    counts = counts[[_fold(v) != "" for v in counts.index]]
+    if counts.empty:
+        return {}
+    ranked = pd.DataFrame({"value": counts.index, "n": counts.to_numpy(),
+                           "key": [_fold(v) for v in counts.index]})
+    ranked = ranked.sort_values(["key", "n", "value"], ascending=[True, False, True], kind="stable")
+    canonical = ranked.groupby("key", sort=False)["value"].first().str.strip()
+    return {v: canonical[k] for v, k in zip(ranked["value"], ranked["key"], strict=True)}
+
+
+@dataclass
+class _NumberEvidence:
+    """How a text column's non-blank values read as numbers under each decimal separator."""
+
+    n: int  # non-blank cells
+    ok: dict[str, int]  # decimal -> cells readable
+    differ: bool  # some value reads as two different numbers
+    sep: str | None  # the separator of the values that read differently
+    example: str | None
+    percent: bool
+    currency: bool
+    thousands: dict[str, str | None]  # decimal -> grouping separator seen
+
+
+def _number_evidence(s: pd.Series) -> _NumberEvidence:
+    text = s.astype(str).where(s.notna()).astype("string").str.strip()
+    counts = text[text != ""].value_counts(dropna=True)
+    uniq = pd.Series(counts.index, dtype="string")
+    w = counts.to_numpy()
+    n = int(w.sum())
+    percent = bool(n) and int(w[uniq.str.endswith("%").fillna(False).to_numpy(bool)].sum()) * 2 >= n
+    currency = bool(uniq.str.contains(_HAS_CURRENCY, regex=True).fillna(False).any())
+    parsed = {d: _parse_numbers(uniq, d, percent) for d in (".", ",")}
+    ok = {d: int(w[~np.isnan(v)].sum()) for d, v in parsed.items()}
+    both = ~np.isnan(parsed["."]) & ~np.isnan(parsed[","])
+    diff = both & (parsed["."] != parsed[","])
+    sep = example = None
+    if diff.any():
+        example = str(uniq[np.flatnonzero(diff)[0]])
+        seps = {ch for v in uniq[diff] for ch in str(v) if ch in ".,"}
+        sep = seps.pop() if len(seps) == 1 else None
+    thousands: dict[str, str | None] = {}
+    for d in (".", ","):
+        good = ~np.isnan(parsed[d])
+        grouped = uniq[good][uniq[good].str.fullmatch(r".*\d" + _GROUP_STRIP[d] + r"\d{3}.*").fillna(False)]
+        seen = [ch for v in grouped for ch in str(v) if ch in _GROUP_CHARS and ch != d]
+        thousands[d] = max(set(seen), key=seen.count) if seen else None
+    return _NumberEvidence(n, ok, bool(diff.any()), sep, example, bool(percent), currency, thousands)
+
+
+def _is_boolean(s: pd.Series) -> bool:
+    """Only yes/no, true/false or 0/1 values (any case or spacing); "1.0"/"0.0" are floats."""
+    if pd.api.types.is_bool_dtype(s):
+        return True
+    nonnull = s.dropna()
+    if nonnull.empty or pd.api.types.is_float_dtype(s):
+        return False
+    if pd.api.types.is_numeric_dtype(s):
+        return set(np.unique(nonnull.to_numpy())) <= {0, 1}
+    keys = {_bool_key(v) for v in pd.unique(nonnull)}
+    keys.discard("")
+    if not keys or not keys <= set(TRUE_SPELLINGS) | set(FALSE_SPELLINGS):
+        return False
+    return not (keys <= {"1", "0", "1.0", "0.0"} and any("." in k for k in keys))  # floats
+
+
+def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None) -> Schema:
+    """Learn how to read each typed column of the raw account table ``df``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The raw table (CSV text, or typed from Parquet or a DataFrame); not modified.
+    cfg : Config
+        Column roles: features (and ``columns.categorical``), post-sale columns and outcomes
+        are learned; ``data.number_format`` declares number formats.
+    columns : iterable of str, optional
+        Only these columns (default: every feature, post-sale and outcome column present).
+
+    Returns
+    -------
+    Schema
+        With ``warnings``: ambiguous number formats (one line each, naming the column and
+        ``data.number_format``) and merged category spellings. Columns entirely empty, or
+        mostly text in a numeric role, are learned as categorical (validation reports them).
+    """
+    cols = cfg.columns
+    forced = set(cols.categorical)
+    outcomes = [m.column for m in cols.outcomes]
+    if columns is None:
+        columns = [*cols.feature_columns, *cols.post_sale, *outcomes]
+    declared = dict(getattr(cfg.data, "number_format", None) or {})
+    specs: dict[str, ColumnSchema] = {}
+    evidence: dict[str, _NumberEvidence] = {}
+    warnings: list[str] = []
+    for c in dict.fromkeys(columns):
+        if c not in df.columns or isinstance(df[c], pd.DataFrame):
+            continue
+        s = df[c]
+        if c in forced:
+            specs[c] = _categorical_spec(c, s, warnings)
+        elif _is_boolean(s):
+            specs[c] = ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS)
+        elif not _is_text(s):
+            specs[c] = ColumnSchema("numeric")
+        else:
+            ev = _number_evidence(s)
+            if ev.n and max(ev.ok.values()) * 2 > ev.n:  # mostly numbers (the rest: data errors)
+                evidence[c] = ev
+            elif c in outcomes:
+                specs[c] = ColumnSchema("numeric")
+            else:
+                specs[c] = _categorical_spec(c, s, warnings)
+    # the file's convention, from columns that only one decimal separator reads fully
+    votes = {d for ev in evidence.values() for d in (".", ",")
+             if ev.ok[d] > ev.ok["," if d == "." else "."]}
+    convention = votes.pop() if len(votes) == 1 else None
+    for c, ev in evidence.items():
+        specs[c] = _number_spec(c, ev, declared.get(c, declared.get("*")), convention, warnings)
+    ordered = {c: specs[c] for c in dict.fromkeys(columns) if c in specs}
+    return Schema(ordered, warnings)
+
+
+def _number_spec(c: str, ev: _NumberEvidence, fmt: str | None, convention: str | None,
+                 warnings: list[str]) -> ColumnSchema:
+    """The number format of text column ``c``: declared, decided by its values, or (ambiguous)
+    the file's ``convention`` / grouping, with one warning line."""
+    if fmt is not None:
+        thousands, decimal = NUMBER_FORMATS[fmt]
+    elif ev.ok["."] != ev.ok[","]:
+        decimal = "." if ev.ok["."] > ev.ok[","] else ","
+        thousands = ev.thousands[decimal]
+    elif not ev.differ:  # integers only: the file's convention, for the decimals to come
+        decimal = convention or "."
+        thousands = ev.thousands[decimal]
+    else:
+        if convention is not None:
+            decimal, why = convention, "like the file's other numbers"
+        elif ev.sep is not None:  # a group of three digits after it everywhere: grouping
+            decimal, why = ("," if ev.sep == "." else "."), f"with '{ev.sep}' as a thousands separator"
+        else:
+            decimal, why = ".", "with '.' as the decimal separator"
+        thousands = ev.thousands[decimal]
+        value = _parse_numbers(pd.Series([ev.example]), decimal, ev.percent)[0]
+        other = _parse_numbers(pd.Series([ev.example]), "," if decimal == "." else ".", ev.percent)[0]
+        warnings.append(
+            f"column '{c}': numbers like '{ev.example}' fit two formats and were read "
+            f"{why} ({ev.example} = {value:g}, not {other:g}); if that is wrong, declare it "
+            f"in the config: data.number_format: {{{c}: '{'1.234,5' if decimal == '.' else '1,234.5'}'}}")
+    return ColumnSchema("numeric", thousands=thousands, decimal=decimal, currency=ev.currency,
+                        percent=ev.percent)
+
+
+def read_numbers(s: pd.Series) -> tuple[np.ndarray, float]:
+    """One column read as numbers the way :func:`learn_schema` + :func:`coerce` read it.
+
+    Its format is detected from its own values (yes/no columns read as 1/0). Returns the
+    floats (NaN: blank or unreadable) and the share of non-blank cells that were unreadable.
+    """
+    if _is_boolean(s):
+        b, _ = _booleans(s, ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS))
+        return b.astype("Float64").to_numpy(dtype=float, na_value=np.nan), 0.0
+    spec = (_number_spec(str(s.name), _number_evidence(s), None, None, [])
+            if _is_text(s) else ColumnSchema("numeric"))
+    num, bad = _numbers(s, spec)
+    nonblank = int(bad.sum() + (~np.isnan(num)).sum())
+    return num, (float(bad.sum()) / nonblank if nonblank else 0.0)
+
+
+def _categorical_spec(c: str, s: pd.Series, warnings: list[str]) -> ColumnSchema:
+    mapping = canonical_spellings(s)
+    changed = {v: t for v, t in mapping.items() if v != t}
+    if changed:
+        shown = ", ".join(f"{v!r} -> {t!r}" for v, t in list(changed.items())[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case or spacing were "
+                        f"merged ({shown}{more})")
+    return ColumnSchema("categorical", categories=tuple(sorted(set(mapping.values()))))
