@@ -23,14 +23,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from _shared import CASES
 from icpml.cli import app
 from icpml.errors import ExitCode
 
 _HERE = Path(__file__).resolve()
 #: ../shared/cases beside the repository (a worktree sits one folder deeper than the main repo)
-CASES = next((p for p in (_HERE.parents[2] / ".." / "shared" / "cases",
-                          _HERE.parents[3] / ".." / "shared" / "cases") if p.is_dir()),
-             _HERE.parents[2] / ".." / "shared" / "cases")
 CASE = CASES / "score-ignores-config-model"
 runner = CliRunner()
 

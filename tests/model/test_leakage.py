@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _shared import CASES
 from icpml import discover
 from icpml.config import config_from_dict, load_config
 
 _ROOT = Path(__file__).resolve().parents[2]
-CASES = next((p for p in (_ROOT / ".." / "shared" / "cases", _ROOT / ".." / ".." / "shared" / "cases")
-              if p.exists()), _ROOT / ".." / "shared" / "cases")
 
 
 def _case(name: str) -> Path:

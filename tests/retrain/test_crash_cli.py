@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _shared import CASES
 from icpml.synthetic import make_accounts
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = Path(os.environ.get("ICPML_CASES", REPO / ".." / "shared" / "cases"))
 KILLAT = Path(__file__).resolve().parent / "_killat.py"
 
 

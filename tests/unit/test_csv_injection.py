@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from _shared import CASES
 from icpml._io import FORMULA_START, neutralise_formulas, write_table, write_table_stream
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = Path(os.environ.get("ICPML_CASES") or REPO / ".." / "shared" / "cases")
 
 
 def test_formula_cells_are_prefixed_numbers_are_not():

@@ -21,12 +21,12 @@ import pandas as pd
 import pytest
 import sqlglot
 
+from _shared import CASES
 from icpml.criteria import MISSING, CriteriaSet, Criterion
 from icpml.data import spelling_key
 from icpml.errors import ConfigError, ExitCode
 
 duckdb = pytest.importorskip("duckdb")
-CASES = Path(__file__).resolve().parents[2] / ".." / ".." / "shared" / "cases"
 _MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _shared import CASES
 from icpml.cohorts import label_cohorts, value_score
 from icpml.config import demo_config
 from icpml.data import feature_kinds, validate_accounts
@@ -42,8 +43,6 @@ def test_screen_flags_identifiers_and_disguised_outcomes():
 # the shared cases sit beside the repository (../shared/cases); from a git worktree under
 # /work/wt/NAME, one level further up
 _ROOT = Path(__file__).resolve().parents[2]
-CASES = next((p for p in (_ROOT / ".." / "shared" / "cases", _ROOT / ".." / ".." / "shared" / "cases")
-              if p.exists()), _ROOT / ".." / "shared" / "cases")
 LEAKS = ("account_health", "cs_status", "last_call_duration", "cs_index", "bucket")
 
 

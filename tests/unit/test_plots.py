@@ -7,20 +7,16 @@ The ``report-mathtext-crash`` case (../shared/cases) is replayed at the bottom: 
 from __future__ import annotations
 
 import io
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from _shared import CASES
 from icpml import plots
 from icpml.criteria import Criterion
 from icpml.explain import Explanation
-
-CASES = Path(os.environ.get("ICPML_CASES")
-             or Path(__file__).resolve().parents[2] / ".." / "shared" / "cases")
 
 DOLLARS = ["$1M-$5M", "$50k_to_$100k", "tier $#1$", "{<$1M, >$100M}", r"a\$b", "plain"]
 

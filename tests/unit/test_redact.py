@@ -12,18 +12,16 @@ import re
 import shutil
 import sqlite3
 import string
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from _shared import CASES
 from icpml.errors import redact, redact_setting
 
 # ICPML_CASES points elsewhere when the repo is a worktree that is not next to shared/
-CASES = Path(os.environ.get("ICPML_CASES")
-             or Path(__file__).resolve().parents[2] / ".." / "shared" / "cases")
 SECRET = "Hunter2Secret"
 
 

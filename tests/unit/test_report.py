@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import re
 import shutil
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from _shared import CASES
 from icpml import demo_config, discover, make_accounts
 from icpml.criteria import Criterion
 from icpml.report import _lift_ci, _md_escape, _weakness, render_html, render_markdown
-
-CASES = Path(os.environ.get("ICPML_CASES")
-             or Path(__file__).resolve().parents[2] / ".." / "shared" / "cases")
 
 
 def _tiny_config(tmp_path):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from _shared import CASES
 from icpml._io import write_table_stream
 from icpml.cli import app
 from icpml.config import load_config
@@ -22,8 +23,6 @@ from icpml.errors import DataError
 from icpml.pipeline import discover
 
 _REPO = Path(__file__).resolve().parents[2]
-CASES = next((p for p in (_REPO / ".." / "shared" / "cases", _REPO / ".." / ".." / "shared" / "cases")
-              if p.is_dir()), _REPO / ".." / "shared" / "cases")
 
 
 def _case(name: str) -> Path:
