@@ -168,6 +168,9 @@ def evaluate(out: MethodOutput, hold: pd.DataFrame, best_h: np.ndarray,
     row["columns_used"] = sorted(cols)
     row["leak_used"] = sorted(cols & set(forbidden.get("leak", [])))
     row["id_used"] = sorted(cols & set(forbidden.get("id", [])))
+    if "planted" in forbidden:  # named columns that carry no planted effect
+        row["unplanted_used"] = sorted(cols - set(forbidden["planted"]))
+        row["confounder_used"] = sorted(cols & set(forbidden.get("confounder", [])))
     if out.extra:
         row["extra"] = out.extra
     return row
@@ -207,7 +210,12 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
         fresh = prepare_accounts(fresh_raw, cfg)
         for col in spec.leaks.values():  # prospects: post-outcome columns are blank
             fresh[col] = fresh[col].mask(pd.Series(True, index=fresh.index))
-    out["methods"] = {m: evaluate(o, hold, best_h, truth_h, fresh, fresh_truth, spec.forbidden)
+    names = dict(spec.forbidden)
+    if plant is not None:
+        names["planted"] = sorted({c.column for c in (*plant.icp, *plant.anti)})
+        names["confounder"] = [spec.info["confounder"]["column"]] if "confounder" in spec.info \
+            else []
+    out["methods"] = {m: evaluate(o, hold, best_h, truth_h, fresh, fresh_truth, names)
                       for m, o in outs.items()}
     if determinism:
         res2 = discover(cfg, accounts, track=False, report=False)
@@ -262,7 +270,7 @@ def combine_units(units: list[dict]) -> dict[str, dict]:
             row[k] = float(np.mean(vals)) if vals else None
         row["claims"] = any(r.get("claims") for r in ok)
         row["significant"] = any(r.get("significant") for r in ok)
-        for k in ("leak_used", "id_used", "columns_used"):
+        for k in ("leak_used", "id_used", "columns_used", "unplanted_used", "confounder_used"):
             row[k] = sorted({c for r in ok for c in r.get(k, [])})
         row["icp_rule"] = " | ".join(f"{u['product']}: {u['methods'][m].get('icp_rule')}"
                                      for u in units if m in u["methods"])
@@ -302,6 +310,8 @@ def aggregate(draws: list[dict]) -> dict:
             agg["significant"] = sum(bool(r.get("significant")) for r in good)
             agg["leak_in_criteria"] = sum(bool(r.get("leak_used")) for r in good)
             agg["id_in_criteria"] = sum(bool(r.get("id_used")) for r in good)
+            agg["unplanted_in_criteria"] = sum(bool(r.get("unplanted_used")) for r in good)
+            agg["confounder_in_criteria"] = sum(bool(r.get("confounder_used")) for r in good)
             table[fam]["methods"][m] = agg
         if fam != "null":
             wins = [_icpml_wins(d) for d in ok]
@@ -377,6 +387,18 @@ def to_markdown(results: dict) -> str:
         lines.append(f"| {m} | {count('null', m, 'claims')} | {count('null', m, 'significant')} "
                      f"| {count('leak', m, 'leak_in_criteria')} "
                      f"| {count('messy', m, 'id_in_criteria')} |")
+    lines += ["", "## Criteria naming a column without a planted effect", "",
+              "Signal draws where the method's ICP or anti-ICP names a column that is in "
+              "neither the planted ICP nor the planted anti-ICP (an extra, non-causal "
+              "conjunct). The last column counts, in the confounder family, draws naming the "
+              "confounder.", "",
+              "| method | " + " | ".join(f for f in agg if f not in ("null",))
+              + " | confounder named |",
+              "| --- |" + " ---: |" * (sum(f != "null" for f in agg) + 1)]
+    for m in METHODS:
+        cells = [count(f, m, "unplanted_in_criteria") for f in agg if f != "null"]
+        lines.append(f"| {m} | " + " | ".join(cells)
+                     + f" | {count('confounder', m, 'confounder_in_criteria')} |")
     det = results.get("determinism")
     if det is not None:
         lines += ["", f"Same draw run twice gives byte-identical `criteria.to_json()`: "
