@@ -171,12 +171,6 @@ def _out(text: str = "", *, always: bool = False) -> None:
         typer.echo(text)
 
 
-def _err(text: str) -> None:
-    """A note for the person at the terminal (stderr), hidden by --quiet."""
-    if not _State.quiet:
-        typer.echo(text, err=True)
-
-
 def _promotion_note(res, config_arg: str | None) -> list[str]:
     """What ``icpml score`` will use after this run, and how to change it (``config_arg``:
     the --config as typed; None for the demo, which has no config file to name)."""
@@ -372,7 +366,7 @@ def score(
         log.warning("--model %s is not the model of config '%s' (%s): scoring with %s as asked",
                     model, cfg.name, cfg.tracking.fit_model_name, ref.name)
     scorer = tracking.load_scorer(ref, cfg)
-    _err(f"model: {ref.describe()}")
+    log.info("model: %s", ref.describe())  # which model scored, for the job log; --quiet hides it
     rows = scorer.chunk_size
     # read, score and write overlap: each stage runs in its own thread, a chunk or two ahead
     needed = [scorer.id_column, *scorer.label_columns, *scorer.input_columns]

@@ -85,6 +85,12 @@ def _check_header(p: Path) -> None:
         raise DataError(f"duplicate column name(s) {', '.join(dup)}; make the header unique", str(p))
 
 
+#: Only a blank cell is missing: "NA" (North America) and "None" (an ERP value) are values as
+#: written, as they are for DuckDB and SQL. In number and yes/no columns,
+#: :data:`icpml.schema.NULL_TOKENS` ("NA", "N/A", "null", "-", ...) read as missing.
+CSV_MISSING = {"keep_default_na": False, "na_values": [""]}
+
+
 def _text_dtype(text: bool | Collection[str], names: Collection[str],
                kind: type = str) -> type | dict | None:
     """``dtype`` for ``read_csv``: every column as text, or the named ones present.
@@ -124,7 +130,7 @@ def load_accounts(path: str | os.PathLike[str], *, text: bool | Collection[str] 
         else:
             _check_header(p)
             names = list(pd.read_csv(p, nrows=0).columns) if text and text is not True else []
-            df = pd.read_csv(p, low_memory=False, dtype=_text_dtype(text, names))
+            df = pd.read_csv(p, low_memory=False, dtype=_text_dtype(text, names), **CSV_MISSING)
     if not parquet:
         _check_delimiter(df, p)
     log.debug("loaded %d rows x %d columns from %s", len(df), df.shape[1], p)
@@ -164,7 +170,8 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
         usecols = None if wanted is None else [c for c in header.columns if c in wanted]
         dtype = _text_dtype(text, header.columns, object)
         first = True
-        with pd.read_csv(p, chunksize=rows, low_memory=False, usecols=usecols, dtype=dtype) as reader:
+        with pd.read_csv(p, chunksize=rows, low_memory=False, usecols=usecols, dtype=dtype,
+                         **CSV_MISSING) as reader:
             for chunk in reader:
                 first = False
                 yield chunk

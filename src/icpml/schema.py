@@ -47,6 +47,10 @@ NUMBER_FORMATS: dict[str, tuple[str | None, str]] = {
     "1'234.5": ("'", "."), "1234.5": (None, "."), "1234,5": (None, ","),
 }
 
+#: Cells that mean "no value" in a number or yes/no column (compared after case folding).
+#: In a category column they stay values: "NA" may be North America, "None" an ERP choice.
+NULL_TOKENS = frozenset({"na", "n/a", "n.a.", "nan", "null", "none", "nil", "-", "--", "#n/a", "?"})
+
 _GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")  # thousands separators seen in exports
 _CURRENCY = r"^[$€£¥]\s*|\s*[$€£¥]$|^(?:USD|EUR|GBP|CHF)\s*|\s*(?:USD|EUR|GBP|CHF)$"
 _HAS_CURRENCY = r"^\s*[-+(]?\s*(?:[$€£¥]|USD|EUR|GBP|CHF)|(?:[$€£¥]|USD|EUR|GBP|CHF)\s*\)?\s*$"
@@ -208,6 +212,7 @@ def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
     ("1,234.5" -> 1234.5 with decimal "."; "1,5" stays unreadable rather than becoming 15).
     """
     t = text.astype("string").str.strip()
+    t = t.mask(t.str.casefold().isin(NULL_TOKENS).fillna(False), "")  # "N/A", "null": missing
     out = np.full(len(t), np.nan)
     todo = (t != "").fillna(False).to_numpy(bool)
     if decimal == ".":  # plain numbers first, by the parser read_csv uses (identical bits)
@@ -250,7 +255,8 @@ def _numbers(s: pd.Series, spec: ColumnSchema) -> tuple[np.ndarray, np.ndarray]:
         text = uniques[~is_num].astype(str)
         parsed = _parse_numbers(text, spec.decimal, spec.percent)
         vals[~is_num] = parsed
-        bad_u[~is_num] = np.isnan(parsed) & (text.str.strip() != "").to_numpy(bool)
+        blank = (text.str.strip() == "") | text.str.strip().str.casefold().isin(NULL_TOKENS)
+        bad_u[~is_num] = np.isnan(parsed) & ~blank.to_numpy(bool)
     return np.append(vals, np.nan)[codes], np.append(bad_u, False)[codes]  # code -1: missing
 
 
@@ -271,7 +277,8 @@ def _booleans(s: pd.Series, spec: ColumnSchema) -> tuple[pd.Series, np.ndarray]:
     keys = [_bool_key(u) for u in uniques]
     value_u = np.array([k in true for k in keys] + [False], dtype=bool)
     known_u = np.array([k in true or k in false for k in keys] + [False], dtype=bool)
-    bad_u = np.array([(k not in true and k not in false and k != "") for k in keys] + [False])
+    bad_u = np.array([(k not in true and k not in false and k != "" and k not in NULL_TOKENS)
+                      for k in keys] + [False])
     out = pd.Series(pd.arrays.BooleanArray(value_u[codes], ~known_u[codes]), index=s.index)
     return out, bad_u[codes]
 
@@ -410,7 +417,7 @@ class _NumberEvidence:
 
 def _number_evidence(s: pd.Series) -> _NumberEvidence:
     text = s.astype(str).where(s.notna()).astype("string").str.strip()
-    counts = text[text != ""].value_counts(dropna=True)
+    counts = text[(text != "") & ~text.str.casefold().isin(NULL_TOKENS)].value_counts(dropna=True)
     uniq = pd.Series(counts.index, dtype="string")
     w = counts.to_numpy()
     n = int(w.sum())
@@ -443,7 +450,7 @@ def _is_boolean(s: pd.Series) -> bool:
         return False
     if pd.api.types.is_numeric_dtype(s):
         return set(np.unique(nonnull.to_numpy())) <= {0, 1}
-    keys = {_bool_key(v) for v in pd.unique(nonnull)}
+    keys = {_bool_key(v) for v in pd.unique(nonnull)} - NULL_TOKENS
     keys.discard("")
     if not keys or not keys <= set(TRUE_SPELLINGS) | set(FALSE_SPELLINGS):
         return False

@@ -58,6 +58,10 @@ def _mess(df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     for col in ("employees", "industry", "crm", "requires_onprem"):
         blank = pick(0.04)
         out.loc[blank, col] = ""
+    # null words: missing in number and yes/no columns, a value ("NA": North America) in categories
+    out.loc[pick(0.03), "employees"] = "N/A"
+    out.loc[pick(0.03), "requires_onprem"] = "null"
+    out.loc[pick(0.05), "region"] = "NA"
     return out
 
 

@@ -85,7 +85,7 @@ def test_yes_no_churn_and_text_numbers_are_coerced(raw):
 
 @pytest.mark.parametrize("text, value", [
     ("$1,234.50", 1234.5), ("€ 12", 12.0), ("1,000,000", 1e6), ("-3,500", -3500.0),
-    ("250 USD", 250.0), ("  42 ", 42.0), ("", None), ("   ", None),
+    ("250 USD", 250.0), ("  42 ", 42.0), ("", None), ("   ", None), ("n/a", None), ("NULL", None),
 ])
 def test_outcome_text_read_like_a_spreadsheet(raw, text, value):
     df = raw.copy()
@@ -96,7 +96,7 @@ def test_outcome_text_read_like_a_spreadsheet(raw, text, value):
     assert (pd.isna(got) and value is None) or got == value
 
 
-@pytest.mark.parametrize("text", ["1,5", "12%", "n/a", "1.2.3"])
+@pytest.mark.parametrize("text", ["1,5", "12%", "n/a 12", "1.2.3"])
 def test_ambiguous_outcome_text_is_an_error_naming_it(raw, text):
     df = raw.copy()
     df["arr"] = df["arr"].astype(str)

@@ -269,3 +269,27 @@ def test_the_schema_travels_with_the_scorer_and_old_scorers_still_score(discover
     sheet["employees"] = [f"{v:,}" for v in prospects["employees"]]
     pd.testing.assert_series_equal(old.score(sheet)["fit_score"], a["fit_score"])
     assert dataclasses.replace(scorer, schema=None).text_columns[0] == scorer.id_column
+
+
+def test_null_words_are_missing_in_numbers_and_flags_but_values_in_categories(tmp_path):
+    """A CRM export's "NA" region (North America) and "None" ERP are categories, read the same
+    way at discovery and at scoring; "N/A" / "null" in a number or yes/no column are missing,
+    without a data issue (pandas' default would have read all of them as missing)."""
+    src = tmp_path / "a.csv"
+    pd.DataFrame({"id": ["001", "002", "003", "004"], "region": ["NA", "EMEA", "NA", "APAC"],
+                  "erp": ["None", "SAP", "Oracle", "None"], "employees": ["1,200", "N/A", "35", "null"],
+                  "sso": ["Yes", "n/a", "No", "yes"]}).to_csv(src, index=False)
+    cfg = _cfg(["region", "erp", "employees", "sso"])
+    raw = load_accounts(src, text=True)
+    schema = learn_schema(raw, cfg)
+    kinds = {c: schema.columns[c].kind for c in ("region", "erp", "employees", "sso")}
+    assert kinds == {"region": "categorical", "erp": "categorical", "employees": "numeric",
+                     "sso": "boolean"}
+    typed, issues = coerce(raw, schema)
+    assert typed["region"].tolist() == ["NA", "EMEA", "NA", "APAC"]
+    assert typed["erp"].tolist() == ["None", "SAP", "Oracle", "None"]
+    assert typed["employees"].tolist()[0] == 1200 and typed["employees"].isna().tolist() == [False, True, False, True]
+    assert typed["sso"].isna().tolist() == [False, True, False, False]
+    assert issue_table(issues).empty
+    streamed = next(iter_accounts(src, 2, text=["id"]))  # scoring's read: the same values
+    assert streamed["region"].tolist() == ["NA", "EMEA"] and streamed["erp"].tolist() == ["None", "SAP"]
