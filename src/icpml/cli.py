@@ -206,13 +206,16 @@ def _print_summary(res, elapsed: float, config_arg: str | None = None) -> None:
         _out("\nICP (every criterion):")
         for c in cs.icp:
             ev = c.evidence
-            _out(f"  + {c.describe():<42} coverage {ev['coverage']:.0%}  lift {ev['lift']:.2f}x")
+            _out(f"  + {c.describe():<42} coverage {ev['coverage']:>3.0%}  lift {ev['lift']:.2f}x")
     if cs.anti_icp:
         _out("\nAnti-ICP (any one excludes):")
         for c in cs.anti_icp:
             ev = c.evidence
-            _out(f"  - {c.describe():<42} coverage {ev['coverage']:.0%}  "
+            _out(f"  - {c.describe():<42} coverage {ev['coverage']:>3.0%}  "
                  f"wrongly drops {ev['best_wrongly_excluded']:.0%} of best customers")
+    elif cs.icp:
+        _out("\nAnti-ICP: none found (no exclusion held up on the held-out accounts; "
+             "no account is tiered Excluded)")
     fit = res.fit.holdout
     def auc(h: dict) -> str:
         ci = (f" (95% CI {h['roc_auc_ci_low']:.2f}-{h['roc_auc_ci_high']:.2f})"
@@ -286,6 +289,7 @@ def demo(
     # data fingerprint, so a retrain on unchanged data is a no-op
     accounts, _ = load_source(cfg)
     res = discover(cfg, accounts, track=track, report=True, progress=_progress(), source=str(path))
+    _record_first_champion(cfg, res)
     _print_summary(res, time.perf_counter() - t0)
     _out(f"\nplanted truth: ICP = industry in {sorted(PLANTED_ICP['industry'])}, "
          f"{PLANTED_ICP['employees'][0]} <= employees <= {PLANTED_ICP['employees'][1]}, "
@@ -311,6 +315,7 @@ def discover(
     cfg = load_config(config)
     accounts, source = load_source(cfg, data) if data else (None, None)
     res = run(cfg, accounts, track=track, report=report, progress=_progress(), source=source)
+    _record_first_champion(cfg, res)
     _print_summary(res, time.perf_counter() - t0, str(config))
 
 
@@ -498,6 +503,20 @@ def promote(
     _out(f"promoted:  {t.fit_model_name} version {done['fit']}{churn} to @champion{was}",
          always=True)
     _out(f"icpml score -c {config} now scores with version {done['fit']} (run {done['run_id']})")
+
+
+def _record_first_champion(cfg, res) -> None:
+    """A first run's models became @champion: record that decision in reports/promotions.json
+    and index.md now, as every later promotion is (not left for the next run to 'repair')."""
+    if res.model_aliases.get("fit") != "champion":
+        return
+    from icpml.retrain import _reconcile_history
+
+    try:
+        _reconcile_history(cfg)
+    except Exception as err:  # the models are registered; only the history could not be written
+        log.warning("the first champion could not be added to reports/promotions.json (%s); "
+                    "the next run adds it", err)
 
 
 def _record_promotion(cfg, entry: dict) -> None:

@@ -62,6 +62,10 @@ def test_demo_writes_report_criteria_and_mlflow_run(demo_run):
     assert (root / "mlruns" / "mlflow.db").is_file()
     assert "report:" in result.output and "mlflow:" in result.output
     assert "models:/demo-fit/1 (@champion)" in result.output
+    # the first champion's promotion is on record at once, like every later one
+    history = json.loads((root / "reports" / "promotions.json").read_text())
+    assert [(h["version"], h["decision"]) for h in history] == [("1", "promoted")]
+    assert "Champion:** demo-fit version 1" in (root / "reports" / "index.md").read_text()
 
 
 def test_registered_champion_scores_raw_accounts(demo_run):
@@ -343,4 +347,5 @@ def test_retrain_right_after_demo_is_a_no_op(demo_run, tmp_path, monkeypatch):
     out = CliRunner().invoke(app, ["retrain", "-c", str(root / "demo.yaml")])
     assert out.exit_code == 0, out.output
     assert "unchanged" in out.output and "nothing to do" in out.output, out.output
+    assert "repaired" not in out.output, out.output  # nothing was left for it to repair
     assert "promoted" not in out.output.split("decision:")[-1].splitlines()[0]

@@ -209,3 +209,13 @@ def test_criteria_md_is_plain_markdown(discovery):
 ])
 def test_markdown_escape(raw, shown):
     assert _md_escape(raw) == shown
+
+
+def test_no_anti_icp_is_said_not_left_out(discovery):
+    """A newcomer read a missing Anti-ICP section as an omission: it says none was found."""
+    res, cs = copy.copy(discovery), copy.copy(discovery.criteria)
+    cs.anti_icp = []
+    res.criteria = cs
+    text = render_markdown(res)
+    assert "## Anti-ICP: none found" in text and "no account is tiered Excluded" in text
+    assert "## Anti-ICP: none found" not in render_markdown(discovery)
