@@ -58,8 +58,30 @@ def _read_errors(p: Path) -> Iterator[None]:
         raise DataError(f"is not UTF-8 text{_where_not_utf8(p)}; save it as UTF-8 "
                         "(in Excel: 'CSV UTF-8')", str(p)) from None
     except (pd.errors.ParserError, OSError, ValueError) as err:
+        if isinstance(err, pd.errors.ParserError):
+            _raise_if_other_delimiter(p)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"cannot be read ({first}); check that it is a valid file", str(p)) from None
+
+
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _raise_if_other_delimiter(p: Path) -> None:
+    """A file whose rows the comma reader could not split: when Python's ``csv.Sniffer``
+    finds another delimiter in its first lines (a semicolon file whose values hold commas),
+    say so in one line instead of the tokenizer's message."""
+    import csv
+
+    try:
+        with open(p, encoding="utf-8", errors="replace", newline="") as fh:
+            sample = fh.read(64_000)
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except (OSError, csv.Error):
+        return
+    name = _DELIMITERS.get(dialect.delimiter)
+    if name:
+        raise DataError(f"the file is {name}-separated; export it comma-separated (CSV)", str(p))
 
 
 def _check_delimiter(df: pd.DataFrame, p: Path) -> None:

@@ -162,6 +162,13 @@ def _semicolons(df, cfg):
     return df.to_csv(index=False, sep=";").encode()
 
 
+def _semicolons_commas_inside(df, cfg):
+    """A European export: semicolons between fields, commas inside values ("1,5", "A, B")."""
+    df["annual_revenue_musd"] = df["annual_revenue_musd"].map(lambda v: f"{v:.1f}".replace(".", ","))
+    df.loc[3, "industry"] = "Retail, Wholesale"
+    return df.to_csv(index=False, sep=";").encode()
+
+
 def _latin1(df, cfg):
     df.loc[7, "industry"] = "Café"
     return df.to_csv(index=False).encode("latin-1")
@@ -249,6 +256,8 @@ DATA_CASES = [
     pytest.param(_empty_file, ["accounts.csv", "empty"], id="empty-file"),
     pytest.param(_header_only, ["accounts.csv", "table is empty"], id="header-only"),
     pytest.param(_semicolons, ["semicolon-separated", "comma-separated"], id="semicolon-delimiter"),
+    pytest.param(_semicolons_commas_inside, ["semicolon-separated", "comma-separated"],
+                 id="semicolon-delimiter-commas-inside"),
     pytest.param(_latin1, ["UTF-8", "column 'industry'", "line 9"], id="latin1-bytes"),
     pytest.param(_duplicate_ids, ["'account_id'", "duplicated id"], id="duplicate-ids"),
     pytest.param(_missing_ids, ["'account_id'", "2 empty value"], id="missing-ids"),
