@@ -66,22 +66,40 @@ in three steps that never share rows:
    column when several pass (on a few dozen rows a strong and a weak column can
    tie by chance). Once the columns are settled, each cut is chosen again given
    all the other criteria (a band picked before the industries it matters in is
-   too wide). Finally each kept numeric bound is refined on outcome labels of
-   the non-held-out rows: within the accounts ranked near the bound, the split
-   that best separates best (ICP) or worst (exclusion) from the rest. Tree
-   ensembles smear a step over several nearby thresholds; the outcomes say where
-   it really is.
+   too wide). Finally, on outcome labels of the non-held-out rows: each ICP
+   criterion's bounds (:func:`fit_band`) or category set (:func:`fit_set`) is
+   chosen for the segment *given the other criteria*: the change points of the
+   best rate inside the others' segment (largest chi-square, as a tree splits),
+   not the tightest interval; the model's cut stays unless the data clearly
+   prefer another. Each exclusion bound is refined locally (within the accounts
+   ranked near the bound, the split that best separates worst from the rest).
+   Tree ensembles smear a step over several nearby thresholds; the outcomes say
+   where it really is.
 
 3. **Confirm and measure** (the held-out split: never used to fit or to
    select). For every kept criterion, and for the combined ICP (all inclusions,
    no exclusion) and anti-ICP (any exclusion): coverage, best-cohort rate, lift
    with a bootstrap confidence interval, WRAcc, churn inside vs outside, and for
-   exclusions the share of best customers wrongly excluded. P-values are
-   corrected with Benjamini-Hochberg across *every candidate proposed* in step 1
-   (the ones not selected count with p = 1); a criterion that is not confirmed
-   (q >= alpha) is dropped and listed as unconfirmed. If no
+   exclusions the share of best customers wrongly excluded. An ICP criterion
+   must also improve the segment *given the others* on these rows (Fisher test
+   inside the accounts meeting every other ICP criterion and no exclusion): of two
+   correlated columns, the one that only rode along with the cause adds nothing
+   there. P-values are corrected with Benjamini-Hochberg across *every candidate
+   proposed* in step 1 (the ones not selected count with p = 1); a criterion that
+   is not confirmed (q >= alpha) is dropped (the weakest ICP criterion first, the
+   others tested again without it) and listed as unconfirmed. If no
    inclusion is confirmed, or the ICP's lift interval includes 1, the verdict
    says no reliable ICP was found, and why.
+
+**Small data: K-fold cross-fitting.** Below :data:`CROSSFIT_BELOW` accounts, or
+when the held-out split is too small to confirm a segment twice as good as average
+(:func:`use_crossfit`), a three-way split leaves too few rows for each step (300
+accounts leave about 90 held-out). Then steps 1-2 run in each of K folds on the other
+K-1 folds (models refit there), the fold's criteria are applied to its left-out
+accounts, and the pooled out-of-fold memberships are the evidence: every account
+serves as held-out evidence once. The final criteria come from the same procedure on
+all accounts; the interval is a bootstrap of the pooled out-of-fold accounts (see
+:func:`_derive_crossfit`).
 
 Only targetable columns reach step 1: outcomes, post-sale columns, identifiers
 and leakage suspects are removed before (see :mod:`icpml.features`).
@@ -1759,6 +1777,8 @@ class CriteriaSplit:
 CROSSFIT_BELOW = 1500
 #: ... and also when the held-out split could not confirm a segment this much better than average.
 CROSSFIT_LIFT = 2.0
+#: Cross-fitting needs at least this many accounts per fold (fewer: the three-way split).
+_MIN_FOLD_ROWS = 10
 
 
 def use_crossfit(n_accounts: int, n_holdout: int, base_rate: float) -> bool:
@@ -1814,8 +1834,9 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
     split : CriteriaSplit
         Every account with its cohort, churn and part. With the three-way split,
         selection chooses, train + selection refine numeric bounds (outcome labels),
-        holdout confirms. When the data are small (:func:`use_crossfit`) and
-        ``split.refit`` is given, K-fold cross-fitting replaces it (see
+        holdout confirms. When the data are small (:func:`use_crossfit`),
+        ``split.refit`` is given and there are at least 10 accounts per fold, K-fold
+        cross-fitting replaces it (see
         :func:`_derive_crossfit`).
     cfg : CriteriaConfig
     seed : int
@@ -1837,7 +1858,8 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
     """
     hold, hold_coh, hold_ch = split.rows("holdout")
     base = float((hold_coh == BEST).mean()) if len(hold_coh) else float("nan")
-    if split.refit is not None and use_crossfit(len(split.accounts), len(hold), base):
+    if (split.refit is not None and len(split.accounts) >= _MIN_FOLD_ROWS * split.n_folds
+            and use_crossfit(len(split.accounts), len(hold), base)):
         return _derive_crossfit(kinds, allowed, split, cfg=cfg, seed=seed)
     sel, sel_coh, sel_ch = split.rows("selection")
     ref, ref_coh, _ = split.rows("train", "selection")
@@ -1942,6 +1964,9 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
     oof_anti = np.zeros(n, dtype=bool)
     per_fold: list[tuple[np.ndarray, CriteriaSet]] = []
     for tr, te in split.folds():
+        if min((coh.iloc[tr] == BEST).sum(), (coh.iloc[tr] == WORST).sum()) < 2:
+            per_fold.append((te, CriteriaSet()))  # nothing to learn from: no criteria
+            continue
         fe, ce = split.refit(df.index[tr])
         a_k, i_k, _ = select_criteria(
             fe, ce, kinds, allowed, df.iloc[tr], coh.iloc[tr],

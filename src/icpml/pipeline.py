@@ -10,6 +10,9 @@ Rows are split once, stratified by cohort, into three disjoint parts:
 * **selection** chooses which candidate criteria to keep;
 * **holdout** measures everything reported (model metrics, criterion evidence,
   tier outcomes), on accounts that influenced neither the models nor the choice.
+
+On small data the criteria stage uses K-fold cross-fitting over all accounts
+instead (models refit per fold; see :func:`icpml.criteria.use_crossfit`).
 """
 
 from __future__ import annotations
