@@ -1413,7 +1413,7 @@ def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.
 
 #: Fewer accounts than this in the segment: category sets stay as SHAP proposed them (a
 #: ranking of many categories on a few dozen accounts picks noise).
-_MIN_SET_ROWS = 200
+_MIN_SET_ROWS = 60
 
 
 def fit_set(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.ndarray,
