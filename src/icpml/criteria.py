@@ -66,22 +66,40 @@ in three steps that never share rows:
    column when several pass (on a few dozen rows a strong and a weak column can
    tie by chance). Once the columns are settled, each cut is chosen again given
    all the other criteria (a band picked before the industries it matters in is
-   too wide). Finally each kept numeric bound is refined on outcome labels of
-   the non-held-out rows: within the accounts ranked near the bound, the split
-   that best separates best (ICP) or worst (exclusion) from the rest. Tree
-   ensembles smear a step over several nearby thresholds; the outcomes say where
-   it really is.
+   too wide). Finally, on outcome labels of the non-held-out rows: each ICP
+   criterion's bounds (:func:`fit_band`) or category set (:func:`fit_set`) is
+   chosen for the segment *given the other criteria*: the change points of the
+   best rate inside the others' segment (largest chi-square, as a tree splits),
+   not the tightest interval; the model's cut stays unless the data clearly
+   prefer another. Each exclusion bound is refined locally (within the accounts
+   ranked near the bound, the split that best separates worst from the rest).
+   Tree ensembles smear a step over several nearby thresholds; the outcomes say
+   where it really is.
 
 3. **Confirm and measure** (the held-out split: never used to fit or to
    select). For every kept criterion, and for the combined ICP (all inclusions,
    no exclusion) and anti-ICP (any exclusion): coverage, best-cohort rate, lift
    with a bootstrap confidence interval, WRAcc, churn inside vs outside, and for
-   exclusions the share of best customers wrongly excluded. P-values are
-   corrected with Benjamini-Hochberg across *every candidate proposed* in step 1
-   (the ones not selected count with p = 1); a criterion that is not confirmed
-   (q >= alpha) is dropped and listed as unconfirmed. If no
+   exclusions the share of best customers wrongly excluded. An ICP criterion
+   must also improve the segment *given the others* on these rows (Fisher test
+   inside the accounts meeting every other ICP criterion and no exclusion): of two
+   correlated columns, the one that only rode along with the cause adds nothing
+   there. P-values are corrected with Benjamini-Hochberg across *every candidate
+   proposed* in step 1 (the ones not selected count with p = 1); a criterion that
+   is not confirmed (q >= alpha) is dropped (the weakest ICP criterion first, the
+   others tested again without it) and listed as unconfirmed. If no
    inclusion is confirmed, or the ICP's lift interval includes 1, the verdict
    says no reliable ICP was found, and why.
+
+**Small data: K-fold cross-fitting.** Below :data:`CROSSFIT_BELOW` accounts, or
+when the held-out split is too small to confirm a segment twice as good as average
+(:func:`use_crossfit`), a three-way split leaves too few rows for each step (300
+accounts leave about 90 held-out). Then steps 1-2 run in each of K folds on the other
+K-1 folds (models refit there), the fold's criteria are applied to its left-out
+accounts, and the pooled out-of-fold memberships are the evidence: every account
+serves as held-out evidence once. The final criteria come from the same procedure on
+all accounts; the interval is a bootstrap of the pooled out-of-fold accounts (see
+:func:`_derive_crossfit`).
 
 Only targetable columns reach step 1: outcomes, post-sale columns, identifiers
 and leakage suspects are removed before (see :mod:`icpml.features`).
@@ -94,6 +112,7 @@ import json
 import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -110,7 +129,7 @@ from icpml.errors import ConfigError
 from icpml.explain import Explanation
 from icpml.features import MISSING
 
-__all__ = ["Criterion", "CriteriaSet", "derive_criteria", "select_criteria", "segment_evidence",
+__all__ = ["Criterion", "CriteriaSet", "CriteriaSplit", "derive_criteria", "use_crossfit", "fit_band", "select_criteria", "segment_evidence",
            "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates"]
 
 SCHEMA_VERSION = "1.0"
@@ -1292,6 +1311,160 @@ def refine_numeric(c: Criterion, rows: pd.DataFrame, cohort: pd.Series) -> Crite
     return replace(c, low=low, high=high)
 
 
+def _band_stat(pos: np.ndarray, cnt: np.ndarray, total_pos: float, n: int) -> np.ndarray:
+    """Pearson chi-square of a 2x2 table (inside vs outside, best vs rest), vectorised."""
+    out_pos, out_n = total_pos - pos, n - cnt
+    p = total_pos / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = pos / cnt - out_pos / out_n
+        stat = cnt * out_n / n * diff ** 2 / (p * (1 - p))
+    return np.where((cnt > 0) & (out_n > 0) & (diff > 0), stat, -np.inf)
+
+
+def _chi2_in(c: Criterion, rows: pd.DataFrame, y: np.ndarray, seg: np.ndarray) -> float:
+    """Pearson chi-square of ``c`` (inside vs outside) against ``y`` among ``seg`` (0 when ``c``
+    does not raise the rate)."""
+    m = c.mask(rows).to_numpy(bool)[seg]
+    yy = np.asarray(y, dtype=bool)[seg]
+    n = len(yy)
+    if n == 0:
+        return -np.inf
+    return max(0.0, float(_band_stat(np.array([yy[m].sum()], float), np.array([m.sum()], float),
+                                     float(yy.sum()), n)[0]))
+
+
+#: How much (chi-square, 1 df at 5%) a second edge must add before a band replaces a one-sided cut.
+_EDGE_GAIN = 3.84
+
+
+def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.ndarray,
+             min_k: int, max_cuts: int = 200) -> Criterion:
+    """Choose an ICP numeric criterion's bounds for the segment, given the other criteria.
+
+    Among ``rows`` in ``segment`` (every other ICP criterion met, no exclusion), the
+    bounds are the cut points that best separate best-cohort accounts from the rest of
+    the segment (largest Pearson chi-square of inside vs outside the band, the split a
+    depth-2 tree makes): the change points of the best rate, not the tightest interval
+    with the most significant lift nor the widest one with the largest F1 (with
+    additive effects the accounts just outside a planted band are still above average,
+    and F1 / WRAcc would widen the band to take them). A two-sided band replaces the
+    best one-sided cut only when its second edge adds a chi-square of at least 3.84 (5%,
+    1 df); a one-sided cut replaces "no cut" likewise; and the result replaces the
+    model's bounds only when it beats them by the same margin and clears the 5%
+    chi-square Bonferroni-corrected for the cut points scanned (noise never moves a
+    bound). Each bound is the roundest number
+    between the two observed values it separates (:func:`_roundest`). Missing values
+    never meet the criterion. Returns ``c`` unchanged when it is not a numeric ICP
+    criterion, the segment has fewer than ``4 * min_k`` accounts, or no cut clears the
+    bar (the caller's confirmation test then decides whether it stays).
+    """
+    if c.kind != "icp" or c.also or OPERATORS[c.op].family != "numeric":
+        return c
+    x_all = pd.to_numeric(rows[c.column], errors="coerce").to_numpy(float)
+    seg = segment & np.isfinite(x_all)
+    n_seg = int(segment.sum())
+    if n_seg < 4 * min_k:
+        return c
+    y_all = np.asarray(is_best, dtype=bool)
+    miss_pos = float(y_all[segment & ~np.isfinite(x_all)].sum())
+    order = np.argsort(x_all[seg], kind="stable")
+    x, y = x_all[seg][order], y_all[seg][order].astype(float)
+    m = len(x)
+    cs = np.concatenate([[0.0], np.cumsum(y)])
+    # cut positions i (x[:i] below, x[i:] above) where the value changes; at most max_cuts
+    cuts = np.flatnonzero(x[1:] != x[:-1]) + 1
+    if len(cuts) > max_cuts:
+        cuts = cuts[np.unique(np.linspace(0, len(cuts) - 1, max_cuts).round().astype(int))]
+    lo_i = np.concatenate([[0], cuts])      # band starts at x[lo]
+    hi_i = np.concatenate([cuts, [m]])      # band ends before x[hi]
+    total = float(cs[-1]) + miss_pos
+    cnt = hi_i[None, :] - lo_i[:, None]
+    pos = cs[hi_i][None, :] - cs[lo_i][:, None]
+    stat = _band_stat(pos, cnt.astype(float), total, n_seg)
+    stat = np.where((cnt >= min_k) & (n_seg - cnt >= min_k), stat, -np.inf)
+    # whole range (only missing values left out), one-sided (an open end) and two-sided
+    full = stat[0, -1]
+    one_lo, one_hi = stat[:, -1], stat[0, :]
+    a = int(np.argmax(one_lo))
+    z = int(np.argmax(one_hi))
+    one = (one_lo[a], a, len(hi_i) - 1) if one_lo[a] >= one_hi[z] else (one_hi[z], 0, z)
+    two_flat = int(np.argmax(stat))
+    ta, tz = divmod(two_flat, stat.shape[1])
+    best = (full, 0, len(hi_i) - 1)
+    if np.isfinite(one[0]) and one[0] >= (full if np.isfinite(full) else 0.0) + _EDGE_GAIN:
+        best = one
+    if np.isfinite(stat[ta, tz]) and stat[ta, tz] >= best[0] + _EDGE_GAIN and ta > 0 and tz < len(hi_i) - 1:
+        best = (stat[ta, tz], ta, tz)
+    scan = float(stats.chi2.isf(0.05 / max(len(cuts), 1), 1))  # the best of many cut points
+    if best[0] < max(scan, _chi2_in(c, rows, y_all, segment) + _EDGE_GAIN):
+        return c  # the data do not clearly prefer other bounds: keep the model's
+    _, a, z = best
+    lo, hi = int(lo_i[a]), int(hi_i[z])
+    if lo == 0 and hi == m:
+        return c
+    low = _roundest(x[lo - 1], x[lo], include_lo=False, include_hi=True) if lo > 0 else None
+    high = _roundest(x[hi - 1], x[hi], include_lo=True, include_hi=False) if hi < m else None
+    if low is not None and high is not None:
+        return replace(c, op="between", low=low, high=high)
+    if low is not None:
+        return replace(c, op=">=", low=low, high=None)
+    return replace(c, op="<=", low=None, high=high)
+
+
+#: Fewer accounts than this in the segment: category sets stay as SHAP proposed them (a
+#: ranking of many categories on a few dozen accounts picks noise).
+_MIN_SET_ROWS = 60
+
+
+def fit_set(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.ndarray,
+            min_k: int, min_per_value: int = 3) -> Criterion:
+    """Choose an ICP category set for the segment, given the other criteria.
+
+    Among ``rows`` in ``segment`` (every other ICP criterion met, no exclusion), the
+    categories with at least ``min_per_value`` accounts there are ranked by their best
+    rate (shrunk towards the segment's rate by one pseudo-account, so a category seen
+    twice does not lead); the set is the prefix of that ranking with the largest Pearson
+    chi-square of inside vs outside (the optimal binary split of an ordered category,
+    Breiman et al. 1984, sec. 9.4). The set keeps SHAP's choice when the data cannot
+    tell (fewer than ``4 * min_k`` or :data:`_MIN_SET_ROWS` accounts, or no prefix beats SHAP's set by the
+    5% chi-square, Bonferroni-corrected for the prefixes compared). Only plain
+    ``in`` criteria of columns with three or more categories are refit.
+    """
+    if c.kind != "icp" or c.also or c.op != "in":
+        return c
+    seg = np.asarray(segment, dtype=bool)
+    n = int(seg.sum())
+    if n < max(4 * min_k, _MIN_SET_ROWS):
+        return c
+    cat = _as_category(rows[c.column]).to_numpy(object)[seg]
+    keys = np.array([spelling_key(v) for v in cat], dtype=object)
+    y = np.asarray(is_best, dtype=bool)[seg]
+    uk, inv = np.unique(keys, return_inverse=True)
+    if len(uk) < 3:
+        return c
+    cnt = np.bincount(inv, minlength=len(uk)).astype(float)
+    pos = np.bincount(inv, weights=y.astype(float), minlength=len(uk))
+    rate = (pos + y.mean()) / (cnt + 1)
+    order = [i for i in np.argsort(-rate, kind="stable") if cnt[i] >= min_per_value]
+    if not order:
+        return c
+    stat = _band_stat(np.cumsum(pos[order]), np.cumsum(cnt[order]), float(y.sum()), n)
+    stat = np.where(np.cumsum(cnt[order]) >= min_k, stat, -np.inf)
+    j = int(np.argmax(stat))
+    bar = float(stats.chi2.isf(0.05 / max(len(order) - 1, 1), 1))  # the best of several prefixes
+    if not np.isfinite(stat[j]) or stat[j] < _chi2_in(c, rows, is_best, seg) + bar:
+        return c  # the data do not clearly prefer another set: keep the model's
+    chosen = set(uk[order[:j + 1]])
+    # one shown spelling per key: the most frequent one in the segment
+    names = {}
+    for v, k in zip(cat, keys, strict=True):
+        if k in chosen:
+            names.setdefault(k, {}).setdefault(v, 0)
+            names[k][v] += 1
+    values = tuple(sorted(max(sorted(d), key=d.get) for d in names.values()))
+    return replace(c, values=values)
+
+
 # ----------------------------------------------------------------------------- derive
 def _odds_ratio(bad: np.ndarray, m: np.ndarray) -> float:
     """Odds ratio of ``bad`` inside vs outside ``m`` (0.5 continuity correction)."""
@@ -1523,34 +1696,148 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
                        _min_count(cfg, len(rows)))
     if refine_rows is not None and refine_cohort is not None:
         anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
-        icp = [refine_numeric(c, refine_rows, refine_cohort) for c in icp]
+        icp = _fit_bands(icp, anti, refine_rows, refine_cohort, cfg)
     return anti, icp, len(cands) + len(pairs)
 
 
+def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
+               cohort: pd.Series, cfg: CriteriaConfig, passes: int = 2) -> list[Criterion]:
+    """Each ICP criterion's bounds or category set chosen given all the others.
+
+    :func:`fit_band` for numeric criteria, :func:`fit_set` for category sets; two passes
+    in order, so a criterion chosen before another one moved is chosen again.
+    """
+    b = (cohort == BEST).to_numpy(bool)
+    clear = np.ones(len(rows), dtype=bool)
+    for c in anti:
+        clear &= ~c.mask(rows).to_numpy(bool)
+    min_k = _min_count(cfg, len(rows))
+    icp = list(icp)
+    for _ in range(passes):
+        for i, c in enumerate(icp):
+            seg = clear.copy()
+            for j, o in enumerate(icp):
+                if j != i:
+                    seg &= o.mask(rows).to_numpy(bool)
+            icp[i] = fit_set(fit_band(c, rows, b, seg, min_k), rows, b, seg, min_k)
+    return icp
+
+
+@dataclass
+class CriteriaSplit:
+    """The accounts the criteria stage reads, and which rows play which part.
+
+    Attributes
+    ----------
+    accounts : DataFrame
+        Every account (coerced table), in one index.
+    cohorts : Series
+        Cohort (best / middle / worst) of each account, same index.
+    part : Series
+        ``train`` / ``selection`` / ``holdout`` per account (the pipeline's split).
+    churned : Series of bool, optional
+    refit : callable, optional
+        ``refit(index) -> (fit_explanation, churn_explanation or None)``: fit the models
+        on the accounts of ``index`` only and explain those accounts. Needed for K-fold
+        cross-fitting (small data); without it the three-way split is always used.
+    n_folds : int
+        Folds of the cross-fitting.
+    seed : int
+        Seed of the fold assignment and of the bootstraps.
+    """
+
+    accounts: pd.DataFrame
+    cohorts: pd.Series
+    part: pd.Series
+    churned: pd.Series | None = None
+    refit: Callable[[pd.Index], tuple[Explanation, Explanation | None]] | None = None
+    n_folds: int = 5
+    seed: int = 0
+
+    def rows(self, *parts: str) -> tuple[pd.DataFrame, pd.Series, pd.Series | None]:
+        """Accounts, cohorts and churn of the given parts (all accounts when none given)."""
+        m = self.part.isin(parts).to_numpy(bool) if parts else np.ones(len(self.part), dtype=bool)
+        ch = self.churned[m] if self.churned is not None else None
+        return self.accounts[m], self.cohorts[m], ch
+
+    def folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``n_folds`` (in-fold, out-of-fold) positional index pairs, stratified by cohort."""
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        strat = self.cohorts.astype(str).to_numpy()
+        counts = pd.Series(strat).value_counts()
+        if len(counts) > 1 and counts.min() >= self.n_folds:
+            kf = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
+            return list(kf.split(np.zeros(len(strat)), strat))
+        kf = KFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
+        return list(kf.split(np.zeros(len(strat))))
+
+
+#: Below this many accounts, criteria are selected and confirmed by K-fold cross-fitting.
+CROSSFIT_BELOW = 1500
+#: ... and also when the held-out split could not confirm a segment this much better than average.
+CROSSFIT_LIFT = 2.0
+#: Cross-fitting needs at least this many accounts per fold (fewer: the three-way split).
+_MIN_FOLD_ROWS = 10
+
+
+def use_crossfit(n_accounts: int, n_holdout: int, base_rate: float) -> bool:
+    """Whether the data are small enough for K-fold cross-fitting (see :func:`derive_criteria`).
+
+    True below :data:`CROSSFIT_BELOW` accounts, or when a segment covering 25% of the
+    held-out rows would need a lift of :data:`CROSSFIT_LIFT` or more to be told apart
+    from chance (:func:`detectable_lift`; not estimable counts as too few).
+    """
+    need = detectable_lift(n_holdout, base_rate)
+    return n_accounts < CROSSFIT_BELOW or not need < CROSSFIT_LIFT
+
+
+def _side(c: Criterion) -> str:
+    return "include" if c.kind == "icp" else ("churn" if c.source == "churn_model" else "exclude")
+
+
+def _given_others_p(m: np.ndarray, seg: np.ndarray, b: np.ndarray) -> float:
+    """One-sided Fisher p that ``m`` raises the best rate ``b`` inside ``seg`` (1.0 if no test)."""
+    inside, outside = seg & m, seg & ~m
+    if not inside.any() or not outside.any():
+        return 1.0
+    return _fisher_greater(int(b[inside].sum()), int(inside.sum()), int(b[outside].sum()),
+                           int(outside.sum()))
+
+
+def _confirm(chosen: list[Criterion], p: dict, n_cands: int, alpha: float,
+             ok: dict | None = None) -> tuple[list[Criterion], list[Criterion]]:
+    """Benjamini-Hochberg across every candidate proposed (the unselected count with p = 1)."""
+    p_all = np.array([p[c.key] for c in chosen] + [1.0] * max(n_cands - len(chosen), 0))
+    q = benjamini_hochberg(p_all)[:len(chosen)] if chosen else []
+    confirmed, unconfirmed = [], []
+    for c, qv in zip(chosen, q, strict=True):
+        c.evidence["q_value"] = float(qv)
+        good = qv < alpha and (ok is None or ok.get(c.key, True))
+        (confirmed if good else unconfirmed).append(c)
+    return confirmed, unconfirmed
+
+
 def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds: dict[str, str],
-                    allowed: list[str], select: pd.DataFrame, select_cohort: pd.Series,
-                    holdout: pd.DataFrame, holdout_cohort: pd.Series, *,
-                    select_churn: pd.Series | None = None, holdout_churn: pd.Series | None = None,
-                    refine_rows: pd.DataFrame | None = None, refine_cohort: pd.Series | None = None,
-                    cfg: CriteriaConfig, seed: int = 0) -> CriteriaSet:
+                    allowed: list[str], split: CriteriaSplit, *, cfg: CriteriaConfig,
+                    seed: int = 0) -> CriteriaSet:
     """Propose, select and confirm criteria (see the module docstring).
 
     Parameters
     ----------
     fit_expl, churn_expl : Explanation
-        SHAP of the fit and churn models on the proposal rows.
+        SHAP of the fit and churn models on the proposal rows (train + selection).
     kinds : dict
         Kind of each targetable column.
     allowed : list of str
         Columns criteria may name (targetable, not screened out).
-    select, holdout : DataFrame
-        Selection and held-out accounts (all cohorts).
-    select_cohort, holdout_cohort : Series
-        Cohort (best / middle / worst) of those accounts.
-    select_churn, holdout_churn : Series of bool, optional
-    refine_rows, refine_cohort : DataFrame and Series, optional
-        Non-held-out accounts and their cohorts, on which numeric bounds are
-        refined after selection (outcome labels only; held-out rows never).
+    split : CriteriaSplit
+        Every account with its cohort, churn and part. With the three-way split,
+        selection chooses, train + selection refine numeric bounds (outcome labels),
+        holdout confirms. When the data are small (:func:`use_crossfit`),
+        ``split.refit`` is given and there are at least 10 accounts per fold, K-fold
+        cross-fitting replaces it (see
+        :func:`_derive_crossfit`).
     cfg : CriteriaConfig
     seed : int
         Seed of the bootstrap.
@@ -1558,40 +1845,194 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
     Returns
     -------
     CriteriaSet
+        ``meta["evidence"]`` says how the evidence was obtained (``holdout`` or
+        ``crossfit``, with the folds).
+
+    Confirmation: an exclusion is confirmed by its held-out evidence alone; an ICP
+    criterion must also improve the segment *given the others* on held-out rows (its
+    one-sided Fisher test inside the accounts that meet every other ICP criterion and
+    no exclusion). ``evidence["p_value"]`` is the larger of the two p-values
+    (``p_alone``, ``p_given_others``), and is what Benjamini-Hochberg corrects. An ICP
+    criterion that fails is dropped and the others are tested again without it (the
+    weakest first), so a correlated column that only rode along with the cause drops out.
     """
+    hold, hold_coh, hold_ch = split.rows("holdout")
+    base = float((hold_coh == BEST).mean()) if len(hold_coh) else float("nan")
+    if (split.refit is not None and len(split.accounts) >= _MIN_FOLD_ROWS * split.n_folds
+            and use_crossfit(len(split.accounts), len(hold), base)):
+        return _derive_crossfit(kinds, allowed, split, cfg=cfg, seed=seed)
+    sel, sel_coh, sel_ch = split.rows("selection")
+    ref, ref_coh, _ = split.rows("train", "selection")
     anti, icp, n_cands = select_criteria(
-        fit_expl, churn_expl, kinds, allowed, select, select_cohort, select_churn=select_churn,
-        refine_rows=refine_rows, refine_cohort=refine_cohort, cfg=cfg)
-    holdout_best, holdout_worst = holdout_cohort == BEST, holdout_cohort == WORST
+        fit_expl, churn_expl, kinds, allowed, sel, sel_coh, select_churn=sel_ch,
+        refine_rows=ref, refine_cohort=ref_coh, cfg=cfg)
+    holdout_best, holdout_worst = hold_coh == BEST, hold_coh == WORST
+    b = holdout_best.to_numpy(bool)
 
     # step 3: confirm on held-out rows
     def ev(c: Criterion) -> dict:
-        side = "include" if c.kind == "icp" else ("churn" if c.source == "churn_model" else "exclude")
-        return segment_evidence(c.mask(holdout), holdout_best, holdout_churn,
-                                is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap, seed=seed,
-                                side=side)
+        return segment_evidence(c.mask(hold), holdout_best, hold_ch, is_worst=holdout_worst,
+                                n_bootstrap=cfg.n_bootstrap, seed=seed, side=_side(c))
 
     chosen = [replace(c, evidence=ev(c)) for c in anti + icp]
-    # BH across *every* candidate proposed: those not selected count with p = 1 (never
-    # confirmed), so the correction is for all the hypotheses the search looked at
-    p_all = np.array([c.evidence["p_value"] for c in chosen]
-                     + [1.0] * max(n_cands - len(chosen), 0))
-    q = benjamini_hochberg(p_all)[:len(chosen)] if chosen else []
-    confirmed, unconfirmed = [], []
-    for c, qv in zip(chosen, q, strict=True):
-        c.evidence["q_value"] = float(qv)
-        (confirmed if qv < cfg.alpha else unconfirmed).append(c)
+    masks = {c.key: c.mask(hold).to_numpy(bool) for c in chosen}
+    clear = np.ones(len(hold), dtype=bool)
+    for c in chosen:
+        if c.kind == "anti_icp":
+            clear &= ~masks[c.key]
+    dropped: list[Criterion] = []
+    while True:
+        icp_now = [c for c in chosen if c.kind == "icp"]
+        p = {}
+        for c in chosen:
+            p[c.key] = c.evidence.setdefault("p_alone", c.evidence["p_value"])
+            if c.kind == "icp":
+                seg = clear.copy()
+                for o in icp_now:
+                    if o.key != c.key:
+                        seg &= masks[o.key]
+                c.evidence["p_given_others"] = _given_others_p(masks[c.key], seg, b)
+                p[c.key] = max(p[c.key], c.evidence["p_given_others"])
+            c.evidence["p_value"] = p[c.key]
+        confirmed, unconfirmed = _confirm(chosen, p, n_cands, cfg.alpha)
+        failed = [c for c in unconfirmed if c.kind == "icp"]
+        if not failed or len(icp_now) <= 1:
+            break
+        # the weakest goes; the others are tested again without it
+        worst = max(failed, key=lambda c: (c.evidence["q_value"], c.describe()))
+        worst.evidence["dropped"] = "did not improve the segment given the other criteria"
+        dropped.append(worst)
+        chosen = [c for c in chosen if c.key != worst.key]
+    unconfirmed += dropped
     cs = CriteriaSet(icp=[c for c in confirmed if c.kind == "icp"],
                      anti_icp=[c for c in confirmed if c.kind == "anti_icp"],
                      unconfirmed=unconfirmed)
     cs.meta["n_candidates"] = n_cands
-    cs.icp_evidence = segment_evidence(cs.icp_mask(holdout), holdout_best, holdout_churn,
+    cs.meta["evidence"] = {"method": "holdout", "n": len(hold),
+                           "interval": "percentile bootstrap of the held-out accounts"}
+    cs.icp_evidence = segment_evidence(cs.icp_mask(hold), holdout_best, hold_ch,
                                        is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
                                        seed=seed, side="include")
-    cs.anti_evidence = segment_evidence(cs.anti_mask(holdout), holdout_best, holdout_churn,
+    cs.anti_evidence = segment_evidence(cs.anti_mask(hold), holdout_best, hold_ch,
                                         is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
                                         seed=seed, side="exclude")
-    cs.verdict = _verdict(cs, len(holdout))
+    cs.verdict = _verdict(cs, len(hold))
+    return cs
+
+
+def _twin(c: Criterion, cs: CriteriaSet) -> Criterion | None:
+    """The criterion of ``cs`` on the same column(s) and side as ``c`` (None if none)."""
+    return next((d for d in (cs.icp if c.kind == "icp" else cs.anti_icp) if d.columns == c.columns),
+                None)
+
+
+def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaSplit, *,
+                     cfg: CriteriaConfig, seed: int) -> CriteriaSet:
+    """K-fold cross-fitting for small data: every account serves as held-out evidence once.
+
+    For each of ``split.n_folds`` folds (stratified by cohort): the models are refit on
+    the other folds (``split.refit``), and candidates are proposed, selected and their
+    bounds fit on those folds only (steps 1-2 of the module docstring, with the other
+    folds as selection and refinement rows); the resulting ICP and anti-ICP are then
+    applied to the left-out fold. Pooling the left-out folds gives every account a
+    membership decided by criteria chosen without it.
+
+    * **Final criteria**: the same procedure on all accounts.
+    * **Confirmation of a final criterion**: the folds' criteria on the same column(s)
+      and side are its out-of-fold twins. It is confirmed when a twin was selected in a
+      majority of the folds (consistency) and, on the pooled left-out rows, the twins
+      raise the best rate alone (rows of folds without a twin count as not matching) and
+      given the fold's other ICP criteria (ICP side), at Benjamini-Hochberg ``alpha``
+      across the hypotheses tested out of fold: every (side, columns) that some fold
+      selected, plus the final criteria. (Each fold chose its criteria without its
+      left-out rows, so the candidates a fold rejected were never tested on them.)
+    * **ICP / anti-ICP evidence and interval**: the pooled out-of-fold memberships
+      against the accounts' cohorts, with a percentile bootstrap of the pooled
+      out-of-fold accounts (memberships held fixed, accounts resampled). It measures the
+      *procedure* that produced the final criteria on accounts it did not see, the
+      cross-validated estimate of a selected model's performance (cross-fitting as in
+      Chernozhukov et al. 2018, "Double/debiased machine learning", Econometrics Journal
+      21(1); the bootstrap as in Efron & Tibshirani 1993, ch. 13). Because the rows of
+      different folds were judged by slightly different rules, it slightly understates
+      the final criteria's own lift when they are stable across folds.
+
+    ``meta["evidence"]`` records the method, folds and each fold's criteria.
+    """
+    df, coh, ch = split.rows()
+    n = len(df)
+    oof_icp = np.zeros(n, dtype=bool)
+    oof_anti = np.zeros(n, dtype=bool)
+    per_fold: list[tuple[np.ndarray, CriteriaSet]] = []
+    for tr, te in split.folds():
+        if min((coh.iloc[tr] == BEST).sum(), (coh.iloc[tr] == WORST).sum()) < 2:
+            per_fold.append((te, CriteriaSet()))  # nothing to learn from: no criteria
+            continue
+        fe, ce = split.refit(df.index[tr])
+        a_k, i_k, _ = select_criteria(
+            fe, ce, kinds, allowed, df.iloc[tr], coh.iloc[tr],
+            select_churn=ch.iloc[tr] if ch is not None else None,
+            refine_rows=df.iloc[tr], refine_cohort=coh.iloc[tr], cfg=cfg)
+        cs_k = CriteriaSet(icp=i_k, anti_icp=a_k)
+        rows = df.iloc[te]
+        oof_icp[te] = cs_k.icp_mask(rows).to_numpy(bool)
+        oof_anti[te] = cs_k.anti_mask(rows).to_numpy(bool)
+        per_fold.append((te, cs_k))
+    fe, ce = split.refit(df.index)
+    anti, icp, n_cands = select_criteria(fe, ce, kinds, allowed, df, coh, select_churn=ch,
+                                         refine_rows=df, refine_cohort=coh, cfg=cfg)
+    best, worst = coh == BEST, coh == WORST
+    b = best.to_numpy(bool)
+    k_folds = len(per_fold)
+    chosen, p, ok = [], {}, {}
+    for c in anti + icp:
+        m, seg, hits = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), 0
+        for te, cs_k in per_fold:
+            twin = _twin(c, cs_k)
+            if twin is None:
+                continue
+            hits += 1
+            rows = df.iloc[te]
+            m[te] = twin.mask(rows).to_numpy(bool)
+            if c.kind == "icp":
+                s = ~cs_k.anti_mask(rows).to_numpy(bool)
+                for o in cs_k.icp:
+                    if o is not twin:
+                        s &= o.mask(rows).to_numpy(bool)
+                seg[te] = s
+        evd = segment_evidence(pd.Series(m, index=df.index), best, ch, is_worst=worst,
+                               n_bootstrap=cfg.n_bootstrap, seed=seed, side=_side(c))
+        evd["p_alone"] = evd["p_value"]
+        evd["folds_selected"] = hits
+        if c.kind == "icp":
+            evd["p_given_others"] = _given_others_p(m, seg, b)
+            evd["p_value"] = max(evd["p_alone"], evd["p_given_others"])
+        c = replace(c, evidence=evd)
+        p[c.key], ok[c.key] = evd["p_value"], 2 * hits > k_folds
+        chosen.append(c)
+    # the hypotheses tested on out-of-fold rows: every (side, columns) some fold selected,
+    # and the final criteria (the folds chose theirs without their left-out rows)
+    family = {(c.kind, tuple(c.columns)) for _, cs_k in per_fold for c in cs_k.icp + cs_k.anti_icp}
+    family |= {(c.kind, tuple(c.columns)) for c in chosen}
+    confirmed, unconfirmed = _confirm(chosen, p, len(family), cfg.alpha, ok)
+    cs = CriteriaSet(icp=[c for c in confirmed if c.kind == "icp"],
+                     anti_icp=[c for c in confirmed if c.kind == "anti_icp"],
+                     unconfirmed=unconfirmed)
+    cs.meta["n_candidates"] = n_cands
+    cs.meta["evidence"] = {
+        "method": "crossfit", "n_hypotheses": len(family), "n": n, "folds": k_folds,
+        "interval": "percentile bootstrap of the pooled out-of-fold accounts",
+        "per_fold": [{"n_out_of_fold": len(te), "icp": [c.describe() for c in cs_k.icp],
+                      "anti_icp": [c.describe() for c in cs_k.anti_icp]} for te, cs_k in per_fold],
+    }
+    icp_oof = oof_icp if cs.icp else np.zeros(n, dtype=bool)
+    cs.icp_evidence = segment_evidence(pd.Series(icp_oof, index=df.index), best, ch,
+                                       is_worst=worst, n_bootstrap=cfg.n_bootstrap, seed=seed,
+                                       side="include")
+    cs.anti_evidence = segment_evidence(pd.Series(oof_anti, index=df.index), best, ch,
+                                        is_worst=worst, n_bootstrap=cfg.n_bootstrap, seed=seed,
+                                        side="exclude")
+    cs.verdict = _verdict(cs, n, rows=f"accounts, each judged by criteria chosen without it "
+                                      f"({k_folds}-fold cross-fitting)")
     return cs
 
 
@@ -1612,11 +2053,11 @@ def detectable_lift(n: int, base_rate: float, coverage: float = 0.25) -> float:
     return float("nan")
 
 
-def _verdict(cs: CriteriaSet, n_holdout: int) -> dict:
+def _verdict(cs: CriteriaSet, n_holdout: int, rows: str = "held-out accounts") -> dict:
     ev = cs.icp_evidence
     lo, hi = (ev.get("lift_ci") or [float("nan")] * 2)
     need = detectable_lift(n_holdout, ev.get("base_rate", float("nan")))
-    limits = (f" With {n_holdout} held-out accounts, only a segment about {need:.1f}x as good as "
+    limits = (f" With {n_holdout} {rows}, only a segment about {need:.1f}x as good as "
               "average (at 25% coverage) could be told apart from chance; weaker criteria cannot be "
               "concluded either way." if np.isfinite(need) else "")
     if not cs.icp:
@@ -1625,16 +2066,16 @@ def _verdict(cs: CriteriaSet, n_holdout: int) -> dict:
         if cs.unconfirmed:
             why += f" ({len(cs.unconfirmed)} candidate(s) did not hold up on held-out data)"
         return {"icp_found": False, "detectable_lift": need, "message": f"No reliable ICP found: {why}. "
-                f"Evidence from {n_holdout} held-out accounts cannot support an ICP; "
+                f"Evidence from {n_holdout} {rows} cannot support an ICP; "
                 f"collect more customers or test a hypothesis ICP.{limits}"}
     if not np.isfinite(lo) or lo <= 1.0:
         return {"icp_found": False, "detectable_lift": need, "message": (
             f"No reliable ICP found: the ICP's lift interval ({_fmtci(lo, hi)}) includes 1 on "
-            f"{n_holdout} held-out accounts, so it may be no better than chance.{limits}")}
+            f"{n_holdout} {rows}, so it may be no better than chance.{limits}")}
     wide = hi / lo > 1.8 if np.isfinite(hi) and lo > 0 else False
     return {"icp_found": True, "detectable_lift": need, "message": (
         f"ICP found: matching accounts reach the best cohort {ev['lift']:.1f}x as often as "
-        f"average (95% CI {_fmtci(lo, hi)}) on {n_holdout} held-out accounts."
+        f"average (95% CI {_fmtci(lo, hi)}) on {n_holdout} {rows}."
         + (f" The interval is wide: the true lift may be as low as {lo:.2f}, and criteria with "
            f"smaller effects than these cannot be concluded.{limits}" if wide else ""))}
 

@@ -10,6 +10,9 @@ Rows are split once, stratified by cohort, into three disjoint parts:
 * **selection** chooses which candidate criteria to keep;
 * **holdout** measures everything reported (model metrics, criterion evidence,
   tier outcomes), on accounts that influenced neither the models nor the choice.
+
+On small data the criteria stage uses K-fold cross-fitting over all accounts
+instead (models refit per fold; see :func:`icpml.criteria.use_crossfit`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sklearn.model_selection import train_test_split
 from icpml import __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
-from icpml.criteria import CriteriaSet, apply_stability, derive_criteria
+from icpml.criteria import CriteriaSet, CriteriaSplit, apply_stability, derive_criteria
 from icpml.data import (
     data_fingerprint,
     feature_kinds,
@@ -211,6 +214,26 @@ def _high_auc_warning(fit: TrainedModel, expl: Explanation) -> str | None:
             "before the sale (not outcomes, post-sale or contact-outcome measures)")
 
 
+def _refitter(df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series | None,
+              fit_kinds: dict[str, str], churn: TrainedModel | None, cfg: Config):
+    """``refit(index)`` for cross-fitted criteria: both models fit on those accounts only
+    (no cross-validation), SHAP on the same accounts."""
+    models_cfg = cfg.models.model_copy(update={"cv_folds": 1})
+
+    def refit(index: pd.Index) -> tuple[Explanation, Explanation | None]:
+        rows, coh = df.loc[index], cohorts.loc[index]
+        ends = (coh != MIDDLE).to_numpy()
+        y = (coh == BEST).to_numpy()[ends]
+        fit = train_model("fit", rows[ends], y, rows[ends], y, fit_kinds, models_cfg)
+        ch_expl = None
+        if churn is not None and churned is not None and churned.loc[index].nunique() == 2:
+            yc = churned.loc[index].to_numpy()
+            ch_expl = explain(train_model("churn", rows, yc, rows, yc, churn.kinds, models_cfg), rows)
+        return explain(fit, rows), ch_expl
+
+    return refit
+
+
 def _preflight(cfg: Config, *, track: bool, report: bool) -> None:
     """Fail in seconds, not after training, when the run's outputs cannot be written."""
     if track:
@@ -361,10 +384,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         allowed = list(fit_kinds)
         criteria = derive_criteria(
             fit_prop, churn_prop, kinds, allowed,
-            df[sel], cohorts[sel], df[ho], cohorts[ho],
-            select_churn=churned[sel] if churned is not None else None,
-            holdout_churn=churned[ho] if churned is not None else None,
-            refine_rows=df[tr | sel], refine_cohort=cohorts[tr | sel],
+            CriteriaSplit(df, cohorts, split, churned, seed=cfg.models.seed,
+                          refit=_refitter(df, cohorts, churned, fit_kinds, churn, cfg)),
             cfg=cfg.criteria, seed=cfg.models.seed,
         )
         hold_tiers = assign_tiers(criteria, df[ho])

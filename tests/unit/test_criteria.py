@@ -207,3 +207,81 @@ def test_one_stable_criterion_keeps_the_verdict():
     cs = _found_set()
     apply_stability(cs, {})  # stability skipped: nothing to say
     assert cs.verdict["tentative"] is False and cs.verdict["message"] == msg
+
+
+# ----------------------------------------------------------------------------- bounds, sets, split
+def _band_rows(seed: int, n: int = 3000, lo: float = 8.0, hi: float = 150.0, lift: float = 3.0):
+    """Lognormal revenue; best rate ``lift`` times higher inside [lo, hi] than outside."""
+    rng = np.random.default_rng(seed)
+    x = np.round(np.exp(rng.normal(np.log(30), 1.2, n)), 2)
+    inside = (x >= lo) & (x <= hi)
+    p = np.where(inside, 0.15 * lift, 0.15)
+    return pd.DataFrame({"revenue": x}), rng.random(n) < p
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_band_finds_planted_edges_not_the_tightest(seed):
+    from icpml.criteria import fit_band
+
+    rows, best = _band_rows(seed)
+    narrow = Criterion("icp", "revenue", "between", low=35, high=200)  # the too-narrow cut of issue 14
+    got = fit_band(narrow, rows, best, np.ones(len(rows), dtype=bool), min_k=90)
+    assert got.op == "between"
+    assert got.low == pytest.approx(8, rel=0.25) and got.high == pytest.approx(150, rel=0.25)
+
+
+def test_fit_band_keeps_bounds_without_signal():
+    from icpml.criteria import fit_band
+
+    rows, _ = _band_rows(0)
+    best = np.random.default_rng(5).random(len(rows)) < 0.25
+    c = Criterion("icp", "revenue", "between", low=10, high=100)
+    assert fit_band(c, rows, best, np.ones(len(rows), dtype=bool), min_k=90) == c
+
+
+def test_fit_band_one_sided_when_the_top_is_open():
+    from icpml.criteria import fit_band
+
+    rows, best = _band_rows(3, lo=20, hi=1e9)
+    got = fit_band(Criterion("icp", "revenue", "between", low=40, high=90), rows, best,
+                   np.ones(len(rows), dtype=bool), min_k=90)
+    assert got.op == ">=" and got.low == pytest.approx(20, rel=0.25)
+
+
+def test_fit_set_completes_a_category_set():
+    from icpml.criteria import fit_set
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    ind = rng.choice(["SaaS", "FinTech", "Retail", "Media", "Health", "Edu"], size=n)
+    best = rng.random(n) < np.where(np.isin(ind, ["SaaS", "FinTech"]), 0.5, 0.15)
+    rows = pd.DataFrame({"industry": pd.array(ind, dtype="string")})
+    got = fit_set(Criterion("icp", "industry", "in", values=("SaaS",)), rows, best,
+                  np.ones(n, dtype=bool), min_k=90)
+    assert got.values == ("FinTech", "SaaS")
+
+
+def test_use_crossfit_on_small_or_underpowered_data():
+    from icpml.criteria import use_crossfit
+
+    assert use_crossfit(300, 90, 0.25)
+    assert use_crossfit(1400, 420, 0.25)
+    assert not use_crossfit(2000, 600, 0.25)
+    assert use_crossfit(5000, 20, 0.25)  # too few held-out rows to see lift 2
+
+
+def test_split_folds_use_every_account_once_as_evidence():
+    from icpml.criteria import CriteriaSplit
+
+    idx = pd.Index([f"a{i}" for i in range(103)])
+    coh = pd.Series(np.where(np.arange(103) % 4 == 0, "best", "middle"), index=idx)
+    sp = CriteriaSplit(pd.DataFrame({"x": range(103)}, index=idx), coh,
+                       pd.Series("train", index=idx), seed=3)
+    folds = sp.folds()
+    assert len(folds) == 5
+    out = np.concatenate([te for _, te in folds])
+    assert sorted(out.tolist()) == list(range(103))
+    for tr, te in folds:
+        assert not set(tr) & set(te)
+        assert abs((coh.iloc[te] == "best").mean() - 0.25) < 0.06
+    assert [te.tolist() for _, te in folds] == [te.tolist() for _, te in sp.folds()]
