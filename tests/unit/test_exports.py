@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -132,8 +133,12 @@ def _case(name: str, tmp_path: Path) -> Path:
 
 
 def _icpml(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The CLI run from the case folder, which is its own project root (its ``.icpml``): no
+    project root or store of another test leaks in through the environment."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ICPML_PROJECT_ROOT", "MLFLOW_TRACKING_URI")}
     return subprocess.run([sys.executable, "-m", "icpml", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
