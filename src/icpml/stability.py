@@ -31,6 +31,9 @@ criterion's stable / unstable call (e.g. with 8 resamples and ``min_stability`` 
 after 5 refits in which every criterion reappeared). The calls are therefore those
 of all the resamples; the shares are over the refits made (``n_resamples``, next to
 ``max_resamples``). Everything is seeded per resample, so the result is reproducible.
+On a pool larger than :data:`MAX_REFIT_ROWS`, refits that are certain to be needed run
+side by side in worker processes (:func:`refit_jobs`: 2, or ``ICPML_JOBS``) and are
+read in resample order: the result is the one-process result.
 
 **Fidelity.** How well the readable tiers reproduce the fit model's ranking on
 held-out accounts: the ROC AUC of the tier order (Tier 1 > Tier 2 > Tier 3 >
@@ -185,7 +188,7 @@ def _run_refits(tasks: dict[int, dict], jobs: int) -> dict[int, list[Criterion]]
         return {i: _refit(**t) for i, t in tasks.items()}
     from joblib.externals.loky import get_reusable_executor
 
-    pool = get_reusable_executor(max_workers=jobs, timeout=120)
+    pool = get_reusable_executor(max_workers=jobs, timeout=60)
     futures = {i: pool.submit(_refit, **t) for i, t in tasks.items()}
     return {i: f.result() for i, f in futures.items()}
 
