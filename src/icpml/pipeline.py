@@ -42,7 +42,7 @@ from icpml.explain import Explanation, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
 from icpml.scoring import Scorer, assign_tiers, tier_summary
-from icpml.stability import criteria_stability, fidelity
+from icpml.stability import criteria_stability, fidelity, warm_workers
 
 __all__ = ["discover", "Discovery"]
 
@@ -353,6 +353,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             raise DataError("every feature column was screened out as constant, identifier or leak; "
                             "list genuine pre-sale columns under columns.features", source)
         split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
+        warm_workers(int((split != "holdout").sum()), cfg)
 
     is_best = cohorts == BEST
     ends_mask = cohorts != MIDDLE
