@@ -155,3 +155,25 @@ def test_cross_validation_runs_on_a_capped_stratified_sample(monkeypatch):
     assert full.cv["rows"] == 1000
     # the final model is fitted on every training row either way
     assert np.allclose(m.predict_proba(df.iloc[1000:]), full.predict_proba(df.iloc[1000:]))
+
+
+def test_report_states_shap_sample_and_what_stability_measures(discovery):
+    from icpml.report import render_html
+
+    html = render_html(discovery)
+    rows = discovery.criteria.meta["shap_rows"]
+    assert rows == {"proposal": 1400, "proposal_total": 1400, "holdout": 600, "holdout_total": 600}
+    assert "Exact SHAP values on 600 held-out accounts;" in html
+    assert "proposed from SHAP values on 1400 of the 1400 non-held-out accounts" in html
+    stab = discovery.criteria.meta["stability"]
+    assert stab["measures"] in html
+
+
+def test_held_out_shap_is_a_sample_by_cohort_on_a_large_holdout():
+    rows = pd.DataFrame({"x": np.arange(20_000)})
+    cohort = pd.Series(np.where(np.arange(20_000) % 4 == 0, "best", "middle"))
+    out = pipeline_mod._sample_by_cohort(rows, cohort, 5000, seed=0)
+    assert len(out) == 5000 and out.index.is_monotonic_increasing
+    assert (cohort.loc[out.index] == "best").sum() == 1250
+    assert pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0) is not None
+    assert len(pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0)) == 300
