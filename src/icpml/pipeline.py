@@ -284,7 +284,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     report : bool, default False
         Write ``reports/<run>/`` (report.html, criteria.md, criteria.json...).
     progress : callable, optional
-        ``progress(stage, done, total)``, called before and after each stage.
+        ``progress(stage, done, total)``, called before and after each stage, and during
+        stability after each refit with ``stage`` such as ``"stability 3/8, ~40 s left at most"``.
     source : str, optional
         Name of the data source for messages and provenance.
 
