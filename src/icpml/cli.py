@@ -148,7 +148,12 @@ def _interrupted_state() -> str:
 
 
 def _progress():
-    """A one-line stage progress display on a terminal; None elsewhere (logs suffice)."""
+    """A one-line stage progress display on a terminal; None elsewhere (logs suffice).
+
+    The line shows a bar over the stages, the stage (with its count and time left while a
+    long stage reports steps, e.g. ``stability 3/8, ~40 s left at most``) and the time so
+    far. Outside a terminal, with --quiet or with --verbose the stage log lines say it.
+    """
     if _State.quiet or _State.verbose or not sys.stderr.isatty():
         return None
     t0 = time.perf_counter()
@@ -157,7 +162,7 @@ def _progress():
         width = 24
         filled = int(width * done / max(total, 1))
         bar = "#" * filled + "-" * (width - filled)
-        msg = f"\r[{bar}] {done}/{total} {stage:<18} {time.perf_counter() - t0:5.1f}s"
+        msg = f"\r[{bar}] {done}/{total} {stage:<18} {time.perf_counter() - t0:5.1f}s\x1b[K"
         sys.stderr.write(msg)
         if done == total:
             sys.stderr.write("\n")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from icpml.features import business_column_map
-from icpml.models import TrainedModel
+from icpml.models import TrainedModel, openmp_threads
 
 __all__ = ["explain", "Explanation", "AdditivityError"]
 
@@ -95,7 +95,8 @@ def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> Expla
     if sv.ndim == 3:  # (n, features, classes) in some shap versions for binary models
         sv = sv[..., 1]
     base = float(np.ravel(explainer.expected_value)[-1])
-    raw = np.asarray(clf.decision_function(Z), dtype=float).ravel()
+    with openmp_threads():  # one thread: spinning OpenMP threads on a busy machine cost 10x
+        raw = np.asarray(clf.decision_function(Z), dtype=float).ravel()
     owner = business_column_map(pre)
     grouped = pd.DataFrame(sv, index=Xb.index, columns=owner).T.groupby(level=0, sort=False).sum().T
     grouped = grouped[[c for c in model.columns if c in grouped.columns]]

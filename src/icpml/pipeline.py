@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,14 +46,24 @@ from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import Scorer, assign_tiers, tier_summary
-from icpml.stability import criteria_stability, fidelity
+from icpml.stability import criteria_stability, fidelity, warm_workers
 
 __all__ = ["discover", "Discovery"]
 
 log = logging.getLogger(__name__)
 
-#: SHAP on at most this many accounts when proposing criteria (exact but O(n)).
+#: SHAP on at most this many accounts when proposing criteria (exact but O(n)), and on at
+#: most this many held-out accounts for the report's SHAP plots and the high-AUC warning.
 _MAX_SHAP_ROWS = 5000
+
+
+def _sample_by_cohort(rows: pd.DataFrame, cohort: pd.Series, n: int, seed: int) -> pd.DataFrame:
+    """``rows`` when they are at most ``n``; else ``n`` of them, each cohort in proportion (seeded)."""
+    if len(rows) <= n:
+        return rows
+    keep, _ = train_test_split(rows.index.to_numpy(), train_size=n, random_state=seed,
+                               stratify=cohort.to_numpy())
+    return rows.loc[rows.index.isin(keep)]
 
 
 @dataclass
@@ -138,26 +149,58 @@ class Discovery:
 
 
 class _Stages:
-    """Times each stage and reports it (log line; optional progress callback)."""
+    """Times each stage and reports it (log line; optional progress callback).
+
+    A stage that runs longer than :data:`HEARTBEAT_SECONDS` logs a line every
+    :data:`HEARTBEAT_SECONDS` (with its latest step count and time left, if it reports
+    steps), so an unattended run never goes quiet for long.
+    """
 
     def __init__(self, progress: Callable[[str, int, int], None] | None, total: int):
         self.progress = progress
         self.total = total
         self.done = 0
         self.timings: dict[str, float] = {}
+        self._where = ""
+        self._t0 = 0.0
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         if self.progress:
             self.progress(name, self.done, self.total)
-        t0 = time.perf_counter()
-        yield
+        t0 = self._t0 = time.perf_counter()
+        self._where = name
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(stop, name, t0), daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
         dt = time.perf_counter() - t0
         self.timings[name] = round(dt, 3)
         self.done += 1
         log.info("stage=%s seconds=%.2f", name, dt)
         if self.progress:
             self.progress(name, self.done, self.total)
+
+    def step(self, name: str, i: int, n: int) -> None:
+        """Step ``i`` of at most ``n`` of the current stage is done: progress text and ETA."""
+        elapsed = time.perf_counter() - self._t0
+        left = elapsed / i * (n - i) if i else float("nan")
+        self._where = f"{name} {i}/{n}" + (f", ~{left:.0f} s left at most" if i < n else "")
+        log.debug("stage=%s step=%d/%d seconds=%.1f", name, i, n, elapsed)
+        if self.progress:
+            self.progress(self._where, self.done, self.total)
+
+    def _heartbeat(self, stop: threading.Event, name: str, t0: float) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            log.info("stage=%s running seconds=%.0f (%s)", name, time.perf_counter() - t0, self._where)
+
+
+#: A stage running longer than this logs a line this often.
+HEARTBEAT_SECONDS = 30.0
 
 
 def _split(cohorts: pd.Series, cfg: Config, dates: pd.Series | None = None) -> pd.Series:
@@ -268,7 +311,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     report : bool, default False
         Write ``reports/<run>/`` (report.html, criteria.md, criteria.json...).
     progress : callable, optional
-        ``progress(stage, done, total)``, called before and after each stage.
+        ``progress(stage, done, total)``, called before and after each stage, and during
+        stability after each refit with ``stage`` such as ``"stability 3/8, ~40 s left at most"``.
     source : str, optional
         Name of the data source for messages and provenance.
 
@@ -340,6 +384,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             raise DataError("every feature column was screened out as constant, identifier or leak; "
                             "list genuine pre-sale columns under columns.features", source)
         split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
+        warm_workers(int((split != "holdout").sum()), cfg)
 
     is_best = cohorts == BEST
     ends_mask = cohorts != MIDDLE
@@ -374,8 +419,9 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             propose = propose.sample(_MAX_SHAP_ROWS, random_state=cfg.models.seed).sort_index()
         fit_prop = explain(fit, propose)
         churn_prop = explain(churn, propose) if churn is not None else None
-        fit_expl = explain(fit, df[ho])
-        churn_expl = explain(churn, df[ho]) if churn is not None else None
+        shown = _sample_by_cohort(df[ho], cohorts[ho], _MAX_SHAP_ROWS, cfg.models.seed)
+        fit_expl = explain(fit, shown)
+        churn_expl = explain(churn, shown) if churn is not None else None
         w = _high_auc_warning(fit, fit_expl)
         if w:
             warnings.append(w)
@@ -425,6 +471,9 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
                                 if c in screen.signals},
         })
 
+    criteria.meta["shap_rows"] = {"proposal": len(propose), "proposal_total": int((tr | sel).sum()),
+                                  "holdout": len(shown), "holdout_total": int(ho.sum())}
+
     with stages.stage("score"):
         categories = {c: sorted(df[c].dropna().astype(str).unique()) for c, k in kinds.items()
                       if k == "categorical" and c not in screen.excluded}
@@ -440,7 +489,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     with stages.stage("stability"):
         stab = criteria_stability(df, cohorts, split, fit_kinds,
                                   churn.kinds if churn is not None else None, criteria, cfg,
-                                  churned)
+                                  churned, progress=lambda i, n: stages.step("stability", i, n))
         criteria.meta["stability"] = stab
         apply_stability(criteria, stab)
         for d in stab.get("unstable", []):

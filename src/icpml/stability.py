@@ -1,14 +1,21 @@
 """How much to trust the criteria: stability under resampling, and fidelity to the model.
 
 **Stability.** Criteria are refitted on bootstrap resamples of the non-held-out
-accounts: each resample fits the fit and churn models on the bootstrap rows,
-proposes candidates from their SHAP values, selects on the out-of-bag rows
-(the rows the resample did not draw) and re-chooses and refines the cuts on the
-drawn rows, as discovery does (a resample's unrefined bound would differ from the
-final, refined one for no reason of the data). For every final
-criterion we report how often a *matching* criterion reappears: same kind and the
-same column(s), and a segment that agrees with the final one, i.e. a category-set
-Jaccard >= 0.5 or a row-membership Jaccard >= 0.5 on the non-held-out accounts
+accounts (the *pool*): each resample fits the fit and churn models on the drawn rows,
+proposes candidates from their SHAP values, selects on out-of-bag rows (rows the
+resample did not draw) and re-chooses and refines the cuts on the drawn rows, as
+discovery does (a resample's unrefined bound would differ from the final, refined one
+for no reason of the data). On a pool of at most :data:`MAX_REFIT_ROWS` accounts a
+resample draws as many rows as the pool holds, with replacement (the classic
+bootstrap). On a larger pool it draws :data:`MAX_REFIT_ROWS` rows with replacement,
+in each cohort in proportion to its size (an m-out-of-n bootstrap), and selects on at
+most :data:`MAX_REFIT_ROWS` out-of-bag rows: a share then says how often the criterion
+reappears when the whole search is rerun on that many accounts, which costs the same
+at 50,000 or 1,000,000 customers. The result states the rows per refit.
+
+For every final criterion we report how often a *matching* criterion reappears: same
+kind and the same column(s), and a segment that agrees with the final one, i.e. a
+category-set Jaccard >= 0.5 or a row-membership Jaccard >= 0.5 on the pool
 (``industry in {SaaS, FinTech}`` matches ``industry in {SaaS, FinTech, Media}``;
 ``150 <= employees <= 600`` matches ``employees >= 140``; operators and bounds may
 differ, the accounts selected must largely be the same). For the rule set we
@@ -16,6 +23,17 @@ report the mean Jaccard similarity between each resample's set and the final set
 (matched criteria over the union), and the share of resamples in which every final
 ICP criterion reappeared. A criterion that reappears in fewer than
 ``min_stability`` of the resamples is flagged unstable (tentative).
+
+**Stopping rule.** ``stability_resamples`` is the most resamples drawn. A criterion
+is stable when it reappears in at least ``ceil(min_stability * stability_resamples)``
+of them; the refits stop as soon as no remaining resample could change any
+criterion's stable / unstable call (e.g. with 8 resamples and ``min_stability`` 0.6,
+after 5 refits in which every criterion reappeared). The calls are therefore those
+of all the resamples; the shares are over the refits made (``n_resamples``, next to
+``max_resamples``). Everything is seeded per resample, so the result is reproducible.
+On a pool larger than :data:`MAX_REFIT_ROWS`, refits that are certain to be needed run
+side by side in worker processes (:func:`refit_jobs`: 2, or ``ICPML_JOBS``) and are
+read in resample order: the result is the one-process result.
 
 **Fidelity.** How well the readable tiers reproduce the fit model's ranking on
 held-out accounts: the ROC AUC of the tier order (Tier 1 > Tier 2 > Tier 3 >
@@ -26,6 +44,9 @@ correlation between tier order and fit score. The gap is what the rules leave ou
 from __future__ import annotations
 
 import logging
+import math
+import os
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -82,72 +103,205 @@ def _fit_quick(name: str, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str],
     return TrainedModel(name=name, pipeline=pipe, columns=list(kinds), kinds=kinds)
 
 
+#: A resample refits on at most this many drawn rows and selects on at most this many
+#: out-of-bag rows (see the module docstring).
+MAX_REFIT_ROWS = 5_000
+
+
+def _draw(pool: pd.Index, pool_cohorts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into ``pool``) of one resample's drawn rows and of its out-of-bag rows."""
+    n = len(pool)
+    if n <= MAX_REFIT_ROWS:
+        draw = rng.choice(n, size=n, replace=True)
+        return draw, np.setdiff1d(np.arange(n), draw)
+    parts = []
+    groups = [np.flatnonzero(pool_cohorts == g) for g in np.unique(pool_cohorts)]
+    sizes = [int(round(MAX_REFIT_ROWS * len(g) / n)) for g in groups]
+    for g, k in zip(groups, sizes, strict=True):
+        parts.append(g[rng.integers(0, len(g), size=k)])
+    draw = np.concatenate(parts)
+    oob = np.setdiff1d(np.arange(n), draw)
+    if len(oob) > MAX_REFIT_ROWS:
+        oob = np.sort(rng.choice(oob, size=MAX_REFIT_ROWS, replace=False))
+    return draw, oob
+
+
+def refit_jobs() -> int:
+    """Processes for the stability refits of a large table: ``ICPML_JOBS`` if set, else
+    up to 2 of the CPUs this process may use (1 on a single CPU)."""
+    env = os.environ.get("ICPML_JOBS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
+
+
+def _resample(b: int, df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series | None,
+              pool: pd.Index, pool_cohorts: np.ndarray, fit_kinds: dict[str, str],
+              churn_kinds: dict[str, str] | None, cfg: Config) -> tuple[np.ndarray, dict | None]:
+    """Resample ``b``'s draw and the inputs of its refit (None when it cannot be refitted)."""
+    rng = np.random.default_rng(cfg.models.seed + 1000 + b)
+    draw, oob_pos = _draw(pool, pool_cohorts, rng)
+    in_bag = pool[draw]
+    oob = pool[oob_pos]
+    bc = cohorts.loc[in_bag].reset_index(drop=True)
+    y = (bc == BEST).to_numpy()[(bc != MIDDLE).to_numpy()]
+    if len(np.unique(y)) < 2 or len(oob) < 20:
+        return draw, None
+    uniq = df.loc[pd.Index(in_bag).unique()]
+    with_churn = churn_kinds is not None and churned is not None
+    return draw, {
+        "boot": df.loc[in_bag].reset_index(drop=True), "boot_cohort": bc,
+        "boot_churn": churned.loc[in_bag].to_numpy(bool) if with_churn else None,
+        "uniq": uniq, "uniq_cohort": cohorts.loc[uniq.index],
+        "select": df.loc[oob], "select_cohort": cohorts.loc[oob],
+        "select_churn": churned.loc[oob] if churned is not None else None,
+        "fit_kinds": fit_kinds, "churn_kinds": churn_kinds if with_churn else None, "cfg": cfg,
+    }
+
+
+def _refit(boot: pd.DataFrame, boot_cohort: pd.Series, boot_churn: np.ndarray | None,
+           uniq: pd.DataFrame, uniq_cohort: pd.Series, select: pd.DataFrame,
+           select_cohort: pd.Series, select_churn: pd.Series | None, fit_kinds: dict[str, str],
+           churn_kinds: dict[str, str] | None, cfg: Config) -> list[Criterion]:
+    """One resample's criteria: models on the drawn rows, SHAP and refinement on their
+    distinct rows, selection on the out-of-bag rows."""
+    ends = (boot_cohort != MIDDLE).to_numpy()
+    y = (boot_cohort == BEST).to_numpy()[ends]
+    fit = _fit_quick("fit", boot[ends], y, fit_kinds, cfg)
+    churn_expl = None
+    if churn_kinds is not None and boot_churn is not None and len(np.unique(boot_churn)) == 2:
+        churn = _fit_quick("churn", boot, boot_churn, churn_kinds, cfg)
+        churn_expl = explain(churn, uniq)
+    anti, icp, _ = select_criteria(
+        explain(fit, uniq), churn_expl, {**fit_kinds}, list(fit_kinds), select, select_cohort,
+        select_churn=select_churn, refine_rows=uniq, refine_cohort=uniq_cohort, cfg=cfg.criteria)
+    return anti + icp
+
+
+def _executor(jobs: int):
+    from joblib.externals.loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=jobs, timeout=60)
+
+
+def _warm() -> None:
+    import shap  # noqa: F401  (the slow import of a refit, done while the models train)
+
+
+def warm_workers(n_pool: int, cfg: Config) -> None:
+    """Start the refit worker processes now, in the background, when the stability stage
+    will use them (``n_pool`` non-held-out accounts): their start-up (~3 s of imports)
+    then overlaps with model training instead of delaying the refits."""
+    jobs = refit_jobs()
+    if cfg.criteria.stability_resamples and n_pool > MAX_REFIT_ROWS and jobs > 1:
+        pool = _executor(jobs)
+        for _ in range(jobs):
+            pool.submit(_warm)
+
+
+def _run_refits(tasks: dict[int, dict], jobs: int) -> dict[int, list[Criterion]]:
+    """Run the refits, in worker processes when ``jobs`` > 1 and there are several."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return {i: _refit(**t) for i, t in tasks.items()}
+    pool = _executor(jobs)
+    futures = {i: pool.submit(_refit, **t) for i, t in tasks.items()}
+    return {i: f.result() for i, f in futures.items()}
+
+
 def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                        fit_kinds: dict[str, str], churn_kinds: dict[str, str] | None,
                        final: CriteriaSet, cfg: Config,
-                       churned: pd.Series | None = None) -> dict:
+                       churned: pd.Series | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> dict:
     """Refit the criteria on bootstrap resamples (see the module docstring).
+
+    ``progress(done, total)``, if given, is called after each resample (``total`` is
+    ``stability_resamples``, the most that may run).
 
     Returns
     -------
-    dict with ``n_resamples``, ``match`` (the matching rule in words), ``set_jaccard``
-    (mean over resamples of matched criteria / union of both sets), ``icp_set_share``
-    (share of resamples in which every final ICP criterion reappeared; without an
-    ICP: None), ``per_criterion`` (description -> reappearance share) and ``unstable``
-    (descriptions below ``criteria.min_stability``). Empty dict when
-    ``stability_resamples`` is 0.
+    dict with ``n_resamples`` (refits made), ``max_resamples``, ``rows_per_refit``
+    (drawn rows per refit), ``measures`` (what a share is, in words), ``match`` (the
+    matching rule in words), ``set_jaccard`` (mean over resamples of matched criteria /
+    union of both sets), ``icp_set_share`` (share of resamples in which every final ICP
+    criterion reappeared; without an ICP: None), ``per_criterion`` (description ->
+    reappearance share) and ``unstable`` (descriptions below ``criteria.min_stability``).
+    Empty dict when ``stability_resamples`` is 0.
     """
     n = cfg.criteria.stability_resamples
     if n == 0:
         return {}
     pool = df.index[(split != "holdout").to_numpy()]
     rows = df.loc[pool]
+    pool_cohorts = cohorts.loc[pool].astype(str).to_numpy()
     finals = final.icp + final.anti_icp
     final_masks = [c.mask(rows).to_numpy(bool) for c in finals]
     counts = [0] * len(finals)
+    need = math.ceil(cfg.criteria.min_stability * n - 1e-9)
     jaccards, whole = [], []
     done = 0
-    for b in range(n):
-        rng = np.random.default_rng(cfg.models.seed + 1000 + b)
-        draw = rng.choice(len(pool), size=len(pool), replace=True)
-        in_bag = pool[draw]
-        oob = pool[np.setdiff1d(np.arange(len(pool)), draw)]
-        boot = df.loc[in_bag].reset_index(drop=True)
-        bc = cohorts.loc[in_bag].reset_index(drop=True)
-        ends = (bc != MIDDLE).to_numpy()
-        y = (bc == BEST).to_numpy()[ends]
-        if len(np.unique(y)) < 2 or len(oob) < 20:
-            continue
-        fit = _fit_quick("fit", boot[ends], y, fit_kinds, cfg)
-        uniq = df.loc[pd.Index(in_bag).unique()]
-        churn_expl = None
-        if churn_kinds is not None and churned is not None:
-            yc = churned.loc[in_bag].to_numpy(bool)
-            if len(np.unique(yc)) == 2:
-                churn = _fit_quick("churn", boot, yc, churn_kinds, cfg)
-                churn_expl = explain(churn, uniq)
-        anti, icp, _ = select_criteria(
-            explain(fit, uniq), churn_expl, {**fit_kinds}, list(fit_kinds), df.loc[oob],
-            cohorts.loc[oob], select_churn=churned.loc[oob] if churned is not None else None,
-            refine_rows=uniq, refine_cohort=cohorts.loc[uniq.index], cfg=cfg.criteria)
-        found = anti + icp
-        found_masks = [c.mask(rows).to_numpy(bool) for c in found]
-        hit_final = [any(criteria_match(f, r, fm, rm) for r, rm in zip(found, found_masks, strict=True))
-                     for f, fm in zip(finals, final_masks, strict=True)]
-        hit_found = [any(criteria_match(f, r, fm, rm) for f, fm in zip(finals, final_masks, strict=True))
-                     for r, rm in zip(found, found_masks, strict=True)]
-        for i, h in enumerate(hit_final):
-            counts[i] += h
-        matched = min(sum(hit_final), sum(hit_found))
-        union = len(finals) + len(found) - matched
-        jaccards.append(matched / union if union else 1.0)
-        whole.append(all(h for h, f in zip(hit_final, finals, strict=True) if f.kind == "icp"))
-        done += 1
+    drawn_rows = 0
+    jobs = refit_jobs() if len(pool) > MAX_REFIT_ROWS else 1
+    b = 0
+    while b < n:
+        # refits that cannot settle every call yet are certain to be needed: run up to
+        # ``jobs`` of them at once, then read them in order (the same result as one by one)
+        left = n - b
+        certain = max((min(need - k, left - (need - k) + 1) for k in counts
+                       if not (k >= need or k + left < need)), default=left)
+        batch = list(range(b, b + max(1, min(jobs, certain, left))))
+        tasks = {}
+        for i in batch:
+            draw, task = _resample(i, df, cohorts, churned, pool, pool_cohorts, fit_kinds,
+                                   churn_kinds, cfg)
+            if task is not None:
+                tasks[i] = task
+                drawn_rows = len(draw)
+        found_by = _run_refits(tasks, jobs)
+        settled = False
+        for i in batch:
+            b = i + 1
+            if i not in found_by:
+                continue
+            found = found_by[i]
+            found_masks = [c.mask(rows).to_numpy(bool) for c in found]
+            hit_final = [any(criteria_match(f, r, fm, rm) for r, rm in zip(found, found_masks, strict=True))
+                         for f, fm in zip(finals, final_masks, strict=True)]
+            hit_found = [any(criteria_match(f, r, fm, rm) for f, fm in zip(finals, final_masks, strict=True))
+                         for r, rm in zip(found, found_masks, strict=True)]
+            for j, h in enumerate(hit_final):
+                counts[j] += h
+            matched = min(sum(hit_final), sum(hit_found))
+            union = len(finals) + len(found) - matched
+            jaccards.append(matched / union if union else 1.0)
+            whole.append(all(h for h, f in zip(hit_final, finals, strict=True) if f.kind == "icp"))
+            done += 1
+            if progress is not None:
+                progress(b, n)
+            rest = n - b
+            # settled: a criterion already in ``need`` refits stays stable, one that cannot
+            # reach ``need`` stays unstable, whatever the remaining refits find (with no refit
+            # skipped, the shares over the refits made then fall on the same side of
+            # min_stability)
+            if rest and done == b and all(k >= need or k + rest < need for k in counts):
+                log.debug("stability: every criterion's call is settled after %d of %d resamples", b, n)
+                settled = True
+                break
+        if settled:
+            break
     if done == 0:
         return {}
     per = {c.describe(): counts[i] / done for i, c in enumerate(finals)}
     return {
         "n_resamples": done,
+        "max_resamples": n,
+        "rows_per_refit": drawn_rows,
+        "measures": (f"share of {done} refits, each on {drawn_rows} accounts drawn with replacement "
+                     f"from the {len(pool)} non-held-out accounts, in which the criterion reappeared"),
         "match": f"same kind and column(s); category-set or row Jaccard >= {MATCH_JACCARD}",
         "set_jaccard": float(np.mean(jaccards)),
         "icp_set_share": float(np.mean(whole)) if final.icp else None,

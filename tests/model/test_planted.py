@@ -127,7 +127,10 @@ def test_no_demo_column_is_set_aside_as_a_leak(discovery, demo_cfg):
 
 def test_planted_criteria_reappear_in_resamples(discovery):
     stab = discovery.criteria.meta["stability"]
-    assert stab["n_resamples"] >= 6
+    # every criterion reappeared in the first 5 of at most 8 refits: with min_stability 0.6
+    # (5 of 8) no further refit could change a call, so the refits stop there
+    assert stab["max_resamples"] == 8 and 5 <= stab["n_resamples"] <= 8
+    assert f"share of {stab['n_resamples']} refits" in stab["measures"]
     for c in discovery.criteria.icp:
         assert stab["per_criterion"][c.describe()] >= 0.8, stab
     assert stab["icp_set_share"] >= 0.8

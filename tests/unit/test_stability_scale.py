@@ -1,0 +1,179 @@
+"""Stability at scale: capped refits, the stopping rule, parallel refits; stage heartbeat; CV cap."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icpml import demo_config, make_accounts
+from icpml import pipeline as pipeline_mod
+from icpml import stability as stab_mod
+from icpml.criteria import CriteriaSet, Criterion
+
+
+def test_small_pool_is_a_classic_bootstrap():
+    pool = pd.Index(np.arange(1000))
+    cohorts = np.array(["best", "middle", "worst", "middle"] * 250)
+    draw, oob = stab_mod._draw(pool, cohorts, np.random.default_rng(0))
+    assert len(draw) == 1000
+    assert set(oob) == set(range(1000)) - set(draw)
+
+
+@pytest.mark.parametrize("n", [12_000, 80_001])
+def test_large_pool_draws_a_capped_sample_by_cohort(n):
+    rng = np.random.default_rng(1)
+    cohorts = rng.choice(["best", "middle", "worst"], size=n, p=[0.25, 0.5, 0.25])
+    pool = pd.Index(np.arange(n) * 3)
+    draw, oob = stab_mod._draw(pool, cohorts, np.random.default_rng(2))
+    cap = stab_mod.MAX_REFIT_ROWS
+    assert abs(len(draw) - cap) <= 2
+    assert len(oob) <= cap and len(set(oob) & set(draw)) == 0
+    for g in ("best", "middle", "worst"):
+        share = np.mean(cohorts == g)
+        assert abs(np.sum(cohorts[draw] == g) - share * cap) <= 1
+
+
+# ------------------------------------------------------------------ stopping rule
+def _scripted(monkeypatch, hits: dict[str, list[int]], n_rows: int = 300):
+    """A table, two final criteria, and refits whose findings are scripted per resample."""
+    df = pd.DataFrame({"industry": ["SaaS", "Media", "Retail"] * (n_rows // 3),
+                       "crm": ["Salesforce", "HubSpot", "None"] * (n_rows // 3)})
+    cohorts = pd.Series(["best", "middle", "worst"] * (n_rows // 3))
+    split = pd.Series(["train"] * n_rows)
+    a = Criterion(kind="icp", column="industry", op="in", values=("SaaS",))
+    b = Criterion(kind="icp", column="crm", op="==", values=("Salesforce",))
+    final = CriteriaSet(icp=[a, b], anti_icp=[])
+    calls = []
+
+    def resample(i, *args, **kwargs):
+        return np.arange(10), {"i": i}
+
+    def refit(i):
+        calls.append(i)
+        return [c for c, name in ((a, "a"), (b, "b")) if i in hits[name]]
+
+    monkeypatch.setattr(stab_mod, "_resample", resample)
+    monkeypatch.setattr(stab_mod, "_refit", refit)
+    return df, cohorts, split, final, calls
+
+
+def test_refits_stop_once_every_call_is_settled(monkeypatch):
+    # need = ceil(0.6 * 8) = 5: both criteria reappear every time -> settled after 5
+    df, co, sp, final, calls = _scripted(monkeypatch, {"a": list(range(8)), "b": list(range(8))})
+    out = stab_mod.criteria_stability(df, co, sp, {"industry": "categorical"}, None, final,
+                                      demo_config())
+    assert calls == [0, 1, 2, 3, 4]
+    assert out["n_resamples"] == 5 and out["max_resamples"] == 8
+    assert out["per_criterion"] == {"industry = SaaS": 1.0, "crm = Salesforce": 1.0}
+    assert out["unstable"] == []
+    assert "share of 5 refits" in out["measures"]
+
+
+def test_settled_calls_are_those_of_every_refit(monkeypatch):
+    # b reappears in refits 0 and 2 only: after 6 refits it can reach at most 2 + 2 < 5
+    df, co, sp, final, calls = _scripted(monkeypatch, {"a": list(range(8)), "b": [0, 2]})
+    out = stab_mod.criteria_stability(df, co, sp, {"industry": "categorical"}, None, final,
+                                      demo_config())
+    assert calls == [0, 1, 2, 3, 4, 5]
+    assert out["unstable"] == ["crm = Salesforce"]  # what all 8 refits say too (2/8 < 0.6)
+    assert out["per_criterion"]["crm = Salesforce"] == pytest.approx(2 / 6)
+
+
+def test_an_unsettled_call_runs_every_refit(monkeypatch):
+    # b at 4 hits after 7 refits could still reach 5: the 8th decides (it misses: 4/8)
+    df, co, sp, final, calls = _scripted(monkeypatch, {"a": list(range(8)), "b": [0, 2, 4, 6]})
+    out = stab_mod.criteria_stability(df, co, sp, {"industry": "categorical"}, None, final,
+                                      demo_config())
+    assert calls == list(range(8))
+    assert out["per_criterion"]["crm = Salesforce"] == 0.5
+    assert out["unstable"] == ["crm = Salesforce"]
+
+
+def test_progress_counts_every_refit(monkeypatch):
+    df, co, sp, final, _ = _scripted(monkeypatch, {"a": list(range(8)), "b": list(range(8))})
+    seen = []
+    stab_mod.criteria_stability(df, co, sp, {"industry": "categorical"}, None, final,
+                                demo_config(), progress=lambda i, n: seen.append((i, n)))
+    assert seen == [(1, 8), (2, 8), (3, 8), (4, 8), (5, 8)]
+
+
+# ------------------------------------------------------------------ real refits
+def test_parallel_refits_give_the_serial_result(discovery, monkeypatch):
+    """Refits capped below the pool (1,400 accounts) run in 2 worker processes; the result is
+    the serial one, and the planted criteria still reappear."""
+    d = discovery
+    monkeypatch.setattr(stab_mod, "MAX_REFIT_ROWS", 1000)
+    churned = d.accounts[d.config.columns.churn].astype(bool)
+    args = (d.accounts, d.cohorts, d.split, dict(d.fit.kinds), dict(d.churn.kinds), d.criteria,
+            d.config, churned)
+    monkeypatch.setenv("ICPML_JOBS", "2")
+    par = stab_mod.criteria_stability(*args)
+    monkeypatch.setenv("ICPML_JOBS", "1")
+    ser = stab_mod.criteria_stability(*args)
+    assert par == ser
+    assert par["rows_per_refit"] == 1000
+    assert "each on 1000 accounts drawn with replacement from the 1400" in par["measures"]
+    for c in d.criteria.icp:
+        assert par["per_criterion"][c.describe()] >= 0.8, par
+
+
+# ------------------------------------------------------------------ heartbeat, CV cap
+def test_a_long_stage_logs_a_line_at_least_every_heartbeat(monkeypatch, caplog):
+    monkeypatch.setattr(pipeline_mod, "HEARTBEAT_SECONDS", 0.05)
+    seen = []
+    stages = pipeline_mod._Stages(lambda s, d, t: seen.append(s), total=1)
+    with caplog.at_level(logging.INFO, logger="icpml.pipeline"):
+        with stages.stage("stability"):
+            stages.step("stability", 1, 4)
+            time.sleep(0.4)
+    beats = [r.getMessage() for r in caplog.records if "running" in r.getMessage()]
+    assert len(beats) >= 3
+    assert "stage=stability running" in beats[0] and "(stability 1/4, ~" in beats[0]
+    assert any(s.startswith("stability 1/4, ~") and s.endswith("s left at most") for s in seen)
+    assert any(r.getMessage().startswith("stage=stability seconds=") for r in caplog.records)
+
+
+def test_cross_validation_runs_on_a_capped_stratified_sample(monkeypatch):
+    from icpml.config import ModelsConfig
+    from icpml.models import train_model
+
+    df = make_accounts(1200, seed=3)
+    y = (df["arr"] > df["arr"].quantile(0.7)).to_numpy()
+    kinds = {"employees": "numeric", "industry": "categorical"}
+    monkeypatch.setattr("icpml.models.MAX_CV_ROWS", 400)
+    m = train_model("fit", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds,
+                    ModelsConfig(max_iter=20))
+    assert m.cv["rows"] == 400 and m.cv["folds"] == 5
+    assert np.isfinite(m.cv["roc_auc_mean"])
+    monkeypatch.setattr("icpml.models.MAX_CV_ROWS", 10_000)
+    full = train_model("fit", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds,
+                       ModelsConfig(max_iter=20))
+    assert full.cv["rows"] == 1000
+    # the final model is fitted on every training row either way
+    assert np.allclose(m.predict_proba(df.iloc[1000:]), full.predict_proba(df.iloc[1000:]))
+
+
+def test_report_states_shap_sample_and_what_stability_measures(discovery):
+    from icpml.report import render_html
+
+    html = render_html(discovery)
+    rows = discovery.criteria.meta["shap_rows"]
+    assert rows == {"proposal": 1400, "proposal_total": 1400, "holdout": 600, "holdout_total": 600}
+    assert "Exact SHAP values on 600 held-out accounts;" in html
+    assert "proposed from SHAP values on 1400 of the 1400 non-held-out accounts" in html
+    stab = discovery.criteria.meta["stability"]
+    assert stab["measures"] in html
+
+
+def test_held_out_shap_is_a_sample_by_cohort_on_a_large_holdout():
+    rows = pd.DataFrame({"x": np.arange(20_000)})
+    cohort = pd.Series(np.where(np.arange(20_000) % 4 == 0, "best", "middle"))
+    out = pipeline_mod._sample_by_cohort(rows, cohort, 5000, seed=0)
+    assert len(out) == 5000 and out.index.is_monotonic_increasing
+    assert (cohort.loc[out.index] == "best").sum() == 1250
+    assert pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0) is not None
+    assert len(pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0)) == 300
