@@ -16,18 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _shared import CASES
+from _shared import case_dir as _case
 from icpml import discover
 from icpml.config import config_from_dict, load_config
 
 _ROOT = Path(__file__).resolve().parents[2]
 
-
-def _case(name: str) -> Path:
-    folder = CASES / name
-    if not folder.exists():
-        pytest.skip(f"case folder {folder} is absent")
-    return folder
 
 
 def _no_stability(cfg):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from _shared import CASES
+from _shared import case_dir as _case
 from icpml._io import write_table_stream
 from icpml.cli import app
 from icpml.config import load_config
@@ -24,12 +24,6 @@ from icpml.pipeline import discover
 
 _REPO = Path(__file__).resolve().parents[2]
 
-
-def _case(name: str) -> Path:
-    folder = CASES / name
-    if not folder.is_dir():
-        pytest.skip(f"case folder {folder} is absent")
-    return folder
 
 
 def _discover(folder: Path, config: str, data: str | None = None):
