@@ -66,15 +66,16 @@ def test_yes_no_column_dropped_per_chunk(tmp_path):
     folder = _case("yes-no-column-dropped-per-chunk")
     res = _discover(folder, "c.yaml")
     assert res.schema.columns["uses_sso"].kind == "boolean"
-    assert [c.column for c in res.criteria.icp] == ["uses_sso"]
+    sso = [c for c in res.criteria.icp if c.column == "uses_sso"]
+    assert len(sso) == 1 and sso[0].values == ("True",)  # the planted signal; industry may join it
     good = _score_file(res.scorer, folder / "prospects.csv", 50_000)
     bad = _score_file(res.scorer, folder / "prospects_one_unknown.csv", 50_000)
     raw = pd.read_csv(folder / "prospects_one_unknown.csv", dtype=str)
     hit = (raw["uses_sso"] == "unknown").to_numpy()
     assert hit.sum() == 1
     assert (bad["tier"][~hit] == good["tier"][~hit]).all()
-    assert (good["tier"] == "Tier 1").sum() == 10 and (bad["tier"] == "Tier 1").sum() == 10 - int(
-        good["tier"][hit].eq("Tier 1").sum())
+    n1 = int((good["tier"] == "Tier 1").sum())
+    assert n1 > 0 and (bad["tier"] == "Tier 1").sum() == n1 - int(good["tier"][hit].eq("Tier 1").sum())
     assert bad.loc[hit, "data_issues"].item() == "uses_sso 'unknown' is not yes/no: scored as unknown"
     assert (bad.loc[~hit, "data_issues"] == "").all()
     # the case's 120k file, shrunk: prospects repeated, one "unknown" in the first chunk only

@@ -50,7 +50,7 @@ def test_chunked_equals_whole(discovery, caplog):
     df["industry"] = df["industry"].astype(object)
     df.loc[[3, 120, 229], "industry"] = ["Quantum Farming", "Quantum Farming", "Space Mining"]
     df["intent_score"] = df["intent_score"].astype(object)
-    df.loc[[5, 180], "intent_score"] = ["n/a", "high"]
+    df.loc[[5, 180, 200], "intent_score"] = ["n/a", "high", "lots"]  # "n/a": missing, no issue
     caplog.set_level("WARNING", logger="icpml.scoring")
     whole = discovery.scorer.score(df)
     assert len(caplog.records) == 1
@@ -69,7 +69,7 @@ def test_chunked_equals_whole(discovery, caplog):
     pd.testing.assert_frame_equal(whole, streamed)
     assert whole.loc[120, "data_issues"].startswith("industry 'Quantum Farming' never seen")
     assert whole.loc[180, "data_issues"] == "intent_score 'high' is not a number: scored as unknown"
-    assert whole.loc[0, "data_issues"] == ""
+    assert whole.loc[0, "data_issues"] == "" and whole.loc[5, "data_issues"] == ""
 
 
 def test_score_agrees_with_the_criteria_row_by_row(discovery):
