@@ -1917,6 +1917,7 @@ def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds
                                         is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
                                         seed=seed, side="exclude")
     cs.verdict = _verdict(cs, len(hold))
+    _withhold_unreliable(cs)
     return cs
 
 
@@ -2033,6 +2034,7 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
                                         side="exclude")
     cs.verdict = _verdict(cs, n, rows=f"accounts, each judged by criteria chosen without it "
                                       f"({k_folds}-fold cross-fitting)")
+    _withhold_unreliable(cs)
     return cs
 
 
@@ -2051,6 +2053,17 @@ def detectable_lift(n: int, base_rate: float, coverage: float = 0.25) -> float:
         if r - 1.96 * math.sqrt(r * (1 - r) / k) > base_rate:
             return float(round(lift, 2))
     return float("nan")
+
+
+def _withhold_unreliable(cs: CriteriaSet) -> None:
+    """No reliable ICP: suggest nothing. When the ICP's lift interval includes 1, its criteria
+    move to ``unconfirmed`` (kept with their evidence for the report), so no account is
+    tiered, matched or exported by an ICP the evidence does not support."""
+    if cs.icp and not cs.verdict.get("icp_found", False):
+        for c in cs.icp:
+            c.evidence["dropped"] = "the ICP as a whole may be no better than chance"
+        cs.unconfirmed = [*cs.unconfirmed, *cs.icp]
+        cs.icp = []
 
 
 def _verdict(cs: CriteriaSet, n_holdout: int, rows: str = "held-out accounts") -> dict:

@@ -175,14 +175,16 @@ def test_rerun_after_fixing_a_config_is_challenger_and_says_how_to_promote(case,
     before = runner.invoke(app, ["score", "-c", "a_region_v2.yaml", "--data", "accounts.csv",
                                  "--out", str(tmp_path / "v1.csv")])
     assert before.exit_code == 0 and "(version 1, run" in before.output
-    assert (pd.read_csv(tmp_path / "v1.csv")["tier"] == "Tier 3").all()  # v1 found no ICP
+    v1 = pd.read_csv(tmp_path / "v1.csv")["tier"]  # v1 knows region only
     promoted = runner.invoke(app, ["promote", "-c", "a_region_v2.yaml", "--version", "2"])
     assert promoted.exit_code == 0, promoted.output
     assert "a_region-fit version 2 to @champion (was version 1)" in promoted.output
     after = runner.invoke(app, ["score", "-c", "a_region_v2.yaml", "--data", "accounts.csv",
                                 "--out", str(tmp_path / "v2.csv")])
     assert after.exit_code == 0 and "(version 2, run" in after.output
-    assert (pd.read_csv(tmp_path / "v2.csv")["tier"] == "Tier 1").sum() == 47
+    v2 = pd.read_csv(tmp_path / "v2.csv")["tier"]
+    assert (v2 == "Tier 1").sum() == 47  # the SaaS accounts: version 2's industry ICP
+    assert not v1.equals(v2)  # before the promotion, score used version 1, as it said
     bad = runner.invoke(app, ["promote", "-c", "a_region_v2.yaml", "--version", "9"])
     assert bad.exit_code == ExitCode.CONFIG and "its versions: 1, 2" in bad.output
     assert _alias(_client(root), "a_region-fit") == "2"

@@ -285,3 +285,20 @@ def test_split_folds_use_every_account_once_as_evidence():
         assert not set(tr) & set(te)
         assert abs((coh.iloc[te] == "best").mean() - 0.25) < 0.06
     assert [te.tolist() for _, te in folds] == [te.tolist() for _, te in sp.folds()]
+
+
+def test_an_icp_whose_lift_interval_includes_1_is_withheld():
+    """No reliable ICP: suggest nothing. Its criteria move to unconfirmed, so no account is
+    matched, tiered Tier 1 or exported by it (a cross-fitted Maven product had kept them)."""
+    from icpml.criteria import _withhold_unreliable
+
+    c = Criterion(kind="icp", column="revenue", op="between", low=2250, high=3000)
+    cs = CriteriaSet(icp=[c])
+    cs.verdict = {"icp_found": False, "message": "No reliable ICP found: ..."}
+    _withhold_unreliable(cs)
+    assert cs.icp == [] and [u.describe() for u in cs.unconfirmed] == ["2250 <= revenue <= 3000"]
+    assert "no better than chance" in cs.unconfirmed[0].evidence["dropped"]
+    kept = CriteriaSet(icp=[c])
+    kept.verdict = {"icp_found": True}
+    _withhold_unreliable(kept)
+    assert kept.icp == [c]
