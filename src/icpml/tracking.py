@@ -374,14 +374,6 @@ def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str,
             "uri": f"models:/{registered_name}/{version}"}
 
 
-def _has_model(client, name: str) -> bool:
-    try:
-        client.get_registered_model(name)
-        return True
-    except Exception:
-        return False
-
-
 def promote_version(cfg: Config, version: str | int) -> dict:
     """Make version ``version`` of the fit model, and the churn version of the same run, @champion.
 
