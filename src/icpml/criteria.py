@@ -1236,6 +1236,86 @@ class CriteriaSet:
         """Deterministic JSON (sorted keys, rounded floats, no timestamps)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per criterion with its held-out evidence: the review table.
+
+        ICP criteria come first, then anti-ICP criteria, each in selection order.
+        The figures are copied from :attr:`Criterion.evidence` (see
+        :func:`segment_evidence`) and from the stability result in
+        ``meta["stability"]`` (:func:`icpml.stability.criteria_stability`); a
+        figure that was not measured (no churn column, no stability run, a
+        hypothesis not yet evaluated) is missing (NaN / ``<NA>``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``len(icp) + len(anti_icp)`` rows, default index, with the columns
+
+            - ``side`` : ``"ICP"`` (inclusion, all must hold) or ``"anti-ICP"``
+              (exclusion, any one fires);
+            - ``criterion`` : the criterion in words (:meth:`Criterion.describe`);
+            - ``columns`` : the column(s) it reads, comma-separated (an
+              interaction names several);
+            - ``kind`` : the column kind, ``numeric``, ``categorical`` or
+              ``boolean`` (of the first column for an interaction);
+            - ``source`` : ``fit_model``, ``churn_model`` or ``hypothesis``;
+            - ``support`` : held-out accounts in the segment (a count, ``Int64``);
+            - ``coverage`` : share of held-out accounts in the segment (0-1);
+            - ``best_rate`` : share of the segment in the best cohort (0-1);
+            - ``lift``, ``lift_ci_low``, ``lift_ci_high`` : best rate over the base
+              rate, with its 95% bootstrap interval (ratio; 1 = average);
+            - ``churn_inside``, ``churn_outside`` : churn rate in and outside the
+              segment (0-1);
+            - ``best_wrongly_excluded`` : share of best-cohort accounts inside
+              the segment (0-1), the cost of an exclusion;
+            - ``q_value`` : Benjamini-Hochberg adjusted p-value across criteria;
+            - ``stability`` : share of bootstrap refits in which a matching
+              criterion reappeared (0-1);
+            - ``tentative`` : True when that share is below
+              ``criteria.min_stability`` (nullable boolean, ``<NA>`` without a
+              stability run).
+
+        Examples
+        --------
+        >>> from icpml.criteria import CriteriaSet, Criterion
+        >>> cs = CriteriaSet(icp=[Criterion("icp", "employees", "between", low=150, high=600,
+        ...                                 evidence={"coverage": 0.3, "lift": 1.8,
+        ...                                           "lift_ci": [1.4, 2.2]})])
+        >>> cs.to_frame()[["side", "criterion", "kind", "coverage", "lift", "lift_ci_low"]]
+          side                criterion     kind  coverage  lift  lift_ci_low
+        0  ICP  150 <= employees <= 600  numeric       0.3   1.8          1.4
+        """
+        stab = self.meta.get("stability") or {}
+        per = stab.get("per_criterion") or {}
+        unstable = set(stab.get("unstable") or ())
+        rows = []
+        for side, crits in (("ICP", self.icp), ("anti-ICP", self.anti_icp)):
+            for c in crits:
+                ev, name = c.evidence, c.describe()
+                ci = ev.get("lift_ci") or [np.nan, np.nan]
+                rows.append({
+                    "side": side, "criterion": name, "columns": ", ".join(c.columns),
+                    "kind": c._column_kind(self.schema), "source": c.source,
+                    "support": ev.get("support", np.nan), "coverage": ev.get("coverage", np.nan),
+                    "best_rate": ev.get("best_rate", np.nan), "lift": ev.get("lift", np.nan),
+                    "lift_ci_low": ci[0], "lift_ci_high": ci[1],
+                    "churn_inside": ev.get("churn_inside", np.nan),
+                    "churn_outside": ev.get("churn_outside", np.nan),
+                    "best_wrongly_excluded": ev.get("best_wrongly_excluded", np.nan),
+                    "q_value": ev.get("q_value", np.nan),
+                    "stability": per.get(name, np.nan) if per else np.nan,
+                    "tentative": (name in unstable) if per else pd.NA,
+                })
+        cols = ["side", "criterion", "columns", "kind", "source", "support", "coverage",
+                "best_rate", "lift", "lift_ci_low", "lift_ci_high", "churn_inside",
+                "churn_outside", "best_wrongly_excluded", "q_value", "stability", "tentative"]
+        out = pd.DataFrame(rows, columns=cols)
+        num = cols[5:16]
+        out[num] = out[num].astype(float)
+        out["support"] = out["support"].astype("Int64")
+        out["tentative"] = out["tentative"].astype("boolean")
+        return out
+
     @classmethod
     def from_dict(cls, d: dict) -> CriteriaSet:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` for another major schema version."""

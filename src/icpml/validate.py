@@ -29,8 +29,9 @@ Hypothesis file::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -81,25 +82,62 @@ class _Hypothesis(BaseModel):
     anti_icp: list[_RuleSpec] = []
 
 
-def load_hypothesis(path: str | Path, cfg: Config | None = None) -> CriteriaSet:
-    """Read a hand-written ICP / anti-ICP from YAML into a :class:`CriteriaSet`.
+def load_hypothesis(source: str | Path | Mapping[str, Any], cfg: Config | None = None) -> CriteriaSet:
+    """Read a hand-written ICP / anti-ICP into a :class:`CriteriaSet`.
+
+    The hypothesis uses the vocabulary of ``criteria.json`` (see the module
+    docstring): two lists, ``icp`` and ``anti_icp``, of rules ``{column, op,
+    values | low | high, also}``. Every rule becomes one :class:`Criterion` with
+    ``source="hypothesis"`` and no evidence yet; :func:`evaluate_criteria`
+    measures them.
+
+    Parameters
+    ----------
+    source : str, path-like or mapping
+        A YAML file, or the same content already in memory as a mapping
+        (``{"icp": [...], "anti_icp": [...]}``), e.g. from a notebook.
+    cfg : Config, optional
+        When given, every column a rule names must be one of
+        ``cfg.columns.features`` (the only columns criteria may target).
+
+    Returns
+    -------
+    CriteriaSet
+        ``icp`` and ``anti_icp`` lists in file order; ``meta``, ``schema`` and the
+        evidence fields are empty.
 
     Raises
     ------
     ConfigError
-        Unknown keys or operators, incomplete rules, or (with ``cfg``) a column that
-        is not a targetable feature.
+        The file is missing or not YAML; unknown keys or operators; incomplete
+        rules (e.g. ``between`` without ``low``/``high``); or (with ``cfg``) a
+        column that is not a targetable feature.
+
+    Examples
+    --------
+    >>> from icpml.validate import load_hypothesis
+    >>> cs = load_hypothesis({"icp": [{"column": "industry", "op": "in",
+    ...                                "values": ["SaaS", "FinTech"]}]})
+    >>> [c.describe() for c in cs.icp]
+    ['industry in {SaaS, FinTech}']
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"criteria file '{p}' does not exist; pass --criteria with a YAML file")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        hyp = _Hypothesis.model_validate(raw)
-    except yaml.YAMLError:
-        raise ConfigError(f"{p}: not valid YAML; fix the syntax") from None
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, str(p), _Hypothesis)) from None
+    if isinstance(source, Mapping):
+        p, raw = "hypothesis", dict(source)
+        try:
+            hyp = _Hypothesis.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, p, _Hypothesis)) from None
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise ConfigError(f"criteria file '{p}' does not exist; pass --criteria with a YAML file")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            hyp = _Hypothesis.model_validate(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"{p}: not valid YAML; fix the syntax") from None
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, str(p), _Hypothesis)) from None
     features = set(cfg.columns.feature_columns) if cfg else None
     out = CriteriaSet()
     for kind, specs in (("icp", hyp.icp), ("anti_icp", hyp.anti_icp)):
