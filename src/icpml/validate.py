@@ -152,7 +152,32 @@ def load_hypothesis(source: str | Path | Mapping[str, Any], cfg: Config | None =
 
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion k/n."""
+    """Wilson score interval for a proportion ``k / n``.
+
+    The interval of Wilson (1927), which stays inside [0, 1] and keeps its
+    coverage for small ``n`` and rates near 0 or 1, where the normal (Wald)
+    interval does not.
+
+    Parameters
+    ----------
+    k : int
+        Successes (e.g. accounts that reached the best cohort).
+    n : int
+        Trials (accounts in the group).
+    level : float, default 0.95
+        Two-sided confidence level.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` as shares (0-1); ``(nan, nan)`` when ``n`` is 0.
+
+    Examples
+    --------
+    >>> from icpml.validate import wilson_interval
+    >>> [round(x, 3) for x in wilson_interval(8, 20)]
+    [0.219, 0.613]
+    """
     if n == 0:
         return float("nan"), float("nan")
     z = stats.norm.ppf(1 - (1 - level) / 2)
@@ -168,10 +193,31 @@ def _cohorts(df: pd.DataFrame, cfg: Config) -> pd.Series:
 
 
 def evaluate_criteria(cs: CriteriaSet, df: pd.DataFrame, cfg: Config) -> CriteriaSet:
-    """The same evidence as discovery, for given criteria on a validated table.
+    """Measure given criteria on a table with the same evidence as discovery.
 
-    Returns a copy of ``cs`` whose criteria carry evidence on ``df`` (with BH
-    q-values across them) and whose combined ICP / anti-ICP evidence is filled.
+    Cohorts are labelled on ``df`` from ``cfg`` (value score, best / worst
+    quantiles); each criterion then gets :func:`icpml.criteria.segment_evidence`
+    (coverage, best rate, lift with a bootstrap interval, churn inside vs
+    outside, best customers wrongly excluded, one-sided Fisher p-value) and a
+    q-value from the Benjamini-Hochberg (1995) correction across all of them.
+    The combined ICP and anti-ICP segments get the same evidence and a verdict.
+
+    Parameters
+    ----------
+    cs : CriteriaSet
+        The criteria to measure, e.g. from :func:`load_hypothesis`. Not modified.
+    df : pandas.DataFrame
+        A validated account table (:func:`icpml.data.validate_accounts`), one row
+        per account. Not modified.
+    cfg : Config
+        Supplies the outcome, churn and cohort settings and the bootstrap size.
+
+    Returns
+    -------
+    CriteriaSet
+        A copy of ``cs`` whose criteria carry evidence on ``df``, with
+        ``icp_evidence``, ``anti_evidence`` and ``verdict`` (``icp_found`` is True
+        when the lower end of the ICP's lift interval exceeds 1) filled.
     """
     from dataclasses import replace
 
@@ -201,10 +247,29 @@ def evaluate_criteria(cs: CriteriaSet, df: pd.DataFrame, cfg: Config) -> Criteri
 
 
 def validate_tiers(scorer, df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Per tier (and ICP match vs rest): accounts, best-cohort and churn rates with intervals.
+    """Measure each tier (and ICP match vs rest) on accounts whose outcomes are now known.
 
-    ``df`` holds accounts whose outcomes are known now (closed or churned since
-    the model version was trained), already validated.
+    ``df`` holds accounts whose outcomes became known after the model version
+    in ``scorer`` was trained (closed or churned since), already validated. They
+    are scored with ``scorer``; per group we count accounts and the share that
+    reached the best cohort and that churned, with Wilson (1927) intervals.
+
+    Parameters
+    ----------
+    scorer : Scorer
+        The model version under test (e.g. :func:`icpml.tracking.load_scorer`).
+    df : pandas.DataFrame
+        Validated accounts with known outcomes, one row per account. Not modified.
+    cfg : Config
+        Supplies the outcome, churn and cohort settings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tier (``Tier 1`` .. ``Excluded``), then ``ICP match`` and ``not
+        ICP match``; columns ``group``, ``accounts`` (count), ``best_rate``,
+        ``best_ci_low``, ``best_ci_high`` and, with a churn column, ``churn_rate``,
+        ``churn_ci_low``, ``churn_ci_high`` (shares 0-1; NaN for an empty group).
     """
     from icpml.scoring import TIERS
 

@@ -254,9 +254,6 @@ PENDING: frozenset[str] = frozenset({
     "icpml.tracking.set_alias",
     "icpml.tracking.tag_run",
     "icpml.tracking.tracking_uri",
-    "icpml.validate.evaluate_criteria",
-    "icpml.validate.validate_tiers",
-    "icpml.validate.wilson_interval",
 })
 
 
