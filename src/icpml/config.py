@@ -65,14 +65,20 @@ class _Strict(BaseModel):
 class OutcomeMetric(_Strict):
     """One outcome that feeds the composite value score.
 
-    Attributes
+    Parameters
     ----------
     column : str
         Column holding the metric (ARR, NRR, tenure, NPS, support cost...).
-    direction : {"higher", "lower"}
+    direction : {"higher", "lower"}, default "higher"
         Whether a higher value means a better customer. Support cost is "lower".
-    weight : float
-        Weight of this metric's percentile rank in the composite score.
+    weight : float, default 1.0
+        Weight (> 0) of this metric's percentile rank in the composite score.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        On a wrong type or value; :func:`load_config` turns it into a one-line
+        :class:`~icpml.errors.ConfigError`.
     """
 
     column: str
@@ -83,13 +89,13 @@ class OutcomeMetric(_Strict):
 class ColumnsConfig(_Strict):
     """Column roles. Only ``features`` may ever become ICP criteria.
 
-    Attributes
+    Parameters
     ----------
     id : str
         Unique account identifier.
     name : str, optional
         Human-readable account name, used in reports only.
-    features : dict
+    features : dict of str to list of str
         Targetable (pre-sale) columns by group (firmographic, technographic,
         behavioural, intent, procurement, economic). These are the only inputs
         of the fit model and the only columns criteria may name.
@@ -101,14 +107,24 @@ class ColumnsConfig(_Strict):
         Columns that exist only after the sale (usage, tickets). They may feed
         the churn model but never become criteria.
     outcomes : list of OutcomeMetric
-        Metrics combined into the value score that defines best and worst.
+        Metrics combined into the value score that defines best and worst (at
+        least one).
     churn : str, optional
         Boolean/0-1 column: the account churned. Without it there is no churn
         model and no churn evidence.
+    date : str, optional
+        When the account became a customer; enables the out-of-time holdout (the
+        newest accounts are held out) used by retraining.
     trusted : list of str
         Feature columns known before the sale even though they look like outcomes
         (a dominant, named "stage" or "score" column); the leakage screen keeps them,
         with a warning. Each must be a feature column.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        An unknown or empty feature group, a column given two roles, or a
+        ``categorical`` / ``trusted`` entry that is not a feature column.
     """
 
     id: str
@@ -191,12 +207,24 @@ class ColumnsConfig(_Strict):
 
     @property
     def feature_columns(self) -> list[str]:
-        """All targetable columns, in config order."""
+        """All targetable columns, in config order.
+
+        Returns
+        -------
+        list of str
+            The columns of every ``features`` group, group by group.
+        """
         return [c for cols in self.features.values() for c in cols]
 
     @property
     def feature_groups(self) -> dict[str, str]:
-        """Map feature column -> its group."""
+        """Map each feature column to its group.
+
+        Returns
+        -------
+        dict of str to str
+            Feature column -> group name (e.g. ``"firmographic"``).
+        """
         return {c: g for g, cols in self.features.items() for c in cols}
 
 
@@ -210,7 +238,7 @@ class OpportunitiesConfig(_Strict):
     when nothing closed), and with ``product`` the same per product line, as
     ``<outcome>__<product>``. Use these names as ``columns.outcomes``.
 
-    Attributes
+    Parameters
     ----------
     path : str
         CSV or Parquet file, relative to the project root.
@@ -231,6 +259,12 @@ class OpportunitiesConfig(_Strict):
         outcomes are measured after the features, never before.
     product : str, optional
         Product-line column: adds per-product outcomes for a cross-product ICP.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A stage listed as both won and lost, ``after`` / ``before`` without
+        ``date``, or a date not written as YYYY-MM-DD.
     """
 
     path: str
@@ -272,7 +306,7 @@ ADAPTERS = ("olist_sellers", "olist_mql_conversion", "telco_accounts", "maven_ac
 class DataConfig(_Strict):
     """Where the accounts come from.
 
-    Attributes
+    Parameters
     ----------
     path : str, optional
         CSV or Parquet file (or, with ``adapter``, the folder the adapter
@@ -290,6 +324,12 @@ class DataConfig(_Strict):
         ``"*"`` for every column) -> an example of the format: ``"1,234.5"``, ``"1.234,5"``,
         ``"1 234,5"``, ``"1 234.5"``, ``"1'234.5"``, ``"1234.5"`` or ``"1234,5"``. Without it
         each column's format is detected from its values (see :mod:`icpml.schema`).
+
+    Raises
+    ------
+    pydantic.ValidationError
+        ``adapter`` or ``opportunities`` without ``path``, or ``options`` without
+        ``adapter``.
     """
 
     path: str | None = None
@@ -311,7 +351,18 @@ class DataConfig(_Strict):
 
 
 class CohortsConfig(_Strict):
-    """Best and worst cohort definition: top/bottom quantiles of the value score."""
+    """Best and worst cohort definition: top/bottom quantiles of the value score.
+
+    Parameters
+    ----------
+    best_quantile : float, default 0.25
+        Share (0-0.5) of accounts with the highest value score that form the best
+        cohort.
+    worst_quantile : float, default 0.25
+        Share (0-0.5) with the lowest value score that form the worst cohort.
+    min_per_cohort : int, default 10
+        Fewest accounts a cohort may hold before the run refuses to model it.
+    """
 
     best_quantile: float = Field(default=0.25, gt=0, lt=0.5)
     worst_quantile: float = Field(default=0.25, gt=0, lt=0.5)
@@ -327,6 +378,36 @@ class ModelsConfig(_Strict):
 
     Both are gradient-boosted trees (scikit-learn ``HistGradientBoostingClassifier``)
     on one-hot encoded categories, which ``shap.TreeExplainer`` explains exactly.
+
+    Parameters
+    ----------
+    seed : int, default 42
+        Seed of every split, model and bootstrap: the same data and config give
+        the same run.
+    holdout_size : float, default 0.3
+        Share of accounts held out for the evidence (never seen by the models or
+        the criteria search).
+    selection_size : float, default 0.25
+        Share of the non-held-out rows kept aside to choose criteria on.
+    cv_folds : int, default 5
+        Folds of the cross-validated AUC reported for each model.
+    max_iter : int, default 150
+        Boosting iterations.
+    learning_rate : float, default 0.05
+        Shrinkage of each boosting step.
+    max_leaf_nodes : int, default 15
+        Leaves per tree.
+    min_samples_leaf : int, default 20
+        Fewest accounts in a leaf.
+    l2_regularization : float, default 1.0
+        L2 penalty on leaf values.
+    churn_uses_post_sale : bool, default False
+        Let the churn model also read post-sale columns (prospects have none, so
+        leave this off when the churn risk of prospects matters).
+    leakage_auc : float, default 0.97
+        A feature whose own best-vs-worst AUC reaches this is a leakage suspect.
+    min_category_frequency : int, default 5
+        Rarer categories are pooled as 'infrequent'.
     """
 
     seed: int = 42
@@ -360,7 +441,36 @@ class ModelsConfig(_Strict):
 
 
 class CriteriaConfig(_Strict):
-    """Settings of the SHAP -> criteria stage (see :mod:`icpml.criteria`)."""
+    """Settings of the SHAP -> criteria stage (see :mod:`icpml.criteria`).
+
+    Parameters
+    ----------
+    top_features : int, default 8
+        Columns with the largest mean positive (and, separately, negative) SHAP
+        values that propose candidates.
+    max_icp_criteria : int, default 4
+        Most inclusion criteria in the ICP.
+    max_anti_criteria : int, default 4
+        Most exclusion criteria in the anti-ICP.
+    min_support : float, default 0.03
+        Smallest share (0-1) of accounts a criterion may cover.
+    alpha : float, default 0.05
+        False discovery rate of the Benjamini-Hochberg correction.
+    min_gain : float, default 0.01
+        Smallest F1 gain on the selection split to add a criterion.
+    max_wrongly_excluded : float, default 0.05
+        An exclusion may drop at most this share of best-cohort accounts.
+    min_exclusion_worst_lift : float, default 2.0
+        An exclusion's accounts must be in the worst cohort this many times as
+        often as average.
+    n_bootstrap : int, default 500
+        Bootstrap resamples of each lift interval.
+    stability_resamples : int, default 8
+        Most bootstrap refits to measure criteria stability (0 = skip).
+    min_stability : float, default 0.6
+        A criterion reappearing in fewer resamples than this share is flagged
+        unstable.
+    """
 
     top_features: int = Field(default=8, ge=1)
     max_icp_criteria: int = Field(default=4, ge=1)
@@ -404,6 +514,21 @@ class TrackingConfig(_Strict):
     are ``<name>-fit`` and ``<name>-churn`` (the name with anything but letters,
     digits, ``.``, ``_`` and ``-`` turned into ``-``): two configs never share a
     model unless they set the same names on purpose. :class:`Config` fills them in.
+
+    Parameters
+    ----------
+    uri : str, optional
+        MLflow tracking URI.
+    experiment : str, optional
+        MLflow experiment name.
+    fit_model_name, churn_model_name : str, optional
+        Registered-model names of the fit and churn models (no ``/``, ``:`` or
+        ``@``).
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A model name that MLflow cannot register.
     """
 
     uri: str | None = None
@@ -421,8 +546,27 @@ class TrackingConfig(_Strict):
 
 
 def model_slug(name: str) -> str:
-    """``name`` as a registered-model prefix: runs of other characters than letters,
-    digits, ``.``, ``_`` and ``-`` become one ``-`` (``"Acme EU/2025"`` -> ``"Acme-EU-2025"``)."""
+    """Turn ``name`` into a registered-model prefix.
+
+    Runs of other characters than letters, digits, ``.``, ``_`` and ``-`` become
+    one ``-``, and leading / trailing ``-._`` are dropped.
+
+    Parameters
+    ----------
+    name : str
+        Any name, typically the config's ``name``.
+
+    Returns
+    -------
+    str
+        The slug; ``"icpml"`` when nothing is left.
+
+    Examples
+    --------
+    >>> from icpml.config import model_slug
+    >>> model_slug("Acme EU/2025")
+    'Acme-EU-2025'
+    """
     import re
 
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-._")
@@ -430,7 +574,18 @@ def model_slug(name: str) -> str:
 
 
 class RetrainConfig(_Strict):
-    """The promotion gate of ``icpml retrain`` (challenger vs champion on the same fresh rows)."""
+    """The promotion gate of ``icpml retrain`` (challenger vs champion on the same fresh rows).
+
+    Parameters
+    ----------
+    max_auc_drop : float, default 0.01
+        Challenger fit AUC may trail the champion's by at most this (AUC points).
+    max_lift_drop : float, default 0.0
+        Challenger ICP lift interval's lower bound may trail the champion's by at
+        most this (a ratio).
+    alert_auc : float, default 0.6
+        Champion fit AUC on fresh data below this raises an alert (exit code 4).
+    """
 
     max_auc_drop: float = Field(
         default=0.01, ge=0, description="Challenger fit AUC may trail the champion's by at most this."
@@ -447,7 +602,21 @@ class RetrainConfig(_Strict):
 
 
 class ReportConfig(_Strict):
-    """Where reports go (relative to the project root)."""
+    """Where reports go (relative to the project root).
+
+    Parameters
+    ----------
+    dir : str, default "reports"
+        Report folder, relative to the project root (``..`` may not leave it) or
+        absolute.
+    sample_accounts_per_tier : int, default 5
+        Example accounts shown per tier in the report.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A relative ``dir`` that leaves the project folder.
+    """
 
     dir: str = "reports"
 
@@ -463,7 +632,38 @@ class ReportConfig(_Strict):
 
 
 class Config(_Strict):
-    """One icpml run. Load it with :func:`load_config`.
+    """One icpml run. Load it with :func:`load_config` or :func:`config_from_dict`.
+
+    Parameters
+    ----------
+    name : str, default "icpml"
+        Run name; the default MLflow experiment and model names derive from it.
+    columns : ColumnsConfig
+        Column roles (the only required section).
+    data : DataConfig
+        Where the accounts come from.
+    cohorts : CohortsConfig
+        Best and worst cohort definition.
+    models : ModelsConfig
+        Classifier settings.
+    criteria : CriteriaConfig
+        Criteria search settings.
+    tracking : TrackingConfig
+        MLflow settings (unset names are filled from ``name``).
+    report : ReportConfig
+        Report folder.
+    retrain : RetrainConfig
+        Promotion gate of ``icpml retrain``.
+    products : dict of str to list of OutcomeMetric
+        Product line -> its outcomes, for one ICP per product (``icpml products``).
+    project_root : pathlib.Path, optional
+        Filled by :func:`load_config`; relative paths resolve from here.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        Unknown keys (every section is strict) or invalid values; the loaders
+        turn it into a one-line :class:`~icpml.errors.ConfigError`.
 
     Examples
     --------
@@ -536,7 +736,19 @@ class Config(_Strict):
         return self
 
     def resolve(self, path: str | os.PathLike[str]) -> Path:
-        """Resolve ``path`` against the project root (absolute paths pass through)."""
+        """Resolve ``path`` against the project root (absolute paths pass through).
+
+        Parameters
+        ----------
+        path : str or path-like
+            A path from the config (``~`` is expanded).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path`` itself when absolute, else ``project_root / path`` resolved
+            (the project root is found from the working directory when unset).
+        """
         p = Path(path).expanduser()
         if p.is_absolute():
             return p
@@ -544,17 +756,34 @@ class Config(_Strict):
         return (root / p).resolve()
 
     def to_dict(self) -> dict:
-        """The resolved config as plain data (logged with every run)."""
+        """The resolved config as plain data (logged with every run).
+
+        Returns
+        -------
+        dict
+            JSON-ready values of every key, defaults included; ``project_root`` as a
+            string or None.
+        """
         d = self.model_dump(mode="json")
         d["project_root"] = str(self.project_root) if self.project_root else None
         return d
 
 
 def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
-    """The nearest ancestor of ``start`` (default: cwd) holding a project marker.
+    """Find the nearest ancestor of ``start`` holding a project marker.
 
     ``ICPML_PROJECT_ROOT`` wins when set. Markers: ``pyproject.toml``, ``.git``,
-    ``icpml.yaml`` or ``.icpml``. Falls back to ``start`` itself.
+    ``icpml.yaml`` or ``.icpml``.
+
+    Parameters
+    ----------
+    start : str or path-like, optional
+        Where to start looking; the working directory by default.
+
+    Returns
+    -------
+    pathlib.Path
+        The project root; ``start`` itself when no ancestor holds a marker.
     """
     env = os.environ.get("ICPML_PROJECT_ROOT")
     if env:
@@ -671,11 +900,25 @@ def _plain_problem(e: dict, model: type[BaseModel] | None = None) -> str:
 
 def format_validation_error(err: ValidationError, source: str,
                             model: type[BaseModel] | None = None) -> str:
-    """A pydantic ``ValidationError`` as one plain line: ``source: key.path: fix; key.path: fix``.
+    """Turn a pydantic ``ValidationError`` into one plain line.
 
     One clause per problem, each naming its key path and what to write instead; no
     pydantic wording ("Input should be a valid dictionary", "Value error, ...") reaches
     the user. One line, as every user error (several problems are ``; ``-separated).
+
+    Parameters
+    ----------
+    err : pydantic.ValidationError
+        The error to word.
+    source : str
+        What was validated (a file name), put first.
+    model : type of pydantic.BaseModel, optional
+        The model validated; lets an unknown key's message list the allowed keys.
+
+    Returns
+    -------
+    str
+        ``"source: key.path: fix; key.path: fix"``.
     """
     parts = dict.fromkeys(_plain_problem(e, model) for e in err.errors())
     return f"{source}: " + "; ".join(parts)
@@ -686,7 +929,41 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def config_from_dict(data: dict, *, project_root: Path | None = None, source: str = "config") -> Config:
-    """Validate a mapping into a :class:`Config`, raising :class:`ConfigError` on problems."""
+    """Validate an in-memory mapping into a :class:`Config`.
+
+    The same validation as :func:`load_config`, for a config built in code or a
+    notebook (the mapping has the layout of a YAML config file).
+
+    Parameters
+    ----------
+    data : dict
+        The config keys (``columns`` is required). Not modified.
+    project_root : pathlib.Path, optional
+        Where relative paths resolve from; found from the working directory when
+        None.
+    source : str, default "config"
+        What to call the mapping in error messages.
+
+    Returns
+    -------
+    Config
+        The validated, frozen config.
+
+    Raises
+    ------
+    ConfigError
+        ``data`` is not a mapping, or a key is unknown or invalid; one line naming
+        every offending key.
+
+    Examples
+    --------
+    >>> from icpml.config import config_from_dict
+    >>> cfg = config_from_dict({"name": "acme", "columns": {
+    ...     "id": "account_id", "features": {"firmographic": ["industry", "employees"]},
+    ...     "outcomes": [{"column": "arr"}]}})
+    >>> cfg.tracking.fit_model_name, cfg.models.seed
+    ('acme-fit', 42)
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level")
     try:
@@ -699,20 +976,42 @@ def config_from_dict(data: dict, *, project_root: Path | None = None, source: st
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Load and validate a YAML config.
 
+    The project root (for relative paths such as ``data.path`` and
+    ``report.dir``) is the nearest ancestor of the file holding a project
+    marker (see :func:`find_project_root`).
+
     Parameters
     ----------
-    path : path-like
-        The YAML file.
+    path : str or path-like
+        The YAML file (``~`` is expanded).
 
     Returns
     -------
     Config
+        The validated, frozen config with ``project_root`` set.
 
     Raises
     ------
     ConfigError
-        When the file is missing, is not YAML, or fails validation. The message
-        names every offending key.
+        When the file is missing, is not YAML, is empty, or fails validation. The
+        message names every offending key, on one line.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from icpml import load_config
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / ".icpml").write_text("")
+    >>> _ = (folder / "acme.yaml").write_text('''
+    ... name: acme
+    ... columns:
+    ...   id: account_id
+    ...   features: {firmographic: [industry, employees]}
+    ...   outcomes: [{column: arr}]
+    ... ''')
+    >>> cfg = load_config(folder / "acme.yaml")
+    >>> cfg.columns.feature_columns, cfg.project_root == folder.resolve()
+    (['industry', 'employees'], True)
     """
     p = Path(path).expanduser()
     if not p.is_file():
@@ -730,7 +1029,26 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def demo_config(project_root: Path | None = None) -> Config:
-    """The config of ``icpml demo``: the synthetic accounts of :mod:`icpml.synthetic`."""
+    """The config of ``icpml demo``: the synthetic accounts of :mod:`icpml.synthetic`.
+
+    Parameters
+    ----------
+    project_root : pathlib.Path, optional
+        Where relative paths (reports, tracking) resolve from; found from the
+        working directory when None.
+
+    Returns
+    -------
+    Config
+        The packaged ``configs/demo.yaml``, validated; it fits
+        :func:`icpml.synthetic.make_accounts`.
+
+    Examples
+    --------
+    >>> from icpml import demo_config
+    >>> demo_config().columns.id
+    'account_id'
+    """
     from importlib import resources
 
     text = resources.files("icpml").joinpath("configs/demo.yaml").read_text(encoding="utf-8")
