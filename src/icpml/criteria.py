@@ -465,29 +465,42 @@ class _PandasOps:
 class Criterion:
     """One condition on one targetable column.
 
-    Attributes
+    Parameters
     ----------
     kind : {"icp", "anti_icp"}
         Inclusion (every ICP criterion must hold) or exclusion (any one fires).
     column : str
+        The targetable (``columns.features``) column it reads.
     op : str
         ``in``, ``not_in``, ``between`` (inclusive), ``<``, ``<=``, ``>``,
         ``>=``, ``==``, ``is_missing`` (see :data:`OPERATORS`).
-    values : tuple
+    values : tuple of str, default ()
         Category values for ``in`` / ``not_in`` / ``==``.
     low, high : float, optional
-        Bounds for numeric operators (``between`` uses both).
-    source : str
+        Bounds for numeric operators (``between`` uses both), in the column's
+        own units.
+    source : str, default "fit_model"
         ``fit_model``, ``churn_model`` or ``hypothesis``.
-    also : tuple of Criterion
+    also : tuple of Criterion, default ()
         Further conditions on other columns that must hold too: an *interaction*
         such as ``requires_onprem = True and employees < 200`` (empty for most).
     evidence : dict
-        Held-out evidence (see :func:`segment_evidence`).
+        Held-out evidence (see :func:`segment_evidence`); not part of equality.
 
+    Notes
+    -----
     Category values match a cell when their :func:`icpml.data.spelling_key` agree
     ("saas " meets ``industry in {SaaS}``); missing and blank cells match only
     ``(missing)`` / ``is_missing``. Boolean criteria hold ``("True",)`` / ``("False",)``.
+
+    Examples
+    --------
+    >>> from icpml.criteria import Criterion
+    >>> c = Criterion("icp", "employees", "between", low=150, high=600)
+    >>> c.describe()
+    '150 <= employees <= 600'
+    >>> c.reason(320)
+    'employees 320 is inside the 150-600 band'
     """
 
     kind: Literal["icp", "anti_icp"]
@@ -507,6 +520,13 @@ class Criterion:
 
     @property
     def columns(self) -> list[str]:
+        """The columns this criterion reads.
+
+        Returns
+        -------
+        list of str
+            Its own column, then those of ``also`` (an interaction reads several).
+        """
         return [p.column for p in self.parts]
 
     # -- the one walk over the operator table ----------------------------------------
@@ -559,11 +579,22 @@ class Criterion:
 
     # -- semantics -----------------------------------------------------------------
     def mask(self, df: pd.DataFrame) -> pd.Series:
-        """Boolean Series over ``df``'s rows: which accounts meet the condition.
+        """Mark the accounts of ``df`` that meet the condition.
 
         ``df`` is a coerced account table (numbers as numbers, yes/no as boolean).
         Missing (and blank) cells never meet a condition, except ``is_missing`` and a
         category set holding ``(missing)``; category text is compared spelling-folded.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Accounts, one per row, holding every column in :attr:`columns`. Not
+            modified.
+
+        Returns
+        -------
+        pandas.Series of bool
+            One value per row of ``df``, same index.
         """
         return self._render(_MaskOps(df)).astype(bool)
 
@@ -579,7 +610,14 @@ class Criterion:
         return f"{word} {{{', '.join(map(str, self.values))}}}"
 
     def describe(self) -> str:
-        """The criterion as RevOps would write it, e.g. ``150 <= employees <= 600``."""
+        """The criterion as RevOps would write it, e.g. ``150 <= employees <= 600``.
+
+        Returns
+        -------
+        str
+            Column, operator and value(s) in words; the parts of an interaction joined
+            by ``and``. Also the key of the stability shares.
+        """
         if self.also:
             return " and ".join(p.describe() for p in self.parts)
         spec, c = OPERATORS[self.op], self.column
@@ -598,10 +636,22 @@ class Criterion:
     def reason(self, value: Any, hit: bool | None = None) -> str:
         """Why one account meets (or misses) this criterion, in words.
 
-        ``hit`` (whether the account meets it) is computed from ``value`` when not given;
-        the scorer passes it, having evaluated the criterion on the whole table at once.
-        E.g. ``employees 320 is inside the 150-600 band``, ``cloud provider Azure is not
-        in {AWS, GCP}``, ``employees is unknown (not in the 101-950 band)``.
+        E.g. ``employees 320 is inside the 150-600 band``, ``cloud provider Azure is
+        not in {AWS, GCP}``, ``employees is unknown (not in the 101-950 band)``.
+
+        Parameters
+        ----------
+        value : Any
+            The account's value in :attr:`column` (None / NaN for missing).
+        hit : bool, optional
+            Whether the account meets the criterion; computed from ``value`` when not
+            given (the scorer passes it, having evaluated the criterion on the whole
+            table at once).
+
+        Returns
+        -------
+        str
+            One short clause.
         """
         if self.also:  # value is the first column's; the others are named as conditions
             first = self.parts[0].reason(value)
@@ -634,34 +684,95 @@ class Criterion:
 
     # -- exports ---------------------------------------------------------------------
     def sql_expression(self, schema: dict | None = None, dialect: str | None = None) -> sqlx.Expression:
-        """This criterion as a sqlglot boolean expression over the raw table (see :meth:`to_sql`)."""
+        """This criterion as a sqlglot boolean expression over the raw table (see :meth:`to_sql`).
+
+        Parameters
+        ----------
+        schema : dict, optional
+            The column schema (``CriteriaSet.schema``); empty or None: plain types.
+        dialect : str, optional
+            Any sqlglot dialect; default :data:`DEFAULT_DIALECT`.
+
+        Returns
+        -------
+        sqlglot.expressions.Expression
+            The expression tree, to be rendered with ``.sql(dialect=...)`` or combined.
+
+        Raises
+        ------
+        ValueError
+            An unknown dialect.
+        """
         return self._render(_SqlOps(dialect), schema)
 
     def to_sql(self, schema: dict | None = None, dialect: str | None = None) -> str:
         """A SQL boolean expression selecting the rows :meth:`mask` marks on the coerced table.
 
-        ``schema`` is the column schema (``CriteriaSet.schema``; empty: plain types).
         Categories and yes/no cells compare spelling-folded text
         (``LOWER(TRIM(...)) IN ('saas', ...)``), so a text yes/no column and a real
         BOOLEAN both work; numbers the source writes as ``"$1,234.50"`` are cleaned
-        before the cast. NULL never matches (except ``is_missing``). ``dialect`` is any
-        sqlglot dialect (default :data:`DEFAULT_DIALECT`). Raises ``ValueError`` for an
-        unknown dialect.
+        before the cast. NULL never matches (except ``is_missing``). The expression is
+        built once with sqlglot and rendered per dialect.
+
+        Parameters
+        ----------
+        schema : dict, optional
+            The column schema (``CriteriaSet.schema``); empty or None: plain types.
+        dialect : str, optional
+            Any sqlglot dialect (duckdb, sqlite, postgres, snowflake, ...); default
+            :data:`DEFAULT_DIALECT`.
+
+        Returns
+        -------
+        str
+            A WHERE-clause body.
+
+        Raises
+        ------
+        ValueError
+            An unknown dialect.
         """
         return self.sql_expression(schema, dialect).sql(dialect=dialect or DEFAULT_DIALECT)
 
     def to_pandas(self, schema: dict | None = None, *, code: bool = False) -> str:
         """A pandas boolean expression over the raw table as ``pd.read_csv`` reads it.
 
-        ``code=False``: for ``DataFrame.query`` / ``DataFrame.eval`` (python engine);
-        raises :class:`ConfigError` naming a column whose name has a backtick.
-        ``code=True``: a Python expression over ``df["column"]``.
+        Parameters
+        ----------
+        schema : dict, optional
+            The column schema (``CriteriaSet.schema``); empty or None: plain types.
+        code : bool, default False
+            False: text for ``DataFrame.query`` / ``DataFrame.eval`` (python engine).
+            True: a Python expression over ``df["column"]``.
+
+        Returns
+        -------
+        str
+            The expression.
+
+        Raises
+        ------
+        ConfigError
+            With ``code=False``, a column whose name has a backtick (a query cannot
+            quote it).
         """
         return self._render(_PandasOps(code), schema)
 
     def to_dict(self, schema: dict | None = None) -> dict:
-        """JSON-able: fields, ``values`` as a list, and ``text``, ``sql``, ``pandas``
-        (``None`` when a column name cannot be written in a pandas query)."""
+        """The criterion as JSON-able data (the ``criteria.json`` entry).
+
+        Parameters
+        ----------
+        schema : dict, optional
+            The column schema used for the ``sql`` and ``pandas`` renderings.
+
+        Returns
+        -------
+        dict
+            The fields (``values`` as a list, ``also`` as a list of dicts when set,
+            evidence rounded) plus ``text`` (:meth:`describe`), ``sql`` and ``pandas``
+            (``None`` when a column name cannot be written in a pandas query).
+        """
         d = asdict(replace(self, also=()))
         d.pop("also")
         if self.also:
@@ -677,7 +788,18 @@ class Criterion:
 
     @classmethod
     def from_dict(cls, d: dict) -> Criterion:
-        """Inverse of :meth:`to_dict` (``text``, ``sql``, ``pandas`` are ignored)."""
+        """Rebuild a criterion from :meth:`to_dict`'s output.
+
+        Parameters
+        ----------
+        d : dict
+            A ``criteria.json`` entry; ``text``, ``sql`` and ``pandas`` are ignored.
+
+        Returns
+        -------
+        Criterion
+            Equal to the criterion that was written (evidence as stored, rounded).
+        """
         known = {k: d[k] for k in ("kind", "column", "op", "low", "high", "source") if k in d}
         also = tuple(cls.from_dict({"kind": d.get("kind", "icp"), "source": d.get("source", "fit_model"),
                                     **p}) for p in d.get("also", ()))
@@ -1128,22 +1250,33 @@ def _interacts(s: np.ndarray, a: np.ndarray, b: np.ndarray, sign: int) -> bool:
 class CriteriaSet:
     """The ICP (inclusions, all must hold) and the anti-ICP (exclusions, any fires).
 
-    Attributes
+    Parameters
     ----------
     icp, anti_icp : list of Criterion
+        Inclusion and exclusion criteria, in selection order.
     icp_evidence, anti_evidence : dict
-        Held-out evidence of the combined segments.
+        Held-out evidence of the combined segments (see :func:`segment_evidence`).
     unconfirmed : list of Criterion
         Selected on the selection split but not confirmed on held-out data.
     verdict : dict
-        ``icp_found`` (bool) and ``message`` in words.
+        ``icp_found`` (bool), ``tentative`` (bool, after a stability run) and
+        ``message`` in words.
     warnings : list of str
+        Caveats of the criteria stage, in words.
+    tiers : dict
+        The tier rules derived from the criteria (see :mod:`icpml.scoring`).
     meta : dict
-        Model and data provenance written to ``criteria.json``.
+        Model and data provenance written to ``criteria.json``; ``stability`` and
+        ``fidelity`` when measured.
     schema : dict
         The column schema learned at discovery (``{"version": 1, "columns": {...}}``:
         kind, number format, yes/no spellings, categories); the exports read it to
         match the raw table's spellings. Empty: plain types (categories still folded).
+
+    See Also
+    --------
+    CriteriaSet.to_frame : The criteria with their evidence as a table.
+    CriteriaSet.to_sql : The ICP and anti-ICP as SQL WHERE clauses.
     """
 
     icp: list[Criterion] = field(default_factory=list)
@@ -1159,7 +1292,18 @@ class CriteriaSet:
 
     # -- semantics ---------------------------------------------------------------------
     def icp_mask(self, df: pd.DataFrame) -> pd.Series:
-        """Meets every inclusion criterion and no exclusion (False when there is no ICP)."""
+        """Mark the accounts in the ICP: every inclusion holds and no exclusion fires.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Coerced accounts, one per row. Not modified.
+
+        Returns
+        -------
+        pandas.Series of bool
+            Same index as ``df``; all False when there is no ICP criterion.
+        """
         if not self.icp:
             return pd.Series(False, index=df.index)
         m = pd.Series(True, index=df.index)
@@ -1168,7 +1312,18 @@ class CriteriaSet:
         return m & ~self.anti_mask(df)
 
     def anti_mask(self, df: pd.DataFrame) -> pd.Series:
-        """Any exclusion fires."""
+        """Mark the accounts in the anti-ICP: any exclusion fires.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Coerced accounts, one per row. Not modified.
+
+        Returns
+        -------
+        pandas.Series of bool
+            Same index as ``df``; all False when there is no exclusion.
+        """
         m = pd.Series(False, index=df.index)
         for c in self.anti_icp:
             m |= c.mask(df)
@@ -1176,6 +1331,13 @@ class CriteriaSet:
 
     @property
     def columns(self) -> list[str]:
+        """The columns any criterion reads.
+
+        Returns
+        -------
+        list of str
+            Sorted, without repeats.
+        """
         return sorted({col for c in self.icp + self.anti_icp for col in c.columns})
 
     # -- exports -------------------------------------------------------------------------
@@ -1190,24 +1352,98 @@ class CriteriaSet:
         return {"icp": icp, "anti_icp": ops.false() if anti is None else anti}
 
     def to_sql(self, dialect: str | None = None) -> dict[str, str]:
-        """WHERE-clause bodies ``icp`` and ``anti_icp`` in ``dialect`` (any sqlglot dialect;
-        default :data:`DEFAULT_DIALECT`), reading :attr:`schema` (see :meth:`Criterion.to_sql`).
+        """The ICP and the anti-ICP as SQL WHERE-clause bodies over the raw table.
 
-        A NULL comparison never meets a criterion and never fires an exclusion
-        (``NOT COALESCE(anti, FALSE)``). Raises ``ValueError`` for an unknown dialect.
+        Each criterion is rendered as in :meth:`Criterion.to_sql`, reading
+        :attr:`schema`. The ICP is every inclusion and no exclusion; a NULL
+        comparison never meets a criterion and never fires an exclusion (``NOT
+        COALESCE(anti, FALSE)``), as :meth:`icp_mask` decides on the coerced table.
+
+        Parameters
+        ----------
+        dialect : str, optional
+            Any sqlglot dialect (duckdb, sqlite, postgres, snowflake, ...); default
+            :data:`DEFAULT_DIALECT`.
+
+        Returns
+        -------
+        dict of str to str
+            ``{"icp": ..., "anti_icp": ...}``; ``FALSE`` for an empty side.
+
+        Raises
+        ------
+        ValueError
+            An unknown dialect.
+
+        Examples
+        --------
+        >>> import duckdb, pandas as pd
+        >>> from icpml.criteria import CriteriaSet, Criterion
+        >>> cs = CriteriaSet(
+        ...     icp=[Criterion("icp", "employees", "between", low=150, high=600),
+        ...          Criterion("icp", "industry", "in", values=("SaaS", "FinTech"))],
+        ...     anti_icp=[Criterion("anti_icp", "requires_onprem", "==", values=("True",))])
+        >>> accounts = pd.DataFrame({"account_id": ["a", "b", "c", "d"],
+        ...                          "employees": [200, 1000, 300, 450],
+        ...                          "industry": ["saas ", "SaaS", "FinTech", None],
+        ...                          "requires_onprem": ["no", "no", "yes", "no"]})
+        >>> where = cs.to_sql()
+        >>> duckdb.sql(f"SELECT account_id FROM accounts WHERE {where['icp']}").fetchall()
+        [('a',)]
+        >>> duckdb.sql(f"SELECT account_id FROM accounts WHERE {where['anti_icp']}").fetchall()
+        [('c',)]
         """
         ops = _SqlOps(dialect)
         return {k: v.sql(dialect=ops.dialect) for k, v in self._combined(ops).items()}
 
     def to_pandas(self, *, code: bool = False) -> dict[str, str]:
-        """pandas expressions ``icp`` and ``anti_icp`` over the raw table as ``pd.read_csv``
-        reads it (see :meth:`Criterion.to_pandas`): ``DataFrame.query`` text, or with
-        ``code=True`` Python over ``df[...]``. Raises :class:`ConfigError` naming a column
-        whose backtick a query cannot quote."""
+        """The ICP and the anti-ICP as pandas expressions over the raw table.
+
+        The table as ``pd.read_csv`` reads it (see :meth:`Criterion.to_pandas`); the
+        same rows as :meth:`to_sql` selects.
+
+        Parameters
+        ----------
+        code : bool, default False
+            False: ``DataFrame.query`` text (python engine). True: Python
+            expressions over ``df[...]``.
+
+        Returns
+        -------
+        dict of str to str
+            ``{"icp": ..., "anti_icp": ...}``.
+
+        Raises
+        ------
+        ConfigError
+            With ``code=False``, naming a column whose backtick a query cannot quote.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from icpml.criteria import CriteriaSet, Criterion
+        >>> cs = CriteriaSet(icp=[Criterion("icp", "employees", ">=", low=150)],
+        ...                  anti_icp=[Criterion("anti_icp", "requires_onprem", "==", values=("True",))])
+        >>> df = pd.DataFrame({"employees": [200, 90, 300], "requires_onprem": ["no", "no", "yes"]})
+        >>> df.query(cs.to_pandas()["icp"], engine="python").index.tolist()
+        [0]
+        >>> eval(cs.to_pandas(code=True)["anti_icp"]).tolist()
+        [False, False, True]
+        """
         return self._combined(_PandasOps(code))
 
     def to_dict(self) -> dict:
-        """JSON-able criteria; the inverse of :meth:`from_dict` (floats rounded)."""
+        """The criteria as JSON-able data: the content of ``criteria.json``.
+
+        Returns
+        -------
+        dict
+            ``schema_version``, ``verdict``, ``icp`` and ``anti_icp`` (each with
+            ``criteria``, combined ``evidence``, ``sql``, ``pandas``, ``pandas_code``),
+            ``unconfirmed``, ``tiers``, ``warnings``, ``meta``, ``schema``, and
+            ``pandas_note`` when a pandas query cannot be written; floats rounded to 6
+            digits. :meth:`from_dict` reads it back.
+        """
         sql = self.to_sql()
         try:
             pandas, note = self.to_pandas(), None
@@ -1233,7 +1469,13 @@ class CriteriaSet:
         return _round(out)
 
     def to_json(self) -> str:
-        """Deterministic JSON (sorted keys, rounded floats, no timestamps)."""
+        """Deterministic JSON (sorted keys, rounded floats, no timestamps).
+
+        Returns
+        -------
+        str
+            :meth:`to_dict` as indented JSON ending in a newline.
+        """
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     def to_frame(self) -> pd.DataFrame:
@@ -1318,7 +1560,23 @@ class CriteriaSet:
 
     @classmethod
     def from_dict(cls, d: dict) -> CriteriaSet:
-        """Inverse of :meth:`to_dict`; raises ``ValueError`` for another major schema version."""
+        """Rebuild a criteria set from :meth:`to_dict`'s output.
+
+        Parameters
+        ----------
+        d : dict
+            The content of a ``criteria.json``.
+
+        Returns
+        -------
+        CriteriaSet
+            The criteria, evidence, verdict, tiers, meta and schema as stored.
+
+        Raises
+        ------
+        ValueError
+            ``d`` was written with another major schema version.
+        """
         if str(d.get("schema_version", "")).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
             raise ValueError(f"criteria schema {d.get('schema_version')} is not supported "
                              f"(this icpml reads {SCHEMA_VERSION})")
@@ -1807,22 +2065,23 @@ def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
 class CriteriaSplit:
     """The accounts the criteria stage reads, and which rows play which part.
 
-    Attributes
+    Parameters
     ----------
-    accounts : DataFrame
+    accounts : pandas.DataFrame
         Every account (coerced table), in one index.
-    cohorts : Series
+    cohorts : pandas.Series
         Cohort (best / middle / worst) of each account, same index.
-    part : Series
+    part : pandas.Series
         ``train`` / ``selection`` / ``holdout`` per account (the pipeline's split).
-    churned : Series of bool, optional
+    churned : pandas.Series of bool, optional
+        Whether each account churned, same index.
     refit : callable, optional
         ``refit(index) -> (fit_explanation, churn_explanation or None)``: fit the models
         on the accounts of ``index`` only and explain those accounts. Needed for K-fold
         cross-fitting (small data); without it the three-way split is always used.
-    n_folds : int
+    n_folds : int, default 5
         Folds of the cross-fitting.
-    seed : int
+    seed : int, default 0
         Seed of the fold assignment and of the bootstraps.
     """
 
@@ -1835,13 +2094,32 @@ class CriteriaSplit:
     seed: int = 0
 
     def rows(self, *parts: str) -> tuple[pd.DataFrame, pd.Series, pd.Series | None]:
-        """Accounts, cohorts and churn of the given parts (all accounts when none given)."""
+        """Accounts, cohorts and churn of the given parts.
+
+        Parameters
+        ----------
+        *parts : str
+            Any of ``train``, ``selection``, ``holdout``; all accounts when none given.
+
+        Returns
+        -------
+        tuple
+            ``(accounts, cohorts, churned)`` restricted to those rows (``churned`` is
+            None without a churn column).
+        """
         m = self.part.isin(parts).to_numpy(bool) if parts else np.ones(len(self.part), dtype=bool)
         ch = self.churned[m] if self.churned is not None else None
         return self.accounts[m], self.cohorts[m], ch
 
     def folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``n_folds`` (in-fold, out-of-fold) positional index pairs, stratified by cohort."""
+        """The cross-fitting folds, stratified by cohort (seeded).
+
+        Returns
+        -------
+        list of tuple of numpy.ndarray
+            ``n_folds`` pairs ``(in_fold, out_of_fold)`` of positional row indices into
+            :attr:`accounts`.
+        """
         from sklearn.model_selection import KFold, StratifiedKFold
 
         strat = self.cohorts.astype(str).to_numpy()
