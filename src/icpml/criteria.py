@@ -869,15 +869,26 @@ def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | N
                      side: str = "include") -> dict:
     """Evidence of a segment (a boolean mask over accounts) on some accounts.
 
+    The rates are shares of the accounts given (held-out rows in discovery); the
+    lift is the segment's best rate over the base rate, with a percentile
+    bootstrap interval; ``wracc`` is the weighted relative accuracy of subgroup
+    discovery (Lavrac et al. 2004), ``coverage * (best_rate - base_rate)``; the
+    p-value is a one-sided Fisher exact test (scipy) of the 2x2 table.
+
     Parameters
     ----------
-    mask : Series of bool
+    mask : pandas.Series of bool
         Accounts in the segment.
-    is_best : Series of bool
-        Best-cohort accounts (middle and worst are False).
-    churned : Series of bool, optional
-    is_worst : Series of bool, optional
+    is_best : pandas.Series of bool
+        Best-cohort accounts (middle and worst are False), aligned with ``mask``.
+    churned : pandas.Series of bool, optional
+        Whether each account churned; adds ``churn_inside`` and ``churn_outside``.
+    is_worst : pandas.Series of bool, optional
         Worst-cohort membership; adds ``worst_rate`` and ``worst_lift``.
+    n_bootstrap : int, default 500
+        Resamples of the lift interval.
+    seed : int, default 0
+        Seed of the bootstrap.
     side : {"include", "exclude", "churn"}
         Which one-sided test gives ``p_value``: the segment's best rate is
         higher (include) or lower (exclude) than the rest's, or its churn rate
@@ -885,8 +896,12 @@ def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | N
 
     Returns
     -------
-    dict with ``n, support, coverage, best_rate, base_rate, lift, lift_ci,
-    wracc, churn_inside, churn_outside, best_wrongly_excluded, p_value``.
+    dict
+        ``n`` and ``support`` (counts), ``coverage``, ``best_rate``,
+        ``best_rate_outside``, ``base_rate``, ``best_wrongly_excluded`` (shares
+        0-1), ``lift`` and ``lift_ci`` (``[low, high]``, ratios), ``wracc``,
+        ``p_value``, and the optional churn / worst figures above. Undefined
+        figures (empty segment) are NaN.
     """
     m = mask.to_numpy(bool)
     b = is_best.to_numpy(bool)
@@ -1138,7 +1153,29 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
 
     For the fit model, the positive side gives ICP candidates and the negative
     side exclusion candidates; for the churn model only the positive (more
-    churn) side is used, as exclusion candidates.
+    churn) side is used, as exclusion candidates. SHAP values are TreeSHAP
+    (Lundberg et al. 2020), grouped per business column (:mod:`icpml.explain`).
+
+    Parameters
+    ----------
+    expl : Explanation
+        Grouped SHAP values of one model on the proposal rows.
+    kinds : dict of str to str
+        Kind (``numeric``, ``categorical``, ``boolean``) of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    cfg : CriteriaConfig
+        ``top_features``, ``min_support`` and the other criteria settings.
+    source : str
+        ``fit_model`` or ``churn_model``: which side(s) are read.
+    min_count : int, optional
+        Fewest accounts a candidate must cover; from ``cfg.min_support`` when None.
+
+    Returns
+    -------
+    list of Criterion
+        Candidates without evidence, ICP and exclusion candidates mixed (see
+        :attr:`Criterion.kind`).
     """
     vals = expl.values[[c for c in expl.values.columns if c in allowed]]
     if vals.empty:
@@ -1187,6 +1224,30 @@ def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[s
     SHAP of all accounts but plain within those industries. Used for the next ICP
     criterion given the ones chosen so far, and for the second half of an interaction
     exclusion (see the module docstring).
+
+    Parameters
+    ----------
+    expl : Explanation
+        Grouped SHAP values on the proposal rows.
+    segment : numpy.ndarray of bool
+        The rows of ``expl`` inside the segment.
+    kinds : dict of str to str
+        Kind of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    cfg : CriteriaConfig
+        The criteria settings.
+    source : str
+        ``fit_model`` or ``churn_model``.
+    kind : {"icp", "anti_icp"}
+        Which side's candidates to keep.
+    min_count : int
+        Fewest accounts (inside the segment) a candidate must cover.
+
+    Returns
+    -------
+    list of Criterion
+        Candidates of ``kind`` without evidence; empty when the segment is too small.
     """
     if int(segment.sum()) < 2 * min_count:
         return []
@@ -1206,6 +1267,31 @@ def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: d
     give the second condition (``requires_onprem = True and employees < 200``: on-prem
     hurts only small companies). Selection (step 2) decides whether a pair beats its
     parts; a pair whose first part is also kept is dropped as redundant.
+
+    Parameters
+    ----------
+    expl : Explanation
+        Grouped SHAP values of one model on the proposal rows.
+    singles : list of Criterion
+        The single-column candidates of the same model (the A's are drawn from
+        its exclusions).
+    kinds : dict of str to str
+        Kind of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    cfg : CriteriaConfig
+        The criteria settings.
+    source : str
+        ``fit_model`` or ``churn_model``.
+    n_first : int, default 6
+        Strongest first conditions (columns) tried.
+    n_second : int, default 2
+        Second conditions kept per first condition.
+
+    Returns
+    -------
+    list of Criterion
+        Exclusion candidates with one ``also`` part each.
     """
     n = len(expl.values)
     min_count = _min_count(cfg, n)
@@ -1622,6 +1708,20 @@ def refine_numeric(c: Criterion, rows: pd.DataFrame, cohort: pd.Series) -> Crite
     """Refine a numeric criterion's bounds on outcome labels (see :func:`_refine_bound`).
 
     ICP bounds split best from the rest; exclusion bounds split worst from the rest.
+
+    Parameters
+    ----------
+    c : Criterion
+        The criterion; returned unchanged unless numeric.
+    rows : pandas.DataFrame
+        Coerced accounts to refine on (train + selection, never held-out rows).
+    cohort : pandas.Series
+        Cohort of each row of ``rows``.
+
+    Returns
+    -------
+    Criterion
+        ``c`` with moved ``low`` / ``high`` (evidence unchanged).
     """
     if c.also:  # each numeric part on the accounts that meet the other parts
         parts = list(c.parts)
@@ -1692,9 +1792,30 @@ def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.
     chi-square Bonferroni-corrected for the cut points scanned (noise never moves a
     bound). Each bound is the roundest number
     between the two observed values it separates (:func:`_roundest`). Missing values
-    never meet the criterion. Returns ``c`` unchanged when it is not a numeric ICP
-    criterion, the segment has fewer than ``4 * min_k`` accounts, or no cut clears the
-    bar (the caller's confirmation test then decides whether it stays).
+    never meet the criterion.
+
+    Parameters
+    ----------
+    c : Criterion
+        The ICP criterion whose bounds are chosen.
+    rows : pandas.DataFrame
+        Coerced accounts (the refinement rows).
+    is_best : numpy.ndarray of bool
+        Best-cohort membership of each row.
+    segment : numpy.ndarray of bool
+        Rows meeting every other ICP criterion and no exclusion.
+    min_k : int
+        Fewest accounts a criterion may cover.
+    max_cuts : int, default 200
+        Most candidate cut points scanned (evenly spaced among the value changes).
+
+    Returns
+    -------
+    Criterion
+        ``c`` with new bounds; ``c`` unchanged when it is not a numeric ICP
+        criterion, the segment has fewer than ``4 * min_k`` accounts, or no cut
+        clears the bar (the caller's confirmation test then decides whether it
+        stays).
     """
     if c.kind != "icp" or c.also or OPERATORS[c.op].family != "numeric":
         return c
@@ -1767,6 +1888,26 @@ def fit_set(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.n
     tell (fewer than ``4 * min_k`` or :data:`_MIN_SET_ROWS` accounts, or no prefix beats SHAP's set by the
     5% chi-square, Bonferroni-corrected for the prefixes compared). Only plain
     ``in`` criteria of columns with three or more categories are refit.
+
+    Parameters
+    ----------
+    c : Criterion
+        The ICP criterion whose category set is chosen.
+    rows : pandas.DataFrame
+        Coerced accounts (the refinement rows).
+    is_best : numpy.ndarray of bool
+        Best-cohort membership of each row.
+    segment : numpy.ndarray of bool
+        Rows meeting every other ICP criterion and no exclusion.
+    min_k : int
+        Fewest accounts a criterion may cover.
+    min_per_value : int, default 3
+        Fewest accounts a category needs in the segment to be ranked.
+
+    Returns
+    -------
+    Criterion
+        ``c`` with the chosen ``values``, or ``c`` unchanged.
     """
     if c.kind != "icp" or c.also or c.op != "in":
         return c
@@ -2006,8 +2147,35 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
                     cfg: CriteriaConfig) -> tuple[list[Criterion], list[Criterion], int]:
     """Steps 1 and 2: propose candidates, select exclusions then inclusions, refine bounds.
 
-    Returns the selected exclusions, the selected inclusions (no held-out evidence
-    yet) and the number of candidates proposed.
+    Parameters
+    ----------
+    fit_expl : Explanation
+        Grouped SHAP values of the fit model on the proposal rows.
+    churn_expl : Explanation, optional
+        The same for the churn model (None without a churn column).
+    kinds : dict of str to str
+        Kind of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    select : pandas.DataFrame
+        Coerced accounts of the selection split (candidates are chosen here).
+    select_cohort : pandas.Series
+        Cohort of each row of ``select``.
+    select_churn : pandas.Series of bool, optional
+        Churn of each row of ``select``.
+    refine_rows : pandas.DataFrame, optional
+        Accounts on which numeric bounds are refined on outcome labels.
+    refine_cohort : pandas.Series, optional
+        Cohort of each row of ``refine_rows``.
+    cfg : CriteriaConfig
+        The criteria settings.
+
+    Returns
+    -------
+    tuple
+        ``(exclusions, inclusions, n_candidates)``: two lists of
+        :class:`Criterion` without held-out evidence yet, and the number of
+        candidates proposed.
     """
     cands = propose_candidates(fit_expl, kinds, allowed, cfg, source="fit_model")
     if churn_expl is not None:
@@ -2145,6 +2313,20 @@ def use_crossfit(n_accounts: int, n_holdout: int, base_rate: float) -> bool:
     True below :data:`CROSSFIT_BELOW` accounts, or when a segment covering 25% of the
     held-out rows would need a lift of :data:`CROSSFIT_LIFT` or more to be told apart
     from chance (:func:`detectable_lift`; not estimable counts as too few).
+
+    Parameters
+    ----------
+    n_accounts : int
+        Accounts in the run.
+    n_holdout : int
+        Accounts the three-way split would hold out.
+    base_rate : float
+        Share (0-1) of accounts in the best cohort.
+
+    Returns
+    -------
+    bool
+        True to cross-fit, False for the three-way split.
     """
     need = detectable_lift(n_holdout, base_rate)
     return n_accounts < CROSSFIT_BELOW or not need < CROSSFIT_LIFT
@@ -2402,6 +2584,26 @@ def detectable_lift(n: int, base_rate: float, coverage: float = 0.25) -> float:
     The lift at which the lower end of a 95% (normal) interval of the segment's best
     rate just clears the base rate: what the data *can* tell apart from chance. On
     90 held-out accounts with a 25% best cohort that is about 1.8x; on 900, about 1.2x.
+
+    Parameters
+    ----------
+    n : int
+        Accounts the evidence is measured on.
+    base_rate : float
+        Share (0-1) of accounts in the best cohort.
+    coverage : float, default 0.25
+        Share (0-1) of the accounts inside the segment.
+
+    Returns
+    -------
+    float
+        The lift (ratio); NaN when not estimable (e.g. no accounts).
+
+    Examples
+    --------
+    >>> from icpml.criteria import detectable_lift
+    >>> round(detectable_lift(900, 0.25), 1)
+    1.2
     """
     k = coverage * n
     if k < 1 or not 0 < base_rate < 1:
@@ -2454,13 +2656,20 @@ def _verdict(cs: CriteriaSet, n_holdout: int, rows: str = "held-out accounts") -
 def apply_stability(cs: CriteriaSet, stability: dict) -> None:
     """Make the verdict say the ICP is tentative when every ICP criterion is unstable.
 
-    ``stability`` is :func:`icpml.stability.criteria_stability`'s result. When an ICP was
-    found but none of its criteria reappeared in at least ``criteria.min_stability`` of
-    the resamples, ``cs.verdict`` gets ``tentative: True`` and a message that starts
-    "Tentative ICP" instead of "ICP found" (``icp_found`` stays as the held-out evidence
-    decided: the lift is real on these accounts, the choice of rules is not settled).
-    Without resamples, or with at least one stable ICP criterion, the verdict gets
-    ``tentative: False``. Modifies ``cs`` in place.
+    When an ICP was found but none of its criteria reappeared in at least
+    ``criteria.min_stability`` of the resamples, ``cs.verdict`` gets ``tentative:
+    True`` and a message that starts "Tentative ICP" instead of "ICP found"
+    (``icp_found`` stays as the held-out evidence decided: the lift is real on
+    these accounts, the choice of rules is not settled). Without resamples, or with
+    at least one stable ICP criterion, the verdict gets ``tentative: False``.
+
+    Parameters
+    ----------
+    cs : CriteriaSet
+        The criteria; its ``verdict`` is modified in place.
+    stability : dict
+        :func:`icpml.stability.criteria_stability`'s result (``per_criterion``,
+        ``unstable``, ``n_resamples``).
     """
     per = stability.get("per_criterion") or {}
     unstable = set(stability.get("unstable") or ())
