@@ -65,11 +65,23 @@ NAME_COLUMN = "name"
 
 
 def round_scores(scored: pd.DataFrame, decimals: int = SCORE_DECIMALS) -> pd.DataFrame:
-    """A copy of a scored table with ``fit_score`` and ``churn_risk`` rounded for output files.
+    """Round ``fit_score`` and ``churn_risk`` of a scored table for output files.
 
     Four decimals separate accounts far more finely than the models can (their held-out
     intervals are a few hundredths wide); seventeen digits only make a CSV hard to read.
-    Columns other than the two scores are unchanged; ``scored`` is not modified.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        A table from :meth:`Scorer.score`. Not modified.
+    decimals : int, default :data:`SCORE_DECIMALS`
+        Decimals kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the two score columns rounded (when present); other columns
+        unchanged.
     """
     cols = {c: decimals for c in ("fit_score", "churn_risk") if c in scored.columns}
     return scored.round(cols) if cols else scored
@@ -78,8 +90,23 @@ def round_scores(scored: pd.DataFrame, decimals: int = SCORE_DECIMALS) -> pd.Dat
 def assign_tiers(criteria: CriteriaSet, df: pd.DataFrame) -> pd.Series:
     """Tier of each account (see the module docstring).
 
-    With no confirmed ICP criteria there is no Tier 1 or 2: every account that
-    no exclusion removes is Tier 3.
+    ``Tier 1`` meets every ICP criterion, ``Tier 2`` misses one, ``Tier 3`` the
+    rest, and ``Excluded`` any anti-ICP criterion fires (which wins). With no
+    confirmed ICP criteria there is no Tier 1 or 2: every account that no
+    exclusion removes is Tier 3.
+
+    Parameters
+    ----------
+    criteria : CriteriaSet
+        The ICP and anti-ICP criteria.
+    df : pandas.DataFrame
+        Coerced accounts, one per row. Not modified.
+
+    Returns
+    -------
+    pandas.Series
+        Categorical with the categories :data:`TIERS` in order, named ``tier``,
+        same index as ``df``.
     """
     tier, _, _ = _tiers_from_hits([c.mask(df).to_numpy(bool) for c in criteria.icp],
                                   [c.mask(df).to_numpy(bool) for c in criteria.anti_icp], len(df))
@@ -101,7 +128,24 @@ def _tiers_from_hits(icp_hits: list[np.ndarray], anti_hits: list[np.ndarray],
 
 def tier_summary(tiers: pd.Series, is_best: pd.Series | None = None,
                  churned: pd.Series | None = None) -> pd.DataFrame:
-    """Accounts per tier and, where outcomes are known, best-cohort and churn rates."""
+    """Accounts per tier and, where outcomes are known, best-cohort and churn rates.
+
+    Parameters
+    ----------
+    tiers : pandas.Series
+        Tier of each account (:func:`assign_tiers`).
+    is_best : pandas.Series of bool, optional
+        Best-cohort membership of the same accounts.
+    churned : pandas.Series of bool, optional
+        Churn of the same accounts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tier in :data:`TIERS` order (empty tiers included), columns
+        ``tier``, ``accounts`` (count), ``share`` of all accounts, and with the
+        outcomes ``best_rate`` / ``churn_rate`` (shares 0-1; NaN for an empty tier).
+    """
     out = pd.DataFrame({"accounts": tiers.value_counts().reindex(TIERS, fill_value=0)})
     out["share"] = out["accounts"] / max(len(tiers), 1)
     if is_best is not None:
@@ -192,15 +236,16 @@ def _shown(value) -> str:
 class DataIssue:
     """One problem the scorer had to work around in one column.
 
-    Attributes
+    Parameters
     ----------
     column : str
+        The column concerned.
     kind : str
         ``missing column``, ``missing id``, ``not yes/no``, ``not a number``, ``infinite`` or
         ``unseen``; all but the first two concern single cells (:class:`icpml.schema.CellIssues`).
-    rows : ndarray of bool, optional
+    rows : numpy.ndarray of bool, optional
         The rows affected (``None``: every row).
-    values : Series, optional
+    values : pandas.Series, optional
         The raw values of those rows, for the words and the examples.
     """
 
@@ -210,7 +255,18 @@ class DataIssue:
     values: pd.Series | None = None
 
     def words(self, value=None) -> str:
-        """The issue in words for one row (``value``: that row's raw value)."""
+        """The issue in words for one row.
+
+        Parameters
+        ----------
+        value : Any, optional
+            That row's raw value (for the cell-level kinds).
+
+        Returns
+        -------
+        str
+            E.g. ``employees 'many' is not a number: scored as unknown``.
+        """
         c = self.column
         return {
             "missing column": f"column '{c}' missing: scored as unknown",
@@ -264,24 +320,36 @@ class _IssueTally:
 class Scorer:
     """Everything needed to score raw account tables.
 
-    Attributes
+    What the registered MLflow model wraps: ``icpml score``, a notebook and
+    ``mlflow models serve`` all call :meth:`score`.
+
+    Parameters
     ----------
     fit : TrainedModel
+        The fit model (best vs worst cohort).
     churn : TrainedModel or None
+        The churn model, if the config names a churn column.
     criteria : CriteriaSet
+        The ICP and anti-ICP; they decide tiers and reasons.
     id_column : str
-    name_column : str, optional
-        The account label column (``columns.name``), copied to the output next to the
-        id when the scored table has it; a column called ``name`` is copied too.
-    chunk_size : int
+        The account id column, copied to the output first.
+    chunk_size : int, default 50000
         Rows scored at a time (bounds memory on large tables).
     categories : dict, optional
         Categorical column -> the values in the discovery data; other values
         are named in ``data_issues``.
+    name_column : str, optional
+        The account label column (``columns.name``), copied to the output next to the
+        id when the scored table has it; a column called ``name`` is copied too.
     schema : Schema, optional
         How discovery read each column (:func:`icpml.schema.learn_schema`); scoring reads
         every cell the same way (:func:`icpml.schema.coerce`). A scorer pickled before
         schemas existed has none and reads by its models' column kinds.
+
+    See Also
+    --------
+    icpml.pipeline.discover : Builds the scorer (``Discovery.scorer``).
+    icpml.tracking.load_scorer : Loads a registered one.
     """
 
     fit: TrainedModel
@@ -295,12 +363,25 @@ class Scorer:
 
     @property
     def label_columns(self) -> list[str]:
-        """Columns copied as they are from the input to the output, after the id (names)."""
+        """Columns copied as they are from the input to the output, after the id (names).
+
+        Returns
+        -------
+        list of str
+            ``name_column`` and ``name``, without repeats or the id.
+        """
         cols = [c for c in (self.name_column, NAME_COLUMN) if c and c != self.id_column]
         return list(dict.fromkeys(cols))
 
     @property
     def input_columns(self) -> list[str]:
+        """The feature columns the models read.
+
+        Returns
+        -------
+        list of str
+            The fit model's columns, then the churn model's others.
+        """
         cols = list(self.fit.columns)
         if self.churn is not None:
             cols += [c for c in self.churn.columns if c not in cols]
@@ -308,8 +389,14 @@ class Scorer:
 
     @property
     def text_columns(self) -> list[str]:
-        """Columns a CSV reader should hand over as text: the id and those the schema reads
-        from text (see :meth:`icpml.schema.Schema.text_columns`)."""
+        """Columns a CSV reader should hand over as text.
+
+        Returns
+        -------
+        list of str
+            The id, the label columns and the input columns the schema reads from
+            text (see :meth:`icpml.schema.Schema.text_columns`).
+        """
         return [self.id_column, *self.label_columns,
                 *(c for c in self._schema().text_columns() if c in self.input_columns)]
 
@@ -334,10 +421,22 @@ class Scorer:
         """Align a raw table to the training columns and types; never mutates ``df``.
 
         Every cell is read by :func:`icpml.schema.coerce` with the discovery schema, as
-        discovery read it. Returns the aligned copy and the data issues found (see
-        :class:`DataIssue`): an unreadable cell is scored as unknown and named, its column
-        kept. ``codes``, if given, receives each categorical column's ``pd.factorize``
-        (computed here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
+        discovery read it: an unreadable cell is scored as unknown and named, its
+        column kept.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Raw accounts. Not modified.
+        codes : dict, optional
+            If given, receives each categorical column's ``pd.factorize`` (computed
+            here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
+
+        Returns
+        -------
+        tuple
+            ``(X, issues)``: the aligned copy (exactly :attr:`input_columns`, same
+            rows) and the list of :class:`DataIssue` found, in column order.
         """
         columns = self.input_columns
         cache = self.__dict__.setdefault("_known", {})
@@ -363,20 +462,54 @@ class Scorer:
 
         Parameters
         ----------
-        df : DataFrame
-            Raw accounts; needs the id column, and ideally every feature column.
-        explain : bool
-            ``top_reasons`` from per-account exact SHAP values (the three columns that
-            moved the fit score most) instead of the default, the ICP criteria the
-            account meets or misses. SHAP costs far more than scoring itself.
+        df : pandas.DataFrame
+            Raw accounts; needs the id column, and ideally every feature column
+            (absent columns are scored as missing and named in ``data_issues``).
+            Not modified.
+        explain : bool, default False
+            ``top_reasons`` from per-account exact SHAP values (TreeSHAP, Lundberg
+            et al. 2020: the three columns that moved the fit score most) instead of
+            the default, the ICP criteria the account meets or misses. SHAP costs far
+            more than scoring itself.
         reasons : bool, optional
             Older name of ``explain``.
 
         Returns
         -------
-        DataFrame with the id column, the :attr:`label_columns` the input has (account
-        names), and :data:`SCORED_COLUMNS`. Each row is scored on
-        its own: the output does not depend on how the table is chunked.
+        pandas.DataFrame
+            One row per input row, in order, default index: the id column, the
+            :attr:`label_columns` the input has (account names), and
+            :data:`SCORED_COLUMNS` (``fit_score`` and ``churn_risk`` are model
+            probabilities in 0-1, ``churn_risk`` NaN without a churn model). Each row
+            is scored on its own: the output does not depend on how the table is
+            chunked.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from icpml.config import ModelsConfig
+        >>> from icpml.criteria import CriteriaSet, Criterion
+        >>> from icpml.models import train_model
+        >>> from icpml.scoring import Scorer
+        >>> X = pd.DataFrame({"employees": np.arange(10.0, 1010.0, 5.0)})
+        >>> y = X["employees"].between(150, 600).to_numpy(int)
+        >>> fit = train_model("fit", X, y, X, y, {"employees": "numeric"}, ModelsConfig(max_iter=20))
+        >>> cs = CriteriaSet(icp=[Criterion("icp", "employees", "between", low=150, high=600)])
+        >>> scorer = Scorer(fit=fit, churn=None, criteria=cs, id_column="account_id")
+        >>> prospects = pd.DataFrame({"account_id": ["p1", "p2", "p3"],
+        ...                           "employees": ["320", "2,000", "many"]})
+        >>> out = scorer.score(prospects)
+        >>> out[["account_id", "tier", "icp_match"]]
+          account_id    tier  icp_match
+        0         p1  Tier 1       True
+        1         p2  Tier 2      False
+        2         p3  Tier 2      False
+        >>> out["top_reasons"].tolist()[:2]
+        ['employees 320 is inside the 150-600 band', 'employees 2000 is outside the 150-600 band']
+        >>> out.loc[2, "data_issues"]
+        "employees 'many' is not a number: scored as unknown"
+        >>> bool(out.loc[0, "fit_score"] > out.loc[1, "fit_score"])
+        True
         """
         if reasons is not None:
             explain = reasons
@@ -391,6 +524,19 @@ class Scorer:
 
         Memory stays that of one chunk whatever the stream's length. The data issues of
         the whole stream are logged once, as one warning, when the stream ends.
+
+        Parameters
+        ----------
+        batches : iterable of pandas.DataFrame
+            Raw account tables, read lazily. Not modified.
+        explain : bool, default False
+            SHAP reasons, as in :meth:`score`.
+
+        Yields
+        ------
+        pandas.DataFrame
+            The scored rows of each input table (several outputs for a table longer
+            than ``chunk_size``), columns as in :meth:`score`.
         """
         tally = _IssueTally()
         try:
