@@ -70,32 +70,60 @@ def _sample_by_cohort(rows: pd.DataFrame, cohort: pd.Series, n: int, seed: int) 
 class Discovery:
     """Everything one discovery run produced; every stage's output is kept.
 
-    Attributes
+    Parameters
     ----------
     config : Config
-    accounts : DataFrame
-        The validated account table.
-    kinds : dict
-        Kind of each targetable column.
+        The config of the run.
+    accounts : pandas.DataFrame
+        The validated account table, one row per account.
+    kinds : dict of str to str
+        Kind (``numeric``, ``categorical``, ``boolean``) of each targetable column.
     screen : ColumnScreen
         Identifier / leakage screening of the targetable columns.
-    value_score, cohorts : Series
-    contrast : DataFrame
-        Best vs worst per feature.
-    split : Series
+    value_score : pandas.Series
+        Composite value score of each account (weighted percentile ranks of the
+        outcomes, 0-1).
+    cohorts : pandas.Series
+        ``best`` / ``middle`` / ``worst`` of each account.
+    contrast : pandas.DataFrame
+        Best vs worst per feature (:func:`icpml.cohorts.cohort_contrast`).
+    split : pandas.Series
         ``train`` / ``selection`` / ``holdout`` per account.
-    fit, churn : TrainedModel
-    fit_explanation, churn_explanation : Explanation
-        SHAP on held-out accounts.
+    fit : TrainedModel
+        The fit model (best vs worst cohort).
+    churn : TrainedModel or None
+        The churn model (None without a churn column).
+    fit_explanation : Explanation
+        SHAP values of the fit model on held-out accounts.
+    churn_explanation : Explanation or None
+        The same for the churn model.
     criteria : CriteriaSet
+        ICP and anti-ICP criteria with held-out evidence.
     scorer : Scorer
-    scored : DataFrame
-        Every account scored.
-    tiers : DataFrame
+        Scores raw tables with these models and criteria.
+    scored : pandas.DataFrame
+        Every account scored (columns of :meth:`Scorer.score`).
+    tiers : pandas.DataFrame
         Tier summary on held-out accounts (expected outcomes per tier).
-    run_id, report_dir : set when tracked / reported.
-    timings : dict
+    fingerprint : str
+        Hash of the data and config (the cache key of :func:`icpml.load_or_discover`).
+    warnings : list of str
+        Caveats of the run, in words (also logged).
+    timings : dict of str to float
         Seconds per stage.
+    run_id : str, optional
+        MLflow run id, set when tracked.
+    report_dir : pathlib.Path, optional
+        Report folder, set when reported.
+    model_versions, model_aliases : dict of str to str
+        Registered model versions and aliases, set when tracked.
+    retrain : dict, optional
+        Set by retraining: champion vs challenger comparison, criteria diff, drift.
+    extras : dict
+        Extra artifacts to log with the run: ``{artifact path: text or JSON-ready dict}``.
+    schema : Schema, optional
+        How each column's raw values were read (:mod:`icpml.schema`);
+        ``schema.to_dict()`` is the contract stored in ``criteria.json``.
     """
 
     config: Config
@@ -130,7 +158,16 @@ class Discovery:
     schema: Schema | None = None
 
     def summary(self) -> dict:
-        """Headline figures (also logged as MLflow metrics)."""
+        """Headline figures (also logged as MLflow metrics).
+
+        Returns
+        -------
+        dict of str to float
+            ``n_accounts``, ``fit_cv_roc_auc``, ``fit_holdout_roc_auc``,
+            ``n_icp_criteria``, ``n_anti_icp_criteria``, ``icp_coverage`` (share),
+            ``icp_lift`` (ratio), ``n_columns_set_aside``, ``icp_tentative`` (0 or 1)
+            and, with a churn model, ``churn_holdout_roc_auc``; NaN where not measured.
+        """
         ev = self.criteria.icp_evidence
         out = {
             "n_accounts": len(self.accounts),

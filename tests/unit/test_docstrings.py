@@ -140,8 +140,6 @@ PENDING: frozenset[str] = frozenset({
     "icpml.models.TrainedModel.predict_proba",
     "icpml.models.classification_metrics",
     "icpml.models.make_model",
-    "icpml.pipeline.Discovery",
-    "icpml.pipeline.Discovery.summary",
     "icpml.plots.calibration_plot",
     "icpml.plots.cohort_contrast_plot",
     "icpml.plots.dependence_plot",
