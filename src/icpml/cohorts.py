@@ -33,7 +33,29 @@ BEST, MIDDLE, WORST = "best", "middle", "worst"
 
 
 def benjamini_hochberg(p: np.ndarray | pd.Series) -> np.ndarray:
-    """Benjamini-Hochberg q-values; NaN p-values stay NaN and are not counted."""
+    """Benjamini-Hochberg q-values (false discovery rate adjusted p-values).
+
+    The step-up procedure of Benjamini and Hochberg (1995), computed by
+    ``scipy.stats.false_discovery_control(method="bh")``: a criterion with
+    ``q <= alpha`` is a discovery at false discovery rate ``alpha``.
+
+    Parameters
+    ----------
+    p : array-like of float
+        P-values (clipped to [0, 1]); NaN p-values stay NaN and are not counted.
+
+    Returns
+    -------
+    numpy.ndarray of float
+        One q-value per p-value, same order and length.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from icpml.cohorts import benjamini_hochberg
+    >>> benjamini_hochberg([0.01, 0.04, 0.03, np.nan]).round(3).tolist()
+    [0.03, 0.04, 0.04, nan]
+    """
     p = np.asarray(p, dtype=float)
     q = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
@@ -92,6 +114,27 @@ def label_cohorts(score: pd.Series, best_quantile: float = 0.25,
     accounts split at the tied value instead: a yes/no outcome gives best =
     yes and worst = no. Accounts with no score are ``middle``; a constant score
     leaves everyone ``middle`` (nothing to contrast).
+
+    Parameters
+    ----------
+    score : pandas.Series of float
+        Value score of each account (:func:`value_score`).
+    best_quantile : float, default 0.25
+        Share of accounts with the highest score labelled ``best``.
+    worst_quantile : float, default 0.25
+        Share with the lowest score labelled ``worst``.
+
+    Returns
+    -------
+    pandas.Series
+        String dtype, named ``cohort``, same index as ``score``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from icpml.cohorts import label_cohorts
+    >>> label_cohorts(pd.Series([0.1, 0.5, 0.9, 0.3])).tolist()
+    ['worst', 'middle', 'best', 'middle']
     """
     s = score.astype(float)
     hi = s.quantile(1 - best_quantile)
@@ -118,12 +161,30 @@ def cohort_contrast(df: pd.DataFrame, cohorts: pd.Series, cfg: Config,
                     kinds: dict[str, str]) -> pd.DataFrame:
     """Best vs worst, feature by feature, with effect sizes and BH q-values.
 
+    Numeric columns: medians, Cliff's delta (Cliff 1993) and a two-sided
+    Mann-Whitney U test; categorical and boolean columns: the most
+    over-represented value, Cramér's V and a chi-square test (missing values are a
+    category). P-values are Benjamini-Hochberg corrected across all features.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Validated accounts, one per row. Not modified.
+    cohorts : pandas.Series
+        Cohort of each account (:func:`label_cohorts`), same index.
+    cfg : Config
+        Supplies the feature columns and their groups.
+    kinds : dict of str to str
+        Kind of each feature column.
+
     Returns
     -------
-    DataFrame with one row per feature column, sorted by q-value then |effect|:
-    ``feature, group, kind, best, worst, effect, effect_measure, p_value,
-    q_value, missing_best, missing_worst``. ``best`` / ``worst`` are short text
-    summaries (median and IQR, or the most over-represented value and its share).
+    pandas.DataFrame
+        One row per feature column, sorted by q-value then |effect|: ``feature,
+        group, kind, best, worst, effect, effect_measure, p_value, q_value,
+        missing_best, missing_worst``. ``best`` / ``worst`` are short text
+        summaries (median and IQR, or the most over-represented value and its
+        share); ``missing_*`` are shares (0-1).
     """
     groups = cfg.columns.feature_groups
     best = df[cohorts == BEST]

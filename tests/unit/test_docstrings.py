@@ -98,9 +98,6 @@ def problems(qual: str, obj: object) -> list[str]:
 PENDING: frozenset[str] = frozenset({
     "icpml.cache.cache_dir",
     "icpml.cache.discovery_key",
-    "icpml.cohorts.benjamini_hochberg",
-    "icpml.cohorts.cohort_contrast",
-    "icpml.cohorts.label_cohorts",
     "icpml.data.coerce_bool",
     "icpml.data.data_fingerprint",
     "icpml.data.feature_kinds",
