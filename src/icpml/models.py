@@ -60,9 +60,28 @@ def make_model(kinds: dict[str, str], columns: list[str], cfg: ModelsConfig,
                n_rows: int | None = None) -> Pipeline:
     """Unfitted pipeline: preprocessing + gradient-boosted trees.
 
-    With ``n_rows`` (the training rows), ``min_samples_leaf`` is capped at
-    ``max(3, n_rows // 8)``: on a few dozen accounts the configured leaf size
-    would forbid every split and leave a constant model that explains nothing.
+    The trees are scikit-learn's ``HistGradientBoostingClassifier`` (histogram
+    gradient boosting, as LightGBM; Ke et al. 2017) on one-hot encoded
+    categories, which ``shap.TreeExplainer`` explains exactly. With ``n_rows``
+    (the training rows), ``min_samples_leaf`` is capped at ``max(3, n_rows // 8)``:
+    on a few dozen accounts the configured leaf size would forbid every split and
+    leave a constant model that explains nothing.
+
+    Parameters
+    ----------
+    kinds : dict of str to str
+        Kind (``numeric``, ``categorical``, ``boolean``) of each column.
+    columns : list of str
+        Business columns the model reads, in order.
+    cfg : ModelsConfig
+        Tree settings and seed.
+    n_rows : int, optional
+        Training rows, to cap the leaf size on small data.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``prep`` (column transformer) and ``clf`` (the classifier), unfitted.
 
     Examples
     --------
@@ -85,7 +104,31 @@ def make_model(kinds: dict[str, str], columns: list[str], cfg: ModelsConfig,
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict:
-    """ROC AUC, PR AUC, Brier, log loss, ECE and the reliability curve for probabilities ``p``."""
+    """ROC AUC, PR AUC, Brier, log loss, ECE and the reliability curve for probabilities ``p``.
+
+    Scores come from scikit-learn's metrics; the ECE (expected calibration
+    error) is the mean gap between predicted and observed rates over quantile
+    bins; the ROC AUC interval is a 95% stratified bootstrap (300 resamples,
+    seeded).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        0/1 targets, shape ``(n,)``.
+    p : numpy.ndarray
+        Predicted probabilities of class 1, shape ``(n,)`` (clipped to
+        [1e-9, 1 - 1e-9]).
+    n_bins : int, default 10
+        Most reliability bins (fewer on small data: about 20 rows per bin).
+
+    Returns
+    -------
+    dict
+        ``n``, ``positive_rate``, ``roc_auc``, ``pr_auc``, ``brier``,
+        ``log_loss``, ``ece``, ``calibration`` (list of ``[mean predicted,
+        observed rate]`` per bin) and ``roc_auc_ci_low`` / ``roc_auc_ci_high``;
+        the scores are NaN (and no interval) when ``y`` has one class only.
+    """
     y = np.asarray(y).astype(int)
     p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
     out: dict = {"n": int(len(y)), "positive_rate": float(y.mean()) if len(y) else float("nan")}
@@ -140,15 +183,15 @@ def _auc_interval(y: np.ndarray, p: np.ndarray, n_boot: int = 300, seed: int = 0
 class TrainedModel:
     """A fitted pipeline with its validation evidence.
 
-    Attributes
+    Parameters
     ----------
     name : str
         ``fit`` or ``churn``.
-    pipeline : Pipeline
-        Fitted on the training rows only.
+    pipeline : sklearn.pipeline.Pipeline
+        Fitted on the training rows only (:func:`make_model`).
     columns : list of str
         Business columns the model reads.
-    kinds : dict
+    kinds : dict of str to str
         Kind of each column.
     cv : dict
         ``roc_auc_mean``, ``roc_auc_std``, ``folds`` and ``rows`` (the training rows
@@ -167,10 +210,25 @@ class TrainedModel:
     def predict_proba(self, X: pd.DataFrame, codes: dict | None = None) -> np.ndarray:
         """Probability of the positive class (best cohort, or churn).
 
-        Identical to ``pipeline.predict_proba``, computed by :class:`~icpml.fastpredict.FastPredictor`
-        (compiled trees, several threads on large tables) when it verified itself on this
-        pipeline. ``codes``: a dict shared by models scoring the same ``X``, so each
-        categorical column is hashed once (see :meth:`FastPredictor.inputs`).
+        Identical to ``pipeline.predict_proba(X)[:, 1]``, computed by
+        :class:`~icpml.fastpredict.FastPredictor` (compiled trees, several threads on
+        large tables) when it verified itself on this pipeline; falls back to
+        scikit-learn (same values) with a logged warning when compilation is not
+        available.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Coerced accounts holding :attr:`columns`, one per row.
+        codes : dict, optional
+            Shared by models scoring the same ``X``, so each categorical column is
+            hashed once (see :meth:`FastPredictor.inputs`).
+
+        Returns
+        -------
+        numpy.ndarray of float
+            Shape ``(len(X),)``, probabilities in 0-1 (one column, unlike
+            scikit-learn's ``(n, 2)``).
         """
         fast = self.__dict__.get("_fast") if len(X) < _FAST_MIN_ROWS else self._fast_predictor()
         if fast is not None:
@@ -184,7 +242,13 @@ class TrainedModel:
             return self.pipeline.predict_proba(X[self.columns])[:, 1]
 
     def compile(self) -> TrainedModel:
-        """Build the fast predictor now (it is pickled with the model, e.g. when registered)."""
+        """Build the fast predictor now (it is pickled with the model, e.g. when registered).
+
+        Returns
+        -------
+        TrainedModel
+            ``self``, for chaining.
+        """
         self._fast_predictor()
         return self
 
@@ -212,7 +276,14 @@ class TrainedModel:
         self.__dict__.update(state)
 
     def metrics(self) -> dict[str, float]:
-        """Flat metrics for tracking (``cv_roc_auc``, ``holdout_roc_auc``, ...)."""
+        """Flat metrics for tracking (``cv_roc_auc_mean``, ``holdout_roc_auc``, ...).
+
+        Returns
+        -------
+        dict of str to float
+            The numeric entries of :attr:`cv` prefixed ``cv_`` and of :attr:`holdout`
+            prefixed ``holdout_``.
+        """
         m = {f"cv_{k}": v for k, v in self.cv.items() if isinstance(v, (int, float))}
         m.update({f"holdout_{k}": v for k, v in self.holdout.items()
                   if isinstance(v, (int, float))})
