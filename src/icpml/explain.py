@@ -36,18 +36,19 @@ class AdditivityError(AssertionError):
 class Explanation:
     """SHAP values of one model on some accounts, per business column.
 
-    Attributes
+    Parameters
     ----------
-    values : DataFrame
-        Accounts x business columns, log-odds contributions.
+    values : pandas.DataFrame
+        Accounts x business columns, log-odds contributions (the one-hot columns
+        of a category summed into their business column).
     base_value : float
         The explainer's expected value (log-odds).
-    raw_output : ndarray
-        The model's raw output (log-odds) for each account.
-    data : DataFrame
+    raw_output : numpy.ndarray
+        The model's raw output (log-odds) for each account, shape ``(n,)``.
+    data : pandas.DataFrame
         The business-column values of the explained accounts (for dependence plots).
     max_additivity_error : float
-        max |sum(values) + base_value - raw_output|.
+        ``max |sum(values) + base_value - raw_output|`` over the accounts.
     """
 
     values: pd.DataFrame
@@ -57,12 +58,26 @@ class Explanation:
     max_additivity_error: float
 
     def importance(self) -> pd.Series:
-        """Mean |SHAP| per business column, largest first."""
+        """Mean |SHAP| per business column, largest first.
+
+        Returns
+        -------
+        pandas.Series
+            Named ``mean_abs_shap``, indexed by column (log-odds).
+        """
         imp = self.values.abs().mean().sort_values(ascending=False, kind="stable")
         return imp.rename("mean_abs_shap")
 
     def signed_importance(self) -> pd.DataFrame:
-        """Mean positive and mean negative contribution per column (ICP vs anti-ICP side)."""
+        """Mean positive and mean negative contribution per column (ICP vs anti-ICP side).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by column, columns ``positive`` (mean of the positive parts),
+            ``negative`` (mean of the negative parts, <= 0) and ``mean_abs``
+            (log-odds), sorted by ``mean_abs`` descending.
+        """
         v = self.values
         return pd.DataFrame({
             "positive": v.clip(lower=0).mean(),
@@ -73,6 +88,26 @@ class Explanation:
 
 def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> Explanation:
     """Exact SHAP values of ``model`` on accounts ``X``, grouped to business columns.
+
+    TreeSHAP (Lundberg et al. 2020, "From local explanations to global
+    understanding with explainable AI for trees"), via ``shap.TreeExplainer`` on
+    the boosted trees, in log-odds. The contributions of a category's one-hot
+    columns are summed into the business column, and additivity (values + base =
+    raw output) is checked for every account.
+
+    Parameters
+    ----------
+    model : TrainedModel
+        The fitted model.
+    X : pandas.DataFrame
+        Coerced accounts holding ``model.columns``, one per row. Not modified.
+    tol : float, default 1e-6
+        Largest additivity error accepted (log-odds).
+
+    Returns
+    -------
+    Explanation
+        ``values`` of shape ``(len(X), len(model.columns))``, same index as ``X``.
 
     Raises
     ------
