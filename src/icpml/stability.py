@@ -83,8 +83,21 @@ def criteria_match(final: Criterion, other: Criterion, final_rows: np.ndarray,
     """Whether ``other`` (from a resample) is the same criterion as ``final``.
 
     Same kind and the same set of columns, and the segments agree: category-set Jaccard
-    >= 0.5 (single-column category criteria) or row-membership Jaccard >= 0.5, where
-    ``final_rows`` / ``other_rows`` are the two criteria's boolean masks on the same accounts.
+    >= 0.5 (single-column category criteria) or row-membership Jaccard >= 0.5.
+
+    Parameters
+    ----------
+    final : Criterion
+        A criterion of the final set.
+    other : Criterion
+        A criterion found on a resample.
+    final_rows, other_rows : numpy.ndarray of bool
+        The two criteria's masks on the same accounts (the pool).
+
+    Returns
+    -------
+    bool
+        True when they count as the same criterion.
     """
     if final.kind != other.kind or sorted(final.columns) != sorted(other.columns):
         return False
@@ -219,18 +232,40 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """Refit the criteria on bootstrap resamples (see the module docstring).
 
-    ``progress(done, total)``, if given, is called after each resample (``total`` is
-    ``stability_resamples``, the most that may run).
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Coerced accounts, one per row. Not modified.
+    cohorts : pandas.Series
+        Cohort of each account, same index.
+    split : pandas.Series
+        ``train`` / ``selection`` / ``holdout`` per account; held-out rows are
+        never drawn.
+    fit_kinds : dict of str to str
+        Kind of each column of the fit model.
+    churn_kinds : dict of str to str, optional
+        Kind of each column of the churn model (None: no churn model).
+    final : CriteriaSet
+        The discovered criteria whose stability is measured.
+    cfg : Config
+        ``criteria.stability_resamples``, ``criteria.min_stability`` and the model
+        settings.
+    churned : pandas.Series of bool, optional
+        Churn of each account.
+    progress : callable, optional
+        ``progress(done, total)``, called after each resample (``total`` is
+        ``stability_resamples``, the most that may run).
 
     Returns
     -------
-    dict with ``n_resamples`` (refits made), ``max_resamples``, ``rows_per_refit``
-    (drawn rows per refit), ``measures`` (what a share is, in words), ``match`` (the
-    matching rule in words), ``set_jaccard`` (mean over resamples of matched criteria /
-    union of both sets), ``icp_set_share`` (share of resamples in which every final ICP
-    criterion reappeared; without an ICP: None), ``per_criterion`` (description ->
-    reappearance share) and ``unstable`` (descriptions below ``criteria.min_stability``).
-    Empty dict when ``stability_resamples`` is 0.
+    dict
+        ``n_resamples`` (refits made), ``max_resamples``, ``rows_per_refit``
+        (drawn rows per refit), ``measures`` (what a share is, in words), ``match`` (the
+        matching rule in words), ``set_jaccard`` (mean over resamples of matched criteria /
+        union of both sets), ``icp_set_share`` (share of resamples in which every final ICP
+        criterion reappeared; without an ICP: None), ``per_criterion`` (description ->
+        reappearance share) and ``unstable`` (descriptions below ``criteria.min_stability``).
+        Empty dict when ``stability_resamples`` is 0.
     """
     n = cfg.criteria.stability_resamples
     if n == 0:
@@ -311,7 +346,27 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
 
 
 def fidelity(tiers: pd.Series, fit_score: pd.Series, cohorts: pd.Series) -> dict:
-    """Tier order vs the fit model on the same (held-out) accounts."""
+    """Tier order vs the fit model on the same (held-out) accounts.
+
+    How well the readable tiers reproduce the model's ranking: the ROC AUC of
+    the tier order (Tier 1 > Tier 2 > Tier 3 > Excluded) for best vs worst, next
+    to the model's own AUC, and the Spearman correlation of tier order and score.
+
+    Parameters
+    ----------
+    tiers : pandas.Series
+        Tier of each account.
+    fit_score : pandas.Series of float
+        Fit score of the same accounts.
+    cohorts : pandas.Series
+        Cohort of the same accounts (middle accounts are left out of the AUCs).
+
+    Returns
+    -------
+    dict of str to float
+        ``tiers_roc_auc``, ``model_roc_auc`` and ``spearman_tier_vs_score``; NaN
+        when not estimable (one cohort only, or a single tier).
+    """
     order = tiers.astype(str).map(TIER_ORDER).astype(float)
     ends = (cohorts != MIDDLE).to_numpy()
     y = (cohorts == BEST).to_numpy()[ends]
