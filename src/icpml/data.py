@@ -132,12 +132,17 @@ def load_accounts(path: str | os.PathLike[str], *, text: bool | Collection[str] 
 
     Parameters
     ----------
-    path : path-like
+    path : str or path-like
         ``.csv`` (optionally compressed) or ``.parquet`` / ``.pq``.
-    text : bool or collection of str
+    text : bool or collection of str, default False
         CSV only: read every column (True) or these columns as text exactly as written
         (blank cells missing), for :func:`icpml.schema.coerce` to type them; an id such as
         "0000100234" stays that text. Parquet columns keep their stored types.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account, the file's columns in file order.
 
     Raises
     ------
@@ -164,12 +169,33 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
                   text: bool | Collection[str] = False) -> Iterator[pd.DataFrame]:
     """Read an account table ``rows`` at a time, so memory stays flat whatever its size.
 
-    Same formats, errors and ``text`` as :func:`load_accounts`. An empty file yields nothing
-    after its header (a Parquet file with no rows yields one empty frame). With
-    ``columns``, only those of them the file has are read (scoring reads the id and
-    the model's columns, not a prospect list's every other field). Scoring reads the id
+    Same formats, errors and ``text`` as :func:`load_accounts`. Scoring reads the id
     and the columns whose reading the model's schema fixes as text
     (:attr:`icpml.scoring.Scorer.text_columns`), so no chunk guesses a type of its own.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.csv`` (optionally compressed) or ``.parquet`` / ``.pq``.
+    rows : int
+        Rows per chunk.
+    columns : collection of str, optional
+        Read only those of these columns the file has (scoring reads the id and
+        the model's columns, not a prospect list's every other field).
+    text : bool or collection of str, default False
+        As in :func:`load_accounts`.
+
+    Yields
+    ------
+    pandas.DataFrame
+        Chunks of at most ``rows`` rows, in file order. An empty CSV yields
+        nothing after its header; a Parquet file with no rows yields one empty
+        frame.
+
+    Raises
+    ------
+    DataError
+        As :func:`load_accounts`.
     """
     p, parquet = _table_path(path)
     wanted = None if columns is None else set(columns)
@@ -203,7 +229,26 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
 
 
 def iter_query(sql: str, rows: int) -> Iterator[pd.DataFrame]:
-    """Run a read-only DuckDB query (see :func:`load_query`) and yield its result ``rows`` at a time."""
+    """Run a read-only DuckDB query (see :func:`load_query`) and yield its result ``rows`` at a time.
+
+    Parameters
+    ----------
+    sql : str
+        The query; never logged or written anywhere.
+    rows : int
+        Rows per chunk.
+
+    Yields
+    ------
+    pandas.DataFrame
+        Chunks of at most ``rows`` rows of the result.
+
+    Raises
+    ------
+    DataError
+        DuckDB is not installed, the statement returns no rows to score (not a
+        SELECT), or the query fails (message redacted as in :func:`load_query`).
+    """
     duckdb = _duckdb()
     con = duckdb.connect(":memory:")
     try:
@@ -275,6 +320,16 @@ def load_query(sql: str) -> pd.DataFrame:
     and through its extensions PostgreSQL, MySQL or S3; the query text is never
     logged or written anywhere, since it may hold a connection string.
 
+    Parameters
+    ----------
+    sql : str
+        The query, run on an in-memory DuckDB connection.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The result, one row per account.
+
     Raises
     ------
     DataError
@@ -319,10 +374,26 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
     written (:func:`load_accounts` with ``text=True``): :func:`icpml.schema.learn_schema`
     and :func:`icpml.schema.coerce` type them. No input file is modified.
 
+    Parameters
+    ----------
+    cfg : Config
+        The config; ``data.path``, ``data.adapter``, ``data.options`` and
+        ``data.opportunities`` are read.
+    path : str or path-like, optional
+        Overrides ``data.path``.
+
+    Returns
+    -------
+    tuple
+        ``(accounts, source)``: the raw account table (not yet validated) and the
+        path it came from, as text (``"<accounts> + <opportunities file>"`` with
+        an opportunities export).
+
     Raises
     ------
     DataError
-        No path is configured, or a file is missing or unreadable.
+        No path is configured, the options do not fit the adapter, or a file is
+        missing or unreadable.
     """
     d = cfg.data
     if path is None:
@@ -353,7 +424,23 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
 def coerce_bool(s: pd.Series) -> pd.Series | None:
     """Booleans from bool, 0/1 or yes/no/true/false text; None when not boolean-like.
 
-    Missing values stay missing (a nullable ``boolean`` Series is returned).
+    Parameters
+    ----------
+    s : pandas.Series
+        Any column. Not modified.
+
+    Returns
+    -------
+    pandas.Series or None
+        A nullable ``boolean`` Series, same index (missing values stay
+        missing), or None when some value is not boolean-like.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from icpml.data import coerce_bool
+    >>> coerce_bool(pd.Series(["yes", "No", None])).tolist()
+    [True, False, <NA>]
     """
     if pd.api.types.is_bool_dtype(s):
         return s.astype("boolean")
@@ -372,7 +459,23 @@ def coerce_bool(s: pd.Series) -> pd.Series | None:
 
 
 def feature_kinds(df: pd.DataFrame, cfg: Config) -> dict[str, str]:
-    """Kind of each feature column: ``numeric``, ``boolean`` or ``categorical``."""
+    """Kind of each feature column: ``numeric``, ``boolean`` or ``categorical``.
+
+    Columns listed in ``columns.categorical`` are categorical; otherwise the
+    column's dtype decides (bool, numeric, anything else categorical).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A validated account table (:func:`validate_accounts`).
+    cfg : Config
+        Supplies the feature columns.
+
+    Returns
+    -------
+    dict of str to str
+        Feature column -> kind, in config order.
+    """
     kinds: dict[str, str] = {}
     forced = set(cfg.columns.categorical)
     for c in cfg.columns.feature_columns:
@@ -401,7 +504,24 @@ def _coerce_numeric(s: pd.Series) -> tuple[pd.Series, float]:
 
 
 def spelling_key(value: str) -> str:
-    """What two spellings of one category share: case and spacing ignored ("SaaS " ~ "saas")."""
+    """What two spellings of one category share: case and spacing ignored ("SaaS " ~ "saas").
+
+    Parameters
+    ----------
+    value : str
+        A category value.
+
+    Returns
+    -------
+    str
+        Whitespace runs collapsed to one space, trimmed, case-folded.
+
+    Examples
+    --------
+    >>> from icpml.data import spelling_key
+    >>> spelling_key(" SaaS  Cloud ")
+    'saas cloud'
+    """
     return " ".join(str(value).split()).casefold()
 
 
@@ -411,7 +531,28 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
     CRM exports type the same industry as "SaaS", "saas" and " SaaS"; left alone, each
     spelling is a category of its own, thinning the evidence and splitting criteria.
     Each group of spellings becomes its most frequent one (ties: the first in sort order),
-    so the result is deterministic. Returns a copy and one warning per column changed.
+    so the result is deterministic.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Accounts. Not modified.
+    columns : list of str
+        Categorical columns to normalise (absent ones are skipped).
+
+    Returns
+    -------
+    tuple
+        ``(copy, warnings)``: the table with merged spellings, and one warning
+        (str) per column changed.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from icpml.data import normalize_categories
+    >>> df = pd.DataFrame({"industry": ["SaaS", "saas", "SaaS ", "Retail"]})
+    >>> normalize_categories(df, ["industry"])[0]["industry"].tolist()
+    ['SaaS', 'SaaS', 'SaaS', 'Retail']
     """
     out = df.copy()
     warnings: list[str] = []
@@ -621,7 +762,19 @@ def _close_matches(missing: list[str], present: list[str]) -> str:
 
 
 def data_fingerprint(df: pd.DataFrame) -> str:
-    """A short, order-sensitive hash of a table's content, logged with each run."""
+    """A short, order-sensitive hash of a table's content, logged with each run.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Any table. Not modified.
+
+    Returns
+    -------
+    str
+        16 hex digits of the SHA-256 of the column names and
+        ``pandas.util.hash_pandas_object`` of the rows.
+    """
     h = hashlib.sha256()
     h.update(",".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
