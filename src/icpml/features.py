@@ -55,14 +55,23 @@ def make_preprocessor(kinds: dict[str, str], columns: list[str], *,
                       min_frequency: int = 5) -> ColumnTransformer:
     """Unfitted preprocessing for ``columns`` given their kinds.
 
+    Numeric columns pass through as floats (the trees route missing values);
+    boolean and categorical columns are one-hot encoded, unseen values going to
+    the infrequent bucket.
+
     Parameters
     ----------
-    kinds : dict
+    kinds : dict of str to str
         Column -> ``numeric`` / ``boolean`` / ``categorical``.
     columns : list of str
         Columns to use, in order.
-    min_frequency : int
+    min_frequency : int, default 5
         Categories seen fewer times in training are pooled as infrequent.
+
+    Returns
+    -------
+    sklearn.compose.ColumnTransformer
+        Unfitted; :func:`business_column_map` maps its outputs back to ``columns``.
     """
     numeric = [c for c in columns if kinds[c] == "numeric"]
     transformers = []
@@ -87,7 +96,19 @@ def make_preprocessor(kinds: dict[str, str], columns: list[str], *,
 
 
 def business_column_map(pre: ColumnTransformer) -> list[str]:
-    """For a fitted preprocessor, the business column behind each output column."""
+    """For a fitted preprocessor, the business column behind each output column.
+
+    Parameters
+    ----------
+    pre : sklearn.compose.ColumnTransformer
+        A fitted :func:`make_preprocessor`.
+
+    Returns
+    -------
+    list of str
+        One business column name per output column, in output order (the
+        one-hot columns of a category all name it).
+    """
     n_out = sum(s.stop - s.start for s in pre.output_indices_.values())
     owner = [""] * n_out
     for name, cols in ((n, c) for n, _, c in pre.transformers_ if n != "remainder"):
@@ -101,15 +122,15 @@ def business_column_map(pre: ColumnTransformer) -> list[str]:
 class ColumnScreen:
     """Result of :func:`screen_columns`.
 
-    Attributes
+    Parameters
     ----------
-    excluded : dict
+    excluded : dict of str to str
         Column -> reason; these never enter a model or a criterion.
     warnings : list of str
         Human-readable warnings for the report and the log.
-    single_auc : dict
+    single_auc : dict of str to float
         Column -> cross-validated AUC of the column alone for best vs worst (0.5 = no signal).
-    signals : dict
+    signals : dict of str to dict
         Column -> the leakage signals measured for it (see :func:`screen_columns`):
         ``auc_best``, ``auc_churn``, ``name`` (bool), and where computed ``outcome_fit``,
         ``drop_share``, ``deterministic``.
