@@ -73,7 +73,28 @@ _GROUP_STRIP = {d: "[" + re.escape("".join(g for g in _GROUP_CHARS if g != d)) +
 
 @dataclass(frozen=True)
 class ColumnSchema:
-    """How one column's raw values are read (see :meth:`Schema.to_dict` for the fields)."""
+    """How one column's raw values are read (see :meth:`Schema.to_dict` for the fields).
+
+    Parameters
+    ----------
+    kind : {"numeric", "boolean", "categorical"}
+        How the column is read.
+    thousands : str, optional
+        Numeric: the thousands separator (``","``, ``"."``, ``" "``, ``"'"``) or None.
+    decimal : str, default "."
+        Numeric: the decimal separator.
+    currency : bool, default False
+        Numeric: cells may carry a currency sign, which is dropped.
+    percent : bool, default False
+        Numeric: cells may end in ``%`` (read as written, 12% -> 12).
+    true, false : tuple of str
+        Boolean: the spellings (after :func:`icpml.data.spelling_key`) read as
+        True and False.
+    categories : tuple of str
+        Categorical: the canonical spellings seen at discovery.
+    fold : str, default "spelling_key"
+        Categorical: how spellings are compared.
+    """
 
     kind: str
     thousands: str | None = None
@@ -86,6 +107,13 @@ class ColumnSchema:
     fold: str = "spelling_key"
 
     def to_dict(self) -> dict:
+        """The column's reading as JSON-able data.
+
+        Returns
+        -------
+        dict
+            ``kind`` and the fields of that kind only (see :meth:`Schema.to_dict`).
+        """
         if self.kind == "numeric":
             return {"kind": "numeric", "thousands": self.thousands, "decimal": self.decimal,
                     "currency": self.currency, "percent": self.percent}
@@ -95,6 +123,23 @@ class ColumnSchema:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ColumnSchema:
+        """Rebuild a column schema from :meth:`to_dict`'s output.
+
+        Parameters
+        ----------
+        d : Mapping
+            ``{"kind": ..., ...}``; absent fields take their defaults.
+
+        Returns
+        -------
+        ColumnSchema
+            The column's reading.
+
+        Raises
+        ------
+        ValueError
+            An unknown ``kind``.
+        """
         kind = d["kind"]
         if kind not in ("numeric", "boolean", "categorical"):
             raise ValueError(f"unknown column kind {kind!r}")
@@ -109,12 +154,14 @@ class ColumnSchema:
 class Schema:
     """Per column, how raw values are read; learned by :func:`learn_schema`, applied by :func:`coerce`.
 
-    Attributes
+    Parameters
     ----------
-    columns : dict
-        Column -> :class:`ColumnSchema`.
+    columns : dict of str to ColumnSchema
+        Column -> its reading.
     warnings : list of str
         What learning noticed (ambiguous number formats, merged spellings); not serialised.
+    version : int, default 1
+        Version of the serialised contract.
     """
 
     columns: dict[str, ColumnSchema] = field(default_factory=dict)
@@ -127,12 +174,33 @@ class Schema:
         Numeric columns carry ``thousands``, ``decimal``, ``currency``, ``percent``; boolean
         columns ``true`` and ``false`` (spellings after ``spelling_key``); categorical columns
         ``categories`` (canonical spellings) and ``fold`` (``"spelling_key"``).
+
+        Returns
+        -------
+        dict
+            The contract stored in ``criteria.json`` and with every registered model.
         """
         return {"version": self.version, "columns": {c: s.to_dict() for c, s in self.columns.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> Schema:
-        """The schema :meth:`to_dict` wrote; an empty or ``None`` dict gives an empty schema."""
+        """The schema :meth:`to_dict` wrote; an empty or ``None`` dict gives an empty schema.
+
+        Parameters
+        ----------
+        d : Mapping or None
+            A contract from :meth:`to_dict`.
+
+        Returns
+        -------
+        Schema
+            Without warnings.
+
+        Raises
+        ------
+        ValueError
+            A column of unknown kind (see :meth:`ColumnSchema.from_dict`).
+        """
         if not d:
             return cls()
         return cls({c: ColumnSchema.from_dict(s) for c, s in (d.get("columns") or {}).items()},
@@ -140,6 +208,13 @@ class Schema:
 
     @property
     def kinds(self) -> dict[str, str]:
+        """The kind of each column.
+
+        Returns
+        -------
+        dict of str to str
+            Column -> ``numeric``, ``boolean`` or ``categorical``.
+        """
         return {c: s.kind for c, s in self.columns.items()}
 
     def text_columns(self) -> list[str]:
@@ -150,6 +225,11 @@ class Schema:
         read the same whatever type a reader guesses for a chunk: plain numbers parse to the
         same floats, yes/no cells fold to the same spellings (True, "true", 1, "1"), and
         text categories are text (a number-like cell there is unseen either way).
+
+        Returns
+        -------
+        list of str
+            Those columns, in schema order.
         """
         return [c for c, s in self.columns.items()
                 if (s.kind == "numeric" and s.decimal != ".")
@@ -169,15 +249,16 @@ def _number_like(values: Iterable[str]) -> bool:
 class CellIssues:
     """Cells of one column that could not be read as the schema says; each is now missing.
 
-    Attributes
+    Parameters
     ----------
     column : str
+        The column.
     kind : str
         ``not a number``, ``infinite``, ``not yes/no`` or ``unseen`` (an unseen category keeps
         its text and is not missing).
-    rows : ndarray of bool
+    rows : numpy.ndarray of bool
         Which rows of the table (by position).
-    values : Series
+    values : pandas.Series
         The raw values of those cells, indexed like the table.
     """
 
@@ -187,13 +268,30 @@ class CellIssues:
     values: pd.Series
 
     def cells(self) -> Iterable[tuple[str, object, object, str]]:
-        """``(column, row label, raw value, what happened)`` per cell."""
+        """One tuple per affected cell.
+
+        Yields
+        ------
+        tuple
+            ``(column, row label, raw value, what happened)``.
+        """
         for row, value in self.values.items():
             yield self.column, row, value, self.kind
 
 
 def issue_table(issues: Iterable[CellIssues]) -> pd.DataFrame:
-    """One row per unreadable cell: ``column``, ``row`` (index label), ``value`` (raw), ``issue``."""
+    """One row per unreadable cell: ``column``, ``row`` (index label), ``value`` (raw), ``issue``.
+
+    Parameters
+    ----------
+    issues : iterable of CellIssues
+        From :func:`coerce`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``column``, ``row``, ``value``, ``issue``; no rows without issues.
+    """
     rows = [cell for i in issues for cell in i.cells()]
     return pd.DataFrame(rows, columns=["column", "row", "value", "issue"])
 
@@ -320,10 +418,11 @@ def coerce(df: pd.DataFrame, schema: Schema, *, columns: Iterable[str] | None = 
 
     Parameters
     ----------
-    df : DataFrame
+    df : pandas.DataFrame
         Raw (text from a CSV, or typed from Parquet or a DataFrame) or already coerced; not
         modified.
     schema : Schema
+        How each column is read.
     columns : iterable of str, optional
         Return exactly these columns (a schema column absent from ``df`` comes back all
         missing, of its kind, without an issue: the caller knows it is absent). By default
@@ -331,14 +430,30 @@ def coerce(df: pd.DataFrame, schema: Schema, *, columns: Iterable[str] | None = 
     codes : dict, optional
         Receives, per categorical column, ``(codes, text)`` with ``text[codes]`` the canonical
         text and code -1 (missing) reading ``"(missing)"``, for the models to reuse.
+    _cache : dict, optional
+        Internal: a memo of category spellings already matched, kept by the
+        caller between calls (the scorer's chunks).
 
     Returns
     -------
-    (DataFrame, list of CellIssues)
-        Numbers as float64 (unreadable and infinite cells NaN), yes/no as nullable
-        ``boolean``, categories as ``string`` in their canonical spelling (blank cells
-        missing). Each cell is read on its own: the result for a row does not depend on the
-        other rows.
+    tuple
+        ``(X, issues)``: numbers as float64 (unreadable and infinite cells NaN), yes/no as
+        nullable ``boolean``, categories as ``string`` in their canonical spelling (blank
+        cells missing), same index as ``df``; and a list of :class:`CellIssues`. Each cell
+        is read on its own: the result for a row does not depend on the other rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from icpml.schema import ColumnSchema, Schema, coerce
+    >>> schema = Schema({"arr": ColumnSchema("numeric", thousands=".", decimal=","),
+    ...                  "industry": ColumnSchema("categorical", categories=("SaaS",))})
+    >>> raw = pd.DataFrame({"arr": ["1.234,5", "20", "lots"], "industry": ["SaaS", "saas ", None]})
+    >>> X, issues = coerce(raw, schema)
+    >>> X["arr"].tolist(), X["industry"].tolist()
+    ([1234.5, 20.0, nan], ['SaaS', 'SaaS', <NA>])
+    >>> [(i.column, i.kind) for i in issues]
+    [('arr', 'not a number')]
     """
     wanted = list(df.columns) if columns is None else list(columns)
     out: dict[str, pd.Series] = {}
@@ -547,8 +662,18 @@ def _number_spec(c: str, ev: _NumberEvidence, fmt: str | None, convention: str |
 def read_numbers(s: pd.Series) -> tuple[np.ndarray, float]:
     """One column read as numbers the way :func:`learn_schema` + :func:`coerce` read it.
 
-    Its format is detected from its own values (yes/no columns read as 1/0). Returns the
-    floats (NaN: blank or unreadable) and the share of non-blank cells that were unreadable.
+    Its format is detected from its own values (yes/no columns read as 1/0).
+
+    Parameters
+    ----------
+    s : pandas.Series
+        Raw values. Not modified.
+
+    Returns
+    -------
+    tuple
+        ``(floats, bad_share)``: a float array of ``len(s)`` (NaN: blank or
+        unreadable) and the share (0-1) of non-blank cells that were unreadable.
     """
     if _is_boolean(s):
         b, _ = _booleans(s, ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS))
