@@ -57,7 +57,21 @@ _SUFFIX = ["Systems", "Labs", "Group", "Technologies", "Analytics", "Health", "L
 
 
 def planted_icp_match(df: pd.DataFrame) -> pd.Series:
-    """True where an account meets every planted ICP condition."""
+    """True where an account meets every planted ICP condition.
+
+    The ground truth of :func:`make_accounts`: industry in the planted set,
+    employees in the planted band and the planted CRM.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Accounts from :func:`make_accounts`. Not modified.
+
+    Returns
+    -------
+    pandas.Series of bool
+        Same index as ``df``.
+    """
     emp = df["employees"]
     return (
         df["industry"].isin(PLANTED_ICP["industry"])
@@ -67,7 +81,18 @@ def planted_icp_match(df: pd.DataFrame) -> pd.Series:
 
 
 def planted_anti_match(df: pd.DataFrame) -> pd.Series:
-    """True where any planted anti-ICP condition holds."""
+    """True where any planted anti-ICP condition holds (on-prem required, or fewer than 50 employees).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Accounts from :func:`make_accounts`. Not modified.
+
+    Returns
+    -------
+    pandas.Series of bool
+        Same index as ``df``.
+    """
     return (df["requires_onprem"].astype(bool) | (df["employees"] < 50)).astype(bool)
 
 
@@ -95,6 +120,11 @@ def make_accounts(n: int = 3000, seed: int = 0, *, signal: bool = True) -> pd.Da
         One row per account: ``account_id``, ``company_name``, ``domain``,
         pre-sale features, post-sale columns, and outcomes ``arr``, ``nrr``,
         ``nps``, ``tenure_months``, ``churned``.
+
+    Raises
+    ------
+    ValueError
+        ``n`` is below 1.
 
     Examples
     --------
@@ -197,12 +227,34 @@ INTERACTION_SMALL = 200
 
 
 def interaction_icp_match(df: pd.DataFrame) -> pd.Series:
-    """Every ICP condition of :func:`make_interaction_accounts` (same as the planted ICP)."""
+    """Every ICP condition of :func:`make_interaction_accounts` (same as the planted ICP).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Accounts from :func:`make_interaction_accounts`. Not modified.
+
+    Returns
+    -------
+    pandas.Series of bool
+        Same index as ``df``.
+    """
     return planted_icp_match(df)
 
 
 def interaction_anti_match(df: pd.DataFrame) -> pd.Series:
-    """The interaction anti-ICP: ``requires_onprem AND employees < 200``."""
+    """The interaction anti-ICP: ``requires_onprem AND employees < 200``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Accounts from :func:`make_interaction_accounts`. Not modified.
+
+    Returns
+    -------
+    pandas.Series of bool
+        Same index as ``df``.
+    """
     emp = pd.to_numeric(df["employees"], errors="coerce")
     return (df["requires_onprem"].astype(bool) & (emp < INTERACTION_SMALL)).astype(bool)
 
@@ -215,6 +267,18 @@ def make_interaction_accounts(n: int, seed: int) -> pd.DataFrame:
     + 0.15 z(intent) + N(0, 0.6)``: neither industry nor the size band pays off alone,
     on-prem is harmless for companies of 200 or more. ARR, NRR, NPS, churn, tenure,
     usage and tickets follow the value as in ``make_accounts`` (both call ``_outcomes``).
+
+    Parameters
+    ----------
+    n : int
+        Number of accounts.
+    seed : int
+        Seed; the same ``(n, seed)`` always gives the same table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`make_accounts`, one row per account.
     """
     df = make_accounts(n, seed)
     rng = np.random.default_rng([seed, 104729])
