@@ -83,6 +83,22 @@ def redact(text: object) -> str:
     Quotes around a hidden value are kept and everything else is left as it was. A bare
     number, null or boolean after ``name:`` is kept (``column 'api_key': 3 non-numeric
     values`` is a message about a column, not a secret); after ``name=`` it is hidden.
+
+    Parameters
+    ----------
+    text : object
+        Anything; its ``str()`` is redacted.
+
+    Returns
+    -------
+    str
+        The redacted text.
+
+    Examples
+    --------
+    >>> from icpml.errors import redact
+    >>> redact("postgresql://alice:pw@db/x?token=abc&page=2")
+    'postgresql://***@db/x?token=***&page=2'
     """
     out = _URI.sub(_hide_userinfo, str(text))
     out = _BEARER.sub(_hide, out)
@@ -91,8 +107,27 @@ def redact(text: object) -> str:
 
 
 def redact_setting(name: str, value: object) -> str:
-    """``value`` as text for a setting called ``name``: ``***`` whole when the name says it is a
-    secret (``data.options.password``), else :func:`redact` of the value."""
+    """``value`` as text for a setting called ``name``, secrets hidden.
+
+    Parameters
+    ----------
+    name : str
+        The setting's (dotted) name, e.g. ``data.options.password``.
+    value : object
+        Its value.
+
+    Returns
+    -------
+    str
+        ``***`` whole when the name's last part says it is a secret (and the
+        value is not empty), else :func:`redact` of the value.
+
+    Examples
+    --------
+    >>> from icpml.errors import redact_setting
+    >>> redact_setting("data.options.password", "hunter2")
+    '***'
+    """
     last = str(name).rsplit(".", 1)[-1]
     if _SECRET_NAME_RE.fullmatch(last) and value not in (None, ""):
         return "***"
@@ -125,7 +160,15 @@ class ConfigError(IcpmlError, ValueError):
 
 
 class DataError(IcpmlError, ValueError):
-    """The account table is invalid. ``problems`` lists every problem found."""
+    """The account table is invalid. ``problems`` lists every problem found.
+
+    Parameters
+    ----------
+    problems : list of str or str
+        Every problem, each naming the column and the fix.
+    source : str, default "data"
+        What was read (a file name), put first in the message.
+    """
 
     exit_code = ExitCode.DATA
 
