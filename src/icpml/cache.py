@@ -58,6 +58,19 @@ def discovery_key(cfg: Config, accounts: pd.DataFrame) -> str:
 
     Built from the data fingerprint, a hash of the config's settings (its project
     root excluded) and icpml's version and code.
+
+    Parameters
+    ----------
+    cfg : Config
+        The config of the discovery.
+    accounts : pandas.DataFrame
+        The account table. Not modified.
+
+    Returns
+    -------
+    str
+        24 hex digits of a SHA-256; any change of data, settings or icpml code
+        changes it.
     """
     settings = cfg.model_dump(mode="json", exclude={"project_root"})
     h = hashlib.sha256()
@@ -68,7 +81,19 @@ def discovery_key(cfg: Config, accounts: pd.DataFrame) -> str:
 
 
 def cache_dir(cfg: Config | None = None) -> Path:
-    """Where discoveries are cached: ``ICPML_CACHE_DIR``, else ``<project root>/.cache/icpml``."""
+    """Where discoveries are cached: ``ICPML_CACHE_DIR``, else ``<project root>/.cache/icpml``.
+
+    Parameters
+    ----------
+    cfg : Config, optional
+        Its ``project_root`` is used; found from the working directory when None
+        or unset.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
+    """
     env = os.environ.get("ICPML_CACHE_DIR")
     if env:
         return Path(env).expanduser().resolve()
