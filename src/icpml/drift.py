@@ -28,7 +28,27 @@ _MISSING = "__missing__"
 
 
 def data_profile(df: pd.DataFrame, kinds: dict[str, str], bins: int = 10) -> dict:
-    """A compact, JSON-ready description of each column's distribution."""
+    """A compact, JSON-ready description of each column's distribution.
+
+    Numbers: the inner quantile edges of ``bins`` bins and the share in each;
+    other kinds: the shares of the 50 commonest values; both: the missing share.
+    :func:`psi_table` bins fresh data the same way.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The training accounts. Not modified.
+    kinds : dict of str to str
+        Kind of each column to profile (absent columns are skipped).
+    bins : int, default 10
+        Quantile bins of a numeric column (fewer when edges tie).
+
+    Returns
+    -------
+    dict
+        Column -> ``{"kind", "missing", "n", "shares"}`` plus ``"edges"`` for
+        numbers (shares 0-1).
+    """
     prof: dict = {}
     for c, kind in kinds.items():
         if c not in df.columns:
@@ -65,8 +85,25 @@ def _psi(p: np.ndarray, q: np.ndarray) -> float:
 def psi_table(profile: dict, fresh: pd.DataFrame) -> pd.DataFrame:
     """PSI of each profiled column on fresh data, largest first.
 
-    Missingness is its own bin, so a column that starts arriving empty drifts.
-    Columns absent from ``fresh`` are reported with PSI NaN and status ``missing``.
+    The population stability index ``sum((q - p) * ln(q / p))`` over the bins of
+    the training profile ``p`` and the fresh shares ``q`` (shares clipped at
+    1e-4). Missingness is its own bin, so a column that starts arriving empty
+    drifts.
+
+    Parameters
+    ----------
+    profile : dict
+        From :func:`data_profile` on the training data.
+    fresh : pandas.DataFrame
+        Fresh accounts. Not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per profiled column: ``column``, ``psi`` and ``status``
+        (``stable`` <= 0.1 < ``moderate shift`` <= 0.25 < ``major shift``);
+        columns absent from ``fresh`` come first with PSI NaN and status
+        ``missing``.
     """
     rows = []
     for c, entry in profile.items():
@@ -98,8 +135,29 @@ def criteria_drift(criteria: CriteriaSet, fresh: pd.DataFrame, is_best: pd.Serie
                    seed: int = 0) -> pd.DataFrame:
     """Each criterion's coverage and lift as learned vs on fresh data.
 
-    ``holds`` is False when the fresh lift interval reaches the no-effect side:
-    an inclusion's lower bound <= 1 or an exclusion's upper bound >= 1.
+    Parameters
+    ----------
+    criteria : CriteriaSet
+        The criteria with their evidence at discovery.
+    fresh : pandas.DataFrame
+        Coerced fresh accounts with known outcomes. Not modified.
+    is_best : pandas.Series of bool
+        Best-cohort membership of the fresh accounts.
+    churned : pandas.Series of bool, optional
+        Churn of the fresh accounts.
+    n_bootstrap : int, default 300
+        Resamples of the fresh lift interval.
+    seed : int, default 0
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per criterion: ``kind``, ``criterion``, ``coverage_then``,
+        ``coverage_now`` (shares), ``lift_then``, ``lift_now``,
+        ``lift_now_ci_low``, ``lift_now_ci_high`` (ratios) and ``holds``, False
+        when the fresh lift interval reaches the no-effect side (an inclusion's
+        lower bound <= 1, an exclusion's upper bound >= 1).
     """
     rows = []
     for c in criteria.icp + criteria.anti_icp:
