@@ -72,7 +72,21 @@ def _quiet_mlflow() -> None:
 
 
 def tracking_uri(cfg: Config | None = None) -> str:
-    """The tracking URI: ``MLFLOW_TRACKING_URI`` > ``tracking.uri`` > SQLite in the project."""
+    """The tracking URI: ``MLFLOW_TRACKING_URI`` > ``tracking.uri`` > SQLite in the project.
+
+    Parameters
+    ----------
+    cfg : Config, optional
+        The config; a relative ``sqlite:///`` path in ``tracking.uri`` resolves
+        from its project root. Without it, the project root is found from the
+        working directory.
+
+    Returns
+    -------
+    str
+        An MLflow tracking URI; by default
+        ``sqlite:///<project>/mlruns/mlflow.db``.
+    """
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
@@ -127,6 +141,20 @@ def configure(cfg: Config | None, *, experiment: bool = True, create: bool = Tru
     registered models: scoring neither needs nor creates an experiment). With
     ``create=False`` (every read) a local SQLite store must already exist: it is
     never created as a side effect.
+
+    Parameters
+    ----------
+    cfg : Config or None
+        The config (tracking URI and experiment name).
+    experiment : bool, default True
+        Also set (and create if needed) the experiment.
+    create : bool, default True
+        Whether a local SQLite store may be created.
+
+    Returns
+    -------
+    str or None
+        The experiment id, or None when only the store was set.
 
     Raises
     ------
@@ -254,6 +282,22 @@ class IcpPyfuncModel(_PythonModel):
                 model.compile()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ARG002
+        """Score ``model_input`` as :meth:`Scorer.score` does (the MLflow pyfunc entry point).
+
+        Parameters
+        ----------
+        context : mlflow.pyfunc.PythonModelContext
+            Unused (MLflow passes it).
+        model_input : pandas.DataFrame
+            Raw accounts (anything ``pd.DataFrame`` accepts). Not modified.
+        params : dict, optional
+            ``{"explain": True}`` (or the older ``reasons``) for SHAP reasons.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The scored table; for the churn model only the id and ``churn_risk``.
+        """
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         params = params or {}
         explain = bool(params.get("explain", params.get("reasons", False)))
@@ -300,7 +344,18 @@ def _input_example(scorer: Scorer, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def config_hash(cfg: Config) -> str:
-    """Hash of the settings that change a model (project root excluded)."""
+    """Hash of the settings that change a model (project root excluded).
+
+    Parameters
+    ----------
+    cfg : Config
+        The config.
+
+    Returns
+    -------
+    str
+        16 hex digits of the SHA-256 of the settings as sorted JSON.
+    """
     import hashlib
 
     d = cfg.to_dict()
@@ -309,7 +364,20 @@ def config_hash(cfg: Config) -> str:
 
 
 def champion(cfg: Config) -> dict | None:
-    """The fit model's current ``@champion``: version, run id and run tags; None if none."""
+    """The fit model's current ``@champion``: version, run id and run tags; None if none.
+
+    Parameters
+    ----------
+    cfg : Config
+        Names the store and the fit model.
+
+    Returns
+    -------
+    dict or None
+        ``version``, ``run_id``, ``tags`` (the run's tags, empty when the run
+        cannot be read) and ``uri`` (``models:/<name>/<version>``); None when no
+        version holds the alias.
+    """
     from mlflow import MlflowClient
 
     configure(cfg)
@@ -328,14 +396,32 @@ def champion(cfg: Config) -> dict | None:
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
-    """Point ``alias`` of registered model ``name`` at ``version``."""
+    """Point ``alias`` of registered model ``name`` at ``version``.
+
+    Parameters
+    ----------
+    name : str
+        Registered model name.
+    alias : str
+        E.g. ``champion`` or ``challenger``.
+    version : str
+        The model version.
+    """
     from mlflow import MlflowClient
 
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
 def tag_run(run_id: str, tags: dict[str, str]) -> None:
-    """Add tags to a finished run (values cut to MLflow's 5000-character limit)."""
+    """Add tags to a finished run (values cut to MLflow's 5000-character limit).
+
+    Parameters
+    ----------
+    run_id : str
+        The MLflow run.
+    tags : dict of str to str
+        Tag name -> value (values converted to text).
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -344,7 +430,17 @@ def tag_run(run_id: str, tags: dict[str, str]) -> None:
 
 
 def log_run_text(run_id: str, text: str, path: str) -> None:
-    """Add a text artifact to a finished run."""
+    """Add a text artifact to a finished run.
+
+    Parameters
+    ----------
+    run_id : str
+        The MLflow run.
+    text : str
+        The content.
+    path : str
+        Artifact path inside the run, e.g. ``retrain/decision.md``.
+    """
     from mlflow import MlflowClient
 
     MlflowClient().log_text(run_id, text, path)
@@ -463,7 +559,21 @@ def log_discovery(res: Discovery, *, write_report: bool = True, assign_champion:
     Aliases are set after the run has finished with every model registered: ``@champion``
     (churn, then fit) when the fit model has no champion yet, else ``@challenger``. A run
     that fails part-way leaves no version behind and moves no alias.
-    Retraining passes ``assign_champion=False`` and promotes by itself.
+
+    Parameters
+    ----------
+    res : Discovery
+        The discovery; modified in place as above.
+    write_report : bool, default True
+        Write and log the report.
+    assign_champion : bool, default True
+        Set ``@champion`` / ``@challenger``; retraining passes False and promotes
+        by itself.
+
+    Returns
+    -------
+    str
+        The MLflow run id.
 
     Raises
     ------
@@ -572,7 +682,7 @@ def _undo_run(res: Discovery) -> None:
 class ModelRef:
     """Which model a command uses: what was asked for and what it resolved to.
 
-    Attributes
+    Parameters
     ----------
     uri : str
         As given or derived (``models:/b-fit@champion``).
@@ -591,7 +701,13 @@ class ModelRef:
     run_id: str | None = None
 
     def describe(self) -> str:
-        """``models:/b-fit@champion (version 3, run 3f2a9c1d...)``."""
+        """The reference in words, for messages and logs.
+
+        Returns
+        -------
+        str
+            E.g. ``models:/b-fit@champion (version 3, run 3f2a9c1d...)``.
+        """
         facts = []
         if self.version:
             facts.append(f"version {self.version}")
@@ -611,7 +727,23 @@ def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
 
 
 def fit_models(cfg: Config | None = None) -> list[str]:
-    """Registered fit models in the store (tagged by icpml, or named ``*-fit``), sorted."""
+    """Registered fit models in the store (tagged by icpml, or named ``*-fit``), sorted.
+
+    Parameters
+    ----------
+    cfg : Config, optional
+        Names the store (which must exist: reading never creates one).
+
+    Returns
+    -------
+    list of str
+        Registered model names.
+
+    Raises
+    ------
+    TrackingError
+        The store cannot be read.
+    """
     from mlflow import MlflowClient
 
     configure(cfg, experiment=False, create=False)
@@ -630,6 +762,18 @@ def resolve_model(model_uri: str | None, cfg: Config | None = None) -> ModelRef:
 
     ``model_uri`` wins; else the config's ``tracking.fit_model_name@champion``; else, with
     neither, the store's only registered fit model ``@champion``.
+
+    Parameters
+    ----------
+    model_uri : str or None
+        ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or ``runs:/...``.
+    cfg : Config, optional
+        Names the store and the default model.
+
+    Returns
+    -------
+    ModelRef
+        What was asked for and the version it resolved to.
 
     Raises
     ------
@@ -709,6 +853,11 @@ def load_scorer(model_uri: str | ModelRef, cfg: Config | None = None) -> Scorer:
     cfg : Config, optional
         Used to find the tracking store (which must exist: reading never creates one).
 
+    Returns
+    -------
+    Scorer
+        The scorer pickled with the model (models, criteria, schema).
+
     Raises
     ------
     TrackingError
@@ -736,11 +885,28 @@ def load_scorer(model_uri: str | ModelRef, cfg: Config | None = None) -> Scorer:
 def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path:
     """Restore the report a run logged, into ``dest_root/<config name>_<run8>``.
 
+    The report is downloaded next to the destination and moved into place, so
+    an interrupted restore leaves no half-written folder.
+
     Parameters
     ----------
     ref : str
         A run id, or a model URI (``models:/acme-fit@champion``, ``models:/acme-fit/3``)
         whose version's run is used.
+    dest_root : pathlib.Path
+        Folder under which the report folder is created (replacing an older copy).
+    cfg : Config, optional
+        Names the store (which must exist).
+
+    Returns
+    -------
+    pathlib.Path
+        The restored report folder.
+
+    Raises
+    ------
+    TrackingError
+        No such run or model, or the run has no stored report.
     """
     import shutil
 
@@ -780,7 +946,27 @@ def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path
 
 
 def download_run_file(run_id: str, path: str, cfg: Config) -> str:
-    """Text of one artifact of a run (e.g. ``criteria/criteria.json``)."""
+    """Text of one artifact of a run (e.g. ``criteria/criteria.json``).
+
+    Parameters
+    ----------
+    run_id : str
+        The MLflow run.
+    path : str
+        Artifact path inside the run.
+    cfg : Config
+        Names the store (which must exist).
+
+    Returns
+    -------
+    str
+        The artifact's text (UTF-8).
+
+    Raises
+    ------
+    TrackingError
+        The run has no such artifact.
+    """
     import mlflow
 
     configure(cfg, experiment=False, create=False)
@@ -921,25 +1107,28 @@ def _decision_tags(run_id: str, record: dict | None, decision: str) -> dict[str,
 def promote(cfg: Config, run_id: str, targets: dict[str, str], *, record: dict | None = None) -> dict:
     """Point ``@champion`` of every model in ``targets`` at its version, all or nothing.
 
-    Parameters
-    ----------
-    cfg : Config
-    run_id : str
-        The run that registered the versions; it gets the ``icpml.decision`` tag
-        (and ``icpml.promotion``, the JSON ``record``, when given).
-    targets : dict
-        ``{registered model name: version}``, the fit model first (it carries the journal).
-
-    Returns
-    -------
-    dict
-        The previous champions, ``{name: version or None}``.
-
     Steps, under :func:`promotion_lock`: the plan (targets, previous champions, record) is
     written as the ``icpml.pending_promotion`` tag of the fit model; the aliases move; the
     run is tagged; the tag is removed. An exception or interruption (SIGTERM) in between
     puts the previous champions back and tags the run ``icpml.decision=interrupted``
     before re-raising; a kill -9 leaves the journal for :func:`repair_promotions`.
+
+    Parameters
+    ----------
+    cfg : Config
+        Names the store.
+    run_id : str
+        The run that registered the versions; it gets the ``icpml.decision`` tag
+        (and ``icpml.promotion``, the JSON ``record``, when given).
+    targets : dict of str to str
+        ``{registered model name: version}``, the fit model first (it carries the journal).
+    record : dict, optional
+        The decision record (e.g. retrain's gate figures), stored with the run.
+
+    Returns
+    -------
+    dict
+        The previous champions, ``{name: version or None}``.
     """
     from mlflow import MlflowClient
 

@@ -123,23 +123,6 @@ PENDING: frozenset[str] = frozenset({
     "icpml.retrain.diff_criteria",
     "icpml.retrain.recover",
     "icpml.retrain.retrain",
-    "icpml.tracking.IcpPyfuncModel.predict",
-    "icpml.tracking.ModelRef",
-    "icpml.tracking.ModelRef.describe",
-    "icpml.tracking.champion",
-    "icpml.tracking.config_hash",
-    "icpml.tracking.configure",
-    "icpml.tracking.download_run_file",
-    "icpml.tracking.fit_models",
-    "icpml.tracking.load_scorer",
-    "icpml.tracking.log_discovery",
-    "icpml.tracking.log_run_text",
-    "icpml.tracking.promote",
-    "icpml.tracking.resolve_model",
-    "icpml.tracking.restore_report",
-    "icpml.tracking.set_alias",
-    "icpml.tracking.tag_run",
-    "icpml.tracking.tracking_uri",
 })
 
 
