@@ -326,6 +326,16 @@ def olist_mql_conversion(data_dir: str | os.PathLike[str]) -> pd.DataFrame:
     time to convert, but deals were recorded until November 2018 and the median
     sales cycle is 14 days, so this censoring is small.
 
+    Parameters
+    ----------
+    data_dir : str or path-like
+        The ``olist_marketing_funnel`` folder, or the folder that holds it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per MQL (8,000), the columns above.
+
     Raises
     ------
     DataError
@@ -392,6 +402,12 @@ def telco_accounts(path: str | os.PathLike[str]) -> pd.DataFrame:
         The CSV itself (any name, e.g. Kaggle's ``WA_Fn-UseC_-Telco-Customer-Churn.csv``),
         the folder holding ``Telco-Customer-Churn.csv``, or the folder holding
         ``ibm_telco_churn/``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per subscriber (7,043), the columns of the CSV with the types
+        above.
 
     Raises
     ------
@@ -496,6 +512,25 @@ def crm_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame,
     ``<name>__<product slug>`` (for a cross-product ICP). Accounts with no deal
     get zero counts. Neither input is modified.
 
+    Parameters
+    ----------
+    accounts : pandas.DataFrame
+        The accounts table (features), one row per account. Not modified.
+    opportunities : pandas.DataFrame
+        The opportunities export, one row per deal. Not modified.
+    spec : OpportunitiesConfig
+        The ``data.opportunities`` section: column names, won / lost stages,
+        amount, date window, product.
+    id_column : str
+        The accounts' id column (``columns.id``).
+    source : str, default "opportunities"
+        The export's name for messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``accounts`` (same rows and order) with the outcome columns above added.
+
     Raises
     ------
     DataError
@@ -599,6 +634,17 @@ def maven_accounts(data_dir: str | os.PathLike[str]) -> pd.DataFrame:
     sales cycle (known only after the outcome). There is no churn label (no
     renewals in the data). Win rates span only 53-75% across accounts, so the
     firmographic signal is expected to be weak.
+
+    Parameters
+    ----------
+    data_dir : str or path-like
+        The folder holding ``accounts.csv`` and ``sales_pipeline.csv``, or the
+        shared data root that holds that folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account (85), the firmographics and outcomes above.
 
     Raises
     ------
