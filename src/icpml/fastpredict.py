@@ -48,6 +48,17 @@ def scoring_threads(n_rows: int) -> int:
     Discovery stays on one thread (see :func:`icpml.models.openmp_threads`); scoring a
     large chunk gives every thread its own block of rows (on the 2-vCPU development machine,
     hyper-threads, that gains 1.3x).
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows about to be predicted.
+
+    Returns
+    -------
+    int
+        ``ICPML_THREADS`` when set; else 1 below 20,000 rows, and up to 8 (the
+        CPU count) above.
     """
     from icpml.models import env_threads
 
@@ -62,9 +73,24 @@ def scoring_threads(n_rows: int) -> int:
 class FastPredictor:
     """Compiled, exact prediction of one fitted ``Pipeline([("prep", ...), ("clf", HGB)])``.
 
-    It is pickled with its model (plain arrays, a few hundred KB), so a registered model
-    scores without recompiling; :meth:`current` tells whether a pickled one is of this
-    version's format.
+    The boosted trees of scikit-learn's ``HistGradientBoostingClassifier`` are
+    flattened into split tables that :mod:`icpml._trees` (numba) evaluates; the
+    result is bit-identical to ``pipeline.predict_proba``, which :meth:`build`
+    checks. It is pickled with its model (plain arrays, a few hundred KB), so a
+    registered model scores without recompiling; :meth:`current` tells whether a
+    pickled one is of this version's format.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        A fitted :func:`icpml.models.make_model` pipeline. Use :meth:`build`,
+        which also verifies the result.
+
+    Raises
+    ------
+    ValueError
+        The trees cannot be compiled (more than 64 leaves, or more than 65,535
+        values of one feature).
     """
 
     #: Bumped whenever the attributes change; older pickles are rebuilt, not used.
@@ -159,12 +185,41 @@ class FastPredictor:
 
     @classmethod
     def current(cls, fast) -> bool:
-        """Whether ``fast`` (e.g. unpickled) is a predictor of this version's format."""
+        """Whether ``fast`` (e.g. unpickled) is a predictor of this version's format.
+
+        Parameters
+        ----------
+        fast : object
+            Anything, typically an unpickled predictor or None.
+
+        Returns
+        -------
+        bool
+            True when it is a :class:`FastPredictor` of the current ``FORMAT``.
+        """
         return isinstance(fast, cls) and getattr(fast, "_format", None) == cls.FORMAT
 
     @classmethod
     def build(cls, pipeline, columns: list[str]) -> FastPredictor | None:
-        """A checked fast predictor for ``pipeline``, or ``None`` to use the pipeline itself."""
+        """A checked fast predictor for ``pipeline``, or ``None`` to use the pipeline itself.
+
+        The predictor is compiled and compared with ``pipeline.predict_proba`` on
+        probe rows that visit every cut point, every known category, unseen values
+        and missing ones; any difference, or any failure (e.g. changed private
+        scikit-learn attributes), gives None.
+
+        Parameters
+        ----------
+        pipeline : sklearn.pipeline.Pipeline
+            A fitted :func:`icpml.models.make_model` pipeline.
+        columns : list of str
+            The business columns the pipeline reads.
+
+        Returns
+        -------
+        FastPredictor or None
+            The verified predictor, or None.
+        """
         try:
             clf = pipeline.named_steps["clf"]
             if clf.n_trees_per_iteration_ != 1 or np.any(clf._bin_mapper.is_categorical_):
@@ -204,8 +259,19 @@ class FastPredictor:
     def inputs(self, X: pd.DataFrame, codes: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The numbers (float64, NaN = missing) and one-hot slots + 1 (int32) the kernel reads.
 
-        ``codes`` caches ``pd.factorize`` of each categorical column, so that several
-        models scoring the same table hash each column once.
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Coerced accounts holding the model's columns.
+        codes : dict, optional
+            Caches ``pd.factorize`` of each categorical column, so that several
+            models scoring the same table hash each column once.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(numbers, slots)`` of shapes ``(len(X), n_numeric)`` and
+            ``(len(X), n_categorical)``.
         """
         n = len(X)
         num = np.empty((n, len(self._numeric)), dtype=float, order="F")
@@ -234,6 +300,20 @@ class FastPredictor:
         Python thread (the kernel releases the GIL): unlike an OpenMP team, threads that
         finish early do not spin, so a busy machine slows scoring down gracefully instead of
         several-fold. Each row's sum is the same either way.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Coerced accounts holding the model's columns.
+        n_threads : int, optional
+            Threads; :func:`scoring_threads` of ``len(X)`` when None.
+        codes : dict, optional
+            Shared factorize cache (see :meth:`inputs`).
+
+        Returns
+        -------
+        numpy.ndarray of float
+            Shape ``(len(X),)``, probabilities in 0-1.
         """
         from icpml._trees import raw_scores
 
