@@ -69,7 +69,35 @@ class LockedError(IcpmlError):
 
 @dataclass
 class RetrainResult:
-    """What one retrain decided and why."""
+    """What one retrain decided and why.
+
+    Parameters
+    ----------
+    decision : str
+        ``promoted``, ``kept`` (the challenger failed the gate), ``alert`` (and the
+        champion no longer holds on fresh data), ``unchanged`` (the champion was
+        trained on this data and config), or ``dry-run: would be ...``.
+    reasons : list of str
+        Why, in words (the gate's findings).
+    exit_code : int, default ExitCode.OK
+        What the command exits with (:class:`~icpml.errors.ExitCode`; ``GATE``
+        on an alert).
+    champion_version, challenger_version : str, optional
+        Registered fit model versions compared.
+    comparison : dict
+        ``challenger`` and (with a champion) ``champion`` figures on the same
+        held-out rows: ``fit_roc_auc``, ``icp_lift``, ``icp_lift_ci``, ``icp_found``.
+    diff : dict
+        Criteria diff champion -> challenger (:func:`diff_criteria`).
+    psi : pandas.DataFrame, optional
+        Column drift since the champion's training (:func:`icpml.drift.psi_table`).
+    criteria_drift : pandas.DataFrame, optional
+        The champion's criteria on fresh data (:func:`icpml.drift.criteria_drift`).
+    challenger : Discovery, optional
+        The challenger's discovery.
+    run_id : str, optional
+        The challenger's MLflow run (not set on a dry run).
+    """
 
     decision: str
     reasons: list[str]
@@ -112,6 +140,20 @@ def diff_criteria(old: CriteriaSet, new: CriteriaSet) -> dict:
     A criterion is *changed* when the same kind, column and operator has other
     bounds or category values; its thresholds are shown old -> new. Evidence
     changes (coverage, lift) are listed for every criterion in both sets.
+
+    Parameters
+    ----------
+    old : CriteriaSet
+        The champion's criteria.
+    new : CriteriaSet
+        The challenger's criteria.
+
+    Returns
+    -------
+    dict
+        ``added`` and ``removed`` (lists of ``{"kind", "criterion"}``),
+        ``changed`` (also ``was``, ``coverage`` and ``lift`` as ``[old, new]``)
+        and ``unchanged`` (with ``coverage`` and ``lift`` as ``[old, new]``).
     """
     old_all, new_all = old.icp + old.anti_icp, new.icp + new.anti_icp
     added, removed, changed, kept = [], [], [], []
@@ -275,8 +317,19 @@ def recover(cfg: Config, *, history: bool = True) -> list[str]:
     -> FAILED, their versions removed, their reports renamed ``-unfinished``, stale
     ``.<name>.*`` temporary folders removed), :func:`icpml.tracking.repair_promotions`
     (a half-done promotion finished or rolled back, split champions reunited) and, with
-    ``history``, decisions missing from ``reports/promotions.json`` added. Every message
-    is logged as a warning and returned.
+    ``history``, decisions missing from ``reports/promotions.json`` added.
+
+    Parameters
+    ----------
+    cfg : Config
+        Names the store and the report folder.
+    history : bool, default True
+        Also rebuild missing entries of ``reports/promotions.json``.
+
+    Returns
+    -------
+    list of str
+        Every repair, in words (each also logged as a warning).
     """
     from icpml import tracking
 
@@ -308,6 +361,23 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
             progress=None) -> RetrainResult:
     """Train a challenger, compare it with the champion, promote it if it passes.
 
+    The challenger is a full discovery on ``accounts``; the champion scores the
+    challenger's held-out rows, and the gate (``cfg.retrain``) compares fit AUC
+    and the ICP lift interval. The whole run holds a file lock (filelock), so two
+    retrains never overlap.
+
+    Parameters
+    ----------
+    cfg : Config
+        The config (data, tracking, ``retrain`` gate).
+    accounts : pandas.DataFrame, optional
+        Fresh accounts; read through the config's data source when omitted. Not
+        modified.
+    dry_run : bool, default False
+        Decide, but log, register and promote nothing.
+    progress : callable, optional
+        ``progress(stage, done, total)``, as in :func:`icpml.pipeline.discover`.
+
     Returns
     -------
     RetrainResult
@@ -316,6 +386,7 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
     Raises
     ------
     DataError, ConfigError, TrackingError, LockedError
+        Bad data or config, an unreachable store, or another retrain running.
     """
     from icpml import tracking
     from icpml.data import data_fingerprint, load_source

@@ -109,10 +109,6 @@ PENDING: frozenset[str] = frozenset({
     "icpml.report.render_markdown",
     "icpml.report.report_context",
     "icpml.report.write_report",
-    "icpml.retrain.RetrainResult",
-    "icpml.retrain.diff_criteria",
-    "icpml.retrain.recover",
-    "icpml.retrain.retrain",
 })
 
 
