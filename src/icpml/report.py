@@ -247,8 +247,21 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
                    report_dir: Path | None = None) -> dict:
     """Everything the templates show, as plain values.
 
-    ``report_dir`` is where the report folder ends up (named in the export command of
-    "Next steps"); a placeholder when not given.
+    Parameters
+    ----------
+    res : Discovery
+        The discovery to report. Not modified.
+    figures : dict of str to bytes, optional
+        PNG figures by file name, embedded as data URIs (none when omitted).
+    report_dir : pathlib.Path, optional
+        Where the report folder ends up (named in the export command of "Next
+        steps"); a placeholder when not given.
+
+    Returns
+    -------
+    dict
+        Template variables: texts, numbers, tables as lists of dicts, and
+        ``img`` (file name -> ``data:image/png;base64,...``).
     """
     cfg, cs = res.config, res.criteria
     now = datetime.now(UTC)
@@ -305,14 +318,41 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
 
 def render_html(res: Discovery, figures: dict[str, bytes] | None = None,
                 report_dir: Path | None = None) -> str:
-    """The self-contained HTML report as a string."""
+    """The self-contained HTML report as a string.
+
+    Parameters
+    ----------
+    res : Discovery
+        The discovery to report. Not modified.
+    figures : dict of str to bytes, optional
+        PNG figures by file name; drawn from ``res`` when None.
+    report_dir : pathlib.Path, optional
+        Where the report folder ends up (see :func:`report_context`).
+
+    Returns
+    -------
+    str
+        One HTML page with the figures embedded (no external files).
+    """
     figures = _figures(res) if figures is None else figures
     return _ENV.get_template("report.html.j2").render(**report_context(res, figures, report_dir))
 
 
 def render_markdown(res: Discovery, report_dir: Path | None = None) -> str:
-    """The one-page Markdown summary (criteria.md) as a string: plain Markdown (no HTML
-    entities), ending with a newline."""
+    """The one-page Markdown summary (``criteria.md``) as a string.
+
+    Parameters
+    ----------
+    res : Discovery
+        The discovery to report. Not modified.
+    report_dir : pathlib.Path, optional
+        Where the report folder ends up (see :func:`report_context`).
+
+    Returns
+    -------
+    str
+        Plain Markdown (no HTML entities), ending with a newline.
+    """
     text = _MD_ENV.get_template("criteria.md.j2").render(**report_context(res, {}, report_dir))
     return text.rstrip("\n") + "\n"
 
@@ -320,11 +360,28 @@ def render_markdown(res: Discovery, report_dir: Path | None = None) -> str:
 def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
     """Write the report folder atomically and return its path.
 
+    The folder is built under a temporary name next to its destination and moved
+    into place, so a failed or interrupted write leaves the previous report (or
+    nothing), never half a folder. It holds ``report.html``, ``criteria.md``,
+    ``criteria.json``, ``contrast.csv``, ``scored.csv`` (formula-like cells
+    neutralised) and ``figures/``.
+
     Parameters
     ----------
     res : Discovery
-    out_dir : Path, optional
+        The discovery to report. Not modified.
+    out_dir : pathlib.Path, optional
         Default: ``<report.dir>/<config name>_<run id[:8]>`` (``_local`` when untracked).
+
+    Returns
+    -------
+    pathlib.Path
+        The report folder.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be written (permissions, disk full), in one line.
     """
     cfg = res.config
     if out_dir is None:
