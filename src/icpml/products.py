@@ -46,16 +46,18 @@ __all__ = ["ProductDiscovery", "discover_products"]
 class ProductDiscovery:
     """One discovery per product and their combination.
 
-    Attributes
+    Parameters
     ----------
-    per_product : dict
-        Product name -> :class:`~icpml.pipeline.Discovery`.
-    scored : DataFrame
+    per_product : dict of str to Discovery
+        Product name -> its :class:`~icpml.pipeline.Discovery`.
+    scored : pandas.DataFrame
         Per account: id, ``icp_<p>``, ``fit_<p>``, ``n_product_icps``, ``expected_value``.
-    overlap : DataFrame
+    overlap : pandas.DataFrame
         Per product pair: accounts meeting each ICP, both, and the Jaccard index.
-    summary : DataFrame
+    summary : pandas.DataFrame
         Per product: verdict, ICP criteria, lift and interval, fit AUC.
+    timings : dict of str to float
+        Seconds per product.
     """
 
     per_product: dict[str, Discovery]
@@ -65,7 +67,14 @@ class ProductDiscovery:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_markdown(self) -> str:
-        """The cross-product section of a report, in Markdown."""
+        """The cross-product section of a report, in Markdown.
+
+        Returns
+        -------
+        str
+            Three tables (one ICP per product, pairwise overlap, accounts by number
+            of product ICPs met), ending with a newline.
+        """
         lines = ["# Cross-product ICP", "", "## One ICP per product", "",
                  "| product | verdict | ICP | lift [95% CI] | fit ROC AUC |",
                  "| --- | --- | --- | --- | ---: |"]
@@ -116,6 +125,12 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
         Read through the config's data source when omitted. Not modified.
     track : bool
         Log each product's run and register its models (``<name>-<product>``).
+
+    Returns
+    -------
+    ProductDiscovery
+        One discovery per product (each with the product's outcomes as its value
+        score), the per-account combination, the pairwise overlap and a summary.
 
     Raises
     ------

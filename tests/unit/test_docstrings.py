@@ -102,13 +102,6 @@ PENDING: frozenset[str] = frozenset({
     "icpml.plots.gains_plot",
     "icpml.plots.shap_summary",
     "icpml.plots.tier_plot",
-    "icpml.products.ProductDiscovery",
-    "icpml.products.ProductDiscovery.to_markdown",
-    "icpml.products.discover_products",
-    "icpml.report.render_html",
-    "icpml.report.render_markdown",
-    "icpml.report.report_context",
-    "icpml.report.write_report",
 })
 
 
