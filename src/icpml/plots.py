@@ -91,6 +91,24 @@ def shap_summary(expl: Explanation, *, title: str = "What moves the fit score",
     cohort) or ``"churn"`` (positive SHAP raises churn risk, towards worst); by
     default ``"churn"`` when the title mentions churn. Bars towards best / lower
     churn are blue, towards worst / higher churn vermillion, on both charts.
+
+    Parameters
+    ----------
+    expl : Explanation
+        SHAP values of one model (:func:`icpml.explain.explain`).
+    title : str, default "What moves the fit score"
+        Figure title.
+    top : int, default 12
+        Columns shown, by mean |SHAP|.
+    target : {"fit", "churn"}, optional
+        Which model the values explain (see above).
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (that of ``ax`` when given); x axis in log-odds.
     """
     fig, ax = _axes(ax)
     churn = ("churn" in title.lower()) if target is None else target == "churn"
@@ -121,6 +139,20 @@ def cohort_contrast_plot(contrast: pd.DataFrame, *, alpha: float = 0.05,
     Cliff's δ (numeric columns) is signed: above 0 the best cohort has the higher
     values (blue), below 0 the worst cohort does (vermillion). Cramér's V
     (categorical columns) has no direction (black). Not significant: grey.
+
+    Parameters
+    ----------
+    contrast : pandas.DataFrame
+        From :func:`icpml.cohorts.cohort_contrast`. Not modified.
+    alpha : float, default 0.05
+        A feature is significant when its BH q-value is below this.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The 15 largest effects, one bar each.
     """
     fig, ax = _axes(ax)
     c = contrast.copy()
@@ -157,6 +189,22 @@ def dependence_plot(expl: Explanation, column: str, criterion: Criterion | None 
     vermillion, towards worst) with the bounds as dashed black lines.
     Categorical and boolean columns: mean SHAP per category in the same colours,
     the criterion's categories outlined and their labels bold.
+
+    Parameters
+    ----------
+    expl : Explanation
+        SHAP values of the fit model.
+    column : str
+        A business column of ``expl``.
+    criterion : Criterion, optional
+        A criterion on ``column`` whose thresholds or categories are drawn.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; y axis in log-odds.
     """
     fig, ax = _axes(ax)
     x = expl.data[column]
@@ -205,7 +253,23 @@ def dependence_plot(expl: Explanation, column: str, criterion: Criterion | None 
 
 def calibration_plot(holdout: dict, *, title: str = "Calibration on held-out accounts",
                      ax: Axes | None = None) -> Figure:
-    """Predicted probability vs observed rate, per quantile bin, with the diagonal."""
+    """Predicted probability vs observed rate, per quantile bin, with the diagonal.
+
+    Parameters
+    ----------
+    holdout : dict
+        A model's held-out metrics (:func:`icpml.models.classification_metrics`);
+        its ``calibration`` points are drawn.
+    title : str, default "Calibration on held-out accounts"
+        Figure title.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The reliability curve on [0, 1] x [0, 1].
+    """
     fig, ax = _axes(ax, size=(5, 4))
     pts = np.asarray(holdout.get("calibration") or [], dtype=float)
     ax.plot([0, 1], [0, 1], color=OKABE_ITO["grey"], ls=":", label="perfect")
@@ -223,7 +287,24 @@ def calibration_plot(holdout: dict, *, title: str = "Calibration on held-out acc
 
 def gains_plot(y_true, score, *, title: str = "Cumulative gains (held-out)",
                ax: Axes | None = None) -> Figure:
-    """Share of best-cohort accounts captured when working down the ranking."""
+    """Share of best-cohort accounts captured when working down the ranking.
+
+    Parameters
+    ----------
+    y_true : array-like of bool or 0/1
+        Best-cohort membership of each account.
+    score : array-like of float
+        The fit score of the same accounts.
+    title : str, default "Cumulative gains (held-out)"
+        Figure title.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The cumulative gains curve against the random diagonal.
+    """
     fig, ax = _axes(ax, size=(5, 4))
     y = np.asarray(y_true, dtype=float)
     order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
@@ -240,7 +321,21 @@ def gains_plot(y_true, score, *, title: str = "Cumulative gains (held-out)",
 
 
 def tier_plot(tiers: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
-    """Accounts per tier (bars) and best-cohort rate per tier (line)."""
+    """Accounts per tier (bars) and best-cohort rate per tier (line).
+
+    Parameters
+    ----------
+    tiers : pandas.DataFrame
+        From :func:`icpml.scoring.tier_summary` (``tier``, ``accounts`` and,
+        when known, ``best_rate``).
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (with a second y axis for the rate).
+    """
     fig, ax = _axes(ax, size=(6, 3.5))
     x = np.arange(len(tiers))
     ax.bar(x, tiers["accounts"], color=OKABE_ITO["sky"], label="accounts")
