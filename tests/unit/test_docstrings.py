@@ -1,5 +1,7 @@
 """Every public function, method and class of icpml has a numpydoc docstring that validates.
 
+The same rules are written up for people in ``docs/api.md``.
+
 What "public" means here (the same rule as the docs):
 
 * modules: ``icpml`` and every ``icpml.<name>`` whose name does not start with ``_``,
@@ -38,7 +40,7 @@ numpydoc_validate = pytest.importorskip("numpydoc.validate", reason="numpydoc is
 import icpml  # noqa: E402
 
 # numpydoc check codes enforced (https://numpydoc.readthedocs.io/en/latest/validation.html),
-# kept in pyproject.toml [tool.numpydoc_validation] so `python -m numpydoc lint` agrees
+# listed once, in pyproject.toml [tool.numpydoc_validation]
 CHECKS = set(tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
                            .read_text(encoding="utf-8"))["tool"]["numpydoc_validation"]["checks"])
 OURS = {"RS01"}  # raises directly but has no Raises section
