@@ -365,8 +365,16 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     Examples
     --------
+    A quick look at synthetic accounts, without the stability refits (the slowest
+    stage; keep them for criteria you will act on):
+
     >>> from icpml import demo_config, discover, make_accounts
-    >>> res = discover(demo_config(), make_accounts(1200, seed=3), track=False, report=False)
+    >>> cfg = demo_config()
+    >>> quick = cfg.model_copy(update={"criteria": cfg.criteria.model_copy(
+    ...     update={"stability_resamples": 0})})
+    >>> res = discover(quick, make_accounts(1200, seed=3))
+    >>> res.criteria.verdict["icp_found"], len(res.scored) == len(res.accounts)
+    (True, True)
     >>> sorted(res.scored["tier"].unique())[:1]
     ['Excluded']
     """
