@@ -122,3 +122,19 @@ def test_public_means_something():
         assert q in objs
     assert not any(q.rsplit(".", 1)[-1].startswith("_") for q in objs)
     assert not any(q.startswith("icpml.cli") for q in objs)
+
+
+# the main entry points show how they are called, as doctests (run by --doctest-modules)
+ENTRY_POINTS_WITH_EXAMPLES = (
+    "icpml.pipeline.discover", "icpml.scoring.Scorer.score", "icpml.config.load_config",
+    "icpml.config.config_from_dict", "icpml.criteria.CriteriaSet.to_sql",
+    "icpml.criteria.CriteriaSet.to_pandas", "icpml.criteria.CriteriaSet.to_frame",
+    "icpml.validate.load_hypothesis",
+)
+
+
+def test_entry_points_have_examples():
+    objs = public_objects()
+    missing = [q for q in ENTRY_POINTS_WITH_EXAMPLES
+               if not re.search(r"^\s*Examples\n\s*-{3,}\n(.*\n)*?\s*>>> ", objs[q].__doc__ or "", re.M)]
+    assert not missing, f"entry points without a doctest Examples section: {missing}"
