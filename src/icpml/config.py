@@ -39,6 +39,7 @@ __all__ = [
     "RetrainConfig",
     "FEATURE_GROUPS",
     "load_config",
+    "config_from_dict",
     "find_project_root",
     "demo_config",
     "model_slug",
