@@ -113,3 +113,31 @@ def test_to_frame_does_not_mutate_a_dataframe_free_set():
     f.loc[0, "lift"] = 99.0
     assert cs.icp[0].evidence["lift"] == 2.0 and cs.to_frame().loc[0, "lift"] == 2.0
     assert isinstance(f, pd.DataFrame)
+
+
+def test_to_frame_of_an_evaluated_hypothesis_reports_its_evidence():
+    # real evidence (segment_evidence through evaluate_criteria) on generated accounts: every
+    # figure of the table is the criterion's own, and the planted ICP beats the base rate
+    from icpml import demo_config, make_accounts
+    from icpml.data import validate_accounts
+    from icpml.validate import evaluate_criteria
+
+    cfg = demo_config()
+    raw = make_accounts(600, seed=5)
+    df = validate_accounts(raw, cfg)
+    spec = {"icp": [{"column": "industry", "op": "in", "values": ["SaaS", "FinTech"]},
+                    {"column": "employees", "op": "between", "low": 150, "high": 600}],
+            "anti_icp": [{"column": "requires_onprem", "op": "==", "values": [True]}]}
+    cs = evaluate_criteria(load_hypothesis(spec, cfg), df, cfg)
+    f = cs.to_frame()
+    assert list(f["side"]) == ["ICP", "ICP", "anti-ICP"]
+    for row, c in zip(f.itertuples(index=False), cs.icp + cs.anti_icp, strict=True):
+        ev = c.evidence
+        assert row.support == ev["support"] and row.coverage == ev["coverage"]
+        assert row.lift == ev["lift"] and row.q_value == ev["q_value"]
+        assert [row.lift_ci_low, row.lift_ci_high] == ev["lift_ci"]
+        assert row.churn_inside == ev["churn_inside"]
+        assert row.best_wrongly_excluded == ev["best_wrongly_excluded"]
+    assert (f.loc[f["side"] == "ICP", "lift_ci_low"] > 1).all()
+    assert f.loc[f["side"] == "anti-ICP", "lift"].iloc[0] < 1
+    assert f["stability"].isna().all() and f["tentative"].isna().all()
