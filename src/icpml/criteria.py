@@ -1273,8 +1273,8 @@ def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: d
     expl : Explanation
         Grouped SHAP values of one model on the proposal rows.
     singles : list of Criterion
-        The single-column candidates of the same model (the A's are drawn from
-        its exclusions).
+        Single-column exclusion candidates, strongest first; the first one of
+        each column from this ``source`` is a first condition A.
     kinds : dict of str to str
         Kind of each targetable column.
     allowed : list of str
@@ -1286,7 +1286,8 @@ def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: d
     n_first : int, default 6
         Strongest first conditions (columns) tried.
     n_second : int, default 2
-        Second conditions kept per first condition.
+        Second conditions tried per first condition (a pair is kept only when
+        the second part's SHAP is clearly bad among the first part's accounts).
 
     Returns
     -------

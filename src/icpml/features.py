@@ -56,8 +56,9 @@ def make_preprocessor(kinds: dict[str, str], columns: list[str], *,
     """Unfitted preprocessing for ``columns`` given their kinds.
 
     Numeric columns pass through as floats (the trees route missing values);
-    boolean and categorical columns are one-hot encoded, unseen values going to
-    the infrequent bucket.
+    boolean and categorical columns are one-hot encoded (missing is a category
+    of its own), an unseen value going to the infrequent bucket when there is
+    one, else to no column (all zeros).
 
     Parameters
     ----------

@@ -212,9 +212,8 @@ class TrainedModel:
 
         Identical to ``pipeline.predict_proba(X)[:, 1]``, computed by
         :class:`~icpml.fastpredict.FastPredictor` (compiled trees, several threads on
-        large tables) when it verified itself on this pipeline; falls back to
-        scikit-learn (same values) with a logged warning when compilation is not
-        available.
+        large tables) when it verified itself on this pipeline, else by the pipeline
+        itself (same values; a warning is logged when a built predictor fails here).
 
         Parameters
         ----------
