@@ -30,6 +30,7 @@ Hypothesis file::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,7 +110,8 @@ def load_hypothesis(source: str | Path | Mapping[str, Any], cfg: Config | None =
     Raises
     ------
     ConfigError
-        The file is missing or not YAML; unknown keys or operators; incomplete
+        The file is missing or not YAML, or ``source`` is neither a path nor a
+        mapping; unknown keys or operators; incomplete
         rules (e.g. ``between`` without ``low``/``high``); or (with ``cfg``) a
         column that is not a targetable feature.
 
@@ -127,6 +129,9 @@ def load_hypothesis(source: str | Path | Mapping[str, Any], cfg: Config | None =
             hyp = _Hypothesis.model_validate(raw)
         except ValidationError as err:
             raise ConfigError(format_validation_error(err, p, _Hypothesis)) from None
+    elif not isinstance(source, (str, PathLike)):
+        raise ConfigError(f"hypothesis: expected a YAML file or a mapping with 'icp' / 'anti_icp' "
+                          f"lists, got {type(source).__name__}")
     else:
         p = Path(source)
         if not p.is_file():

@@ -89,6 +89,8 @@ def test_load_hypothesis_mapping_equals_file(tmp_path):
     ({"icp": [{"column": "employees", "op": "between", "low": 1}]}, "needs low and high"),
     ({"icp": [{"column": "industry", "op": "in"}]}, "needs values"),
     ({"icp": [], "anti": []}, "anti"),
+    ([{"column": "industry", "op": "in", "values": ["SaaS"]}], "expected a YAML file or a mapping"),
+    ({"icp": {"column": "industry"}}, "icp"),
 ])
 def test_load_hypothesis_mapping_errors_name_the_rule(spec, words):
     with pytest.raises(ConfigError, match=words) as e:
