@@ -1013,6 +1013,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     >>> cfg = load_config(folder / "acme.yaml")
     >>> cfg.columns.feature_columns, cfg.project_root == folder.resolve()
     (['industry', 'employees'], True)
+    >>> import shutil; shutil.rmtree(folder)
     """
     p = Path(path).expanduser()
     if not p.is_file():
