@@ -129,3 +129,24 @@ def test_a_scorer_pickled_with_old_caches_still_loads(scorer):
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert set(old.__dict__) == {f.name for f in dataclasses.fields(Scorer)}
     assert old.criteria == scorer.criteria
+
+
+def test_explanation_codes_are_a_declared_field(scorer):
+    """The criteria stage's category codes live in a declared field, carried by subsets."""
+    from icpml.criteria import _category_codes, _subset
+    from icpml.explain import Explanation, explain
+
+    df = make_accounts(300, seed=26)
+    X, _ = scorer.prepare(df)
+    expl = explain(scorer.fit, X)
+    codes, cats = _category_codes(expl, "industry")
+    assert set(expl.category_codes) == {"industry"} and "_codes" not in expl.__dict__
+    rows = np.arange(300) % 3 == 0
+    sub = _subset(expl, rows)
+    assert np.array_equal(sub.category_codes["industry"][0], codes[rows])
+    assert np.array_equal(_category_codes(sub, "industry")[1], cats)
+    old = {k: v for k, v in expl.__dict__.items() if k != "category_codes"}
+    old["_codes"] = dict(expl.category_codes)  # pickled when the codes were a stash
+    back = Explanation.__new__(Explanation)
+    back.__setstate__(pickle.loads(pickle.dumps(old)))
+    assert set(back.category_codes) == {"industry"} and "_codes" not in back.__dict__
