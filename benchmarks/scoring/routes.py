@@ -2,7 +2,7 @@
 
 Usage (after ``python benchmarks/scoring/run.py --quick`` has built the cache)::
 
-    pip install skl2onnx onnxruntime        # and/or: pip install treelite
+    pip install skl2onnx onnxruntime        # and/or: pip install treelite tl2cgen (+ gcc)
     python benchmarks/scoring/routes.py     # 250,000 prospects, ~1-2 min
 
 For the fit and the churn model of the benchmark's registered scorer, on the 250,000-row
@@ -14,8 +14,9 @@ prospect file, best of 3 (one warm-up call first), 1 and 2 threads:
   ``FunctionTransformer`` steps cannot be converted, so the encoding is scikit-learn's
   ``ColumnTransformer.transform``), run by onnxruntime on the encoded rows, as float32
   (skl2onnx's default) and as double; timed with and without the encoding;
-* **treelite**: the same classifier imported by ``treelite.sklearn.import_model`` and
-  predicted by treelite's GTIL, on the encoded rows.
+* **treelite**: the same classifier imported by ``treelite.sklearn.import_model``,
+  predicted by treelite's GTIL (an interpreter) and compiled to C by tl2cgen (gcc), on the
+  encoded rows (again encoded by scikit-learn for the end-to-end figure).
 
 Each route's probabilities are compared with scikit-learn's ``predict_proba`` (largest
 absolute difference, and whether they are identical bit for bit), since scoring's
@@ -79,13 +80,13 @@ def _kernel(model, X: pd.DataFrame, expected: np.ndarray) -> dict:
 
 def _onnx(model, X: pd.DataFrame, expected: np.ndarray) -> dict:
     try:
-        import onnxruntime as ort
+        import onnxruntime
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
     except ImportError as err:
         return {"unavailable": f"{err}"}
-    import onnxruntime
 
+    _bools_as_ints()
     pre, clf = model.pipeline.named_steps["prep"], model.pipeline.named_steps["clf"]
     encoded = pre.transform(X[model.columns])
     out: dict = {"versions": {"onnxruntime": onnxruntime.__version__}}
@@ -98,26 +99,55 @@ def _onnx(model, X: pd.DataFrame, expected: np.ndarray) -> dict:
         except Exception as err:  # noqa: BLE001 - report why the route is unavailable
             out[label] = {"unavailable": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
             continue
-        r: dict = {}
-        data = encoded.astype(dtype)
-        for t in (1, 2):
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = t
-            so.inter_op_num_threads = 1
-            sess = ort.InferenceSession(onx.SerializeToString(), so, providers=["CPUExecutionProvider"])
-            name = sess.get_inputs()[0].name
-            outputs = [o.name for o in sess.get_outputs()]
-            prob_name = next(o for o in outputs if "prob" in o.lower())
-
-            def run(sess=sess, name=name, prob_name=prob_name, data=data):
-                return sess.run([prob_name], {name: data})[0]
-
-            if t == 1:
-                r["agreement"] = _agreement(run()[:, 1], expected)
-            r[f"trees_only_s_{t}t"] = _best_of_3(run)
+        try:
+            out[label] = _onnx_times(onx, encoded.astype(dtype), expected)
+        except Exception as err:  # noqa: BLE001 - e.g. onnxruntime has no double kernel
+            out[label] = {"unavailable": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+            continue
+        r = out[label]
         r["end_to_end_s_1t"] = out["encoding_s"] + r["trees_only_s_1t"]
-        out[label] = r
     return out
+
+
+def _onnx_times(onx, data: np.ndarray, expected: np.ndarray) -> dict:
+    import onnxruntime as ort
+
+    r: dict = {}
+    for t in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = t
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(onx.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        prob_name = next(o.name for o in sess.get_outputs() if "prob" in o.name.lower())
+
+        def run(sess=sess, name=name, prob_name=prob_name):
+            return sess.run([prob_name], {name: data})[0]
+
+        if t == 1:
+            r["agreement"] = _agreement(run()[:, 1], expected)
+        r[f"trees_only_s_{t}t"] = _best_of_3(run)
+    return r
+
+
+def _bools_as_ints() -> None:
+    """skl2onnx 1.20 hands numpy booleans to ``onnx.helper.make_attribute``, which protobuf 7
+    refuses ("Expected an int, got a boolean"): pass them as the 0/1 the attribute means."""
+    import onnx.helper as oh
+
+    if getattr(oh.make_attribute, "_icpml_patched", False):
+        return
+    original = oh.make_attribute
+
+    def make_attribute(key, value, *args, **kwargs):
+        if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
+            value = [int(v) for v in value]
+        elif isinstance(value, np.ndarray) and value.dtype == bool:
+            value = value.astype(np.int64)
+        return original(key, value, *args, **kwargs)
+
+    make_attribute._icpml_patched = True
+    oh.make_attribute = make_attribute
 
 
 def _treelite(model, X: pd.DataFrame, expected: np.ndarray) -> dict:
@@ -134,16 +164,36 @@ def _treelite(model, X: pd.DataFrame, expected: np.ndarray) -> dict:
         return {"unavailable": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
     r: dict = {"versions": {"treelite": treelite.__version__}}
     p = np.asarray(treelite.gtil.predict(tl, encoded)).reshape(len(X), -1)[:, -1]
-    r["agreement"] = _agreement(p, expected)
+    r["gtil"] = {"agreement": _agreement(p, expected)}
     for t in (1, 2):
-        r[f"trees_only_s_{t}t"] = _best_of_3(lambda t=t: treelite.gtil.predict(tl, encoded, nthread=t))
+        r["gtil"][f"trees_only_s_{t}t"] = _best_of_3(
+            lambda t=t: treelite.gtil.predict(tl, encoded, nthread=t))
+    try:  # the compiled route: C code generated by tl2cgen, built with gcc
+        import tempfile
+
+        import tl2cgen
+    except ImportError as err:
+        r["tl2cgen"] = {"unavailable": f"{err}"}
+        return r
+    lib = Path(tempfile.mkdtemp()) / f"{model.name}.so"
+    t0 = time.perf_counter()
+    tl2cgen.export_lib(tl, toolchain="gcc", libpath=str(lib), params={"parallel_comp": 8})
+    c: dict = {"compile_s": time.perf_counter() - t0}
+    dm = tl2cgen.DMatrix(encoded, dtype="float64")
+    for t in (1, 2):
+        pred = tl2cgen.Predictor(str(lib), nthread=t)
+        if t == 1:
+            c["agreement"] = _agreement(np.asarray(pred.predict(dm)).reshape(len(X), -1)[:, -1], expected)
+        c[f"trees_only_s_{t}t"] = _best_of_3(lambda pred=pred: pred.predict(dm))
+    c["end_to_end_s_1t"] = _best_of_3(lambda: pre.transform(X[model.columns])) + c["trees_only_s_1t"]
+    r["tl2cgen"] = c
     return r
 
 
 def main() -> None:
     extra = os.environ.get("ROUTES_EXTRA_PATH")
-    if extra:  # e.g. a --target directory with skl2onnx/onnxruntime, after the project's own
-        sys.path.append(extra)
+    if extra:  # e.g. --target directories with skl2onnx/onnxruntime, after the project's own
+        sys.path.extend(extra.split(os.pathsep))
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{CACHE}/mlruns/mlflow.db")
     os.environ.setdefault("ICPML_PROJECT_ROOT", str(CACHE))
     from threadpoolctl import threadpool_limits
