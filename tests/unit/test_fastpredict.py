@@ -63,7 +63,10 @@ def test_a_pipeline_of_another_shape_is_left_to_itself():
 def test_threads(monkeypatch):
     monkeypatch.delenv("ICPML_THREADS", raising=False)
     assert scoring_threads(100) == 1
-    assert scoring_threads(1_000_000) >= 1
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert scoring_threads(1_000_000) == 4  # every core on a large chunk
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert scoring_threads(1_000_000) == 8  # at most 8
     monkeypatch.setenv("ICPML_THREADS", "3")
     assert scoring_threads(100) == 3
 
