@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from sklearn.pipeline import Pipeline
 
 from icpml.config import ModelsConfig
 from icpml.features import make_preprocessor
+
+if TYPE_CHECKING:  # fastpredict imports this module at run time (env_threads)
+    from icpml.fastpredict import FastPredictor
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +172,7 @@ class TrainedModel:
     kinds: dict[str, str]
     cv: dict = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)
-    kernel: object | None = field(default=None, repr=False, compare=False)
+    kernel: FastPredictor | None = field(default=None, repr=False, compare=False)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities as scikit-learn gives them: shape (n, 2), column 1 the positive
