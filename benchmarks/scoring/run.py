@@ -164,7 +164,7 @@ KERNEL_ROWS = 100_000
 def _child_kernel() -> None:
     """In a fresh process: each model, compiled kernel vs scikit-learn, one thread, best of 3.
 
-    Twice: with the encoding (``predict_proba`` as scoring calls it), and the trees alone on
+    Twice: with the encoding (``predict_positive`` as scoring calls it), and the trees alone on
     inputs encoded beforehand (reported per tree per row).
     """
     from threadpoolctl import threadpool_limits
@@ -192,7 +192,7 @@ def _time_model(model, X: pd.DataFrame) -> dict:
     """One model: encoding + trees as scoring calls them, then the trees alone on encoded rows."""
     from icpml._trees import raw_scores
 
-    fast = model._fast_predictor()
+    fast = model.compile().kernel
     pre, clf = model.pipeline.named_steps["prep"], model.pipeline.named_steps["clf"]
     trees = len(clf._predictors)
     num, cat = fast.inputs(X)
@@ -201,7 +201,7 @@ def _time_model(model, X: pd.DataFrame) -> dict:
     tables = (fast._cuts, fast._cut_start, fast._split_feature, fast._split_low, fast._split_span,
               fast._split_keep, fast._tree_start, fast._leaf_values, fast._baseline)
     r = {"trees": trees, "rows": len(X),
-         "kernel_s": _best_of_3(lambda: fast.predict_proba(X, n_threads=1)),
+         "kernel_s": _best_of_3(lambda: fast.predict_positive(X, n_threads=1)),
          "sklearn_s": _best_of_3(lambda: model.pipeline.predict_proba(X[model.columns])),
          "kernel_trees_s": _best_of_3(lambda: raw_scores(num, cat, 0, len(X), *tables, raw)),
          "sklearn_trees_s": _best_of_3(lambda: clf.predict_proba(encoded))}

@@ -1111,7 +1111,7 @@ def _category_codes(expl: Explanation, col: str) -> tuple[np.ndarray, np.ndarray
     interactions, stability resamples' own explanations); :func:`_subset` hands the
     codes on, so the text conversion and hashing happen once per column.
     """
-    cache = expl.__dict__.setdefault("_codes", {})
+    cache = expl.category_codes
     if col not in cache:
         codes, cats = pd.factorize(_as_category(expl.data[col]), sort=True)
         cache[col] = (codes, np.asarray(cats, dtype=object))
@@ -1207,11 +1207,10 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
 
 def _subset(expl: Explanation, rows: np.ndarray) -> Explanation:
     """The same explanation restricted to some of its accounts."""
-    sub = replace(expl, values=expl.values[rows], data=expl.data[rows],
-                  raw_output=np.asarray(expl.raw_output)[rows])
-    sub.__dict__["_codes"] = {c: (codes[rows], cats)
-                              for c, (codes, cats) in expl.__dict__.get("_codes", {}).items()}
-    return sub
+    return replace(expl, values=expl.values[rows], data=expl.data[rows],
+                   raw_output=np.asarray(expl.raw_output)[rows],
+                   category_codes={c: (codes[rows], cats)
+                                   for c, (codes, cats) in expl.category_codes.items()})
 
 
 def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[str, str],

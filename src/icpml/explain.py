@@ -17,7 +17,7 @@ criteria silently.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,10 @@ class Explanation:
         The business-column values of the explained accounts (for dependence plots).
     max_additivity_error : float
         ``max |sum(values) + base_value - raw_output|`` over the accounts.
+    category_codes : dict
+        A declared cache, filled by the criteria stage: column -> (row codes, categories)
+        of ``data[column]`` (``pd.factorize``), so that each column is hashed once per
+        explanation; a subset of the rows carries the matching codes. Not compared.
     """
 
     values: pd.DataFrame
@@ -56,6 +60,12 @@ class Explanation:
     raw_output: np.ndarray
     data: pd.DataFrame
     max_additivity_error: float
+    category_codes: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; an explanation pickled when the codes were stashed as ``_codes`` gets them."""
+        state.setdefault("category_codes", state.pop("_codes", {}))
+        self.__dict__.update(state)
 
     def importance(self) -> pd.Series:
         """Mean |SHAP| per business column, largest first.

@@ -19,11 +19,23 @@ fitted model once into lookup tables:
 What it computes is *identical* to ``pipeline.predict_proba``: each split compares the
 value with the split's own threshold (``x <= threshold``, missing values as the split
 says), the leaf reached is the same, and each row's sum runs in the same order
-(baseline, then tree by tree). Because it reads private attributes of scikit-learn,
-:meth:`FastPredictor.build` checks itself against the pipeline on a probe table (every
-known category, an unseen one, missing values, numbers at and around every threshold) and
-returns ``None`` - the caller then uses the pipeline - if anything differs, if the
-pipeline is not of the expected shape, or if the kernel cannot be compiled.
+(baseline, then tree by tree), and the link function (``"logit"``, scikit-learn's
+``expit``) is applied last. Because it reads private attributes of scikit-learn
+(``_predictors``, ``_baseline_prediction``, ``_bin_mapper``, ``_loss.link``) it is guarded:
+
+* the tested scikit-learn range is pinned in ``pyproject.toml``, and a CI job
+  (``.ci/newest-sklearn``) runs the bit-identity tests against the newest release;
+* :meth:`FastPredictor.compile` checks the result against the pipeline on a probe table
+  (every known category, an unseen one, missing values, numbers at and around every
+  threshold) and raises :class:`KernelUnavailable` naming the reason if anything differs,
+  if the pipeline is not of the expected shape, or if the kernel cannot be compiled;
+* the predictor records the scikit-learn version it was compiled under
+  (:attr:`FastPredictor.sklearn_version`) and :meth:`FastPredictor.current` is false under
+  any other version, so a model unpickled elsewhere is recompiled, never trusted;
+* only plain arrays, numbers and strings are stored: no scikit-learn object (its private
+  ``_loss``) is pickled with a registered model;
+* every fallback to scikit-learn's ``predict_proba`` is a WARNING naming the reason, logged
+  once per reason and process (:func:`warn_fallback`).
 """
 
 from __future__ import annotations
@@ -36,7 +48,37 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FastPredictor", "scoring_threads"]
+__all__ = ["FastPredictor", "KernelUnavailable", "scoring_threads", "warn_fallback", "LINKS"]
+
+#: Link functions the kernel applies to the raw score: scikit-learn's link class -> name.
+LINKS = {"LogitLink": "logit"}
+
+
+class KernelUnavailable(Exception):
+    """The compiled predictor cannot stand in for the pipeline; the message says why."""
+
+
+#: Fallback reasons already warned about in this process (one warning each per run).
+_WARNED: set[str] = set()
+
+
+def warn_fallback(model: str, reason: str) -> None:
+    """Log, once per ``reason`` in this process, that ``model`` scores with scikit-learn.
+
+    The scores are the same (the pipeline's own ``predict_proba``); only the speed differs.
+    """
+    first_line = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
+    if first_line in _WARNED:
+        return
+    _WARNED.add(first_line)
+    log.warning("%s model: compiled scoring unavailable (%s); scoring with scikit-learn's "
+                "predict_proba (same scores, slower)", model, first_line)
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
 
 #: Chunks at least this large are predicted with several threads.
 _PARALLEL_ROWS = 20_000
@@ -73,28 +115,22 @@ def scoring_threads(n_rows: int) -> int:
 class FastPredictor:
     """Compiled, exact prediction of one fitted ``Pipeline([("prep", ...), ("clf", HGB)])``.
 
-    The boosted trees of scikit-learn's ``HistGradientBoostingClassifier`` are
-    flattened into split tables that :mod:`icpml._trees` (numba) evaluates; the
-    result is bit-identical to ``pipeline.predict_proba``, which :meth:`build`
-    checks. It is pickled with its model (plain arrays, a few hundred KB), so a
-    registered model scores without recompiling; :meth:`current` tells whether a
-    pickled one is of this version's format.
+    Its state is plain arrays, numbers and strings (a few hundred KB), pickled with its
+    model so that a registered model scores without recompiling; :meth:`current` tells
+    whether an unpickled one was compiled by this format and this scikit-learn version.
+    It holds no pool, cache or scikit-learn object: threads are per call (or the caller's
+    executor), and it is not modified after :meth:`compile`.
 
-    Parameters
+    Attributes
     ----------
-    pipeline : sklearn.pipeline.Pipeline
-        A fitted :func:`icpml.models.make_model` pipeline. Use :meth:`build`,
-        which also verifies the result.
-
-    Raises
-    ------
-    ValueError
-        The trees cannot be compiled (more than 64 leaves, or more than 65,535
-        values of one feature).
+    link : str
+        The inverse link applied to the raw score: ``"logit"`` (``expit``).
+    sklearn_version : str
+        The scikit-learn version the pipeline was compiled under.
     """
 
     #: Bumped whenever the attributes change; older pickles are rebuilt, not used.
-    FORMAT = 2
+    FORMAT = 3
 
     def __init__(self, pipeline) -> None:
         from icpml.features import MISSING
@@ -102,7 +138,11 @@ class FastPredictor:
         pre, clf = pipeline.named_steps["prep"], pipeline.named_steps["clf"]
         self._format = self.FORMAT
         self._missing = MISSING
-        self._loss = clf._loss
+        self.sklearn_version = _sklearn_version()
+        link = type(getattr(clf._loss, "link", None)).__name__
+        if link not in LINKS:
+            raise KernelUnavailable(f"link function {link} is not one the kernel applies")
+        self.link = LINKS[link]
         # each output column of the preprocessor -> (feature, one-hot slot or -1 for a number)
         where: dict[int, tuple[int, int]] = {}
         self._numeric: list[str] = []
@@ -144,10 +184,10 @@ class FastPredictor:
         # values of each feature's index: numbers 0..len(cuts) (+1 = missing), slots 0..width
         size = [len(c) + 2 for c in cuts_sorted] + [int(slot.max()) + 1 for *_, slot in self._categorical]
         if max(size) > np.iinfo(np.uint16).max:
-            raise ValueError(f"a feature with {max(size)} values")
+            raise KernelUnavailable(f"a feature with {max(size)} values")
         widest = max((len(t) + 1) // 2 for t in trees)
         if widest > 64:
-            raise ValueError(f"trees with {widest} leaves")
+            raise KernelUnavailable(f"trees with {widest} leaves (the kernel takes up to 64)")
         dtype = next(d for d, bits in ((np.uint16, 16), (np.uint32, 32), (np.uint64, 64)) if widest <= bits)
         feature, low, span, keep, tree_start = [], [], [], [], [0]
         leaf_values = np.zeros((len(trees), widest))
@@ -168,7 +208,7 @@ class FastPredictor:
                 if len(right) == 0:
                     continue  # every value goes left: the split rules nothing out
                 if right[-1] - right[0] + 1 != len(right):
-                    raise ValueError("a split whose right side is not one range of values")
+                    raise KernelUnavailable("a split whose right side is not one range of values")
                 feature.append(f)
                 low.append(right[0])
                 span.append(right[-1] - right[0])
@@ -185,55 +225,64 @@ class FastPredictor:
 
     @classmethod
     def current(cls, fast) -> bool:
-        """Whether ``fast`` (e.g. unpickled) is a predictor of this version's format.
-
-        Parameters
-        ----------
-        fast : object
-            Anything, typically an unpickled predictor or None.
-
-        Returns
-        -------
-        bool
-            True when it is a :class:`FastPredictor` of the current ``FORMAT``.
-        """
-        return isinstance(fast, cls) and getattr(fast, "_format", None) == cls.FORMAT
+        """Whether ``fast`` (e.g. unpickled) was compiled by this format and scikit-learn version."""
+        return (isinstance(fast, cls) and getattr(fast, "_format", None) == cls.FORMAT
+                and getattr(fast, "sklearn_version", None) == _sklearn_version())
 
     @classmethod
-    def build(cls, pipeline, columns: list[str]) -> FastPredictor | None:
-        """A checked fast predictor for ``pipeline``, or ``None`` to use the pipeline itself.
-
-        The predictor is compiled and compared with ``pipeline.predict_proba`` on
-        probe rows that visit every cut point, every known category, unseen values
-        and missing ones; any difference, or any failure (e.g. changed private
-        scikit-learn attributes), gives None.
+    def compile(cls, pipeline, columns: list[str]) -> FastPredictor:
+        """A fast predictor for ``pipeline``, checked bit for bit on a probe table.
 
         Parameters
         ----------
-        pipeline : sklearn.pipeline.Pipeline
-            A fitted :func:`icpml.models.make_model` pipeline.
+        pipeline : Pipeline
+            A fitted ``Pipeline([("prep", ColumnTransformer), ("clf", HistGradientBoostingClassifier)])``.
         columns : list of str
-            The business columns the pipeline reads.
+            The business columns the pipeline reads, in order.
 
         Returns
         -------
-        FastPredictor or None
-            The verified predictor, or None.
+        FastPredictor
+
+        Raises
+        ------
+        KernelUnavailable
+            The pipeline is not of the supported shape (binary, no native categorical
+            splits, at most 64 leaves per tree, logit link), scikit-learn's private
+            attributes changed, the kernel cannot be compiled here, or its probabilities
+            differ from the pipeline's in any bit.
         """
         try:
             clf = pipeline.named_steps["clf"]
-            if clf.n_trees_per_iteration_ != 1 or np.any(clf._bin_mapper.is_categorical_):
-                return None
+            if clf.n_trees_per_iteration_ != 1:
+                raise KernelUnavailable("more than one tree per iteration (not a binary model)")
+            if np.any(clf._bin_mapper.is_categorical_):
+                raise KernelUnavailable("native categorical splits")
             fast = cls(pipeline)
             probe = fast._probe(columns)
-            expected = pipeline.predict_proba(probe)[:, 1]
+            expected = pipeline.predict_proba(probe)
             got = fast.predict_proba(probe, n_threads=1)
-            if got.shape != expected.shape or not np.array_equal(got, expected):
-                log.debug("fast predictor disagrees with the pipeline; using the pipeline")
-                return None
-            return fast
-        except Exception as err:  # private scikit-learn attributes changed: be slow, not wrong
-            log.debug("fast predictor unavailable (%s); using the pipeline", err)
+        except KernelUnavailable:
+            raise
+        except Exception as err:  # private scikit-learn attributes changed, numba failed, ...
+            raise KernelUnavailable(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                                    f" (scikit-learn {_sklearn_version()})") from err
+        if got.shape != expected.shape or not np.array_equal(got, expected):
+            raise KernelUnavailable(f"compiled probabilities differ from scikit-learn "
+                                    f"{_sklearn_version()}'s on the probe table")
+        return fast
+
+    @classmethod
+    def build(cls, pipeline, columns: list[str], name: str = "fit") -> FastPredictor | None:
+        """:meth:`compile`, or ``None`` after a warning (:func:`warn_fallback`) naming why.
+
+        ``name`` labels the model in the warning. With ``None`` the caller scores with the
+        pipeline itself (same probabilities, slower).
+        """
+        try:
+            return cls.compile(pipeline, columns)
+        except KernelUnavailable as err:
+            warn_fallback(name, str(err))
             return None
 
     def _probe(self, columns: list[str]) -> pd.DataFrame:
@@ -294,27 +343,29 @@ class FastPredictor:
 
     def predict_proba(self, X: pd.DataFrame, n_threads: int | None = None,
                       codes: dict | None = None) -> np.ndarray:
-        """Probability of the positive class, identical to ``pipeline.predict_proba(X)[:, 1]``.
+        """Class probabilities, shape (n, 2), identical to ``pipeline.predict_proba(X)``.
+
+        Column 1 is :meth:`predict_positive`, column 0 is ``1 - `` it, as scikit-learn
+        computes them.
+        """
+        p = self.predict_positive(X, n_threads=n_threads, codes=codes)
+        proba = np.empty((len(p), 2))
+        proba[:, 1] = p
+        proba[:, 0] = 1 - p
+        return proba
+
+    def predict_positive(self, X: pd.DataFrame, n_threads: int | None = None,
+                         codes: dict | None = None) -> np.ndarray:
+        """Probability of the positive class, shape (n,), identical to ``pipeline.predict_proba(X)[:, 1]``.
 
         With ``n_threads`` > 1 the rows are cut into that many blocks, each scored by its own
         Python thread (the kernel releases the GIL): unlike an OpenMP team, threads that
         finish early do not spin, so a busy machine slows scoring down gracefully instead of
-        several-fold. Each row's sum is the same either way.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Coerced accounts holding the model's columns.
-        n_threads : int, optional
-            Threads; :func:`scoring_threads` of ``len(X)`` when None.
-        codes : dict, optional
-            Shared factorize cache (see :meth:`inputs`).
-
-        Returns
-        -------
-        numpy.ndarray of float
-            Shape ``(len(X),)``, probabilities in 0-1.
+        several-fold. Each row's sum is the same either way. ``codes``: see :meth:`inputs`.
+        The threads are started and joined within the call; nothing is kept.
         """
+        from scipy.special import expit
+
         from icpml._trees import raw_scores
 
         threads = scoring_threads(len(X)) if n_threads is None else max(1, n_threads)
@@ -334,7 +385,9 @@ class FastPredictor:
             edges = np.linspace(0, len(X), threads + 1).astype(int)
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(block, zip(edges[:-1], edges[1:], strict=True)))
-        return self._loss.predict_proba(raw)[:, 1]
+        if self.link != "logit":  # pragma: no cover - only "logit" is ever compiled
+            raise KernelUnavailable(f"unknown link {self.link!r}")
+        return expit(raw)
 
 
 def _leaves_in_order(nodes: np.ndarray) -> list[int]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from sklearn.pipeline import Pipeline
 
 from icpml.config import ModelsConfig
 from icpml.features import make_preprocessor
+
+if TYPE_CHECKING:  # fastpredict imports this module at run time (env_threads)
+    from icpml.fastpredict import FastPredictor
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +202,11 @@ class TrainedModel:
         cross-validated: all of them, or a stratified sample of :data:`MAX_CV_ROWS`).
     holdout : dict
         Metrics on the held-out rows (see :func:`classification_metrics`).
+    kernel : FastPredictor, optional
+        The compiled predictor, set only by :meth:`compile` (explicitly, e.g. before the
+        model is registered) and pickled with the model. ``None``: predictions use the
+        pipeline. A kernel compiled under another scikit-learn version or icpml format is
+        recompiled when the model is unpickled (see :meth:`__setstate__`).
     """
 
     name: str
@@ -206,73 +215,66 @@ class TrainedModel:
     kinds: dict[str, str]
     cv: dict = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)
+    kernel: FastPredictor | None = field(default=None, repr=False, compare=False)
 
-    def predict_proba(self, X: pd.DataFrame, codes: dict | None = None) -> np.ndarray:
-        """Probability of the positive class (best cohort, or churn).
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities as scikit-learn gives them: shape (n, 2), column 1 the positive
+        class (best cohort, or churn). Identical to ``pipeline.predict_proba(X[columns])``."""
+        p = self.predict_positive(X)
+        proba = np.empty((len(p), 2))
+        proba[:, 1] = p
+        proba[:, 0] = 1 - p
+        return proba
 
-        Identical to ``pipeline.predict_proba(X)[:, 1]``, computed by
-        :class:`~icpml.fastpredict.FastPredictor` (compiled trees, several threads on
-        large tables) when it verified itself on this pipeline, else by the pipeline
-        itself (same values; a warning is logged when a built predictor fails here).
+    def predict_positive(self, X: pd.DataFrame, codes: dict | None = None, *,
+                         kernel=None) -> np.ndarray:
+        """Probability of the positive class (best cohort, or churn), shape (n,).
 
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Coerced accounts holding :attr:`columns`, one per row.
-        codes : dict, optional
-            Shared by models scoring the same ``X``, so each categorical column is
-            hashed once (see :meth:`FastPredictor.inputs`).
-
-        Returns
-        -------
-        numpy.ndarray of float
-            Shape ``(len(X),)``, probabilities in 0-1 (one column, unlike
-            scikit-learn's ``(n, 2)``).
+        Identical to ``pipeline.predict_proba(X[columns])[:, 1]``, computed by the compiled
+        ``kernel`` (default :attr:`kernel`; ``False``: the pipeline; compiled trees, several
+        threads on large tables) when there is one. ``codes``: a dict shared by models scoring the same ``X``, so each
+        categorical column is hashed once (see :meth:`FastPredictor.inputs`). If the kernel
+        fails here (e.g. numba cannot compile or cache), a warning names the reason (once per
+        run) and the pipeline scores instead.
         """
-        fast = self.__dict__.get("_fast") if len(X) < _FAST_MIN_ROWS else self._fast_predictor()
-        if fast is not None:
+        kernel = self.kernel if kernel is None else kernel
+        if kernel is not None and kernel is not False:
             try:
-                return fast.predict_proba(X, codes=codes)
+                return kernel.predict_positive(X, codes=codes)
             except Exception as err:  # e.g. numba cannot compile or cache here: slow, not wrong
-                log.warning("%s model: compiled scoring unavailable (%s); scoring with "
-                            "scikit-learn (same scores, slower)", self.name, str(err).splitlines()[0])
-                self.__dict__["_fast"] = None
+                from icpml.fastpredict import warn_fallback
+
+                warn_fallback(self.name, f"{type(err).__name__}: {err}")
         with openmp_threads():
             return self.pipeline.predict_proba(X[self.columns])[:, 1]
 
     def compile(self) -> TrainedModel:
-        """Build the fast predictor now (it is pickled with the model, e.g. when registered).
-
-        Returns
-        -------
-        TrainedModel
-            ``self``, for chaining.
-        """
-        self._fast_predictor()
-        return self
-
-    def _fast_predictor(self):
-        # built and checked once, when the model is trained (or first used), and pickled with
-        # it: a registered model scores without rebuilding (unless icpml's format changed)
-        if "_fast" not in self.__dict__:
-            from icpml.fastpredict import FastPredictor
-
-            with openmp_threads():
-                self.__dict__["_fast"] = FastPredictor.build(self.pipeline, self.columns)
-        return self.__dict__["_fast"]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if state.get("_fast", 0) is None:
-            state.pop("_fast")  # unavailable here; may build elsewhere
-        return state
-
-    def __setstate__(self, state: dict) -> None:
+        """Set :attr:`kernel` to a checked compiled predictor (or ``None`` after a warning
+        naming why it cannot be used); returns the model. A current kernel is kept."""
         from icpml.fastpredict import FastPredictor
 
-        if not FastPredictor.current(state.get("_fast")):
-            state.pop("_fast", None)  # pickled by another icpml version: rebuilt on first use
+        if not FastPredictor.current(self.kernel):
+            with openmp_threads():
+                self.kernel = FastPredictor.build(self.pipeline, self.columns, self.name)
+        return self
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; a kernel of another format or scikit-learn version is recompiled.
+
+        Models pickled before :attr:`kernel` was a field carried it as ``_fast``: such a
+        kernel (whatever its format) is recompiled the same way.
+        """
+        from icpml.fastpredict import FastPredictor
+
+        old = state.pop("_fast", None)
+        kernel = state.get("kernel", old)
+        state["kernel"] = kernel
         self.__dict__.update(state)
+        for f in ("cv", "holdout"):
+            self.__dict__.setdefault(f, {})
+        if kernel is not None and not FastPredictor.current(kernel):
+            self.kernel = None
+            self.compile()
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics for tracking (``cv_roc_auc_mean``, ``holdout_roc_auc``, ...).
@@ -293,11 +295,6 @@ class TrainedModel:
 #: final model is fitted on all of them): k extra fits on 500,000 rows would cost minutes
 #: and tell no more about the AUC's spread than 10,000 rows do.
 MAX_CV_ROWS = 10_000
-
-#: Below this many rows a model not yet compiled predicts with its pipeline (same values):
-#: compiling (~0.1 s) would cost more than it saves on cross-validation and hold-out sets.
-_FAST_MIN_ROWS = 5_000
-
 
 def _leaf_size(configured: int, n_rows: int | None) -> int:
     if n_rows is None:
@@ -349,5 +346,5 @@ def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: p
     with openmp_threads():
         pipe.fit(X_train[columns], y_train)
     model = TrainedModel(name=name, pipeline=pipe, columns=columns, kinds=kinds, cv=cv)
-    model.holdout = classification_metrics(y_hold, model.predict_proba(X_hold))
+    model.holdout = classification_metrics(y_hold, model.predict_positive(X_hold))
     return model

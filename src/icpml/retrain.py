@@ -203,7 +203,7 @@ def _champion_on_holdout(scorer, res) -> dict:
     X, _ = scorer.prepare(df)
     ends = (cohort != MIDDLE).to_numpy()
     y = (cohort == BEST).to_numpy()[ends]
-    auc = float(roc_auc_score(y, scorer.fit.predict_proba(X[ends]))) if len(np.unique(y)) == 2 else np.nan
+    auc = float(roc_auc_score(y, scorer.fit.predict_positive(X[ends]))) if len(np.unique(y)) == 2 else np.nan
     churned = res.accounts[res.config.columns.churn][ho].astype(bool) if res.config.columns.churn else None
     icp = segment_evidence(scorer.criteria.icp_mask(X), cohort == BEST, churned,
                            is_worst=cohort == WORST, n_bootstrap=res.config.criteria.n_bootstrap,

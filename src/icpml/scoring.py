@@ -31,6 +31,12 @@ missing values) and named in ``data_issues``; unseen categories fall in the
 encoder's "infrequent" bucket and infinite numbers are scored as missing, both
 also named in ``data_issues``. Large tables are scored in chunks
 (:meth:`Scorer.score_batches` streams them), each row on its own.
+
+State is declared: the :class:`Scorer` is an immutable, picklable model (frozen dataclass:
+its models, criteria and schema; no pools, caches or memos). Everything a scoring job
+creates - the prediction thread, the SHAP worker processes, the compiled kernels of models
+not compiled at registration, the caches of read values and reason words - belongs to a
+:class:`ScoringSession` (a context manager; :meth:`Scorer.session`) and ends with it.
 """
 
 from __future__ import annotations
@@ -47,10 +53,10 @@ import pyarrow.compute as pc
 from icpml.criteria import CriteriaSet
 from icpml.explain import explain as shap_explain
 from icpml.fastpredict import scoring_threads
-from icpml.models import TrainedModel
+from icpml.models import TrainedModel, openmp_threads
 from icpml.schema import FALSE_SPELLINGS, TRUE_SPELLINGS, ColumnSchema, Schema, coerce
 
-__all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "round_scores", "TIERS",
+__all__ = ["Scorer", "ScoringSession", "DataIssue", "assign_tiers", "tier_summary", "round_scores", "TIERS",
            "SCORED_COLUMNS", "SCORE_DECIMALS"]
 
 log = logging.getLogger(__name__)
@@ -316,9 +322,13 @@ class _IssueTally:
         return "; ".join(parts)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Scorer:
-    """Everything needed to score raw account tables.
+    """Everything needed to score raw account tables: an immutable, picklable model.
+
+    It holds no pools, caches or compiled state of its own: :meth:`session` opens a
+    :class:`ScoringSession` that owns them for one job (:meth:`score` and
+    :meth:`score_batches` open and close one themselves).
 
     What the registered MLflow model wraps: ``icpml score``, a notebook and
     ``mlflow models serve`` all call :meth:`score`.
@@ -404,57 +414,46 @@ class Scorer:
         """The scorer's schema; for an old scorer, one built from its models' column kinds."""
         if self.schema is not None:
             return self.schema
-        fallback = self.__dict__.get("_fallback_schema")
-        if fallback is None:
-            kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
-            cats = self.categories or {}
-            fallback = Schema({
-                c: ColumnSchema("numeric") if k == "numeric"
-                else ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS) if k == "boolean"
-                else ColumnSchema("categorical", categories=tuple(cats.get(c, ())))
-                for c, k in kinds.items()})
-            self.__dict__["_fallback_schema"] = fallback
-        return fallback
+        kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
+        cats = self.categories or {}
+        return Schema({
+            c: ColumnSchema("numeric") if k == "numeric"
+            else ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS) if k == "boolean"
+            else ColumnSchema("categorical", categories=tuple(cats.get(c, ())))
+            for c, k in kinds.items()})
 
-    def prepare(self, df: pd.DataFrame,
-                codes: dict | None = None) -> tuple[pd.DataFrame, list[DataIssue]]:
+    def prepare(self, df: pd.DataFrame, codes: dict | None = None, *,
+                known: dict | None = None) -> tuple[pd.DataFrame, list[DataIssue]]:
         """Align a raw table to the training columns and types; never mutates ``df``.
 
         Every cell is read by :func:`icpml.schema.coerce` with the discovery schema, as
-        discovery read it: an unreadable cell is scored as unknown and named, its
-        column kept.
-
-        Parameters
-        ----------
-        df : pandas.DataFrame
-            Raw accounts. Not modified.
-        codes : dict, optional
-            If given, receives each categorical column's ``pd.factorize`` (computed
-            here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
-
-        Returns
-        -------
-        tuple
-            ``(X, issues)``: the aligned copy (exactly :attr:`input_columns`, same
-            rows) and the list of :class:`DataIssue` found, in column order.
+        discovery read it. Returns the aligned copy and the data issues found (see
+        :class:`DataIssue`): an unreadable cell is scored as unknown and named, its column
+        kept. ``codes``, if given, receives each categorical column's ``pd.factorize``
+        (computed here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
+        ``known``: a cache of values already read, kept by a :class:`ScoringSession` across
+        chunks (``None``: a fresh one).
         """
         columns = self.input_columns
-        cache = self.__dict__.setdefault("_known", {})
-        X, cells = coerce(df, self._schema(), columns=columns, codes=codes, _cache=cache)
+        X, cells = coerce(df, self._schema(), columns=columns, codes=codes,
+                          _cache={} if known is None else known)
         issues = [DataIssue(c, "missing column") for c in columns if c not in df.columns]
         issues += [DataIssue(i.column, i.kind, i.rows, i.values) for i in cells]
         order = {c: k for k, c in enumerate(columns)}
         issues.sort(key=lambda i: order.get(i.column, len(order)))
         return X, issues
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_known", None)  # a cache, rebuilt on first use
-        state.pop("_fallback_schema", None)
-        state.pop("_shap_pool", None)
-        state.pop("_memo", None)
-        state.pop("_predict_pool", None)
-        return state
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; caches and pools pickled by older versions are dropped."""
+        for stale in ("_known", "_fallback_schema", "_shap_pool", "_memo", "_predict_pool"):
+            state.pop(stale, None)
+        for f in ("chunk_size", "categories", "name_column", "schema"):
+            state.setdefault(f, self.__dataclass_fields__[f].default)
+        self.__dict__.update(state)
+
+    def session(self) -> ScoringSession:
+        """A :class:`ScoringSession` for one scoring job (use it as a context manager)."""
+        return ScoringSession(self)
 
     def score(self, df: pd.DataFrame, *, explain: bool = False,
               reasons: bool | None = None) -> pd.DataFrame:
@@ -513,97 +512,168 @@ class Scorer:
         """
         if reasons is not None:
             explain = reasons
-        parts = list(self.score_batches(
-            (df.iloc[i:i + self.chunk_size] for i in range(0, max(len(df), 1), self.chunk_size)),
-            explain=explain))
-        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        with self.session() as session:
+            return session.score(df, explain=explain)
 
     def score_batches(self, batches: Iterable[pd.DataFrame], *,
                       explain: bool = False) -> Iterator[pd.DataFrame]:
         """Score a stream of account tables (e.g. a file read in chunks), one output per input.
 
         Memory stays that of one chunk whatever the stream's length. The data issues of
-        the whole stream are logged once, as one warning, when the stream ends.
-
-        Parameters
-        ----------
-        batches : iterable of pandas.DataFrame
-            Raw account tables, read lazily. Not modified.
-        explain : bool, default False
-            SHAP reasons, as in :meth:`score`.
-
-        Yields
-        ------
-        pandas.DataFrame
-            The scored rows of each input table (several outputs for a table longer
-            than ``chunk_size``), columns as in :meth:`score`.
+        the whole stream are logged once, as one warning, when the stream ends. The
+        stream's :class:`ScoringSession` is closed when it ends or is closed.
         """
+        with self.session() as session:
+            yield from session.score_batches(batches, explain=explain)
+
+
+class ScoringSession:
+    """One scoring job: owns the pools and caches that scoring a stream creates.
+
+    Use as a context manager (``with scorer.session() as s: s.score(df)``); :meth:`close`
+    (called on exit) stops the prediction thread and the SHAP worker processes. Nothing
+    it holds is pickled with the :class:`Scorer`.
+
+    Attributes
+    ----------
+    scorer : Scorer
+        The immutable model scored with.
+    kernels : dict
+        Model name -> the compiled predictor used in this session (the model's own
+        :attr:`~icpml.models.TrainedModel.kernel`, or one compiled here for a model not
+        compiled at registration, once a chunk of at least :data:`_COMPILE_MIN_ROWS` rows
+        comes; ``None``: that model scores with its pipeline).
+    known : dict
+        Values already read per column (:func:`icpml.schema.coerce`'s cache).
+    memo : dict
+        Reasons already worded per criterion.
+    """
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.kernels: dict[str, object | None] = {}
+        self.known: dict = {}
+        self.memo: dict = {}
+        self._predict_pool = None
+        self._shap_pool = None
+        self.closed = False
+
+    def __enter__(self) -> ScoringSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def score(self, df: pd.DataFrame, *, explain: bool = False) -> pd.DataFrame:
+        """:meth:`Scorer.score` within this session."""
+        size = self.scorer.chunk_size
+        parts = list(self.score_batches(
+            (df.iloc[i:i + size] for i in range(0, max(len(df), 1), size)), explain=explain))
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+    def score_batches(self, batches: Iterable[pd.DataFrame], *,
+                      explain: bool = False) -> Iterator[pd.DataFrame]:
+        """:meth:`Scorer.score_batches` within this session (which stays open afterwards)."""
         tally = _IssueTally()
-        try:
-            done = 0
-            for batch in batches:
-                for i in range(0, max(len(batch), 1), self.chunk_size):
-                    part = batch.iloc[i:i + self.chunk_size]
-                    # worker processes for SHAP only once the job has proven large (their
-                    # start-up, a few seconds, is more than a single chunk would save)
-                    out, issues = self._score_chunk(part, explain, parallel=done > 0)
-                    tally.add(issues, len(part))
-                    done += 1
-                    yield out
-        finally:
-            self.close()
+        done = 0
+        size = self.scorer.chunk_size
+        for batch in batches:
+            for i in range(0, max(len(batch), 1), size):
+                part = batch.iloc[i:i + size]
+                # worker processes for SHAP only once the job has proven large (their
+                # start-up, a few seconds, is more than a single chunk would save)
+                out, issues = self._score_chunk(part, explain, parallel=done > 0)
+                tally.add(issues, len(part))
+                done += 1
+                yield out
         if tally.counts:
             log.warning("scoring: %s", tally.message())
 
     def _score_chunk(self, df: pd.DataFrame, explain: bool,
                      parallel: bool = False) -> tuple[pd.DataFrame, list[DataIssue]]:
+        sc = self.scorer
         codes: dict = {}  # each categorical column hashed once, for the checks and both models
-        X, issues = self.prepare(df, codes)
+        X, issues = sc.prepare(df, codes, known=self.known)
         n = len(X)
         # the models score in a background thread (their trees release the GIL) while this
         # one evaluates the criteria and words the reasons
         scores = self._background().submit(self._predict, X, codes) if n else None
-        if self.id_column in df.columns:
-            ids = df[self.id_column].astype("string").to_numpy()
+        if sc.id_column in df.columns:
+            ids = df[sc.id_column].astype("string").to_numpy()
         else:
             ids = pd.array(range(n), dtype="Int64").astype("string")
-            issues.append(DataIssue(self.id_column, "missing id"))
+            issues.append(DataIssue(sc.id_column, "missing id"))
         # every criterion is evaluated once; tiers, matches and reasons all read these masks
-        icp_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.icp]
-        anti_hits = [c.mask(X).to_numpy(bool) for c in self.criteria.anti_icp]
+        icp_hits = [c.mask(X).to_numpy(bool) for c in sc.criteria.icp]
+        anti_hits = [c.mask(X).to_numpy(bool) for c in sc.criteria.anti_icp]
         tier, icp_match, anti_match = _tiers_from_hits(icp_hits, anti_hits, n)
-        memo = self.__dict__.setdefault("_memo", {})
+        memo = self.memo
         exclusions = _text(_join_words(
             [_only(_words(c, X, hit, memo), hit)
-             for c, hit in zip(self.criteria.anti_icp, anti_hits, strict=True)], n))
+             for c, hit in zip(sc.criteria.anti_icp, anti_hits, strict=True)], n))
         if explain and n:
             top = self._shap_reasons(X, parallel)
         else:  # the ICP criteria each account meets or misses, in words (cheap)
             top = _text(_join_words(
-                [_words(c, X, hit, memo) for c, hit in zip(self.criteria.icp, icp_hits, strict=True)], n))
+                [_words(c, X, hit, memo) for c, hit in zip(sc.criteria.icp, icp_hits, strict=True)], n))
         fit, churn = scores.result() if scores is not None else (np.array([], dtype=float),) * 2
-        labels = {c: df[c].astype("string").to_numpy() for c in self.label_columns
+        labels = {c: df[c].astype("string").to_numpy() for c in sc.label_columns
                   if c in df.columns}
-        out = pd.DataFrame({self.id_column: ids, **labels, "fit_score": fit, "churn_risk": churn,
+        out = pd.DataFrame({sc.id_column: ids, **labels, "fit_score": fit, "churn_risk": churn,
                             "tier": tier, "icp_match": icp_match, "anti_icp_match": anti_match,
                             "exclusion_reasons": exclusions, "top_reasons": top,
                             "data_issues": _text(_issue_words(issues, n))})
         return out, issues
 
+    def kernel(self, model: TrainedModel, n_rows: int):
+        """The compiled predictor this session uses for ``model`` on a chunk of ``n_rows``.
+
+        The model's own kernel when it has a current one; otherwise one compiled here (once
+        per session) when a chunk of at least :data:`_COMPILE_MIN_ROWS` rows comes - below
+        that, compiling (~0.1 s) costs more than it saves; ``None``: use the pipeline.
+        """
+        from icpml.fastpredict import FastPredictor
+
+        if model.name in self.kernels:
+            return self.kernels[model.name]
+        if FastPredictor.current(model.kernel):
+            self.kernels[model.name] = model.kernel
+        elif n_rows >= _COMPILE_MIN_ROWS:
+            with openmp_threads():
+                self.kernels[model.name] = FastPredictor.build(model.pipeline, model.columns, model.name)
+        else:
+            return None
+        return self.kernels[model.name]
+
+    def _positive(self, model: TrainedModel, X: pd.DataFrame, codes: dict) -> np.ndarray:
+        kernel = self.kernel(model, len(X))
+        if kernel is None:
+            return model.predict_positive(X, codes, kernel=False)
+        try:
+            return kernel.predict_positive(X, codes=codes)
+        except Exception as err:  # e.g. numba cannot compile or cache here: slow, not wrong
+            from icpml.fastpredict import warn_fallback
+
+            warn_fallback(model.name, f"{type(err).__name__}: {err}")
+            self.kernels[model.name] = None
+            return model.predict_positive(X, codes, kernel=False)
+
     def _predict(self, X: pd.DataFrame, codes: dict) -> tuple[np.ndarray, np.ndarray]:
         """Fit score and churn risk (NaN without a churn model) of every row of ``X``."""
-        fit = self.fit.predict_proba(X, codes)
-        churn = self.churn.predict_proba(X, codes) if self.churn is not None else np.full(len(X), np.nan)
+        fit = self._positive(self.scorer.fit, X, codes)
+        churn = (self._positive(self.scorer.churn, X, codes) if self.scorer.churn is not None
+                 else np.full(len(X), np.nan))
         return fit, churn
 
     def _background(self):
         """The one worker thread that runs :meth:`_predict` (started on first use)."""
-        pool = self.__dict__.get("_predict_pool")
-        if pool is None:
+        if self.closed:
+            raise RuntimeError("this scoring session is closed")
+        if self._predict_pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = self.__dict__["_predict_pool"] = ThreadPoolExecutor(1, thread_name_prefix="icpml-predict")
-        return pool
+            self._predict_pool = ThreadPoolExecutor(1, thread_name_prefix="icpml-predict")
+        return self._predict_pool
 
     def _shap_reasons(self, X: pd.DataFrame, parallel: bool) -> list[str]:
         vals, cols = self._shap_values(X, parallel)
@@ -619,36 +689,50 @@ class Scorer:
         shap's tree algorithm holds the GIL, so threads do not help. With ``parallel`` (from
         the second chunk of a stream on), a chunk of at least :data:`_PARALLEL_SHAP_ROWS`
         rows is cut into blocks computed by a pool of ``scoring_threads`` processes (started
-        once per stream, the model sent once). Each block is explained exactly as a whole
+        once per session, the model sent once). Each block is explained exactly as a whole
         chunk would be, additivity check included, so the values do not change.
         """
+        fit = self.scorer.fit
         workers = scoring_threads(len(X))
         if not parallel or workers < 2 or len(X) < _PARALLEL_SHAP_ROWS:
-            e = shap_explain(self.fit, X)
+            e = shap_explain(fit, X)
             return e.values.to_numpy(), list(e.values.columns)
-        pool = self.__dict__.get("_shap_pool")
-        if pool is None:
+        if self._shap_pool is None:
+            if self.closed:
+                raise RuntimeError("this scoring session is closed")
             import multiprocessing
             import pickle
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn, not fork: a forked child of a process that has run OpenMP can hang
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_shap_worker_init,
-                                       initargs=(pickle.dumps(self.fit),))
-            self.__dict__["_shap_pool"] = pool
+            self._shap_pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_shap_worker_init, initargs=(pickle.dumps(fit),))
         edges = np.linspace(0, len(X), 2 * workers + 1).astype(int)
         blocks = [X.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-        parts = list(pool.map(_shap_worker, blocks))
+        parts = list(self._shap_pool.map(_shap_worker, blocks))
         return np.vstack([v for v, _ in parts]), parts[0][1]
 
+    @property
+    def pools(self) -> list:
+        """The executors this session has started and not yet shut down."""
+        return [p for p in (self._shap_pool, self._predict_pool) if p is not None]
+
     def close(self) -> None:
-        """Stop the SHAP worker processes and the prediction thread, if any were started."""
+        """Stop the SHAP worker processes and the prediction thread, if any were started;
+        drop the caches. Idempotent; a closed session starts no new pool."""
+        self.closed = True
         for name in ("_shap_pool", "_predict_pool"):
-            pool = self.__dict__.pop(name, None)
+            pool = getattr(self, name)
+            setattr(self, name, None)
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+        self.known.clear()
+        self.memo.clear()
 
+
+#: A model not compiled at registration is compiled by the session on a chunk this large.
+_COMPILE_MIN_ROWS = 5_000
 
 #: ``--explain`` chunks at least this large are explained by worker processes.
 _PARALLEL_SHAP_ROWS = 20_000

@@ -48,4 +48,4 @@ def test_tiny_training_sets_still_split():
     y = (x["employees"] > 0).to_numpy().astype(int)
     m = train_model("fit", x, y, x, y, {"employees": "numeric"}, ModelsConfig(cv_folds=2))
     assert m.pipeline.named_steps["clf"].min_samples_leaf == 3
-    assert np.ptp(m.predict_proba(x)) > 0.1 and m.holdout["roc_auc"] > 0.9
+    assert np.ptp(m.predict_positive(x)) > 0.1 and m.holdout["roc_auc"] > 0.9
