@@ -125,7 +125,8 @@ class ProductDiscovery:
             One row per input row, in input order, with the columns of :attr:`scored`.
         """
         per = {p: s.score(accounts) for p, s in self.scorers.items()}
-        ids = accounts[self.id_column].astype("string").to_numpy()
+        ids = (next(iter(per.values()))[self.id_column].to_numpy() if per
+               else accounts[self.id_column].astype("string").to_numpy())
         return _combine(self.products, per, ids, self.id_column, self.best_values)
 
     def exports(self) -> dict[str, dict]:
@@ -229,7 +230,7 @@ def _product_section(product: str, res: Discovery) -> list[str]:
     cs = res.criteria
     msg = cs.verdict.get("message", "")
     found = bool(cs.verdict.get("icp_found"))
-    lines = [_md(msg) if found else f"No reliable ICP for product {_md(product)}: {_md(msg)}"]
+    lines = [_md(msg) if found else _md(_no_icp(product, msg))]
     for title, crit in (("ICP (every criterion holds)", cs.icp),
                         ("Anti-ICP (any excludes)", cs.anti_icp)):
         if not crit:
@@ -251,6 +252,11 @@ def _product_section(product: str, res: Discovery) -> list[str]:
             rate = f"{r.best_rate:.0%}" if _num(getattr(r, "best_rate", None)) else "n/a"
             lines.append(f"| {r.tier} | {r.accounts} | {rate} |")
     return lines
+
+
+def _no_icp(product: str, message: str) -> str:
+    """The verdict of a product without an ICP, naming the product."""
+    return f"No reliable ICP for product {product}: " + message.removeprefix("No reliable ICP found: ")
 
 
 def _num(x: object) -> bool:
@@ -337,7 +343,7 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
             msg = per[product].criteria.verdict["message"]
         except DataError as err:  # too little data for this product: it claims nothing
             failed[product] = "; ".join(err.problems)
-            msg = f"No reliable ICP for product {product}: {failed[product]}"
+            msg = _no_icp(product, failed[product])
         timings[product] = round(time.perf_counter() - t0, 3)
         log.info("product=%s seconds=%.2f %s", product, timings[product], msg)
 
@@ -402,7 +408,7 @@ def _summary(names: list[str], per: dict[str, Discovery], failed: dict[str, str]
         res = per.get(product)
         if res is None:
             rows.append({"product": product, "n_rows": len(tables[product]), "icp_found": False,
-                         "verdict": f"No reliable ICP for product {product}: {failed[product]}",
+                         "verdict": _no_icp(product, failed[product]),
                          "icp": "", "lift": None, "lift_low": None, "lift_high": None,
                          "fit_roc_auc": None, "best_value": None, "value_column": None})
             continue
@@ -411,7 +417,7 @@ def _summary(names: list[str], per: dict[str, Discovery], failed: dict[str, str]
         found = bool(res.criteria.verdict["icp_found"])
         msg = res.criteria.verdict.get("message", "")
         rows.append({"product": product, "n_rows": len(res.accounts), "icp_found": found,
-                     "verdict": msg if found else f"No reliable ICP for product {product}: {msg}",
+                     "verdict": msg if found else _no_icp(product, msg),
                      "icp": " AND ".join(c.describe() for c in res.criteria.icp),
                      "lift": ev.get("lift"), "lift_low": lo, "lift_high": hi,
                      "fit_roc_auc": res.fit.holdout.get("roc_auc"),
