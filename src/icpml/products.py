@@ -55,7 +55,7 @@ from icpml.config import Config, model_slug
 from icpml.data import load_source, product_lines, validate_accounts
 from icpml.errors import ConfigError, DataError
 from icpml.pipeline import Discovery, discover
-from icpml.scoring import Scorer
+from icpml.scoring import SCORE_DECIMALS, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class ProductDiscovery:
         """Write the cross-product report folder, all or nothing.
 
         ``products.md`` (:meth:`to_markdown`), ``products_scored.csv``, ``overlap.csv``,
-        ``summary.csv`` and per product ``<product>/criteria.json``, ``criteria.sql`` and
+        ``summary.csv`` (fit scores to 4 decimals, expected value to 2) and per product ``<product>/criteria.json``, ``criteria.sql`` and
         ``criteria_pandas.txt``. The folder is built beside ``folder`` and renamed into
         place, replacing an older one. Returns ``folder``.
         """
@@ -157,7 +157,9 @@ class ProductDiscovery:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
-            write_table(self.scored, tmp / "products_scored.csv")
+            fits = {c: SCORE_DECIMALS for c in self.scored.columns if c.startswith("fit_")}
+            write_table(self.scored.round({**fits, "expected_value": 2}),
+                        tmp / "products_scored.csv")
             write_table(self.overlap, tmp / "overlap.csv")
             write_table(self.summary, tmp / "summary.csv")
             (tmp / "products.md").write_text(self.to_markdown(), encoding="utf-8")
