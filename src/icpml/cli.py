@@ -374,6 +374,10 @@ def score(
     # a CSV is read by people: scores with 4 decimals, not 17 digits (Parquet keeps full doubles)
     readable = table_suffix(out) == ".csv"
     cfg = load_config(config) if config else None
+    if cfg is not None and cfg.columns.product and model is None:
+        raise ConfigError(f"columns.product gives one model per product line: pass --model "
+                          f"models:/{cfg.tracking.fit_model_name}-<product>@champion (or score "
+                          "every product in Python: icpml.products ProductDiscovery.score)")
     ref = tracking.resolve_model(model, cfg)
     if cfg is not None and ref.name and ref.name != cfg.tracking.fit_model_name:
         log.warning("--model %s is not the model of config '%s' (%s): scoring with %s as asked",

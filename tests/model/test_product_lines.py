@@ -277,3 +277,11 @@ def test_cli_error_is_one_line(tmp_path):
         err = [ln for ln in out.stderr.splitlines() if ln.strip()]
         assert len(err) == 1 and "Traceback" not in out.stderr, out.stderr
         assert "(id, product)" in err[0]
+    # scoring needs one model per product line: without --model the error says which
+    out = subprocess.run([sys.executable, "-m", "icpml", "score", "-c", "cfg.yaml", "--data",
+                          "rows.csv", "--out", "s.csv"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300,
+                         env={**os.environ, "ICPML_PROJECT_ROOT": str(tmp_path)})
+    err = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == ExitCode.CONFIG and len(err) == 1, out.stderr
+    assert "models:/lines-fit-<product>@champion" in err[0]
