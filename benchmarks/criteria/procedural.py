@@ -8,8 +8,9 @@ Usage::
 
 Every (family, seed) draws its own planted truth (:mod:`generator`). Development seeds
 (``--dev``) are 0-999; reporting seeds (the default) start at 1000 and are never used
-while developing icpml. For each draw, icpml's ``discover()`` runs once (per product line
-in the product family) with ``track=False, report=False``; pysubgroup, RuleFit and a
+while developing icpml. For each draw, icpml's ``discover()`` runs once (in the product
+family, ``discover_products`` runs once on the (customer, product line) table with
+``columns.product``, one ICP per product) with ``track=False, report=False``; pysubgroup, RuleFit and a
 depth-3 tree (:mod:`peers`) learn on icpml's labels, split and screened columns, and every
 method is measured the same way (README.md, *Procedural benchmark*).
 
