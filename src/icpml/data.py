@@ -431,10 +431,22 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
 
 
 def product_lines(values: pd.Series) -> pd.Series:
-    """The product line of each row of a ``columns.product`` column: its text, trimmed
-    (``string`` dtype; blank cells are missing). Not modified."""
+    """The product line of each row of a ``columns.product`` column (``string`` dtype, same
+    index; blank cells are missing). ``values`` is not modified.
+
+    Values are trimmed, and spellings that differ only in case are one product line, written
+    as its most frequent spelling (ties: the first in sorted order): ``"Core"``, ``"core "``
+    and ``"CORE"`` are all ``"Core"`` when ``"Core"`` is the most common.
+    """
     text = values.astype("string").str.strip()
-    return text.mask(text == "")
+    text = text.mask(text == "")
+    counts = text.value_counts()
+    canon: dict[str, str] = {}
+    for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+        canon.setdefault(str(v).casefold(), str(v))
+    if len(canon) == len(counts):
+        return text
+    return text.map(lambda v: canon[v.casefold()] if isinstance(v, str) else v).astype("string")
 
 
 def _product_line_problems(df: pd.DataFrame, id_col: str, product_col: str) -> list[str]:

@@ -285,3 +285,18 @@ def test_cli_error_is_one_line(tmp_path):
     err = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == ExitCode.CONFIG and len(err) == 1, out.stderr
     assert "models:/lines-fit-<product>@champion" in err[0]
+
+
+def test_product_spellings_are_one_line():
+    from icpml.data import product_lines, validate_accounts
+
+    raw = pd.Series(["Core", "core ", " CORE", "Core", "Analytics", None, "  "], dtype="string")
+    got = product_lines(raw)
+    assert got.tolist()[:5] == ["Core", "Core", "Core", "Core", "Analytics"]
+    assert got.isna().tolist()[5:] == [True, True]
+    assert raw.tolist()[1] == "core "  # not modified
+    df = _rows()
+    first = df[df["product"] == "core"].iloc[[0]].assign(product="CORE ")
+    with pytest.raises(DataError) as err:
+        validate_accounts(pd.concat([df, first], ignore_index=True), config())
+    _one_line(err.value, "(id, product)", "one row per customer and product")
