@@ -8,8 +8,9 @@ Usage::
 
 Every (family, seed) draws its own planted truth (:mod:`generator`). Development seeds
 (``--dev``) are 0-999; reporting seeds (the default) start at 1000 and are never used
-while developing icpml. For each draw, icpml's ``discover()`` runs once (per product line
-in the product family) with ``track=False, report=False``; pysubgroup, RuleFit and a
+while developing icpml. For each draw, icpml's ``discover()`` runs once (in the product
+family, ``discover_products`` runs once on the (customer, product line) table with
+``columns.product``, one ICP per product) with ``track=False, report=False``; pysubgroup, RuleFit and a
 depth-3 tree (:mod:`peers`) learn on icpml's labels, split and screened columns, and every
 method is measured the same way (README.md, *Procedural benchmark*).
 
@@ -178,12 +179,21 @@ def evaluate(out: MethodOutput, hold: pd.DataFrame, best_h: np.ndarray,
 
 def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFrame | None,
              fresh_truth: tuple[np.ndarray, np.ndarray] | None, truth_icp: np.ndarray,
-             *, determinism: bool = False) -> dict:
-    """icpml + peers (+ planted references) on one table (one product line, or all)."""
+             *, determinism: bool = False, lines=None) -> dict:
+    """icpml + peers (+ planted references) on one table (one product line, or all).
+
+    ``lines``: in the product family, ``(discover_products result, seconds, rerun)`` of the
+    whole table with ``columns.product``; this unit reads product ``key``'s discovery."""
     cfg = spec.config()
-    t0 = time.perf_counter()
-    res = discover(cfg, accounts, track=False, report=False)
-    secs = time.perf_counter() - t0
+    if lines is not None:
+        pd_res, secs, rerun = lines
+        if key in pd_res.failed:
+            raise RuntimeError(f"product {key}: {pd_res.failed[key]}")
+        res = pd_res.per_product[key]
+    else:
+        t0 = time.perf_counter()
+        res = discover(cfg, accounts, track=False, report=False)
+        secs = time.perf_counter() - t0
     out: dict = {"product": key or None, "n": len(accounts)}
     outs = {"icpml": icpml_output(res, secs)}
     fit_rows = ((res.split != "holdout") & (res.cohorts != MIDDLE)).to_numpy()
@@ -218,9 +228,29 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
     out["methods"] = {m: evaluate(o, hold, best_h, truth_h, fresh, fresh_truth, names)
                       for m, o in outs.items()}
     if determinism:
-        res2 = discover(cfg, accounts, track=False, report=False)
+        res2 = (rerun().per_product[key] if lines is not None
+                else discover(cfg, accounts, track=False, report=False))
         out["deterministic"] = res.criteria.to_json() == res2.criteria.to_json()
     return out
+
+
+def product_lines_run(spec: Spec, tables: dict[str, pd.DataFrame]):
+    """Product family: the product tables as one table with one row per (customer, product
+    line), discovered once with ``columns.product`` (:func:`icpml.products.discover_products`,
+    one ICP per product from its own rows). Returns ``(result, seconds per product, rerun)``."""
+    from icpml.config import config_from_dict
+    from icpml.products import discover_products
+
+    base = spec.config()
+    data = base.model_dump(mode="json", exclude={"project_root"})
+    data["columns"]["product"] = spec.product_col
+    cfg = config_from_dict(data, project_root=base.project_root,
+                           source=f"procedural {spec.family} seed {spec.seed}")
+    table = pd.concat(list(tables.values()), ignore_index=True)
+    t0 = time.perf_counter()
+    res = discover_products(cfg, table)
+    secs = (time.perf_counter() - t0) / max(len(tables), 1)
+    return res, secs, lambda: discover_products(cfg, table)
 
 
 def run_draw(task: tuple[str, int, bool]) -> dict:
@@ -236,11 +266,14 @@ def run_draw(task: tuple[str, int, bool]) -> dict:
         data = sample(spec, spec.n, "train")
         fresh = sample(spec, FRESH_N, "fresh") if spec.plants else None
         units = []
+        lines = (product_lines_run(spec, data.accounts)
+                 if spec.product_col and _has_product_column() else None)
         for i, key in enumerate(data.accounts):
             ft = (fresh.truth_icp[key], fresh.truth_anti[key]) if fresh else None
             units.append(run_unit(spec, key, data.accounts[key],
                                   fresh.accounts[key] if fresh else None, ft,
-                                  data.truth_icp[key], determinism=determinism and i == 0))
+                                  data.truth_icp[key], determinism=determinism and i == 0,
+                                  lines=lines))
         out["units"] = units
         out["methods"] = combine_units(units)
         if determinism:

@@ -318,6 +318,9 @@ def discover(
 
     t0 = time.perf_counter()
     cfg = load_config(config)
+    if cfg.columns.product:  # one row per customer and product: one ICP per product line
+        _run_products(cfg, data, track=track, t0=t0)
+        return
     accounts, source = load_source(cfg, data) if data else (None, None)
     res = run(cfg, accounts, track=track, report=report, progress=_progress(), source=source)
     _record_first_champion(cfg, res)
@@ -371,6 +374,10 @@ def score(
     # a CSV is read by people: scores with 4 decimals, not 17 digits (Parquet keeps full doubles)
     readable = table_suffix(out) == ".csv"
     cfg = load_config(config) if config else None
+    if cfg is not None and cfg.columns.product and model is None:
+        raise ConfigError(f"columns.product gives one model per product line: pass --model "
+                          f"models:/{cfg.tracking.fit_model_name}-<product>@champion (or score "
+                          "every product in Python: icpml.products ProductDiscovery.score)")
     ref = tracking.resolve_model(model, cfg)
     if cfg is not None and ref.name and ref.name != cfg.tracking.fit_model_name:
         log.warning("--model %s is not the model of config '%s' (%s): scoring with %s as asked",
@@ -699,28 +706,35 @@ def validate(
 @app.command()
 @_handle_errors
 def products(
-    config: Annotated[Path, typer.Option("--config", "-c", metavar="FILE", help="YAML config with products:.")],
+    config: Annotated[Path, typer.Option("--config", "-c", metavar="FILE", help="YAML config with columns.product or products:.")],
     data: Annotated[Path | None, typer.Option(metavar="FILE", help="Account table; overrides data.path.")] = None,
     track: Annotated[bool, typer.Option("--track/--no-track",
                                         help="Log and register each product's models.")] = False,
 ) -> None:
-    """Cross-product ICP: one ICP per product line, their overlap, and a combined score."""
-    from icpml._io import atomic_write_text, write_table
+    """Cross-product ICP: one ICP per product line, their overlap, and a combined score.
+
+    Product lines are either ``columns.product`` (one row per customer and product; each
+    product's ICP from its own rows; ``icpml discover`` runs this too) or ``products:``
+    (an outcome set per product). Writes ``reports/<name>_products_<data>/``: products.md,
+    products_scored.csv (every account against every product), overlap.csv, summary.csv
+    and per product criteria.json / criteria.sql / criteria_pandas.txt.
+    """
     from icpml.config import load_config
+
+    t0 = time.perf_counter()
+    _run_products(load_config(config), data, track=track, t0=t0)
+
+
+def _run_products(cfg, data: Path | None, *, track: bool, t0: float) -> None:
+    """``icpml products`` (and ``icpml discover`` with columns.product): discover, write, print."""
     from icpml.data import data_fingerprint, load_source
     from icpml.products import discover_products
 
-    t0 = time.perf_counter()
-    cfg = load_config(config)
     accounts, _ = load_source(cfg, data)
     res = discover_products(cfg, accounts, track=track)
-    folder = cfg.resolve(cfg.report.dir) / f"{cfg.name}_products_{data_fingerprint(accounts)[:8]}"
-    md = res.to_markdown()
-    write_table(res.scored, folder / "products_scored.csv")
-    write_table(res.overlap, folder / "overlap.csv")
-    write_table(res.summary, folder / "summary.csv")
-    atomic_write_text(folder / "products.md", md)
-    _out(md)
+    folder = res.write(cfg.resolve(cfg.report.dir)
+                       / f"{cfg.name}_products_{data_fingerprint(accounts)[:8]}")
+    _out(res.to_markdown())
     _out(f"done in {time.perf_counter() - t0:.1f}s")
     _out(f"products:  {folder / 'products.md'}", always=True)
 

@@ -46,6 +46,9 @@ __all__ = [
     "format_validation_error",
 ]
 
+#: Most distinct values ``columns.product`` may have (more looks like an identifier).
+MAX_PRODUCT_LINES = 50
+
 #: The groups a targetable (pre-sale) column may belong to.
 FEATURE_GROUPS = (
     "firmographic",
@@ -120,6 +123,13 @@ class ColumnsConfig(_Strict):
         Feature columns known before the sale even though they look like outcomes
         (a dominant, named "stage" or "score" column); the leakage screen keeps them,
         with a warning. Each must be a feature column.
+    product : str, optional
+        Product-line column, for a table with one row per customer and product line
+        (the id then repeats across products; an (id, product) pair may not). Discovery
+        gives one ICP per product value, each from that product's rows (value score and
+        cohorts within the product), and scores every account against every product
+        (see :func:`icpml.products.discover_products`). Needs 2 to
+        :data:`MAX_PRODUCT_LINES` values; it is neither the id, a feature nor an outcome.
 
     Raises
     ------
@@ -145,6 +155,11 @@ class ColumnsConfig(_Strict):
         description="Feature columns the user vouches for as known before the sale: the "
         "identifier/leakage screen still warns about them but keeps them (see "
         "icpml.features.screen_columns).",
+    )
+    product: str | None = Field(
+        default=None,
+        description="Product-line column (one row per customer and product): one ICP per "
+        "product value, every account scored against every product.",
     )
 
     @field_validator("features")
@@ -177,6 +192,8 @@ class ColumnsConfig(_Strict):
             claim(self.date, "date")
         if self.name:
             claim(self.name, "name")
+        if self.product:
+            claim(self.product, "product")
         for group, cols in self.features.items():
             for c in cols:
                 if c in seen and seen[c].startswith("feature"):
@@ -187,6 +204,9 @@ class ColumnsConfig(_Strict):
         for m in self.outcomes:
             claim(m.column, "outcome")
         if self.churn:
+            if self.churn == self.product:
+                raise ValueError(f"churn column '{self.churn}' is also the product column; "
+                                 "give columns.product its own column")
             # churn may also be an outcome (retention) but never a feature
             if self.churn in seen and seen[self.churn] not in ("outcome",):
                 raise ValueError(
@@ -726,6 +746,9 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _check_products(self) -> Config:
+        if self.products and self.columns.product:
+            raise ValueError("products: (one outcome set per product) and columns.product (one row "
+                             "per customer and product) are two ways to give product lines; keep one")
         targetable = {self.columns.id, *self.columns.feature_columns}
         for product, outcomes in self.products.items():
             if not outcomes:

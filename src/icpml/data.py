@@ -571,6 +571,57 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
     return out, warnings
 
 
+def product_lines(values: pd.Series) -> pd.Series:
+    """The product line of each row of a ``columns.product`` column (``string`` dtype, same
+    index; blank cells are missing). ``values`` is not modified.
+
+    Values are trimmed, and spellings that differ only in case are one product line, written
+    as its most frequent spelling (ties: the first in sorted order): ``"Core"``, ``"core "``
+    and ``"CORE"`` are all ``"Core"`` when ``"Core"`` is the most common.
+    """
+    text = values.astype("string").str.strip()
+    text = text.mask(text == "")
+    counts = text.value_counts()
+    canon: dict[str, str] = {}
+    for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+        canon.setdefault(str(v).casefold(), str(v))
+    if len(canon) == len(counts):
+        return text
+    return text.map(lambda v: canon[v.casefold()] if isinstance(v, str) else v).astype("string")
+
+
+def _product_line_problems(df: pd.DataFrame, id_col: str, product_col: str) -> list[str]:
+    """Problems of a table with one row per customer and product line (``columns.product``):
+    blank product cells, fewer than 2 or more than ``MAX_PRODUCT_LINES`` product lines, a
+    repeated (id, product) pair. Each problem is one clause naming the column and the fix."""
+    from icpml.config import MAX_PRODUCT_LINES
+
+    problems = []
+    prod = product_lines(df[product_col])
+    n_blank = int(prod.isna().sum())
+    if n_blank:
+        problems.append(f"product column '{product_col}' has {n_blank} empty value(s); every row "
+                        "needs its product line")
+    lines = prod.dropna().unique()
+    if len(lines) < 2:
+        seen = f"only {_clip(lines[0])!r}" if len(lines) else "no value"
+        problems.append(f"product column '{product_col}' has {seen}; it needs at least 2 product "
+                        "lines (or remove columns.product for one ICP)")
+    elif len(lines) > MAX_PRODUCT_LINES:
+        problems.append(f"product column '{product_col}' has {len(lines)} distinct values (at most "
+                        f"{MAX_PRODUCT_LINES}); it looks like an identifier: name the product-line "
+                        "column in columns.product")
+    pair = pd.DataFrame({"id": df[id_col].astype("string"), "product": prod})
+    dup = pair[pair.duplicated(keep=False) & pair["id"].notna() & pair["product"].notna()]
+    if len(dup):
+        first = dup.iloc[0]
+        n = len(dup.drop_duplicates())
+        problems.append(f"id column '{id_col}' repeats within a product line: {n} (id, "
+                        f"{product_col}) pair(s) occur more than once (e.g. {_clip(first['id'])!r} "
+                        f"with {_clip(first['product'])!r}); keep one row per customer and product")
+    return problems
+
+
 def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
                       require_outcomes: bool = True, schema: Schema | None = None) -> pd.DataFrame:
     """Check ``df`` against the config and return a typed copy.
@@ -616,6 +667,8 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
         needed += [m.column for m in cols.outcomes]
         if cols.churn:
             needed.append(cols.churn)
+        if cols.product:
+            needed.append(cols.product)
     missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
     if missing:
         close = _close_matches(missing, list(df.columns))
@@ -631,13 +684,16 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
         n_missing = int(ids.isna().sum())
         if n_missing:
             problems.append(f"id column '{cols.id}' has {n_missing} empty value(s); every account needs an id")
-        dup = ids[ids.duplicated(keep=False) & ids.notna()]
-        if len(dup):
-            examples = ", ".join(_clip(v) for v in pd.unique(dup)[:3])
-            problems.append(
-                f"id column '{cols.id}' has {dup.nunique()} duplicated id(s) (e.g. {examples}); "
-                "keep one row per account"
-            )
+        if cols.product and cols.product in df.columns and require_outcomes:
+            problems += _product_line_problems(df, cols.id, cols.product)
+        else:
+            dup = ids[ids.duplicated(keep=False) & ids.notna()]
+            if len(dup):
+                examples = ", ".join(_clip(v) for v in pd.unique(dup)[:3])
+                problems.append(
+                    f"id column '{cols.id}' has {dup.nunique()} duplicated id(s) (e.g. {examples}); "
+                    "keep one row per account"
+                )
         out[cols.id] = ids.astype("string")
 
     base = df.loc[:, ~df.columns.duplicated()]  # a repeated name is reported above

@@ -40,7 +40,7 @@ from icpml.data import (
     normalize_categories,
     validate_accounts,
 )
-from icpml.errors import DataError, OutputError
+from icpml.errors import ConfigError, DataError, OutputError
 from icpml.explain import Explanation, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
@@ -360,7 +360,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     Raises
     ------
     DataError, ConfigError, TrackingError, OutputError
-        ``TrackingError`` / ``OutputError`` are raised before any model is
+        ``ConfigError`` when ``columns.product`` is set (use
+        :func:`icpml.products.discover_products`). ``TrackingError`` / ``OutputError`` are raised before any model is
         trained when the tracking store or the report folder cannot be used.
 
     Examples
@@ -378,6 +379,9 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     >>> sorted(res.scored["tier"].unique())[:1]
     ['Excluded']
     """
+    if cfg.columns.product:  # one ICP per product line: products.discover_products runs this per line
+        raise ConfigError(f"columns.product ('{cfg.columns.product}') gives one ICP per product "
+                          "line: run icpml products (Python: icpml.products.discover_products)")
     stages = _Stages(progress, total=9 + int(track or report))
     warnings: list[str] = []
 

@@ -1,22 +1,36 @@
 """Cross-product ICP: one ICP per product line, and how the product ICPs overlap.
 
 A company with several product lines rarely has one ICP: the accounts that buy
-the analytics add-on are not the ones that buy the core platform. With
-``products:`` in the config (product name -> its own outcomes, e.g. the
-per-product ``won_value__<product>`` and ``win_rate__<product>`` that the
-CRM-export adapter builds), :func:`discover_products` runs the full discovery
-once per product, with the same targetable columns, churn column and settings
-and only the outcomes swapped, so each product ICP carries its own held-out
-evidence (and says "No reliable ICP found" on its own when its data cannot
-support one). It then combines them per account:
+the analytics add-on are not the ones that buy the core platform. Product lines
+come in one of two shapes, and :func:`discover_products` takes either:
 
-* ``icp_<product>``: the account meets that product's ICP (and no exclusion);
-* ``fit_<product>``: that product's fit score, the probability of its best cohort;
+* **one row per customer and product** (``columns.product`` names the product-line
+  column): each product's ICP is discovered from that product's rows only, so the value
+  score, the best / worst cohorts and every piece of evidence are computed within the
+  product. A customer id repeats across products; an (id, product) pair may not.
+* **one row per customer, an outcome set per product** (``products:`` in the config,
+  product name -> its own outcomes, e.g. the per-product ``won_value__<product>`` and
+  ``win_rate__<product>`` that the CRM-export adapter builds): every product's ICP is
+  discovered on all rows with only the outcomes swapped.
+
+Either way :func:`~icpml.pipeline.discover` runs once per product with the same
+targetable columns, churn column and settings, so each product ICP carries its own
+held-out evidence, and a product whose data cannot support an ICP says so on its own
+("No reliable ICP for product X") and claims nothing. Every account (one row per
+account; no product column needed) is then scored against every product:
+
+* ``icp_<product>``: the account meets that product's ICP (and none of its exclusions);
+* ``fit_<product>``: that product's fit score, the probability of its best cohort
+  (missing for a product whose discovery could not run);
+* ``tier_<product>``: Tier 1 / Tier 2 / Tier 3 / Excluded against that product's criteria
+  (see :mod:`icpml.scoring`; missing for a product whose discovery could not run);
 * ``n_product_icps``: how many product ICPs the account meets;
-* ``expected_value``: the sum over products of ``fit_<product>`` times the mean
-  of the product's first outcome over its best cohort: what the account would
-  be worth across the portfolio, in the unit of those outcomes (e.g. won value),
-  if each probability held.
+* ``best_product``: the product whose ICP the account fits best: the best tier among
+  Tier 1 and Tier 2, then the higher fit score; missing when the account is Tier 1 or 2
+  for no product;
+* ``expected_value``: the sum over products of ``fit_<product>`` times the mean of the
+  product's first outcome over its best cohort: what the account would be worth across
+  the portfolio, in the unit of those outcomes (e.g. won value), if each probability held.
 
 The **overlap** table counts, for every pair of products, the accounts that
 meet both ICPs and their Jaccard index (both / either): low overlap means the
@@ -26,20 +40,29 @@ product lines need separate targeting, high overlap that one ICP serves both.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from icpml.cohorts import BEST
-from icpml.config import Config
-from icpml.data import load_source
-from icpml.errors import ConfigError
+from icpml.config import Config, model_slug
+from icpml.data import load_source, product_lines, validate_accounts
+from icpml.errors import ConfigError, DataError
 from icpml.pipeline import Discovery, discover
+from icpml.scoring import SCORE_DECIMALS, Scorer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProductDiscovery", "discover_products"]
+__all__ = ["ProductDiscovery", "discover_products", "product_config"]
+
+#: the tiers that make a product a candidate for ``best_product``, best first
+_BEST_TIERS = ("Tier 1", "Tier 2")
 
 
 @dataclass
@@ -48,16 +71,22 @@ class ProductDiscovery:
 
     Parameters
     ----------
-    per_product : dict of str to Discovery
-        Product name -> its :class:`~icpml.pipeline.Discovery`.
-    scored : pandas.DataFrame
-        Per account: id, ``icp_<p>``, ``fit_<p>``, ``n_product_icps``, ``expected_value``.
-    overlap : pandas.DataFrame
+    per_product : dict
+        Product name -> :class:`~icpml.pipeline.Discovery`, for every product whose
+        discovery ran (a product listed in ``failed`` has none).
+    scored : DataFrame
+        One row per account: id, ``n_product_icps``, ``expected_value``, then per product
+        ``icp_<p>``, ``fit_<p>``, ``tier_<p>``, and ``best_product`` (see the module).
+    overlap : DataFrame
         Per product pair: accounts meeting each ICP, both, and the Jaccard index.
-    summary : pandas.DataFrame
-        Per product: verdict, ICP criteria, lift and interval, fit AUC.
-    timings : dict of str to float
-        Seconds per product.
+    summary : DataFrame
+        Per product: verdict, ICP criteria, lift and interval, fit AUC, rows used.
+    failed : dict
+        Product -> why no ICP could be discovered from its rows (e.g. too few rows for a
+        best and a worst cohort). Such a product claims nothing: ``icp_<p>`` is False and
+        its fit and tier are missing.
+    product_column : str, optional
+        ``columns.product`` when the table had one row per customer and product.
     """
 
     per_product: dict[str, Discovery]
@@ -65,62 +94,207 @@ class ProductDiscovery:
     overlap: pd.DataFrame
     summary: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    product_column: str | None = None
+    id_column: str = "account_id"
+    best_values: dict[str, float] = field(default_factory=dict)
 
-    def to_markdown(self) -> str:
-        """The cross-product section of a report, in Markdown.
+    @property
+    def products(self) -> list[str]:
+        """Every product, in discovery order (those in ``failed`` included)."""
+        return list(self.summary["product"])
+
+    @property
+    def scorers(self) -> dict[str, Scorer]:
+        """Product -> its :class:`~icpml.scoring.Scorer` (models, criteria and the schema
+        learned at that product's discovery)."""
+        return {p: res.scorer for p, res in self.per_product.items()}
+
+    def score(self, accounts: pd.DataFrame) -> pd.DataFrame:
+        """Score every account against every product.
+
+        Parameters
+        ----------
+        accounts : DataFrame
+            One row per account (customers or prospects): the id and the feature columns;
+            no product or outcome column is needed. Not modified.
 
         Returns
         -------
-        str
-            Three tables (one ICP per product, pairwise overlap, accounts by number
-            of product ICPs met), ending with a newline.
+        DataFrame
+            One row per input row, in input order, with the columns of :attr:`scored`.
         """
-        lines = ["# Cross-product ICP", "", "## One ICP per product", "",
-                 "| product | verdict | ICP | lift [95% CI] | fit ROC AUC |",
-                 "| --- | --- | --- | --- | ---: |"]
+        per = {p: s.score(accounts) for p, s in self.scorers.items()}
+        ids = (next(iter(per.values()))[self.id_column].to_numpy() if per
+               else accounts[self.id_column].astype("string").to_numpy())
+        return _combine(self.products, per, ids, self.id_column, self.best_values)
+
+    def exports(self) -> dict[str, dict]:
+        """Per product with an ICP run: ``criteria.json`` text, SQL and pandas expressions
+        (``{"json": str, "sql": {icp, anti_icp}, "pandas": {icp, anti_icp}}``); each
+        criteria.json carries the column schema learned at that product's discovery."""
+        out = {}
+        for p, res in self.per_product.items():
+            cs = res.criteria
+            try:
+                pandas = cs.to_pandas()
+            except ConfigError as err:
+                pandas = {"icp": None, "anti_icp": None, "note": str(err)}
+            out[p] = {"json": cs.to_json(), "sql": cs.to_sql(), "pandas": pandas}
+        return out
+
+    def write(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the cross-product report folder, all or nothing.
+
+        ``products.md`` (:meth:`to_markdown`), ``products_scored.csv``, ``overlap.csv``,
+        ``summary.csv`` (fit scores to 4 decimals, expected value to 2) and per product ``<product>/criteria.json``, ``criteria.sql`` and
+        ``criteria_pandas.txt``. The folder is built beside ``folder`` and renamed into
+        place, replacing an older one. Returns ``folder``.
+        """
+        from icpml._io import write_table
+
+        dest = Path(folder)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            fits = {c: SCORE_DECIMALS for c in self.scored.columns if c.startswith("fit_")}
+            write_table(self.scored.round({**fits, "expected_value": 2}),
+                        tmp / "products_scored.csv")
+            write_table(self.overlap, tmp / "overlap.csv")
+            write_table(self.summary, tmp / "summary.csv")
+            (tmp / "products.md").write_text(self.to_markdown(), encoding="utf-8")
+            for p, ex in self.exports().items():
+                sub = tmp / model_slug(p)
+                sub.mkdir()
+                (sub / "criteria.json").write_text(ex["json"], encoding="utf-8")
+                (sub / "criteria.sql").write_text(
+                    f"-- ICP of product {p}\n{ex['sql']['icp']}\n\n"
+                    f"-- anti-ICP of product {p}\n{ex['sql']['anti_icp']}\n", encoding="utf-8")
+                (sub / "criteria_pandas.txt").write_text(
+                    f"# ICP of product {p} (DataFrame.query)\n{ex['pandas']['icp']}\n\n"
+                    f"# anti-ICP of product {p}\n{ex['pandas']['anti_icp']}\n", encoding="utf-8")
+            if dest.exists():
+                shutil.rmtree(dest)
+            tmp.rename(dest)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return dest
+
+    def to_markdown(self) -> str:
+        """The cross-product report in Markdown: the summary, one section per product
+        (verdict, ICP and anti-ICP criteria with held-out evidence, tiers), the overlap
+        table and the accounts by number of product ICPs met."""
+        lines = ["# Cross-product ICP", ""]
+        if self.product_column:
+            lines += [f"One ICP per value of `{self.product_column}`, each discovered from that "
+                      "product's rows only.", ""]
+        lines += ["## One ICP per product", "",
+                  "| product | rows | verdict | ICP | lift [95% CI] | fit ROC AUC |",
+                  "| --- | ---: | --- | --- | --- | ---: |"]
         for r in self.summary.itertuples(index=False):
             ci = (f"{r.lift:.2f} [{r.lift_low:.2f}, {r.lift_high:.2f}]"
                   if pd.notna(r.lift_low) else "n/a")
-            lines.append(f"| {r.product} | {'ICP found' if r.icp_found else 'no reliable ICP'} "
-                         f"| {_md(r.icp) or '(none)'} | {ci} | {r.fit_roc_auc:.3f} |")
+            auc = f"{r.fit_roc_auc:.3f}" if pd.notna(r.fit_roc_auc) else "n/a"
+            lines.append(f"| {_md(r.product)} | {r.n_rows} | "
+                         f"{'ICP found' if r.icp_found else 'no reliable ICP'} "
+                         f"| {_md(r.icp) or '(none)'} | {ci} | {auc} |")
+        for p in self.products:
+            lines += ["", f"## Product {_md(p)}", ""]
+            if p in self.failed:
+                lines.append(f"No reliable ICP for product {_md(p)}: {_md(self.failed[p])}")
+                continue
+            lines += _product_section(p, self.per_product[p])
         lines += ["", "## Overlap of the product ICPs", "",
                   "| product A | product B | meet A | meet B | meet both | Jaccard |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
         for r in self.overlap.itertuples(index=False):
             jac = f"{r.jaccard:.2f}" if pd.notna(r.jaccard) else "n/a"
-            lines.append(f"| {r.product_a} | {r.product_b} | {r.n_a} | {r.n_b} | {r.n_both} "
-                         f"| {jac} |")
+            lines.append(f"| {_md(r.product_a)} | {_md(r.product_b)} | {r.n_a} | {r.n_b} "
+                         f"| {r.n_both} | {jac} |")
         counts = self.scored["n_product_icps"].value_counts().sort_index()
         lines += ["", "## Accounts by number of product ICPs met", "",
                   "| product ICPs met | accounts |", "| ---: | ---: |"]
         lines += [f"| {k} | {v} |" for k, v in counts.items()]
+        best = self.scored["best_product"].fillna("(none)").value_counts()
+        lines += ["", "## Accounts by best product", "", "| best product | accounts |",
+                  "| --- | ---: |"]
+        lines += [f"| {_md(k)} | {v} |" for k, v in best.items()]
         return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
+def _md(text: object) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _product_section(product: str, res: Discovery) -> list[str]:
+    """Markdown lines of one product: verdict, criteria with evidence, held-out tiers."""
+    cs = res.criteria
+    msg = cs.verdict.get("message", "")
+    found = bool(cs.verdict.get("icp_found"))
+    lines = [_md(msg) if found else _md(_no_icp(product, msg))]
+    for title, crit in (("ICP (every criterion holds)", cs.icp),
+                        ("Anti-ICP (any excludes)", cs.anti_icp)):
+        if not crit:
+            continue
+        lines += ["", f"{title}:", "", "| criterion | coverage | lift [95% CI] |",
+                  "| --- | ---: | --- |"]
+        for c in crit:
+            ev = c.evidence or {}
+            lo, hi = (ev.get("lift_ci") or [None, None])[:2]
+            lift = ev.get("lift")
+            ci = (f"{lift:.2f} [{lo:.2f}, {hi:.2f}]"
+                  if _num(lift) and _num(lo) and _num(hi) else "n/a")
+            cov = f"{ev['coverage']:.0%}" if _num(ev.get("coverage")) else "n/a"
+            lines.append(f"| {_md(c.describe())} | {cov} | {ci} |")
+    if len(res.tiers):
+        lines += ["", "Held-out accounts per tier:", "", "| tier | accounts | best-cohort rate |",
+                  "| --- | ---: | ---: |"]
+        for r in res.tiers.itertuples(index=False):
+            rate = f"{r.best_rate:.0%}" if _num(getattr(r, "best_rate", None)) else "n/a"
+            lines.append(f"| {r.tier} | {r.accounts} | {rate} |")
+    return lines
+
+
+def _no_icp(product: str, message: str) -> str:
+    """The verdict of a product without an ICP, naming the product."""
+    return f"No reliable ICP for product {product}: " + message.removeprefix("No reliable ICP found: ")
+
+
+def _num(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x)
+
+
 def product_config(cfg: Config, product: str) -> Config:
-    """The config of one product: same columns and settings, the product's outcomes."""
-    cols = cfg.columns.model_copy(update={"outcomes": cfg.products[product]})
+    """The config of one product's discovery: same columns and settings, and
+
+    * with ``columns.product``: no product column (the rows are that product's already);
+    * with ``products:``: the product's outcomes.
+
+    Run names and registered models get the product as a suffix (``<name>-<product>``).
+    """
+    update = ({"product": None} if cfg.columns.product
+              else {"outcomes": cfg.products[product]})
+    cols = cfg.columns.model_copy(update=update)
+    slug = model_slug(product)
     tracking = cfg.tracking.model_copy(update={
-        "experiment": f"{cfg.tracking.experiment}-{product}",
-        "fit_model_name": f"{cfg.tracking.fit_model_name}-{product}",
-        "churn_model_name": f"{cfg.tracking.churn_model_name}-{product}",
+        "experiment": f"{cfg.tracking.experiment}-{slug}",
+        "fit_model_name": f"{cfg.tracking.fit_model_name}-{slug}",
+        "churn_model_name": f"{cfg.tracking.churn_model_name}-{slug}",
     })
-    return cfg.model_copy(update={"name": f"{cfg.name}-{product}", "columns": cols,
+    return cfg.model_copy(update={"name": f"{cfg.name}-{slug}", "columns": cols,
                                   "tracking": tracking, "products": {}})
 
 
 def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
                       track: bool = False) -> ProductDiscovery:
-    """Discover one ICP per product in ``cfg.products`` and combine them.
+    """Discover one ICP per product line and score every account against every product.
 
     Parameters
     ----------
     cfg : Config
-        Must define ``products``.
+        Must set ``columns.product`` (one row per customer and product) or define
+        ``products`` (an outcome set per product).
     accounts : DataFrame, optional
         Read through the config's data source when omitted. Not modified.
     track : bool
@@ -129,55 +303,131 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
     Returns
     -------
     ProductDiscovery
-        One discovery per product (each with the product's outcomes as its value
-        score), the per-account combination, the pairwise overlap and a summary.
+        ``scored`` has one row per distinct account. With ``columns.product`` an account's
+        features are read from its first row (they describe the customer, not the product).
 
     Raises
     ------
     ConfigError
-        ``products`` is empty.
+        Neither ``columns.product`` nor ``products`` is set.
+    DataError
+        With ``columns.product``: the column is missing or blank somewhere, has fewer than
+        2 or more than 50 product lines, or an (id, product) pair repeats. A product with
+        too few rows is not an error: it is listed in ``failed``.
     """
-    if not cfg.products:
-        raise ConfigError("no products in the config: add products: {name: [outcomes]} "
-                          "to discover one ICP per product")
+    if not cfg.products and not cfg.columns.product:
+        raise ConfigError("no products in the config: set columns.product (one row per customer "
+                          "and product) or add products: {name: [outcomes]} to discover one ICP "
+                          "per product")
+    source = "accounts"
     if accounts is None:
-        accounts, _ = load_source(cfg)
-    per: dict[str, Discovery] = {}
-    timings: dict[str, float] = {}
-    for product in cfg.products:
-        t0 = time.perf_counter()
-        per[product] = discover(product_config(cfg, product), accounts, track=track,
-                                report=False)
-        timings[product] = round(time.perf_counter() - t0, 3)
-        log.info("product=%s seconds=%.2f %s", product, timings[product],
-                 per[product].criteria.verdict["message"])
-
+        accounts, source = load_source(cfg)
     id_col = cfg.columns.id
-    first = next(iter(per.values()))
-    scored = pd.DataFrame({id_col: first.scored[id_col].to_numpy()})
-    scored["n_product_icps"] = 0
-    scored["expected_value"] = 0.0
-    rows = []
+    if cfg.columns.product:
+        validate_accounts(accounts, cfg, source=source)  # one-line DataError on a bad table
+        lines = product_lines(accounts[cfg.columns.product])
+        names = sorted(lines.dropna().unique(), key=str)
+        tables = {p: accounts[(lines == p).fillna(False).to_numpy(bool)] for p in names}
+        everyone = accounts.drop_duplicates(subset=[id_col], keep="first")
+    else:
+        names = list(cfg.products)
+        tables = dict.fromkeys(names, accounts)
+        everyone = accounts
+
+    per: dict[str, Discovery] = {}
+    failed: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    for product in names:
+        t0 = time.perf_counter()
+        try:
+            per[product] = discover(product_config(cfg, product), tables[product], track=track,
+                                    report=False, source=f"{source} [{product}]")
+            msg = per[product].criteria.verdict["message"]
+        except DataError as err:  # too little data for this product: it claims nothing
+            failed[product] = "; ".join(err.problems)
+            msg = _no_icp(product, failed[product])
+        timings[product] = round(time.perf_counter() - t0, 3)
+        log.info("product=%s seconds=%.2f %s", product, timings[product], msg)
+
+    best_values = {}
+    value_cols = {}
     for product, res in per.items():
-        s = res.scored.set_index(id_col).loc[scored[id_col]]
-        match = s["icp_match"].fillna(False).to_numpy(bool)
-        scored[f"icp_{product}"] = match
-        scored[f"fit_{product}"] = s["fit_score"].to_numpy(float)
-        scored["n_product_icps"] += match.astype(int)
-        value_col = cfg.products[product][0].column
+        value_col = res.config.columns.outcomes[0].column
         best = (res.cohorts == BEST).to_numpy()
         vals = pd.to_numeric(res.accounts[value_col], errors="coerce").to_numpy(float)[best]
-        best_value = float(pd.Series(vals).mean()) if best.any() else 0.0
-        scored["expected_value"] += scored[f"fit_{product}"].fillna(0.0) * best_value
+        best_values[product] = float(np.nanmean(vals)) if best.any() and np.isfinite(vals).any() \
+            else 0.0
+        value_cols[product] = value_col
+
+    out = ProductDiscovery(per, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), timings, failed,
+                           cfg.columns.product, id_col, best_values)
+    out.summary = _summary(names, per, failed, tables, best_values, value_cols)
+    out.scored = out.score(everyone)
+    out.overlap = _overlap(names, out.scored)
+    return out
+
+
+def _combine(names: list[str], per: dict[str, pd.DataFrame], ids: np.ndarray, id_col: str,
+             best_values: dict[str, float]) -> pd.DataFrame:
+    """Per-product scored tables (each row-aligned with ``ids``) -> the combined table."""
+    n = len(ids)
+    scored = pd.DataFrame({id_col: pd.array(ids, dtype="string")})
+    scored["n_product_icps"] = 0
+    scored["expected_value"] = 0.0
+    rank = np.full(n, np.inf)
+    best = np.full(n, None, dtype=object)
+    for product in names:
+        s = per.get(product)
+        if s is None:  # discovery could not run: no claim, no score
+            match = np.zeros(n, dtype=bool)
+            fit = np.full(n, np.nan)
+            tier = pd.array([pd.NA] * n, dtype="string")
+        else:
+            match = s["icp_match"].fillna(False).to_numpy(bool)
+            fit = s["fit_score"].to_numpy(float)
+            tier = pd.array(np.asarray(s["tier"].astype(str)), dtype="string")
+        scored[f"icp_{product}"] = match
+        scored[f"fit_{product}"] = fit
+        scored[f"tier_{product}"] = tier
+        scored["n_product_icps"] += match.astype(int)
+        scored["expected_value"] += np.nan_to_num(fit) * best_values.get(product, 0.0)
+        # best product: the best tier among Tier 1 / Tier 2, then the highest fit score
+        t = np.asarray(tier.fillna(""), dtype=object)
+        r = np.select([t == _BEST_TIERS[0], t == _BEST_TIERS[1]], [0.0, 1.0], np.inf) \
+            - np.nan_to_num(fit) / 2
+        better = r < rank
+        rank = np.where(better, r, rank)
+        best = np.where(better, product, best)
+    scored["best_product"] = pd.array(best, dtype="string")
+    return scored
+
+
+def _summary(names: list[str], per: dict[str, Discovery], failed: dict[str, str],
+             tables: dict[str, pd.DataFrame], best_values: dict[str, float],
+             value_cols: dict[str, str]) -> pd.DataFrame:
+    rows = []
+    for product in names:
+        res = per.get(product)
+        if res is None:
+            rows.append({"product": product, "n_rows": len(tables[product]), "icp_found": False,
+                         "verdict": _no_icp(product, failed[product]),
+                         "icp": "", "lift": None, "lift_low": None, "lift_high": None,
+                         "fit_roc_auc": None, "best_value": None, "value_column": None})
+            continue
         ev = res.criteria.icp_evidence
-        lo, hi = ev.get("lift_ci") or [None, None]
-        rows.append({"product": product, "icp_found": bool(res.criteria.verdict["icp_found"]),
+        lo, hi = (ev.get("lift_ci") or [None, None])[:2]
+        found = bool(res.criteria.verdict["icp_found"])
+        msg = res.criteria.verdict.get("message", "")
+        rows.append({"product": product, "n_rows": len(res.accounts), "icp_found": found,
+                     "verdict": msg if found else _no_icp(product, msg),
                      "icp": " AND ".join(c.describe() for c in res.criteria.icp),
                      "lift": ev.get("lift"), "lift_low": lo, "lift_high": hi,
                      "fit_roc_auc": res.fit.holdout.get("roc_auc"),
-                     "best_value": best_value, "value_column": value_col})
-    summary = pd.DataFrame(rows)
-    names = list(per)
+                     "best_value": best_values[product], "value_column": value_cols[product]})
+    return pd.DataFrame(rows)
+
+
+def _overlap(names: list[str], scored: pd.DataFrame) -> pd.DataFrame:
     pairs = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -186,6 +436,5 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
             pairs.append({"product_a": a, "product_b": b, "n_a": int(ma.sum()),
                           "n_b": int(mb.sum()), "n_both": int((ma & mb).sum()),
                           "jaccard": (ma & mb).sum() / either if either else float("nan")})
-    overlap = pd.DataFrame(pairs, columns=["product_a", "product_b", "n_a", "n_b", "n_both",
-                                           "jaccard"])
-    return ProductDiscovery(per, scored, overlap, summary, timings)
+    return pd.DataFrame(pairs, columns=["product_a", "product_b", "n_a", "n_b", "n_both",
+                                        "jaccard"])
