@@ -46,7 +46,7 @@ from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import Scorer, assign_tiers, tier_summary
-from icpml.stability import criteria_stability, fidelity, warm_workers
+from icpml.stability import criteria_stability, fidelity, start_stability
 
 __all__ = ["discover", "Discovery"]
 
@@ -384,13 +384,18 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             raise DataError("every feature column was screened out as constant, identifier or leak; "
                             "list genuine pre-sale columns under columns.features", source)
         split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
-        warm_workers(int((split != "holdout").sum()), cfg)
-
-    is_best = cohorts == BEST
-    ends_mask = cohorts != MIDDLE
-    churn_col = cfg.columns.churn
-    churned = df[churn_col].astype(bool) if churn_col else None
-    tr, sel, ho = (split == "train"), (split == "selection"), (split == "holdout")
+        is_best = cohorts == BEST
+        ends_mask = cohorts != MIDDLE
+        churned = df[churn_col].astype(bool) if churn_col else None
+        tr, sel, ho = (split == "train"), (split == "selection"), (split == "holdout")
+        churn_kinds = None
+        if churned is not None and churned[tr].nunique() == 2:
+            churn_kinds = dict(fit_kinds)
+            if cfg.models.churn_uses_post_sale:
+                for c in cfg.columns.post_sale:
+                    churn_kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
+        # on a large table the first stability refits run in worker processes from here on
+        started = start_stability(df, cohorts, split, fit_kinds, churn_kinds, cfg, churned)
 
     with stages.stage("fit model"):
         fit = train_model("fit", df[tr & ends_mask], is_best[tr & ends_mask].to_numpy(),
@@ -401,17 +406,12 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     churn = None
     with stages.stage("churn model"):
-        if churned is not None:
-            churn_kinds = dict(fit_kinds)
-            if cfg.models.churn_uses_post_sale:
-                for c in cfg.columns.post_sale:
-                    churn_kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
-            if churned[tr].nunique() == 2:
-                churn = train_model("churn", df[tr], churned[tr].to_numpy(), df[ho],
-                                    churned[ho].to_numpy(), churn_kinds, cfg.models)
-                log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
-            else:
-                warnings.append("the training split has a single churn value; no churn model")
+        if churn_kinds is not None:
+            churn = train_model("churn", df[tr], churned[tr].to_numpy(), df[ho],
+                                churned[ho].to_numpy(), churn_kinds, cfg.models)
+            log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
+        elif churned is not None:
+            warnings.append("the training split has a single churn value; no churn model")
 
     with stages.stage("explain"):
         propose = df[tr | sel]
@@ -489,7 +489,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     with stages.stage("stability"):
         stab = criteria_stability(df, cohorts, split, fit_kinds,
                                   churn.kinds if churn is not None else None, criteria, cfg,
-                                  churned, progress=lambda i, n: stages.step("stability", i, n))
+                                  churned, progress=lambda i, n: stages.step("stability", i, n),
+                                  started=started)
         criteria.meta["stability"] = stab
         apply_stability(criteria, stab)
         for d in stab.get("unstable", []):

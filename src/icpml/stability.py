@@ -33,7 +33,9 @@ of all the resamples; the shares are over the refits made (``n_resamples``, next
 ``max_resamples``). Everything is seeded per resample, so the result is reproducible.
 On a pool larger than :data:`MAX_REFIT_ROWS`, refits that are certain to be needed run
 side by side in worker processes (:func:`refit_jobs`: 2, or ``ICPML_JOBS``) and are
-read in resample order: the result is the one-process result.
+read in resample order: the result is the one-process result. Discovery submits the
+first of them (those no stopping rule can skip) before it trains its models
+(:func:`start_stability`), so they run while the models train.
 
 **Fidelity.** How well the readable tiers reproduce the fit model's ranking on
 held-out accounts: the ROC AUC of the tier order (Tier 1 > Tier 2 > Tier 3 >
@@ -59,7 +61,7 @@ from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
 from icpml.models import TrainedModel, make_model, openmp_threads
 
-__all__ = ["criteria_stability", "criteria_match", "fidelity", "TIER_ORDER"]
+__all__ = ["criteria_stability", "start_stability", "criteria_match", "fidelity", "TIER_ORDER"]
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,49 @@ def warm_workers(n_pool: int, cfg: Config) -> None:
             pool.submit(_warm)
 
 
+def _need(cfg: Config) -> int:
+    """Reappearances out of ``stability_resamples`` that make a criterion stable."""
+    return math.ceil(cfg.criteria.min_stability * cfg.criteria.stability_resamples - 1e-9)
+
+
+def start_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
+                    fit_kinds: dict[str, str], churn_kinds: dict[str, str] | None, cfg: Config,
+                    churned: pd.Series | None = None) -> dict[int, tuple[int, object]]:
+    """Submit the refits every stability run needs to the worker processes, now.
+
+    A resample's refit depends only on the accounts, the cohorts, the split and the
+    column kinds, not on the final criteria (those are only matched against it
+    afterwards), and the stopping rule cannot settle any call before
+    ``min(need, resamples - need + 1)`` refits (4 of 8 at ``min_stability`` 0.6). Those
+    refits therefore start while the models train and the criteria are chosen; pass
+    the result to :func:`criteria_stability` as ``started``. Same result as without
+    (each resample is seeded by its number). Only on a pool larger than
+    :data:`MAX_REFIT_ROWS` with several worker processes (:func:`refit_jobs`), else
+    an empty dict. ``churn_kinds`` must be what the churn model will use (None when
+    there will be none).
+
+    Returns
+    -------
+    dict: resample number -> (rows drawn, future of its criteria or None when that
+    resample cannot be refitted).
+    """
+    n = cfg.criteria.stability_resamples
+    pool = df.index[(split != "holdout").to_numpy()]
+    jobs = refit_jobs()
+    if n == 0 or len(pool) <= MAX_REFIT_ROWS or jobs <= 1:
+        return {}
+    need = _need(cfg)
+    first = max(1, min(need, n - need + 1, n))
+    pool_cohorts = cohorts.loc[pool].astype(str).to_numpy()
+    executor = _executor(jobs)
+    out: dict[int, tuple[int, object]] = {}
+    for i in range(first):
+        draw, task = _resample(i, df, cohorts, churned, pool, pool_cohorts, fit_kinds,
+                               churn_kinds, cfg)
+        out[i] = (len(draw), executor.submit(_refit, **task) if task is not None else None)
+    return out
+
+
 def _run_refits(tasks: dict[int, dict], jobs: int) -> dict[int, list[Criterion]]:
     """Run the refits, in worker processes when ``jobs`` > 1 and there are several."""
     if jobs <= 1 or len(tasks) <= 1:
@@ -216,11 +261,14 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                        fit_kinds: dict[str, str], churn_kinds: dict[str, str] | None,
                        final: CriteriaSet, cfg: Config,
                        churned: pd.Series | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> dict:
+                       progress: Callable[[int, int], None] | None = None,
+                       started: dict[int, tuple[int, object]] | None = None) -> dict:
     """Refit the criteria on bootstrap resamples (see the module docstring).
 
     ``progress(done, total)``, if given, is called after each resample (``total`` is
-    ``stability_resamples``, the most that may run).
+    ``stability_resamples``, the most that may run). ``started``: what
+    :func:`start_stability` submitted earlier with the same inputs; those refits are
+    collected instead of run again (the result is the same).
 
     Returns
     -------
@@ -241,7 +289,8 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
     finals = final.icp + final.anti_icp
     final_masks = [c.mask(rows).to_numpy(bool) for c in finals]
     counts = [0] * len(finals)
-    need = math.ceil(cfg.criteria.min_stability * n - 1e-9)
+    need = _need(cfg)
+    started = started or {}
     jaccards, whole = [], []
     done = 0
     drawn_rows = 0
@@ -253,15 +302,25 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         left = n - b
         certain = max((min(need - k, left - (need - k) + 1) for k in counts
                        if not (k >= need or k + left < need)), default=left)
-        batch = list(range(b, b + max(1, min(jobs, certain, left))))
-        tasks = {}
-        for i in batch:
-            draw, task = _resample(i, df, cohorts, churned, pool, pool_cohorts, fit_kinds,
-                                   churn_kinds, cfg)
-            if task is not None:
-                tasks[i] = task
-                drawn_rows = len(draw)
-        found_by = _run_refits(tasks, jobs)
+        if b in started:  # submitted early (certain to be needed): collect them in order
+            batch = [i for i in range(b, n) if i in started]
+            batch = batch[:next((k for k, i in enumerate(batch) if i != b + k), len(batch))]
+            found_by = {}
+            for i in batch:
+                rows_drawn, fut = started[i]
+                if fut is not None:
+                    found_by[i] = fut.result()
+                    drawn_rows = rows_drawn
+        else:
+            batch = list(range(b, b + max(1, min(jobs, certain, left))))
+            tasks = {}
+            for i in batch:
+                draw, task = _resample(i, df, cohorts, churned, pool, pool_cohorts, fit_kinds,
+                                       churn_kinds, cfg)
+                if task is not None:
+                    tasks[i] = task
+                    drawn_rows = len(draw)
+            found_by = _run_refits(tasks, jobs)
         settled = False
         for i in batch:
             b = i + 1

@@ -112,9 +112,17 @@ def test_parallel_refits_give_the_serial_result(discovery, monkeypatch):
             d.config, churned)
     monkeypatch.setenv("ICPML_JOBS", "2")
     par = stab_mod.criteria_stability(*args)
+    # the refits no stopping rule can skip, submitted before the models train (as discover does)
+    started = stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
+                                       dict(d.churn.kinds), d.config, churned)
+    assert sorted(started) == [0, 1, 2, 3]  # min(need 5, 8 - 5 + 1)
+    early = stab_mod.criteria_stability(*args, started=started)
     monkeypatch.setenv("ICPML_JOBS", "1")
+    assert stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
+                                    dict(d.churn.kinds), d.config, churned) == {}
     ser = stab_mod.criteria_stability(*args)
     assert par == ser
+    assert early == ser
     assert par["rows_per_refit"] == 1000
     assert "each on 1000 accounts drawn with replacement from the 1400" in par["measures"]
     for c in d.criteria.icp:
