@@ -213,15 +213,17 @@ def _need(cfg: Config) -> int:
 def start_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                     fit_kinds: dict[str, str], churn_kinds: dict[str, str] | None, cfg: Config,
                     churned: pd.Series | None = None) -> dict[int, tuple[int, object]]:
-    """Submit the refits every stability run needs to the worker processes, now.
+    """Submit the first refits of the stability stage to the worker processes, now.
 
     A resample's refit depends only on the accounts, the cohorts, the split and the
     column kinds, not on the final criteria (those are only matched against it
-    afterwards), and the stopping rule cannot settle any call before
-    ``min(need, resamples - need + 1)`` refits (4 of 8 at ``min_stability`` 0.6). Those
-    refits therefore start while the models train and the criteria are chosen; pass
-    the result to :func:`criteria_stability` as ``started``. Same result as without
-    (each resample is seeded by its number). Only on a pool larger than
+    afterwards). The first ``need = ceil(min_stability * resamples)`` refits (5 of 8 at
+    ``min_stability`` 0.6) start here, while the models train and the criteria are
+    chosen: no call can be settled as stable in fewer, and all of them are skipped only
+    when every criterion misses every one of the first ``resamples - need + 1``. Pass
+    the result to :func:`criteria_stability` as ``started``: the same result as without
+    (each resample is seeded by its number; a refit the stopping rule does not need is
+    discarded). Only on a pool larger than
     :data:`MAX_REFIT_ROWS` with several worker processes (:func:`refit_jobs`), else
     an empty dict. ``churn_kinds`` must be what the churn model will use (None when
     there will be none).
@@ -236,8 +238,7 @@ def start_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
     jobs = refit_jobs()
     if n == 0 or len(pool) <= MAX_REFIT_ROWS or jobs <= 1:
         return {}
-    need = _need(cfg)
-    first = max(1, min(need, n - need + 1, n))
+    first = max(1, min(_need(cfg), n))
     pool_cohorts = cohorts.loc[pool].astype(str).to_numpy()
     executor = _executor(jobs)
     out: dict[int, tuple[int, object]] = {}
@@ -302,15 +303,10 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         left = n - b
         certain = max((min(need - k, left - (need - k) + 1) for k in counts
                        if not (k >= need or k + left < need)), default=left)
-        if b in started:  # submitted early (certain to be needed): collect them in order
+        if b in started:  # submitted by start_stability: read them in order as they finish
             batch = [i for i in range(b, n) if i in started]
             batch = batch[:next((k for k, i in enumerate(batch) if i != b + k), len(batch))]
-            found_by = {}
-            for i in batch:
-                rows_drawn, fut = started[i]
-                if fut is not None:
-                    found_by[i] = fut.result()
-                    drawn_rows = rows_drawn
+            found_by = {i: started[i][1] for i in batch if started[i][1] is not None}
         else:
             batch = list(range(b, b + max(1, min(jobs, certain, left))))
             tasks = {}
@@ -327,6 +323,9 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
             if i not in found_by:
                 continue
             found = found_by[i]
+            if i in started:
+                found = found.result()
+                drawn_rows = started[i][0]
             found_masks = [c.mask(rows).to_numpy(bool) for c in found]
             hit_final = [any(criteria_match(f, r, fm, rm) for r, rm in zip(found, found_masks, strict=True))
                          for f, fm in zip(finals, final_masks, strict=True)]
@@ -352,6 +351,9 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                 break
         if settled:
             break
+    for i in range(b, n):  # started refits the stopping rule did not need
+        if i in started and started[i][1] is not None:
+            started[i][1].cancel()
     if done == 0:
         return {}
     per = {c.describe(): counts[i] / done for i, c in enumerate(finals)}

@@ -115,7 +115,7 @@ def test_parallel_refits_give_the_serial_result(discovery, monkeypatch):
     # the refits no stopping rule can skip, submitted before the models train (as discover does)
     started = stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
                                        dict(d.churn.kinds), d.config, churned)
-    assert sorted(started) == [0, 1, 2, 3]  # min(need 5, 8 - 5 + 1)
+    assert sorted(started) == [0, 1, 2, 3, 4]  # need = ceil(0.6 * 8)
     early = stab_mod.criteria_stability(*args, started=started)
     monkeypatch.setenv("ICPML_JOBS", "1")
     assert stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
@@ -155,12 +155,12 @@ def test_cross_validation_runs_on_a_capped_stratified_sample(monkeypatch):
     monkeypatch.setattr("icpml.models.MAX_CV_ROWS", 400)
     m = train_model("fit", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds,
                     ModelsConfig(max_iter=20))
-    assert m.cv["rows"] == 400 and m.cv["folds"] == 5
+    assert m.cv["rows"] == 400 and m.cv["folds"] == 3  # MAX_CV_FOLDS_SAMPLED on a sample
     assert np.isfinite(m.cv["roc_auc_mean"])
     monkeypatch.setattr("icpml.models.MAX_CV_ROWS", 10_000)
     full = train_model("fit", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds,
                        ModelsConfig(max_iter=20))
-    assert full.cv["rows"] == 1000
+    assert full.cv["rows"] == 1000 and full.cv["folds"] == 5  # every row: cv_folds
     # the final model is fitted on every training row either way
     assert np.allclose(m.predict_proba(df.iloc[1000:]), full.predict_proba(df.iloc[1000:]))
 
