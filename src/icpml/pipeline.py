@@ -52,9 +52,10 @@ __all__ = ["discover", "Discovery"]
 
 log = logging.getLogger(__name__)
 
-#: SHAP on at most this many accounts when proposing criteria (exact but O(n)), and on at
-#: most this many held-out accounts for the report's SHAP plots and the high-AUC warning.
+#: SHAP on at most this many accounts when proposing criteria (exact but O(n)).
 _MAX_SHAP_ROWS = 5000
+#: Held-out accounts explained for the report's SHAP plots and the high-AUC warning.
+_MAX_HOLDOUT_SHAP_ROWS = 2500
 
 
 def _sample_by_cohort(rows: pd.DataFrame, cohort: pd.Series, n: int, seed: int) -> pd.DataFrame:
@@ -419,7 +420,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             propose = propose.sample(_MAX_SHAP_ROWS, random_state=cfg.models.seed).sort_index()
         fit_prop = explain(fit, propose)
         churn_prop = explain(churn, propose) if churn is not None else None
-        shown = _sample_by_cohort(df[ho], cohorts[ho], _MAX_SHAP_ROWS, cfg.models.seed)
+        shown = _sample_by_cohort(df[ho], cohorts[ho], _MAX_HOLDOUT_SHAP_ROWS, cfg.models.seed)
         fit_expl = explain(fit, shown)
         churn_expl = explain(churn, shown) if churn is not None else None
         w = _high_auc_warning(fit, fit_expl)

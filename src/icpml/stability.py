@@ -11,7 +11,10 @@ bootstrap). On a larger pool it draws :data:`MAX_REFIT_ROWS` rows with replaceme
 in each cohort in proportion to its size (an m-out-of-n bootstrap), and selects on at
 most :data:`MAX_REFIT_ROWS` out-of-bag rows: a share then says how often the criterion
 reappears when the whole search is rerun on that many accounts, which costs the same
-at 50,000 or 1,000,000 customers. The result states the rows per refit.
+at 50,000 or 1,000,000 customers. The result states the rows per refit. A resample
+proposes its candidates from SHAP values on at most :data:`MAX_REFIT_SHAP_ROWS` of its
+distinct drawn rows (each cohort in proportion), as discovery proposes from a sample of
+its rows; refinement and selection use every drawn / out-of-bag row.
 
 For every final criterion we report how often a *matching* criterion reappears: same
 kind and the same column(s), and a segment that agrees with the final one, i.e. a
@@ -54,6 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 
 from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
@@ -109,6 +113,10 @@ def _fit_quick(name: str, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str],
 #: out-of-bag rows (see the module docstring).
 MAX_REFIT_ROWS = 5_000
 
+#: A resample computes SHAP values (which propose its candidates) on at most this many of
+#: its distinct drawn rows, each cohort in proportion: SHAP is most of a refit's cost.
+MAX_REFIT_SHAP_ROWS = 2_500
+
 
 def _draw(pool: pd.Index, pool_cohorts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Positions (into ``pool``) of one resample's drawn rows and of its out-of-bag rows."""
@@ -154,11 +162,18 @@ def _resample(b: int, df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series |
     if len(np.unique(y)) < 2 or len(oob) < 20:
         return draw, None
     uniq = df.loc[pd.Index(in_bag).unique()]
+    uniq_cohort = cohorts.loc[uniq.index]
+    shap_rows = uniq
+    if len(uniq) > MAX_REFIT_SHAP_ROWS:  # proposals from a sample by cohort, as discovery's
+        keep, _ = train_test_split(np.arange(len(uniq)), train_size=MAX_REFIT_SHAP_ROWS,
+                                   random_state=cfg.models.seed + b,
+                                   stratify=uniq_cohort.astype(str).to_numpy())
+        shap_rows = uniq.iloc[np.sort(keep)]
     with_churn = churn_kinds is not None and churned is not None
     return draw, {
         "boot": df.loc[in_bag].reset_index(drop=True), "boot_cohort": bc,
         "boot_churn": churned.loc[in_bag].to_numpy(bool) if with_churn else None,
-        "uniq": uniq, "uniq_cohort": cohorts.loc[uniq.index],
+        "uniq": uniq, "uniq_cohort": uniq_cohort, "shap_rows": shap_rows,
         "select": df.loc[oob], "select_cohort": cohorts.loc[oob],
         "select_churn": churned.loc[oob] if churned is not None else None,
         "fit_kinds": fit_kinds, "churn_kinds": churn_kinds if with_churn else None, "cfg": cfg,
@@ -168,18 +183,21 @@ def _resample(b: int, df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series |
 def _refit(boot: pd.DataFrame, boot_cohort: pd.Series, boot_churn: np.ndarray | None,
            uniq: pd.DataFrame, uniq_cohort: pd.Series, select: pd.DataFrame,
            select_cohort: pd.Series, select_churn: pd.Series | None, fit_kinds: dict[str, str],
-           churn_kinds: dict[str, str] | None, cfg: Config) -> list[Criterion]:
-    """One resample's criteria: models on the drawn rows, SHAP and refinement on their
-    distinct rows, selection on the out-of-bag rows."""
+           churn_kinds: dict[str, str] | None, cfg: Config,
+           shap_rows: pd.DataFrame | None = None) -> list[Criterion]:
+    """One resample's criteria: models on the drawn rows, SHAP on ``shap_rows`` (at most
+    :data:`MAX_REFIT_SHAP_ROWS` of the distinct drawn rows, by cohort; all of them when
+    None), refinement on the distinct drawn rows, selection on the out-of-bag rows."""
+    shap_rows = uniq if shap_rows is None else shap_rows
     ends = (boot_cohort != MIDDLE).to_numpy()
     y = (boot_cohort == BEST).to_numpy()[ends]
     fit = _fit_quick("fit", boot[ends], y, fit_kinds, cfg)
     churn_expl = None
     if churn_kinds is not None and boot_churn is not None and len(np.unique(boot_churn)) == 2:
         churn = _fit_quick("churn", boot, boot_churn, churn_kinds, cfg)
-        churn_expl = explain(churn, uniq)
+        churn_expl = explain(churn, shap_rows)
     anti, icp, _ = select_criteria(
-        explain(fit, uniq), churn_expl, {**fit_kinds}, list(fit_kinds), select, select_cohort,
+        explain(fit, shap_rows), churn_expl, {**fit_kinds}, list(fit_kinds), select, select_cohort,
         select_churn=select_churn, refine_rows=uniq, refine_cohort=uniq_cohort, cfg=cfg.criteria)
     return anti + icp
 
@@ -362,7 +380,9 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         "max_resamples": n,
         "rows_per_refit": drawn_rows,
         "measures": (f"share of {done} refits, each on {drawn_rows} accounts drawn with replacement "
-                     f"from the {len(pool)} non-held-out accounts, in which the criterion reappeared"),
+                     f"from the {len(pool)} non-held-out accounts (candidates proposed from SHAP "
+                     f"values on at most {MAX_REFIT_SHAP_ROWS} of them), in which the criterion "
+                     "reappeared"),
         "match": f"same kind and column(s); category-set or row Jaccard >= {MATCH_JACCARD}",
         "set_jaccard": float(np.mean(jaccards)),
         "icp_set_share": float(np.mean(whole)) if final.icp else None,
