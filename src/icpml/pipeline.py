@@ -46,7 +46,7 @@ from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import Scorer, assign_tiers, tier_summary
-from icpml.stability import criteria_stability, fidelity, start_stability
+from icpml.stability import criteria_stability, fidelity, in_worker, start_stability
 
 __all__ = ["discover", "Discovery"]
 
@@ -395,7 +395,11 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             if cfg.models.churn_uses_post_sale:
                 for c in cfg.columns.post_sale:
                     churn_kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
-        # on a large table the first stability refits run in worker processes from here on
+        # on a large table the churn model (while this process trains the fit model) and the
+        # first stability refits run in worker processes from here on
+        churn_job = (in_worker(int((~ho).sum()), cfg, train_model, "churn", df[tr],
+                               churned[tr].to_numpy(), df[ho], churned[ho].to_numpy(),
+                               churn_kinds, cfg.models) if churn_kinds is not None else None)
         started = start_stability(df, cohorts, split, fit_kinds, churn_kinds, cfg, churned)
 
     with stages.stage("fit model"):
@@ -407,9 +411,12 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     churn = None
     with stages.stage("churn model"):
-        if churn_kinds is not None:
+        if churn_job is not None:
+            churn = churn_job.result()
+        elif churn_kinds is not None:
             churn = train_model("churn", df[tr], churned[tr].to_numpy(), df[ho],
                                 churned[ho].to_numpy(), churn_kinds, cfg.models)
+        if churn is not None:
             log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
         elif churned is not None:
             warnings.append("the training split has a single churn value; no churn model")

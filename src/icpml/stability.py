@@ -223,6 +223,17 @@ def warm_workers(n_pool: int, cfg: Config) -> None:
             pool.submit(_warm)
 
 
+def in_worker(n_pool: int, cfg: Config, fn: Callable, /, *args, **kwargs):
+    """A future of ``fn(*args, **kwargs)`` run in a refit worker process, when the stability
+    stage uses them (``n_pool`` non-held-out accounts over :data:`MAX_REFIT_ROWS`, several
+    :func:`refit_jobs`); else None (run it here). Submit it before :func:`start_stability`
+    so that it runs first."""
+    jobs = refit_jobs()
+    if not cfg.criteria.stability_resamples or n_pool <= MAX_REFIT_ROWS or jobs <= 1:
+        return None
+    return _executor(jobs).submit(fn, *args, **kwargs)
+
+
 def _need(cfg: Config) -> int:
     """Reappearances out of ``stability_resamples`` that make a criterion stable."""
     return math.ceil(cfg.criteria.min_stability * cfg.criteria.stability_resamples - 1e-9)

@@ -185,3 +185,26 @@ def test_held_out_shap_is_a_sample_by_cohort_on_a_large_holdout():
     assert (cohort.loc[out.index] == "best").sum() == 1250
     assert pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0) is not None
     assert len(pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0)) == 300
+
+
+def test_a_model_trained_in_a_worker_is_the_one_trained_here(monkeypatch):
+    """On a large pool discover trains the churn model in a refit worker (in_worker): the
+    model that comes back scores exactly as one trained in this process."""
+    from icpml.models import train_model
+
+    df = make_accounts(1500, seed=4)
+    y = df["churned"].astype(bool).to_numpy()
+    kinds = {"employees": "numeric", "industry": "categorical", "crm": "categorical"}
+    cfg = demo_config().model_copy(update={"models": demo_config().models.model_copy(
+        update={"max_iter": 20})})
+    args = ("churn", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds, cfg.models)
+    monkeypatch.setenv("ICPML_JOBS", "2")
+    assert stab_mod.in_worker(stab_mod.MAX_REFIT_ROWS, cfg, train_model, *args) is None
+    monkeypatch.setattr(stab_mod, "MAX_REFIT_ROWS", 500)
+    job = stab_mod.in_worker(1000, cfg, train_model, *args)
+    assert job is not None
+    there, here = job.result(), train_model(*args)
+    assert there.holdout["roc_auc"] == here.holdout["roc_auc"]
+    assert np.array_equal(there.predict_proba(df), here.predict_proba(df))
+    monkeypatch.setenv("ICPML_JOBS", "1")
+    assert stab_mod.in_worker(1000, cfg, train_model, *args) is None
