@@ -944,16 +944,30 @@ def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | N
 
 def _bootstrap_lift(m: np.ndarray, b: np.ndarray, n_boot: int, seed: int,
                     level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of lift = P(best | segment) / P(best)."""
+    """Percentile bootstrap interval of lift = P(best | segment) / P(best).
+
+    ``m`` (in the segment) and ``b`` (best cohort) are boolean arrays over the same n
+    accounts. Lift depends on the rows only through the counts of the four cells
+    (segment x best), so resampling n rows with replacement is drawing those counts
+    from a multinomial(n, observed cell shares): the same bootstrap distribution as
+    indexing rows, in O(n) once plus O(n_boot) (no n_boot x n matrix: at 1,000,000
+    accounts that matrix took 1.7 GB). Resamples whose lift is undefined (no segment
+    row or no best row drawn) are dropped; with fewer than half left the interval is
+    (nan, nan). Seeded: the same inputs give the same interval.
+    """
     n = len(m)
     if n == 0 or m.sum() == 0 or b.sum() == 0:
         return float("nan"), float("nan")
+    m, b = np.asarray(m, bool), np.asarray(b, bool)
+    both = int((m & b).sum())
+    cells = np.array([both, int(m.sum()) - both, int(b.sum()) - both, 0], dtype=np.int64)
+    cells[3] = n - cells[:3].sum()
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    mm, bb = m[idx], b[idx]
-    seg = mm.sum(axis=1)
+    draws = rng.multinomial(n, cells / n, size=n_boot)  # (n_boot, 4): mb, m only, b only, neither
+    seg = draws[:, 0] + draws[:, 1]
+    best = draws[:, 0] + draws[:, 2]
     with np.errstate(invalid="ignore", divide="ignore"):
-        lift = ((bb & mm).sum(axis=1) / seg) / bb.mean(axis=1)
+        lift = (draws[:, 0] / seg) / (best / n)
     lift = lift[np.isfinite(lift)]
     if len(lift) < n_boot / 2:
         return float("nan"), float("nan")

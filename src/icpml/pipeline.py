@@ -46,15 +46,16 @@ from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import Scorer, assign_tiers, tier_summary
-from icpml.stability import criteria_stability, fidelity, warm_workers
+from icpml.stability import criteria_stability, fidelity, in_worker, start_stability
 
 __all__ = ["discover", "Discovery"]
 
 log = logging.getLogger(__name__)
 
-#: SHAP on at most this many accounts when proposing criteria (exact but O(n)), and on at
-#: most this many held-out accounts for the report's SHAP plots and the high-AUC warning.
+#: SHAP on at most this many accounts when proposing criteria (exact but O(n)).
 _MAX_SHAP_ROWS = 5000
+#: Held-out accounts explained for the report's SHAP plots and the high-AUC warning.
+_MAX_HOLDOUT_SHAP_ROWS = 2500
 
 
 def _sample_by_cohort(rows: pd.DataFrame, cohort: pd.Series, n: int, seed: int) -> pd.DataFrame:
@@ -433,13 +434,22 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             raise DataError("every feature column was screened out as constant, identifier or leak; "
                             "list genuine pre-sale columns under columns.features", source)
         split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
-        warm_workers(int((split != "holdout").sum()), cfg)
-
-    is_best = cohorts == BEST
-    ends_mask = cohorts != MIDDLE
-    churn_col = cfg.columns.churn
-    churned = df[churn_col].astype(bool) if churn_col else None
-    tr, sel, ho = (split == "train"), (split == "selection"), (split == "holdout")
+        is_best = cohorts == BEST
+        ends_mask = cohorts != MIDDLE
+        churned = df[churn_col].astype(bool) if churn_col else None
+        tr, sel, ho = (split == "train"), (split == "selection"), (split == "holdout")
+        churn_kinds = None
+        if churned is not None and churned[tr].nunique() == 2:
+            churn_kinds = dict(fit_kinds)
+            if cfg.models.churn_uses_post_sale:
+                for c in cfg.columns.post_sale:
+                    churn_kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
+        # on a large table the churn model (while this process trains the fit model) and the
+        # first stability refits run in worker processes from here on
+        churn_job = (in_worker(int((~ho).sum()), cfg, train_model, "churn", df[tr],
+                               churned[tr].to_numpy(), df[ho], churned[ho].to_numpy(),
+                               churn_kinds, cfg.models) if churn_kinds is not None else None)
+        started = start_stability(df, cohorts, split, fit_kinds, churn_kinds, cfg, churned)
 
     with stages.stage("fit model"):
         fit = train_model("fit", df[tr & ends_mask], is_best[tr & ends_mask].to_numpy(),
@@ -450,17 +460,15 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
 
     churn = None
     with stages.stage("churn model"):
-        if churned is not None:
-            churn_kinds = dict(fit_kinds)
-            if cfg.models.churn_uses_post_sale:
-                for c in cfg.columns.post_sale:
-                    churn_kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
-            if churned[tr].nunique() == 2:
-                churn = train_model("churn", df[tr], churned[tr].to_numpy(), df[ho],
-                                    churned[ho].to_numpy(), churn_kinds, cfg.models)
-                log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
-            else:
-                warnings.append("the training split has a single churn value; no churn model")
+        if churn_job is not None:
+            churn = churn_job.result()
+        elif churn_kinds is not None:
+            churn = train_model("churn", df[tr], churned[tr].to_numpy(), df[ho],
+                                churned[ho].to_numpy(), churn_kinds, cfg.models)
+        if churn is not None:
+            log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
+        elif churned is not None:
+            warnings.append("the training split has a single churn value; no churn model")
 
     with stages.stage("explain"):
         propose = df[tr | sel]
@@ -468,7 +476,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             propose = propose.sample(_MAX_SHAP_ROWS, random_state=cfg.models.seed).sort_index()
         fit_prop = explain(fit, propose)
         churn_prop = explain(churn, propose) if churn is not None else None
-        shown = _sample_by_cohort(df[ho], cohorts[ho], _MAX_SHAP_ROWS, cfg.models.seed)
+        shown = _sample_by_cohort(df[ho], cohorts[ho], _MAX_HOLDOUT_SHAP_ROWS, cfg.models.seed)
         fit_expl = explain(fit, shown)
         churn_expl = explain(churn, shown) if churn is not None else None
         w = _high_auc_warning(fit, fit_expl)
@@ -538,7 +546,8 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     with stages.stage("stability"):
         stab = criteria_stability(df, cohorts, split, fit_kinds,
                                   churn.kinds if churn is not None else None, criteria, cfg,
-                                  churned, progress=lambda i, n: stages.step("stability", i, n))
+                                  churned, progress=lambda i, n: stages.step("stability", i, n),
+                                  started=started)
         criteria.meta["stability"] = stab
         apply_stability(criteria, stab)
         for d in stab.get("unstable", []):

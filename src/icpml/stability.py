@@ -11,7 +11,10 @@ bootstrap). On a larger pool it draws :data:`MAX_REFIT_ROWS` rows with replaceme
 in each cohort in proportion to its size (an m-out-of-n bootstrap), and selects on at
 most :data:`MAX_REFIT_ROWS` out-of-bag rows: a share then says how often the criterion
 reappears when the whole search is rerun on that many accounts, which costs the same
-at 50,000 or 1,000,000 customers. The result states the rows per refit.
+at 50,000 or 1,000,000 customers. The result states the rows per refit. A resample
+proposes its candidates from SHAP values on at most :data:`MAX_REFIT_SHAP_ROWS` of its
+distinct drawn rows (each cohort in proportion), as discovery proposes from a sample of
+its rows; refinement and selection use every drawn / out-of-bag row.
 
 For every final criterion we report how often a *matching* criterion reappears: same
 kind and the same column(s), and a segment that agrees with the final one, i.e. a
@@ -33,7 +36,9 @@ of all the resamples; the shares are over the refits made (``n_resamples``, next
 ``max_resamples``). Everything is seeded per resample, so the result is reproducible.
 On a pool larger than :data:`MAX_REFIT_ROWS`, refits that are certain to be needed run
 side by side in worker processes (:func:`refit_jobs`: 2, or ``ICPML_JOBS``) and are
-read in resample order: the result is the one-process result.
+read in resample order: the result is the one-process result. Discovery submits the
+first of them (those no stopping rule can skip) before it trains its models
+(:func:`start_stability`), so they run while the models train.
 
 **Fidelity.** How well the readable tiers reproduce the fit model's ranking on
 held-out accounts: the ROC AUC of the tier order (Tier 1 > Tier 2 > Tier 3 >
@@ -52,6 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 
 from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
@@ -59,7 +65,7 @@ from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
 from icpml.models import TrainedModel, make_model, openmp_threads
 
-__all__ = ["criteria_stability", "criteria_match", "fidelity", "TIER_ORDER"]
+__all__ = ["criteria_stability", "start_stability", "criteria_match", "fidelity", "TIER_ORDER"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,10 @@ def _fit_quick(name: str, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str],
 #: out-of-bag rows (see the module docstring).
 MAX_REFIT_ROWS = 5_000
 
+#: A resample computes SHAP values (which propose its candidates) on at most this many of
+#: its distinct drawn rows, each cohort in proportion: SHAP is most of a refit's cost.
+MAX_REFIT_SHAP_ROWS = 2_500
+
 
 def _draw(pool: pd.Index, pool_cohorts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Positions (into ``pool``) of one resample's drawn rows and of its out-of-bag rows."""
@@ -165,11 +175,18 @@ def _resample(b: int, df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series |
     if len(np.unique(y)) < 2 or len(oob) < 20:
         return draw, None
     uniq = df.loc[pd.Index(in_bag).unique()]
+    uniq_cohort = cohorts.loc[uniq.index]
+    shap_rows = uniq
+    if len(uniq) > MAX_REFIT_SHAP_ROWS:  # proposals from a sample by cohort, as discovery's
+        keep, _ = train_test_split(np.arange(len(uniq)), train_size=MAX_REFIT_SHAP_ROWS,
+                                   random_state=cfg.models.seed + b,
+                                   stratify=uniq_cohort.astype(str).to_numpy())
+        shap_rows = uniq.iloc[np.sort(keep)]
     with_churn = churn_kinds is not None and churned is not None
     return draw, {
         "boot": df.loc[in_bag].reset_index(drop=True), "boot_cohort": bc,
         "boot_churn": churned.loc[in_bag].to_numpy(bool) if with_churn else None,
-        "uniq": uniq, "uniq_cohort": cohorts.loc[uniq.index],
+        "uniq": uniq, "uniq_cohort": uniq_cohort, "shap_rows": shap_rows,
         "select": df.loc[oob], "select_cohort": cohorts.loc[oob],
         "select_churn": churned.loc[oob] if churned is not None else None,
         "fit_kinds": fit_kinds, "churn_kinds": churn_kinds if with_churn else None, "cfg": cfg,
@@ -179,18 +196,21 @@ def _resample(b: int, df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series |
 def _refit(boot: pd.DataFrame, boot_cohort: pd.Series, boot_churn: np.ndarray | None,
            uniq: pd.DataFrame, uniq_cohort: pd.Series, select: pd.DataFrame,
            select_cohort: pd.Series, select_churn: pd.Series | None, fit_kinds: dict[str, str],
-           churn_kinds: dict[str, str] | None, cfg: Config) -> list[Criterion]:
-    """One resample's criteria: models on the drawn rows, SHAP and refinement on their
-    distinct rows, selection on the out-of-bag rows."""
+           churn_kinds: dict[str, str] | None, cfg: Config,
+           shap_rows: pd.DataFrame | None = None) -> list[Criterion]:
+    """One resample's criteria: models on the drawn rows, SHAP on ``shap_rows`` (at most
+    :data:`MAX_REFIT_SHAP_ROWS` of the distinct drawn rows, by cohort; all of them when
+    None), refinement on the distinct drawn rows, selection on the out-of-bag rows."""
+    shap_rows = uniq if shap_rows is None else shap_rows
     ends = (boot_cohort != MIDDLE).to_numpy()
     y = (boot_cohort == BEST).to_numpy()[ends]
     fit = _fit_quick("fit", boot[ends], y, fit_kinds, cfg)
     churn_expl = None
     if churn_kinds is not None and boot_churn is not None and len(np.unique(boot_churn)) == 2:
         churn = _fit_quick("churn", boot, boot_churn, churn_kinds, cfg)
-        churn_expl = explain(churn, uniq)
+        churn_expl = explain(churn, shap_rows)
     anti, icp, _ = select_criteria(
-        explain(fit, uniq), churn_expl, {**fit_kinds}, list(fit_kinds), select, select_cohort,
+        explain(fit, shap_rows), churn_expl, {**fit_kinds}, list(fit_kinds), select, select_cohort,
         select_churn=select_churn, refine_rows=uniq, refine_cohort=uniq_cohort, cfg=cfg.criteria)
     return anti + icp
 
@@ -216,6 +236,61 @@ def warm_workers(n_pool: int, cfg: Config) -> None:
             pool.submit(_warm)
 
 
+def in_worker(n_pool: int, cfg: Config, fn: Callable, /, *args, **kwargs):
+    """A future of ``fn(*args, **kwargs)`` run in a refit worker process, when the stability
+    stage uses them (``n_pool`` non-held-out accounts over :data:`MAX_REFIT_ROWS`, several
+    :func:`refit_jobs`); else None (run it here). Submit it before :func:`start_stability`
+    so that it runs first."""
+    jobs = refit_jobs()
+    if not cfg.criteria.stability_resamples or n_pool <= MAX_REFIT_ROWS or jobs <= 1:
+        return None
+    return _executor(jobs).submit(fn, *args, **kwargs)
+
+
+def _need(cfg: Config) -> int:
+    """Reappearances out of ``stability_resamples`` that make a criterion stable."""
+    return math.ceil(cfg.criteria.min_stability * cfg.criteria.stability_resamples - 1e-9)
+
+
+def start_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
+                    fit_kinds: dict[str, str], churn_kinds: dict[str, str] | None, cfg: Config,
+                    churned: pd.Series | None = None) -> dict[int, tuple[int, object]]:
+    """Submit the first refits of the stability stage to the worker processes, now.
+
+    A resample's refit depends only on the accounts, the cohorts, the split and the
+    column kinds, not on the final criteria (those are only matched against it
+    afterwards). The first ``need = ceil(min_stability * resamples)`` refits (5 of 8 at
+    ``min_stability`` 0.6) start here, while the models train and the criteria are
+    chosen: no call can be settled as stable in fewer, and all of them are skipped only
+    when every criterion misses every one of the first ``resamples - need + 1``. Pass
+    the result to :func:`criteria_stability` as ``started``: the same result as without
+    (each resample is seeded by its number; a refit the stopping rule does not need is
+    discarded). Only on a pool larger than
+    :data:`MAX_REFIT_ROWS` with several worker processes (:func:`refit_jobs`), else
+    an empty dict. ``churn_kinds`` must be what the churn model will use (None when
+    there will be none).
+
+    Returns
+    -------
+    dict: resample number -> (rows drawn, future of its criteria or None when that
+    resample cannot be refitted).
+    """
+    n = cfg.criteria.stability_resamples
+    pool = df.index[(split != "holdout").to_numpy()]
+    jobs = refit_jobs()
+    if n == 0 or len(pool) <= MAX_REFIT_ROWS or jobs <= 1:
+        return {}
+    first = max(1, min(_need(cfg), n))
+    pool_cohorts = cohorts.loc[pool].astype(str).to_numpy()
+    executor = _executor(jobs)
+    out: dict[int, tuple[int, object]] = {}
+    for i in range(first):
+        draw, task = _resample(i, df, cohorts, churned, pool, pool_cohorts, fit_kinds,
+                               churn_kinds, cfg)
+        out[i] = (len(draw), executor.submit(_refit, **task) if task is not None else None)
+    return out
+
+
 def _run_refits(tasks: dict[int, dict], jobs: int) -> dict[int, list[Criterion]]:
     """Run the refits, in worker processes when ``jobs`` > 1 and there are several."""
     if jobs <= 1 or len(tasks) <= 1:
@@ -229,7 +304,8 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                        fit_kinds: dict[str, str], churn_kinds: dict[str, str] | None,
                        final: CriteriaSet, cfg: Config,
                        churned: pd.Series | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> dict:
+                       progress: Callable[[int, int], None] | None = None,
+                       started: dict[int, tuple[int, object]] | None = None) -> dict:
     """Refit the criteria on bootstrap resamples (see the module docstring).
 
     Parameters
@@ -255,6 +331,9 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
     progress : callable, optional
         ``progress(done, total)``, called after each resample (``total`` is
         ``stability_resamples``, the most that may run).
+    started : dict, optional
+        What :func:`start_stability` submitted earlier with the same inputs; those
+        refits are collected instead of run again (the result is the same).
 
     Returns
     -------
@@ -276,7 +355,8 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
     finals = final.icp + final.anti_icp
     final_masks = [c.mask(rows).to_numpy(bool) for c in finals]
     counts = [0] * len(finals)
-    need = math.ceil(cfg.criteria.min_stability * n - 1e-9)
+    need = _need(cfg)
+    started = started or {}
     jaccards, whole = [], []
     done = 0
     drawn_rows = 0
@@ -288,21 +368,29 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         left = n - b
         certain = max((min(need - k, left - (need - k) + 1) for k in counts
                        if not (k >= need or k + left < need)), default=left)
-        batch = list(range(b, b + max(1, min(jobs, certain, left))))
-        tasks = {}
-        for i in batch:
-            draw, task = _resample(i, df, cohorts, churned, pool, pool_cohorts, fit_kinds,
-                                   churn_kinds, cfg)
-            if task is not None:
-                tasks[i] = task
-                drawn_rows = len(draw)
-        found_by = _run_refits(tasks, jobs)
+        if b in started:  # submitted by start_stability: read them in order as they finish
+            batch = [i for i in range(b, n) if i in started]
+            batch = batch[:next((k for k, i in enumerate(batch) if i != b + k), len(batch))]
+            found_by = {i: started[i][1] for i in batch if started[i][1] is not None}
+        else:
+            batch = list(range(b, b + max(1, min(jobs, certain, left))))
+            tasks = {}
+            for i in batch:
+                draw, task = _resample(i, df, cohorts, churned, pool, pool_cohorts, fit_kinds,
+                                       churn_kinds, cfg)
+                if task is not None:
+                    tasks[i] = task
+                    drawn_rows = len(draw)
+            found_by = _run_refits(tasks, jobs)
         settled = False
         for i in batch:
             b = i + 1
             if i not in found_by:
                 continue
             found = found_by[i]
+            if i in started:
+                found = found.result()
+                drawn_rows = started[i][0]
             found_masks = [c.mask(rows).to_numpy(bool) for c in found]
             hit_final = [any(criteria_match(f, r, fm, rm) for r, rm in zip(found, found_masks, strict=True))
                          for f, fm in zip(finals, final_masks, strict=True)]
@@ -328,6 +416,9 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                 break
         if settled:
             break
+    for i in range(b, n):  # started refits the stopping rule did not need
+        if i in started and started[i][1] is not None:
+            started[i][1].cancel()
     if done == 0:
         return {}
     per = {c.describe(): counts[i] / done for i, c in enumerate(finals)}
@@ -336,7 +427,9 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         "max_resamples": n,
         "rows_per_refit": drawn_rows,
         "measures": (f"share of {done} refits, each on {drawn_rows} accounts drawn with replacement "
-                     f"from the {len(pool)} non-held-out accounts, in which the criterion reappeared"),
+                     f"from the {len(pool)} non-held-out accounts (candidates proposed from SHAP "
+                     f"values on at most {MAX_REFIT_SHAP_ROWS} of them), in which the criterion "
+                     "reappeared"),
         "match": f"same kind and column(s); category-set or row Jaccard >= {MATCH_JACCARD}",
         "set_jaccard": float(np.mean(jaccards)),
         "icp_set_share": float(np.mean(whole)) if final.icp else None,

@@ -112,9 +112,17 @@ def test_parallel_refits_give_the_serial_result(discovery, monkeypatch):
             d.config, churned)
     monkeypatch.setenv("ICPML_JOBS", "2")
     par = stab_mod.criteria_stability(*args)
+    # the refits no stopping rule can skip, submitted before the models train (as discover does)
+    started = stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
+                                       dict(d.churn.kinds), d.config, churned)
+    assert sorted(started) == [0, 1, 2, 3, 4]  # need = ceil(0.6 * 8)
+    early = stab_mod.criteria_stability(*args, started=started)
     monkeypatch.setenv("ICPML_JOBS", "1")
+    assert stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
+                                    dict(d.churn.kinds), d.config, churned) == {}
     ser = stab_mod.criteria_stability(*args)
     assert par == ser
+    assert early == ser
     assert par["rows_per_refit"] == 1000
     assert "each on 1000 accounts drawn with replacement from the 1400" in par["measures"]
     for c in d.criteria.icp:
@@ -147,12 +155,12 @@ def test_cross_validation_runs_on_a_capped_stratified_sample(monkeypatch):
     monkeypatch.setattr("icpml.models.MAX_CV_ROWS", 400)
     m = train_model("fit", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds,
                     ModelsConfig(max_iter=20))
-    assert m.cv["rows"] == 400 and m.cv["folds"] == 5
+    assert m.cv["rows"] == 400 and m.cv["folds"] == 3  # MAX_CV_FOLDS_SAMPLED on a sample
     assert np.isfinite(m.cv["roc_auc_mean"])
     monkeypatch.setattr("icpml.models.MAX_CV_ROWS", 10_000)
     full = train_model("fit", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds,
                        ModelsConfig(max_iter=20))
-    assert full.cv["rows"] == 1000
+    assert full.cv["rows"] == 1000 and full.cv["folds"] == 5  # every row: cv_folds
     # the final model is fitted on every training row either way
     assert np.allclose(m.predict_proba(df.iloc[1000:]), full.predict_proba(df.iloc[1000:]))
 
@@ -177,3 +185,26 @@ def test_held_out_shap_is_a_sample_by_cohort_on_a_large_holdout():
     assert (cohort.loc[out.index] == "best").sum() == 1250
     assert pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0) is not None
     assert len(pipeline_mod._sample_by_cohort(rows.iloc[:300], cohort.iloc[:300], 5000, 0)) == 300
+
+
+def test_a_model_trained_in_a_worker_is_the_one_trained_here(monkeypatch):
+    """On a large pool discover trains the churn model in a refit worker (in_worker): the
+    model that comes back scores exactly as one trained in this process."""
+    from icpml.models import train_model
+
+    df = make_accounts(1500, seed=4)
+    y = df["churned"].astype(bool).to_numpy()
+    kinds = {"employees": "numeric", "industry": "categorical", "crm": "categorical"}
+    cfg = demo_config().model_copy(update={"models": demo_config().models.model_copy(
+        update={"max_iter": 20})})
+    args = ("churn", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds, cfg.models)
+    monkeypatch.setenv("ICPML_JOBS", "2")
+    assert stab_mod.in_worker(stab_mod.MAX_REFIT_ROWS, cfg, train_model, *args) is None
+    monkeypatch.setattr(stab_mod, "MAX_REFIT_ROWS", 500)
+    job = stab_mod.in_worker(1000, cfg, train_model, *args)
+    assert job is not None
+    there, here = job.result(), train_model(*args)
+    assert there.holdout["roc_auc"] == here.holdout["roc_auc"]
+    assert np.array_equal(there.predict_proba(df), here.predict_proba(df))
+    monkeypatch.setenv("ICPML_JOBS", "1")
+    assert stab_mod.in_worker(1000, cfg, train_model, *args) is None
