@@ -375,9 +375,9 @@ def score(
     readable = table_suffix(out) == ".csv"
     cfg = load_config(config) if config else None
     if cfg is not None and cfg.columns.product and model is None:
-        raise ConfigError(f"columns.product gives one model per product line: pass --model "
-                          f"models:/{cfg.tracking.fit_model_name}-<product>@champion (or score "
-                          "every product in Python: icpml.products ProductDiscovery.score)")
+        # one model per product line: score every account against every product's @champion
+        _score_products(cfg, data, query, out, readable=readable, excel_safe=excel_safe)
+        return
     ref = tracking.resolve_model(model, cfg)
     if cfg is not None and ref.name and ref.name != cfg.tracking.fit_model_name:
         log.warning("--model %s is not the model of config '%s' (%s): scoring with %s as asked",
@@ -410,6 +410,57 @@ def score(
     # data issues were logged once by the scorer as a warning (shown even with --quiet)
     dt = time.perf_counter() - t0
     _out(f"scored {n} accounts in {dt:.1f}s ({n / max(dt, 1e-9):,.0f} rows/s)")
+    _out(f"scored:    {out}", always=True)
+    _State.exit_now = True
+
+
+def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, readable: bool,
+                    excel_safe: bool) -> None:
+    """``icpml score`` of a columns.product config: every product's @champion, one row per
+    account (see :class:`icpml.products.ProductScorers`)."""
+    import pandas as pd
+
+    from icpml._io import prefetch, write_table_stream
+    from icpml.data import iter_accounts, iter_query
+    from icpml.errors import DataError
+    from icpml.products import load_product_scorers
+    from icpml.scoring import SCORE_DECIMALS
+
+    ps = load_product_scorers(cfg)
+    for p, why in ps.missing.items():
+        log.warning("product %s is not scored: %s", p, why.splitlines()[0])
+    for p, ref in ps.refs.items():
+        log.info("model: %s [product %s]", ref.describe(), p)
+    rows = min(s.chunk_size for s in ps.scorers.values())
+    source = str(data) if data is not None else "the query"
+    batches = iter_accounts(data, rows, text=True) if data is not None else iter_query(query, rows)
+    counts: dict[str, int] = {}
+    wanted = ps.input_columns
+
+    def scored_batches():
+        first = True
+        for b in batches:
+            if first and not any(c in b.columns for c in wanted):
+                shown = ", ".join(wanted[:8]) + (f" and {len(wanted) - 8} more"
+                                                 if len(wanted) > 8 else "")
+                raise DataError(f"none of the product models' columns is in the table ({shown}); "
+                                "check the headers or --config", source)
+            first = False
+            part = ps.score(b)
+            for k, v in part["best_product"].fillna("(none)").value_counts().items():
+                counts[k] = counts.get(k, 0) + int(v)
+            if readable:
+                part = part.round({**{f"fit_{p}": SCORE_DECIMALS for p in ps.products},
+                                   "expected_value": 2})
+            yield part
+
+    t0 = time.perf_counter()
+    n = write_table_stream(prefetch(scored_batches()), out, excel_safe=excel_safe)
+    summary = pd.DataFrame({"best_product": list(counts), "accounts": list(counts.values())})
+    summary["share"] = summary["accounts"] / max(n, 1)
+    _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))
+    dt = time.perf_counter() - t0
+    _out(f"scored {n} accounts against {len(ps.scorers)} products in {dt:.1f}s")
     _out(f"scored:    {out}", always=True)
     _State.exit_now = True
 

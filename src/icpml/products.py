@@ -39,6 +39,7 @@ product lines need separate targeting, high overlap that one ICP serves both.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -59,7 +60,12 @@ from icpml.scoring import SCORE_DECIMALS, Scorer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProductDiscovery", "discover_products", "product_config"]
+__all__ = ["ProductDiscovery", "ProductScorers", "discover_products", "load_product_scorers",
+           "product_config"]
+
+#: run tags a product's discovery leaves for scoring from the store (see :func:`load_product_scorers`)
+TAG_PRODUCT, TAG_PRODUCTS, TAG_BEST_VALUE = ("icpml.product", "icpml.products",
+                                             "icpml.product_best_value")
 
 #: the tiers that make a product a candidate for ``best_product``, best first
 _BEST_TIERS = ("Tier 1", "Tier 2")
@@ -124,10 +130,7 @@ class ProductDiscovery:
         DataFrame
             One row per input row, in input order, with the columns of :attr:`scored`.
         """
-        per = {p: s.score(accounts) for p, s in self.scorers.items()}
-        ids = (next(iter(per.values()))[self.id_column].to_numpy() if per
-               else accounts[self.id_column].astype("string").to_numpy())
-        return _combine(self.products, per, ids, self.id_column, self.best_values)
+        return _score_all(self.products, self.scorers, accounts, self.id_column, self.best_values)
 
     def exports(self) -> dict[str, dict]:
         """Per product with an ICP run: ``criteria.json`` text, SQL and pandas expressions
@@ -359,12 +362,145 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
             else 0.0
         value_cols[product] = value_col
 
+    if track:  # what scoring from the store needs: the product names and best-cohort values
+        from icpml.tracking import tag_run
+
+        for product, res in per.items():
+            if res.run_id:
+                tag_run(res.run_id, {TAG_PRODUCT: product, TAG_PRODUCTS: json.dumps(names),
+                                     TAG_BEST_VALUE: repr(best_values[product])})
+
     out = ProductDiscovery(per, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), timings, failed,
                            cfg.columns.product, id_col, best_values)
     out.summary = _summary(names, per, failed, tables, best_values, value_cols)
     out.scored = out.score(everyone)
     out.overlap = _overlap(names, out.scored)
     return out
+
+
+def _score_all(names: list[str], scorers: dict[str, Scorer], accounts: pd.DataFrame,
+               id_col: str, best_values: dict[str, float]) -> pd.DataFrame:
+    """Score ``accounts`` with every product's scorer and combine (see the module)."""
+    per = {p: s.score(accounts) for p, s in scorers.items()}
+    ids = (next(iter(per.values()))[id_col].to_numpy() if per
+           else accounts[id_col].astype("string").to_numpy())
+    return _combine(names, per, ids, id_col, best_values)
+
+
+@dataclass
+class ProductScorers:
+    """Every product's champion scorer, loaded from the tracking store.
+
+    What ``icpml score -c <config>`` uses for a product-line config: scoring gives the
+    same columns and values as :meth:`ProductDiscovery.score` of the discovery that
+    registered the models.
+
+    Parameters
+    ----------
+    products : list of str
+        Every product of the discovery, in its order (those in ``missing`` included).
+    scorers : dict
+        Product -> the :class:`~icpml.scoring.Scorer` of its ``@champion`` fit model.
+    refs : dict
+        Product -> the :class:`~icpml.tracking.ModelRef` it was loaded from.
+    best_values : dict
+        Product -> mean first outcome of its best cohort (for ``expected_value``).
+    missing : dict
+        Product -> why no model could be used (no model, no ``@champion``); such a
+        product claims nothing: ``icp_<p>`` False, fit and tier missing.
+    id_column : str
+        The account id column.
+    """
+
+    products: list[str]
+    scorers: dict[str, Scorer]
+    refs: dict[str, object]
+    best_values: dict[str, float]
+    missing: dict[str, str]
+    id_column: str
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Every column some product's model reads, first seen first."""
+        return list(dict.fromkeys(c for s in self.scorers.values() for c in s.input_columns))
+
+    def score(self, accounts: pd.DataFrame) -> pd.DataFrame:
+        """One row per account (input order): ``n_product_icps``, ``expected_value``, per
+        product ``icp_<p>`` / ``fit_<p>`` / ``tier_<p>``, and ``best_product``. ``accounts``
+        is not modified."""
+        return _score_all(self.products, self.scorers, accounts, self.id_column,
+                          self.best_values)
+
+
+def load_product_scorers(cfg: Config) -> ProductScorers:
+    """Load the ``@champion`` fit model of every product of a product-line config.
+
+    The models are those :func:`discover_products` registered with ``track=True``
+    (``<tracking.fit_model_name>-<product>``); the product names, the full product list
+    (products that got no model included) and each product's best-cohort value are read
+    from the tags of each champion's run.
+
+    Parameters
+    ----------
+    cfg : Config
+        With ``columns.product`` or ``products``; names the tracking store.
+
+    Returns
+    -------
+    ProductScorers
+
+    Raises
+    ------
+    ConfigError
+        The config has no product lines.
+    TrackingError
+        No store, or no product has a model with a ``@champion``.
+    """
+    from mlflow import MlflowClient
+
+    from icpml import tracking
+    from icpml.errors import TrackingError
+
+    if not cfg.products and not cfg.columns.product:
+        raise ConfigError("no products in the config: set columns.product or products: to "
+                          "score every product line")
+    base = cfg.tracking.fit_model_name
+    if cfg.products:
+        models = {p: f"{base}-{model_slug(p)}" for p in cfg.products}
+    else:
+        prefix = f"{base}-"
+        models = {m[len(prefix):]: m for m in tracking.fit_models(cfg) if m.startswith(prefix)}
+    client = MlflowClient()
+    scorers, refs, best_values, missing = {}, {}, {}, {}
+    listed: list[str] = list(cfg.products)
+    for label, name in models.items():
+        try:
+            ref = tracking.resolve_model(f"models:/{name}@champion", cfg)
+        except TrackingError as err:
+            missing[label] = str(err)
+            continue
+        tags = client.get_run(ref.run_id).data.tags if ref.run_id else {}
+        product = tags.get(TAG_PRODUCT, label)
+        if not cfg.products:
+            listed += [p for p in json.loads(tags.get(TAG_PRODUCTS, "[]")) if p not in listed]
+        scorers[product] = tracking.load_scorer(ref, cfg)
+        refs[product] = ref
+        best_values[product] = float(tags.get(TAG_BEST_VALUE, 0.0))
+        missing.pop(product, None)
+    names = listed if cfg.products else sorted(set(listed) | set(scorers), key=str)
+    # a product the discovery listed but whose model is absent or lost its champion
+    slugs = {model_slug(p): p for p in names}
+    missing = {slugs.get(k, k): v for k, v in missing.items()}
+    for p in names:
+        if p not in scorers and p not in missing:
+            missing[p] = f"no model {base}-{model_slug(p)} (its discovery found no ICP)"
+    names += [p for p in missing if p not in names]
+    if not scorers:
+        where = tracking.redact(tracking.tracking_uri(cfg))
+        raise TrackingError(f"no product model of config '{cfg.name}' has a @champion in '{where}' "
+                            f"(looked for {base}-<product>); run `icpml discover -c <config>` "
+                            "first, or promote a version")
+    return ProductScorers(names, scorers, refs, best_values, missing, cfg.columns.id)
 
 
 def _combine(names: list[str], per: dict[str, pd.DataFrame], ids: np.ndarray, id_col: str,
