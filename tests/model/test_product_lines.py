@@ -277,14 +277,14 @@ def test_cli_error_is_one_line(tmp_path):
         err = [ln for ln in out.stderr.splitlines() if ln.strip()]
         assert len(err) == 1 and "Traceback" not in out.stderr, out.stderr
         assert "(id, product)" in err[0]
-    # scoring needs one model per product line: without --model the error says which
+    # scoring every product needs their models: with no store, one line and a non-zero exit
     out = subprocess.run([sys.executable, "-m", "icpml", "score", "-c", "cfg.yaml", "--data",
                           "rows.csv", "--out", "s.csv"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300,
                          env={**os.environ, "ICPML_PROJECT_ROOT": str(tmp_path)})
     err = [ln for ln in out.stderr.splitlines() if ln.strip()]
-    assert out.returncode == ExitCode.CONFIG and len(err) == 1, out.stderr
-    assert "models:/lines-fit-<product>@champion" in err[0]
+    assert out.returncode != 0 and len(err) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "s.csv").exists()
 
 
 def test_product_spellings_are_one_line():
@@ -300,3 +300,65 @@ def test_product_spellings_are_one_line():
     with pytest.raises(DataError) as err:
         validate_accounts(pd.concat([df, first], ignore_index=True), config())
     _one_line(err.value, "(id, product)", "one row per customer and product")
+
+
+# ------------------------------------------------------------------ score from the store
+def _icpml(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "icpml", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ICPML_PROJECT_ROOT": str(tmp_path)})
+
+
+def test_cli_scores_every_product_as_discovery_does(tmp_path, monkeypatch):
+    """discover (tracked) -> ``icpml score -c cfg.yaml``: one row per account against every
+    product's @champion, the same columns and values as ProductDiscovery.score; a product
+    without a model is named in a warning and claims nothing; --model still scores one."""
+    import yaml
+
+    from icpml.config import load_config
+    from icpml.data import load_accounts
+    from icpml.scoring import SCORE_DECIMALS
+
+    df, plants = draw(0, n=300, tiny="legacy")
+    (tmp_path / ".icpml").write_text("")
+    df.to_csv(tmp_path / "rows.csv", index=False)
+    prospects = _features(np.random.default_rng(77), 300, "P")
+    prospects.to_csv(tmp_path / "prospects.csv", index=False)
+    cfg = config().model_dump(mode="json", exclude={"project_root"})
+    cfg["data"] = {"path": "rows.csv"}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(tmp_path))
+    res = discover_products(load_config(tmp_path / "cfg.yaml"),
+                            load_accounts(tmp_path / "rows.csv", text=True), track=True)
+    assert "legacy" in res.failed and set(plants) <= set(res.per_product)
+
+    out = _icpml(tmp_path, "score", "-c", "cfg.yaml", "--data", "prospects.csv",
+                 "--out", "scored.csv")
+    assert out.returncode == 0, out.stderr
+    for p in plants:  # which model version each product used
+        assert f"INFO model: models:/lines-fit-{p}@champion (version 1" in out.stderr, out.stderr
+    warn = [ln for ln in out.stderr.splitlines() if ln.startswith("WARNING")]
+    assert len(warn) == 1 and "product legacy" in warn[0], out.stderr
+    got = pd.read_csv(tmp_path / "scored.csv", dtype={"account_id": str})
+    want = res.score(load_accounts(tmp_path / "prospects.csv", text=True))
+    assert list(got.columns) == list(want.columns)
+    assert len(got) == len(prospects) and got["account_id"].tolist() == prospects[
+        "account_id"].tolist()
+    for c in want.columns:
+        if c.startswith("fit_") or c == "expected_value":
+            w = want[c].to_numpy(float).round(SCORE_DECIMALS if c != "expected_value" else 2)
+            assert np.allclose(got[c].to_numpy(float), w, atol=1e-9, equal_nan=True), c
+        else:
+            assert (got[c].astype("string").fillna("<NA>").to_numpy()
+                    == want[c].astype("string").fillna("<NA>").to_numpy()).all(), c
+    for p in plants:  # the tiers are the product's criteria on the prospects
+        tiers = assign_tiers(res.per_product[p].criteria, prospects).astype(str).to_numpy()
+        assert (got[f"tier_{p}"].astype(str).to_numpy() == tiers).all(), p
+    assert not got["icp_legacy"].any() and got["tier_legacy"].isna().all()
+
+    one = next(iter(plants))  # --model for one product still scores that product alone
+    out = _icpml(tmp_path, "score", "-c", "cfg.yaml", "--data", "prospects.csv", "--out",
+                 "one.csv", "--model", f"models:/lines-fit-{one}@champion")
+    assert out.returncode == 0, out.stderr
+    single = pd.read_csv(tmp_path / "one.csv", dtype={"account_id": str})
+    assert (single["tier"].astype(str).to_numpy() == got[f"tier_{one}"].astype(str).to_numpy()).all()
