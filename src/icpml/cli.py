@@ -596,19 +596,28 @@ def _record_promotion(cfg, entry: dict) -> None:
 @app.command()
 @_handle_errors
 def export(
-    criteria: Annotated[Path, typer.Option(metavar="FILE", help="criteria.json from a report folder.")],
+    criteria: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="criteria.json from a report folder.")] = None,
     format: Annotated[Literal["sql", "pandas", "json"], typer.Option(
         "--format", "-f", help="SQL WHERE clauses, pandas query strings or JSON.")] = "sql",
     dialect: Annotated[str | None, typer.Option(
         metavar="DIALECT", help="SQL dialect (any sqlglot dialect: duckdb, sqlite, postgres, snowflake, bigquery, ...); "
              "default: portable SQL that runs in DuckDB and SQLite.")] = None,
-    out: Annotated[Path | None, typer.Option(metavar="FILE", help="Write here instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Write here instead of stdout (with a product-line config: a "
+             "folder, one sub-folder per product).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", metavar="FILE", help="Or export the criteria of this config's "
+             "@champion model (every product's, with columns.product or products:).")] = None,
 ) -> None:
     """Export ICP and anti-ICP criteria as enforceable filters (SQL WHERE, pandas, JSON).
 
     The filters run on the raw account table (as the warehouse stores it, or as
     ``pd.read_csv`` reads it) and select the rows icpml marks: category and yes/no
     spellings are folded, formatted numbers cleaned, as the criteria's schema says.
+    With ``--config`` of a product-line config every product's @champion criteria are
+    exported in one command: to stdout one section per product, or with ``--out DIR``
+    ``DIR/<product>/criteria.sql`` (``criteria_pandas.py``, ``criteria.json``).
     """
     from icpml._io import atomic_write_text
     from icpml.criteria import CriteriaSet
@@ -617,6 +626,11 @@ def export(
         raise ConfigError(f"--format '{format}' is unknown; use sql, pandas or json")
     if dialect is not None and format != "sql":
         raise ConfigError(f"--dialect applies to --format sql only (not {format}); drop --dialect")
+    if (criteria is None) == (config is None):
+        raise ConfigError("pass exactly one of --criteria criteria.json or --config <config>.yaml")
+    if config is not None:
+        _export_config(config, format, dialect, out)
+        return
     try:
         cs = CriteriaSet.from_dict(json.loads(criteria.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -624,6 +638,64 @@ def export(
                           "from a report folder") from None
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"'{criteria}' is not a valid criteria.json ({err})") from None
+    text = _export_text(cs, format, dialect)
+    if out:
+        atomic_write_text(out, text)
+        _out(f"written:   {out}", always=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+#: file name of each export format in a per-product export folder
+_EXPORT_FILES = {"sql": "criteria.sql", "pandas": "criteria_pandas.py", "json": "criteria.json"}
+
+
+def _export_config(config: Path, format: str, dialect: str | None, out: Path | None) -> None:
+    """``icpml export -c``: the champion's criteria, or every product's (one section or
+    sub-folder per product, written all or nothing)."""
+    from icpml import tracking
+    from icpml.config import load_config, model_slug
+
+    cfg = load_config(config)
+    if cfg.columns.product or cfg.products:
+        from icpml.products import load_product_scorers
+
+        ps = load_product_scorers(cfg)
+        for p, why in ps.missing.items():
+            log.warning("product %s is not exported: %s", p, why.splitlines()[0])
+        sets = {p: ps.scorers[p].criteria for p in ps.products if p in ps.scorers}
+        for p, ref in ps.refs.items():
+            log.info("model: %s [product %s]", ref.describe(), p)
+    else:
+        ref = tracking.resolve_model(None, cfg)
+        log.info("model: %s", ref.describe())
+        sets = {None: tracking.load_scorer(ref, cfg).criteria}
+    texts = {p: _export_text(cs, format, dialect) for p, cs in sets.items()}
+    if None in texts:
+        if out:
+            from icpml._io import atomic_write_text
+
+            atomic_write_text(out, texts[None])
+            _out(f"written:   {out}", always=True)
+        else:
+            typer.echo(texts[None], nl=False)
+        return
+    if out is None:
+        mark = "--" if format == "sql" else "#" if format == "pandas" else None
+        for p, text in texts.items():
+            if mark:
+                typer.echo(f"{mark} ===== product {p} =====")
+            typer.echo(text, nl=False)
+        return
+    from icpml.products import write_folder
+
+    write_folder(out, {f"{model_slug(p)}/{_EXPORT_FILES[format]}": t for p, t in texts.items()})
+    for p in texts:
+        _out(f"written:   {out / model_slug(p) / _EXPORT_FILES[format]}", always=True)
+
+
+def _export_text(cs, format: str, dialect: str | None) -> str:
+    """One criteria set as the text ``icpml export`` writes in ``format``."""
     if format == "sql":
         try:
             q = cs.to_sql(dialect)
@@ -642,9 +714,9 @@ def export(
         elif dialect.lower() == "sqlite":
             notes.append("-- SQLite has no REGEXP_REPLACE: ASCII whitespace runs of up to 64 characters "
                          "are folded; non-ASCII spaces are not.")
-        text = ("\n".join(notes) + "\n\n-- ICP: accounts meeting every inclusion and no exclusion\n"
+        return ("\n".join(notes) + "\n\n-- ICP: accounts meeting every inclusion and no exclusion\n"
                 f"WHERE {q['icp']}\n\n-- anti-ICP: accounts to walk past\nWHERE {q['anti_icp']}\n")
-    elif format == "pandas":
+    if format == "pandas":
         code = cs.to_pandas(code=True)
         head = ["# icpml criteria as pandas filters on the raw account table as pd.read_csv reads it",
                 "# (category and yes/no spellings folded, formatted numbers parsed)."]
@@ -655,18 +727,12 @@ def export(
         except ConfigError as err:
             log.warning("no df.query strings written: %s", err)
             head += [f"# no df.query strings: {err}", "# df[icp_mask(df)] keeps the ICP rows."]
-        text = ("\n".join(head) + "\n\n\n"
+        return ("\n".join(head) + "\n\n\n"
                 'def icp_mask(df):\n    """True for the ICP rows of df: every inclusion, no exclusion."""\n'
                 f"    return {code['icp']}\n\n\n"
                 'def anti_icp_mask(df):\n    """True for the anti-ICP rows of df: any exclusion."""\n'
                 f"    return {code['anti_icp']}\n")
-    else:
-        text = cs.to_json()
-    if out:
-        atomic_write_text(out, text)
-        _out(f"written:   {out}", always=True)
-    else:
-        typer.echo(text, nl=False)
+    return cs.to_json()
 
 
 @app.command()

@@ -61,7 +61,7 @@ from icpml.scoring import SCORE_DECIMALS, Scorer
 log = logging.getLogger(__name__)
 
 __all__ = ["ProductDiscovery", "ProductScorers", "discover_products", "load_product_scorers",
-           "product_config"]
+           "product_config", "write_folder"]
 
 #: run tags a product's discovery leaves for scoring from the store (see :func:`load_product_scorers`)
 TAG_PRODUCT, TAG_PRODUCTS, TAG_BEST_VALUE = ("icpml.product", "icpml.products",
@@ -224,6 +224,33 @@ class ProductDiscovery:
                   "| --- | ---: |"]
         lines += [f"| {_md(k)} | {v} |" for k, v in best.items()]
         return "\n".join(lines) + "\n"
+
+
+def write_folder(folder: str | os.PathLike[str], files: dict[str, str]) -> Path:
+    """Write text files (relative path -> content) under ``folder``, none half-written.
+
+    Every file is written in a temporary folder beside ``folder`` first; a new ``folder``
+    is then renamed into place whole, and into an existing one each file is moved with an
+    atomic rename (other files there are left alone). Returns ``folder``.
+    """
+    dest = Path(folder)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for rel, text in files.items():
+            f = tmp / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text, encoding="utf-8")
+        if not dest.exists():
+            tmp.rename(dest)
+        else:
+            for rel in files:
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / rel, dest / rel)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def _md(text: object) -> str:
