@@ -681,10 +681,12 @@ def _export_config(config: Path, format: str, dialect: str | None, out: Path | N
             typer.echo(texts[None], nl=False)
         return
     if out is None:
-        mark = "--" if format == "sql" else "#" if format == "pandas" else None
+        if format == "json":  # one document: product -> its criteria.json
+            typer.echo(json.dumps({p: json.loads(t) for p, t in texts.items()}, indent=2))
+            return
+        mark = "--" if format == "sql" else "#"
         for p, text in texts.items():
-            if mark:
-                typer.echo(f"{mark} ===== product {p} =====")
+            typer.echo(f"{mark} ===== product {p} =====")
             typer.echo(text, nl=False)
         return
     from icpml.products import write_folder

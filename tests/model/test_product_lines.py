@@ -309,29 +309,40 @@ def _icpml(tmp_path, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "ICPML_PROJECT_ROOT": str(tmp_path)})
 
 
-def test_cli_scores_every_product_as_discovery_does(tmp_path, monkeypatch):
-    """discover (tracked) -> ``icpml score -c cfg.yaml``: one row per account against every
-    product's @champion, the same columns and values as ProductDiscovery.score; a product
-    without a model is named in a warning and claims nothing; --model still scores one."""
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A project whose store holds a tracked product-line discovery (2 products with a model,
+    ``legacy`` without one), and prospects to score."""
     import yaml
 
     from icpml.config import load_config
     from icpml.data import load_accounts
-    from icpml.scoring import SCORE_DECIMALS
 
+    tmp = tmp_path_factory.mktemp("store")
     df, plants = draw(0, n=300, tiny="legacy")
-    (tmp_path / ".icpml").write_text("")
-    df.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp / ".icpml").write_text("")
+    df.to_csv(tmp / "rows.csv", index=False)
     prospects = _features(np.random.default_rng(77), 300, "P")
-    prospects.to_csv(tmp_path / "prospects.csv", index=False)
+    prospects.to_csv(tmp / "prospects.csv", index=False)
     cfg = config().model_dump(mode="json", exclude={"project_root"})
     cfg["data"] = {"path": "rows.csv"}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(tmp_path))
-    res = discover_products(load_config(tmp_path / "cfg.yaml"),
-                            load_accounts(tmp_path / "rows.csv", text=True), track=True)
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ICPML_PROJECT_ROOT", str(tmp))
+        res = discover_products(load_config(tmp / "cfg.yaml"),
+                                load_accounts(tmp / "rows.csv", text=True), track=True)
     assert "legacy" in res.failed and set(plants) <= set(res.per_product)
+    return tmp, plants, res, prospects
 
+
+def test_cli_scores_every_product_as_discovery_does(store):
+    """discover (tracked) -> ``icpml score -c cfg.yaml``: one row per account against every
+    product's @champion, the same columns and values as ProductDiscovery.score; a product
+    without a model is named in a warning and claims nothing."""
+    from icpml.data import load_accounts
+    from icpml.scoring import SCORE_DECIMALS
+
+    tmp_path, plants, res, prospects = store
     out = _icpml(tmp_path, "score", "-c", "cfg.yaml", "--data", "prospects.csv",
                  "--out", "scored.csv")
     assert out.returncode == 0, out.stderr
@@ -342,8 +353,7 @@ def test_cli_scores_every_product_as_discovery_does(tmp_path, monkeypatch):
     got = pd.read_csv(tmp_path / "scored.csv", dtype={"account_id": str})
     want = res.score(load_accounts(tmp_path / "prospects.csv", text=True))
     assert list(got.columns) == list(want.columns)
-    assert len(got) == len(prospects) and got["account_id"].tolist() == prospects[
-        "account_id"].tolist()
+    assert got["account_id"].tolist() == prospects["account_id"].tolist()
     for c in want.columns:
         if c.startswith("fit_") or c == "expected_value":
             w = want[c].to_numpy(float).round(SCORE_DECIMALS if c != "expected_value" else 2)
@@ -356,9 +366,41 @@ def test_cli_scores_every_product_as_discovery_does(tmp_path, monkeypatch):
         assert (got[f"tier_{p}"].astype(str).to_numpy() == tiers).all(), p
     assert not got["icp_legacy"].any() and got["tier_legacy"].isna().all()
 
-    one = next(iter(plants))  # --model for one product still scores that product alone
+
+def test_cli_model_still_scores_one_product(store):
+    tmp_path, plants, res, prospects = store
+    one = next(iter(plants))
     out = _icpml(tmp_path, "score", "-c", "cfg.yaml", "--data", "prospects.csv", "--out",
                  "one.csv", "--model", f"models:/lines-fit-{one}@champion")
     assert out.returncode == 0, out.stderr
     single = pd.read_csv(tmp_path / "one.csv", dtype={"account_id": str})
-    assert (single["tier"].astype(str).to_numpy() == got[f"tier_{one}"].astype(str).to_numpy()).all()
+    want = res.score(prospects)[f"tier_{one}"].astype(str).to_numpy()
+    assert (single["tier"].astype(str).to_numpy() == want).all()
+
+
+def test_cli_exports_every_product(store):
+    """``icpml export -c cfg.yaml --out DIR``: per product the champion's SQL, which selects
+    exactly that product's ICP rows of the raw prospects table."""
+    import duckdb
+
+    tmp_path, plants, res, prospects = store
+    out = _icpml(tmp_path, "export", "-c", "cfg.yaml", "-f", "sql", "--out", "exp")
+    assert out.returncode == 0, out.stderr
+    assert "product legacy" in out.stderr  # no model: said, not exported
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == sorted(plants)
+    raw = pd.read_csv(tmp_path / "prospects.csv")
+    con = duckdb.connect()
+    con.register("t", raw)
+    for p in plants:
+        text = (tmp_path / "exp" / p / "criteria.sql").read_text()
+        icp = text.split("-- ICP:")[1].split("WHERE ", 1)[1].split("\n\n")[0]
+        got = con.execute(f"SELECT ({icp}) AS m FROM t").df()["m"].fillna(False).to_numpy(bool)
+        want = res.per_product[p].criteria.icp_mask(prospects).to_numpy(bool)
+        assert (got == want).all(), p
+    # stdout: one JSON document, product -> its criteria.json (with its schema)
+    out = _icpml(tmp_path, "export", "-c", "cfg.yaml", "-f", "json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    doc = json.loads(out.stdout)
+    assert sorted(doc) == sorted(plants) and all("schema" in d for d in doc.values())
