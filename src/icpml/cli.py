@@ -834,7 +834,8 @@ def products(
 
     Product lines are either ``columns.product`` (one row per customer and product; each
     product's ICP from its own rows; ``icpml discover`` runs this too) or ``products:``
-    (an outcome set per product). Writes ``reports/<name>_products_<data>/``: products.md,
+    (an outcome set per product). Writes ``reports/<name>_products_<data>/``: products.html
+    and products.md (one section per product, the overlap), per product report.html,
     products_scored.csv (every account against every product), overlap.csv, summary.csv
     and per product criteria.json / criteria.sql / criteria_pandas.txt.
     """
@@ -855,7 +856,7 @@ def _run_products(cfg, data: Path | None, *, track: bool, t0: float) -> None:
                        / f"{cfg.name}_products_{data_fingerprint(accounts)[:8]}")
     _out(res.to_markdown())
     _out(f"done in {time.perf_counter() - t0:.1f}s")
-    _out(f"products:  {folder / 'products.md'}", always=True)
+    _out(f"products:  {folder / 'products.html'}  (and products.md)", always=True)
 
 
 @app.command()

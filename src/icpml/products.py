@@ -146,11 +146,25 @@ class ProductDiscovery:
             out[p] = {"json": cs.to_json(), "sql": cs.to_sql(), "pandas": pandas}
         return out
 
+    def to_html(self, links: bool = False) -> str:
+        """The cross-product report as one self-contained HTML page: :meth:`to_markdown`
+        rendered (user text escaped, no raw HTML passed through)."""
+        from markdown_it import MarkdownIt
+
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(
+            self.to_markdown(links))
+        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                "<title>Cross-product ICP</title>\n<style>\n" + _CSS + "</style>\n</head>\n"
+                "<body>\n" + body + "</body>\n</html>\n")
+
     def write(self, folder: str | os.PathLike[str]) -> Path:
         """Write the cross-product report folder, all or nothing.
 
-        ``products.md`` (:meth:`to_markdown`), ``products_scored.csv``, ``overlap.csv``,
-        ``summary.csv`` (fit scores to 4 decimals, expected value to 2) and per product ``<product>/criteria.json``, ``criteria.sql`` and
+        ``products.md`` (:meth:`to_markdown`) and ``products.html`` (:meth:`to_html`), one
+        section per product and the overlap, ``products_scored.csv``, ``overlap.csv``,
+        ``summary.csv`` (fit scores to 4 decimals, expected value to 2) and per product with a
+        discovery ``<product>/report.html`` and ``criteria.md`` (that product's report, as
+        :mod:`icpml.report` renders one discovery's), ``criteria.json``, ``criteria.sql`` and
         ``criteria_pandas.txt``. The folder is built beside ``folder`` and renamed into
         place, replacing an older one. Returns ``folder``.
         """
@@ -165,10 +179,18 @@ class ProductDiscovery:
                         tmp / "products_scored.csv")
             write_table(self.overlap, tmp / "overlap.csv")
             write_table(self.summary, tmp / "summary.csv")
-            (tmp / "products.md").write_text(self.to_markdown(), encoding="utf-8")
+            (tmp / "products.md").write_text(self.to_markdown(links=True), encoding="utf-8")
+            (tmp / "products.html").write_text(self.to_html(links=True), encoding="utf-8")
+            from icpml import report
+
             for p, ex in self.exports().items():
                 sub = tmp / model_slug(p)
                 sub.mkdir()
+                res = self.per_product[p]
+                (sub / "report.html").write_text(report.render_html(res, None, dest / sub.name),
+                                                 encoding="utf-8")
+                (sub / "criteria.md").write_text(report.render_markdown(res, dest / sub.name),
+                                                 encoding="utf-8")
                 (sub / "criteria.json").write_text(ex["json"], encoding="utf-8")
                 (sub / "criteria.sql").write_text(
                     f"-- ICP of product {p}\n{ex['sql']['icp']}\n\n"
@@ -184,10 +206,12 @@ class ProductDiscovery:
                 shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, links: bool = False) -> str:
         """The cross-product report in Markdown: the summary, one section per product
-        (verdict, ICP and anti-ICP criteria with held-out evidence, tiers), the overlap
-        table and the accounts by number of product ICPs met."""
+        (that product's own report page, as ``criteria.md`` of a single discovery shows it:
+        verdict, ICP and anti-ICP criteria with held-out evidence, tiers), the overlap
+        table and the accounts by number of product ICPs met. ``links``: each product
+        section links to ``<product>/report.html`` (as :meth:`write` lays them out)."""
         lines = ["# Cross-product ICP", ""]
         if self.product_column:
             lines += [f"One ICP per value of `{self.product_column}`, each discovered from that "
@@ -207,7 +231,8 @@ class ProductDiscovery:
             if p in self.failed:
                 lines.append(f"No reliable ICP for product {_md(p)}: {_md(self.failed[p])}")
                 continue
-            lines += _product_section(p, self.per_product[p])
+            lines += _product_section(p, self.per_product[p],
+                                      f"{model_slug(p)}/report.html" if links else None)
         lines += ["", "## Overlap of the product ICPs", "",
                   "| product A | product B | meet A | meet B | meet both | Jaccard |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
@@ -253,36 +278,32 @@ def write_folder(folder: str | os.PathLike[str], files: dict[str, str]) -> Path:
     return dest
 
 
+_CSS = """  body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+         color: #1a1a1a; max-width: 1100px; margin: 0 auto; padding: 24px 32px; line-height: 1.45; }
+  h2 { border-bottom: 2px solid #0072B2; padding-bottom: 4px; margin-top: 1.8em; }
+  table { border-collapse: collapse; width: 100%; margin: 8px 0 16px; font-size: 0.93em; }
+  th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #ddd; vertical-align: top; }
+  th { background: #f4f6f8; }
+"""
+
+
 def _md(text: object) -> str:
     return str(text).replace("|", "\\|")
 
 
-def _product_section(product: str, res: Discovery) -> list[str]:
-    """Markdown lines of one product: verdict, criteria with evidence, held-out tiers."""
-    cs = res.criteria
-    msg = cs.verdict.get("message", "")
-    found = bool(cs.verdict.get("icp_found"))
-    lines = [_md(msg) if found else _md(_no_icp(product, msg))]
-    for title, crit in (("ICP (every criterion holds)", cs.icp),
-                        ("Anti-ICP (any excludes)", cs.anti_icp)):
-        if not crit:
-            continue
-        lines += ["", f"{title}:", "", "| criterion | coverage | lift [95% CI] |",
-                  "| --- | ---: | --- |"]
-        for c in crit:
-            ev = c.evidence or {}
-            lo, hi = (ev.get("lift_ci") or [None, None])[:2]
-            lift = ev.get("lift")
-            ci = (f"{lift:.2f} [{lo:.2f}, {hi:.2f}]"
-                  if _num(lift) and _num(lo) and _num(hi) else "n/a")
-            cov = f"{ev['coverage']:.0%}" if _num(ev.get("coverage")) else "n/a"
-            lines.append(f"| {_md(c.describe())} | {cov} | {ci} |")
-    if len(res.tiers):
-        lines += ["", "Held-out accounts per tier:", "", "| tier | accounts | best-cohort rate |",
-                  "| --- | ---: | ---: |"]
-        for r in res.tiers.itertuples(index=False):
-            rate = f"{r.best_rate:.0%}" if _num(getattr(r, "best_rate", None)) else "n/a"
-            lines.append(f"| {r.tier} | {r.accounts} | {rate} |")
+def _product_section(product: str, res: Discovery, link: str | None = None) -> list[str]:
+    """Markdown lines of one product: the product's own one-page report
+    (:func:`icpml.report.render_markdown`: verdict, ICP and anti-ICP with held-out evidence,
+    tiers, next steps, warnings) with its headings one level down, under the product's."""
+    from icpml import report
+
+    text = report.render_markdown(res, Path(link).parent if link else None)
+    body = text.split("\n", 1)[1] if text.startswith("# ") else text  # the title is ours
+    lines = [("#" + ln) if ln.startswith("#") else ln for ln in body.strip("\n").splitlines()]
+    if not res.criteria.verdict.get("icp_found"):
+        lines = [_md(_no_icp(product, res.criteria.verdict.get("message", ""))), "", *lines]
+    if link:
+        lines = [f"Full report with figures: [{link}]({link})", "", *lines]
     return lines
 
 

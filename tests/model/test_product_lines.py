@@ -177,6 +177,18 @@ def test_exports_per_product_carry_the_schema(drawn, tmp_path):
     _, _, plants, res, fresh = drawn
     folder = res.write(tmp_path / "out")
     assert (folder / "products.md").is_file() and (folder / "products_scored.csv").is_file()
+    # the report: one section per product (that product's own report page) and the overlap
+    html = (folder / "products.html").read_text()
+    md = (folder / "products.md").read_text()
+    for p in plants:
+        assert f"<h2>Product {p}</h2>" in html and f"## Product {p}" in md
+        assert f"[{p}/report.html]({p}/report.html)" in md
+        assert (folder / p / "report.html").is_file() and (folder / p / "criteria.md").is_file()
+        own = (folder / p / "criteria.md").read_text()
+        assert "## ICP: invest in accounts" in own
+    assert md.count("### ICP: invest in accounts") == sum(
+        bool(res.per_product[p].criteria.icp) for p in plants)
+    assert "<h2>Overlap of the product ICPs</h2>" in html and "<script" not in html
     import duckdb
 
     for p in plants:
