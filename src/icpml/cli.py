@@ -376,6 +376,9 @@ def score(
     cfg = load_config(config) if config else None
     if cfg is not None and cfg.columns.product and model is None:
         # one model per product line: score every account against every product's @champion
+        if explain or reasons:
+            raise ConfigError("--explain gives one product's reasons: add --model "
+                              f"models:/{cfg.tracking.fit_model_name}-<product>@champion")
         _score_products(cfg, data, query, out, readable=readable, excel_safe=excel_safe)
         return
     ref = tracking.resolve_model(model, cfg)
@@ -608,7 +611,7 @@ def export(
              "folder, one sub-folder per product).")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", metavar="FILE", help="Or export the criteria of this config's "
-             "@champion model (every product's, with columns.product or products:).")] = None,
+             "@champion model (every product's, with columns.product).")] = None,
 ) -> None:
     """Export ICP and anti-ICP criteria as enforceable filters (SQL WHERE, pandas, JSON).
 
@@ -657,7 +660,7 @@ def _export_config(config: Path, format: str, dialect: str | None, out: Path | N
     from icpml.config import load_config, model_slug
 
     cfg = load_config(config)
-    if cfg.columns.product or cfg.products:
+    if cfg.columns.product:  # one model per product line, as `icpml score -c` uses them
         from icpml.products import load_product_scorers
 
         ps = load_product_scorers(cfg)
