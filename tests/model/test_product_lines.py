@@ -416,3 +416,33 @@ def test_cli_exports_every_product(store):
 
     doc = json.loads(out.stdout)
     assert sorted(doc) == sorted(plants) and all("schema" in d for d in doc.values())
+
+
+def test_product_without_champion_is_named_and_claims_nothing(store, monkeypatch):
+    """A product whose model lost its @champion: scoring goes on with the others, the
+    product is listed as missing (its columns empty), in the discovery's product order."""
+    from mlflow import MlflowClient
+
+    from icpml.config import load_config
+    from icpml.products import load_product_scorers
+
+    tmp_path, plants, res, prospects = store
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(tmp_path))
+    cfg = load_config(tmp_path / "cfg.yaml")
+    first, *rest = sorted(plants)
+    ps = load_product_scorers(cfg)  # configures the store
+    client = MlflowClient()
+    version = client.get_model_version_by_alias(f"lines-fit-{first}", "champion").version
+    client.delete_registered_model_alias(f"lines-fit-{first}", "champion")
+    try:
+        ps = load_product_scorers(cfg)
+    finally:
+        client.set_registered_model_alias(f"lines-fit-{first}", "champion", version)
+    assert ps.products == res.products
+    assert set(ps.missing) == {first, "legacy"} and set(ps.scorers) == set(rest)
+    assert "@champion" in ps.missing[first]
+    got = ps.score(prospects)
+    want = res.score(prospects)
+    assert not got[f"icp_{first}"].any() and got[f"tier_{first}"].isna().all()
+    for p in rest:
+        assert (got[f"tier_{p}"].astype(str) == want[f"tier_{p}"].astype(str)).all()
