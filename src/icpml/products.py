@@ -147,8 +147,19 @@ class ProductDiscovery:
         return out
 
     def to_html(self, links: bool = False) -> str:
-        """The cross-product report as one self-contained HTML page: :meth:`to_markdown`
-        rendered (user text escaped, no raw HTML passed through)."""
+        """The cross-product report as one self-contained HTML page.
+
+        Parameters
+        ----------
+        links : bool, default False
+            Link each product section to ``<product>/report.html``.
+
+        Returns
+        -------
+        str
+            :meth:`to_markdown` rendered as HTML (user text escaped, no raw HTML passed
+            through), with inline CSS.
+        """
         from markdown_it import MarkdownIt
 
         body = MarkdownIt("commonmark", {"html": False}).enable("table").render(
@@ -166,7 +177,17 @@ class ProductDiscovery:
         discovery ``<product>/report.html`` and ``criteria.md`` (that product's report, as
         :mod:`icpml.report` renders one discovery's), ``criteria.json``, ``criteria.sql`` and
         ``criteria_pandas.txt``. The folder is built beside ``folder`` and renamed into
-        place, replacing an older one. Returns ``folder``.
+        place, replacing an older one.
+
+        Parameters
+        ----------
+        folder : str or path-like
+            The report folder.
+
+        Returns
+        -------
+        Path
+            ``folder``.
         """
         from icpml._io import write_table
 
@@ -207,11 +228,22 @@ class ProductDiscovery:
         return dest
 
     def to_markdown(self, links: bool = False) -> str:
-        """The cross-product report in Markdown: the summary, one section per product
-        (that product's own report page, as ``criteria.md`` of a single discovery shows it:
-        verdict, ICP and anti-ICP criteria with held-out evidence, tiers), the overlap
-        table and the accounts by number of product ICPs met. ``links``: each product
-        section links to ``<product>/report.html`` (as :meth:`write` lays them out)."""
+        """The cross-product report in Markdown.
+
+        Parameters
+        ----------
+        links : bool, default False
+            Link each product section to ``<product>/report.html`` (as :meth:`write` lays
+            the folder out).
+
+        Returns
+        -------
+        str
+            The summary, one section per product (that product's own report page, as
+            ``criteria.md`` of a single discovery shows it: verdict, ICP and anti-ICP
+            criteria with held-out evidence, tiers), the overlap table and the accounts by
+            number of product ICPs met; ends with a newline.
+        """
         lines = ["# Cross-product ICP", ""]
         if self.product_column:
             lines += [f"One ICP per value of `{self.product_column}`, each discovered from that "
@@ -252,11 +284,23 @@ class ProductDiscovery:
 
 
 def write_folder(folder: str | os.PathLike[str], files: dict[str, str]) -> Path:
-    """Write text files (relative path -> content) under ``folder``, none half-written.
+    """Write text files under ``folder``, none half-written.
 
     Every file is written in a temporary folder beside ``folder`` first; a new ``folder``
     is then renamed into place whole, and into an existing one each file is moved with an
-    atomic rename (other files there are left alone). Returns ``folder``.
+    atomic rename (other files there are left alone).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The destination folder (created with its parents when absent).
+    files : dict of str to str
+        Path relative to ``folder`` -> text (written as UTF-8).
+
+    Returns
+    -------
+    Path
+        ``folder``.
     """
     dest = Path(folder)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -473,9 +517,20 @@ class ProductScorers:
         return list(dict.fromkeys(c for s in self.scorers.values() for c in s.input_columns))
 
     def score(self, accounts: pd.DataFrame) -> pd.DataFrame:
-        """One row per account (input order): ``n_product_icps``, ``expected_value``, per
-        product ``icp_<p>`` / ``fit_<p>`` / ``tier_<p>``, and ``best_product``. ``accounts``
-        is not modified."""
+        """Score every account against every product's champion.
+
+        Parameters
+        ----------
+        accounts : DataFrame
+            One row per account: the id and the feature columns. Not modified.
+
+        Returns
+        -------
+        DataFrame
+            One row per input row, in input order: id, ``n_product_icps``,
+            ``expected_value``, per product ``icp_<p>`` / ``fit_<p>`` / ``tier_<p>``, and
+            ``best_product`` (as :meth:`ProductDiscovery.score`).
+        """
         return _score_all(self.products, self.scorers, accounts, self.id_column,
                           self.best_values)
 
