@@ -358,6 +358,8 @@ def score(
     version and run it loaded. The table is read, scored and written in chunks, so
     memory stays flat however many rows it has; the output file appears only when
     every row is scored. Exit 3 when the table has none of the model's columns.
+    With a columns.product config and no --model, every account is scored against every
+    product's @champion (icp_/fit_/tier_<product>, best_product, n_product_icps).
     """
     import pandas as pd
 

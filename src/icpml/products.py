@@ -32,6 +32,11 @@ account; no product column needed) is then scored against every product:
   product's first outcome over its best cohort: what the account would be worth across
   the portfolio, in the unit of those outcomes (e.g. won value), if each probability held.
 
+With ``track=True`` each product's models are registered as ``<name>-fit-<product>``;
+:func:`load_product_scorers` loads every product's ``@champion`` back, so ``icpml score -c
+<config>`` scores a prospect table against every product with the same columns and values
+as :meth:`ProductDiscovery.score`.
+
 The **overlap** table counts, for every pair of products, the accounts that
 meet both ICPs and their Jaccard index (both / either): low overlap means the
 product lines need separate targeting, high overlap that one ICP serves both.
