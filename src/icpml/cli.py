@@ -358,6 +358,8 @@ def score(
     version and run it loaded. The table is read, scored and written in chunks, so
     memory stays flat however many rows it has; the output file appears only when
     every row is scored. Exit 3 when the table has none of the model's columns.
+    With a columns.product config and no --model, every account is scored against every
+    product's @champion (icp_/fit_/tier_<product>, best_product, n_product_icps).
     """
     import pandas as pd
 
@@ -375,9 +377,12 @@ def score(
     readable = table_suffix(out) == ".csv"
     cfg = load_config(config) if config else None
     if cfg is not None and cfg.columns.product and model is None:
-        raise ConfigError(f"columns.product gives one model per product line: pass --model "
-                          f"models:/{cfg.tracking.fit_model_name}-<product>@champion (or score "
-                          "every product in Python: icpml.products ProductDiscovery.score)")
+        # one model per product line: score every account against every product's @champion
+        if explain or reasons:
+            raise ConfigError("--explain gives one product's reasons: add --model "
+                              f"models:/{cfg.tracking.fit_model_name}-<product>@champion")
+        _score_products(cfg, data, query, out, readable=readable, excel_safe=excel_safe)
+        return
     ref = tracking.resolve_model(model, cfg)
     if cfg is not None and ref.name and ref.name != cfg.tracking.fit_model_name:
         log.warning("--model %s is not the model of config '%s' (%s): scoring with %s as asked",
@@ -410,6 +415,57 @@ def score(
     # data issues were logged once by the scorer as a warning (shown even with --quiet)
     dt = time.perf_counter() - t0
     _out(f"scored {n} accounts in {dt:.1f}s ({n / max(dt, 1e-9):,.0f} rows/s)")
+    _out(f"scored:    {out}", always=True)
+    _State.exit_now = True
+
+
+def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, readable: bool,
+                    excel_safe: bool) -> None:
+    """``icpml score`` of a columns.product config: every product's @champion, one row per
+    account (see :class:`icpml.products.ProductScorers`)."""
+    import pandas as pd
+
+    from icpml._io import prefetch, write_table_stream
+    from icpml.data import iter_accounts, iter_query
+    from icpml.errors import DataError
+    from icpml.products import load_product_scorers
+    from icpml.scoring import SCORE_DECIMALS
+
+    ps = load_product_scorers(cfg)
+    for p, why in ps.missing.items():
+        log.warning("product %s is not scored: %s", p, why.splitlines()[0])
+    for p, ref in ps.refs.items():
+        log.info("model: %s [product %s]", ref.describe(), p)
+    rows = min(s.chunk_size for s in ps.scorers.values())
+    source = str(data) if data is not None else "the query"
+    batches = iter_accounts(data, rows, text=True) if data is not None else iter_query(query, rows)
+    counts: dict[str, int] = {}
+    wanted = ps.input_columns
+
+    def scored_batches():
+        first = True
+        for b in batches:
+            if first and not any(c in b.columns for c in wanted):
+                shown = ", ".join(wanted[:8]) + (f" and {len(wanted) - 8} more"
+                                                 if len(wanted) > 8 else "")
+                raise DataError(f"none of the product models' columns is in the table ({shown}); "
+                                "check the headers or --config", source)
+            first = False
+            part = ps.score(b)
+            for k, v in part["best_product"].fillna("(none)").value_counts().items():
+                counts[k] = counts.get(k, 0) + int(v)
+            if readable:
+                part = part.round({**{f"fit_{p}": SCORE_DECIMALS for p in ps.products},
+                                   "expected_value": 2})
+            yield part
+
+    t0 = time.perf_counter()
+    n = write_table_stream(prefetch(scored_batches()), out, excel_safe=excel_safe)
+    summary = pd.DataFrame({"best_product": list(counts), "accounts": list(counts.values())})
+    summary["share"] = summary["accounts"] / max(n, 1)
+    _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))
+    dt = time.perf_counter() - t0
+    _out(f"scored {n} accounts against {len(ps.scorers)} products in {dt:.1f}s")
     _out(f"scored:    {out}", always=True)
     _State.exit_now = True
 
@@ -545,19 +601,28 @@ def _record_promotion(cfg, entry: dict) -> None:
 @app.command()
 @_handle_errors
 def export(
-    criteria: Annotated[Path, typer.Option(metavar="FILE", help="criteria.json from a report folder.")],
+    criteria: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="criteria.json from a report folder.")] = None,
     format: Annotated[Literal["sql", "pandas", "json"], typer.Option(
         "--format", "-f", help="SQL WHERE clauses, pandas query strings or JSON.")] = "sql",
     dialect: Annotated[str | None, typer.Option(
         metavar="DIALECT", help="SQL dialect (any sqlglot dialect: duckdb, sqlite, postgres, snowflake, bigquery, ...); "
              "default: portable SQL that runs in DuckDB and SQLite.")] = None,
-    out: Annotated[Path | None, typer.Option(metavar="FILE", help="Write here instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Write here instead of stdout (with a product-line config: a "
+             "folder, one sub-folder per product).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", metavar="FILE", help="Or export the criteria of this config's "
+             "@champion model (every product's, with columns.product).")] = None,
 ) -> None:
     """Export ICP and anti-ICP criteria as enforceable filters (SQL WHERE, pandas, JSON).
 
     The filters run on the raw account table (as the warehouse stores it, or as
     ``pd.read_csv`` reads it) and select the rows icpml marks: category and yes/no
     spellings are folded, formatted numbers cleaned, as the criteria's schema says.
+    With ``--config`` of a product-line config every product's @champion criteria are
+    exported in one command: to stdout one section per product, or with ``--out DIR``
+    ``DIR/<product>/criteria.sql`` (``criteria_pandas.py``, ``criteria.json``).
     """
     from icpml._io import atomic_write_text
     from icpml.criteria import CriteriaSet
@@ -566,6 +631,11 @@ def export(
         raise ConfigError(f"--format '{format}' is unknown; use sql, pandas or json")
     if dialect is not None and format != "sql":
         raise ConfigError(f"--dialect applies to --format sql only (not {format}); drop --dialect")
+    if (criteria is None) == (config is None):
+        raise ConfigError("pass exactly one of --criteria criteria.json or --config <config>.yaml")
+    if config is not None:
+        _export_config(config, format, dialect, out)
+        return
     try:
         cs = CriteriaSet.from_dict(json.loads(criteria.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -573,6 +643,66 @@ def export(
                           "from a report folder") from None
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"'{criteria}' is not a valid criteria.json ({err})") from None
+    text = _export_text(cs, format, dialect)
+    if out:
+        atomic_write_text(out, text)
+        _out(f"written:   {out}", always=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+#: file name of each export format in a per-product export folder
+_EXPORT_FILES = {"sql": "criteria.sql", "pandas": "criteria_pandas.py", "json": "criteria.json"}
+
+
+def _export_config(config: Path, format: str, dialect: str | None, out: Path | None) -> None:
+    """``icpml export -c``: the champion's criteria, or every product's (one section or
+    sub-folder per product, written all or nothing)."""
+    from icpml import tracking
+    from icpml.config import load_config, model_slug
+
+    cfg = load_config(config)
+    if cfg.columns.product:  # one model per product line, as `icpml score -c` uses them
+        from icpml.products import load_product_scorers
+
+        ps = load_product_scorers(cfg)
+        for p, why in ps.missing.items():
+            log.warning("product %s is not exported: %s", p, why.splitlines()[0])
+        sets = {p: ps.scorers[p].criteria for p in ps.products if p in ps.scorers}
+        for p, ref in ps.refs.items():
+            log.info("model: %s [product %s]", ref.describe(), p)
+    else:
+        ref = tracking.resolve_model(None, cfg)
+        log.info("model: %s", ref.describe())
+        sets = {None: tracking.load_scorer(ref, cfg).criteria}
+    texts = {p: _export_text(cs, format, dialect) for p, cs in sets.items()}
+    if None in texts:
+        if out:
+            from icpml._io import atomic_write_text
+
+            atomic_write_text(out, texts[None])
+            _out(f"written:   {out}", always=True)
+        else:
+            typer.echo(texts[None], nl=False)
+        return
+    if out is None:
+        if format == "json":  # one document: product -> its criteria.json
+            typer.echo(json.dumps({p: json.loads(t) for p, t in texts.items()}, indent=2))
+            return
+        mark = "--" if format == "sql" else "#"
+        for p, text in texts.items():
+            typer.echo(f"{mark} ===== product {p} =====")
+            typer.echo(text, nl=False)
+        return
+    from icpml.products import write_folder
+
+    write_folder(out, {f"{model_slug(p)}/{_EXPORT_FILES[format]}": t for p, t in texts.items()})
+    for p in texts:
+        _out(f"written:   {out / model_slug(p) / _EXPORT_FILES[format]}", always=True)
+
+
+def _export_text(cs, format: str, dialect: str | None) -> str:
+    """One criteria set as the text ``icpml export`` writes in ``format``."""
     if format == "sql":
         try:
             q = cs.to_sql(dialect)
@@ -591,9 +721,9 @@ def export(
         elif dialect.lower() == "sqlite":
             notes.append("-- SQLite has no REGEXP_REPLACE: ASCII whitespace runs of up to 64 characters "
                          "are folded; non-ASCII spaces are not.")
-        text = ("\n".join(notes) + "\n\n-- ICP: accounts meeting every inclusion and no exclusion\n"
+        return ("\n".join(notes) + "\n\n-- ICP: accounts meeting every inclusion and no exclusion\n"
                 f"WHERE {q['icp']}\n\n-- anti-ICP: accounts to walk past\nWHERE {q['anti_icp']}\n")
-    elif format == "pandas":
+    if format == "pandas":
         code = cs.to_pandas(code=True)
         head = ["# icpml criteria as pandas filters on the raw account table as pd.read_csv reads it",
                 "# (category and yes/no spellings folded, formatted numbers parsed)."]
@@ -604,18 +734,12 @@ def export(
         except ConfigError as err:
             log.warning("no df.query strings written: %s", err)
             head += [f"# no df.query strings: {err}", "# df[icp_mask(df)] keeps the ICP rows."]
-        text = ("\n".join(head) + "\n\n\n"
+        return ("\n".join(head) + "\n\n\n"
                 'def icp_mask(df):\n    """True for the ICP rows of df: every inclusion, no exclusion."""\n'
                 f"    return {code['icp']}\n\n\n"
                 'def anti_icp_mask(df):\n    """True for the anti-ICP rows of df: any exclusion."""\n'
                 f"    return {code['anti_icp']}\n")
-    else:
-        text = cs.to_json()
-    if out:
-        atomic_write_text(out, text)
-        _out(f"written:   {out}", always=True)
-    else:
-        typer.echo(text, nl=False)
+    return cs.to_json()
 
 
 @app.command()
@@ -715,7 +839,8 @@ def products(
 
     Product lines are either ``columns.product`` (one row per customer and product; each
     product's ICP from its own rows; ``icpml discover`` runs this too) or ``products:``
-    (an outcome set per product). Writes ``reports/<name>_products_<data>/``: products.md,
+    (an outcome set per product). Writes ``reports/<name>_products_<data>/``: products.html
+    and products.md (one section per product, the overlap), per product report.html,
     products_scored.csv (every account against every product), overlap.csv, summary.csv
     and per product criteria.json / criteria.sql / criteria_pandas.txt.
     """
@@ -736,7 +861,7 @@ def _run_products(cfg, data: Path | None, *, track: bool, t0: float) -> None:
                        / f"{cfg.name}_products_{data_fingerprint(accounts)[:8]}")
     _out(res.to_markdown())
     _out(f"done in {time.perf_counter() - t0:.1f}s")
-    _out(f"products:  {folder / 'products.md'}", always=True)
+    _out(f"products:  {folder / 'products.html'}  (and products.md)", always=True)
 
 
 @app.command()

@@ -32,6 +32,11 @@ account; no product column needed) is then scored against every product:
   product's first outcome over its best cohort: what the account would be worth across
   the portfolio, in the unit of those outcomes (e.g. won value), if each probability held.
 
+With ``track=True`` each product's models are registered as ``<name>-fit-<product>``;
+:func:`load_product_scorers` loads every product's ``@champion`` back, so ``icpml score -c
+<config>`` scores a prospect table against every product with the same columns and values
+as :meth:`ProductDiscovery.score`.
+
 The **overlap** table counts, for every pair of products, the accounts that
 meet both ICPs and their Jaccard index (both / either): low overlap means the
 product lines need separate targeting, high overlap that one ICP serves both.
@@ -39,6 +44,7 @@ product lines need separate targeting, high overlap that one ICP serves both.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -59,7 +65,12 @@ from icpml.scoring import SCORE_DECIMALS, Scorer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProductDiscovery", "discover_products", "product_config"]
+__all__ = ["ProductDiscovery", "ProductScorers", "discover_products", "load_product_scorers",
+           "product_config", "write_folder"]
+
+#: run tags a product's discovery leaves for scoring from the store (see :func:`load_product_scorers`)
+TAG_PRODUCT, TAG_PRODUCTS, TAG_BEST_VALUE = ("icpml.product", "icpml.products",
+                                             "icpml.product_best_value")
 
 #: the tiers that make a product a candidate for ``best_product``, best first
 _BEST_TIERS = ("Tier 1", "Tier 2")
@@ -124,10 +135,7 @@ class ProductDiscovery:
         DataFrame
             One row per input row, in input order, with the columns of :attr:`scored`.
         """
-        per = {p: s.score(accounts) for p, s in self.scorers.items()}
-        ids = (next(iter(per.values()))[self.id_column].to_numpy() if per
-               else accounts[self.id_column].astype("string").to_numpy())
-        return _combine(self.products, per, ids, self.id_column, self.best_values)
+        return _score_all(self.products, self.scorers, accounts, self.id_column, self.best_values)
 
     def exports(self) -> dict[str, dict]:
         """Per product with an ICP run: ``criteria.json`` text, SQL and pandas expressions
@@ -143,13 +151,48 @@ class ProductDiscovery:
             out[p] = {"json": cs.to_json(), "sql": cs.to_sql(), "pandas": pandas}
         return out
 
+    def to_html(self, links: bool = False) -> str:
+        """The cross-product report as one self-contained HTML page.
+
+        Parameters
+        ----------
+        links : bool, default False
+            Link each product section to ``<product>/report.html``.
+
+        Returns
+        -------
+        str
+            :meth:`to_markdown` rendered as HTML (user text escaped, no raw HTML passed
+            through), with inline CSS.
+        """
+        from markdown_it import MarkdownIt
+
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(
+            self.to_markdown(links))
+        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                "<title>Cross-product ICP</title>\n<style>\n" + _CSS + "</style>\n</head>\n"
+                "<body>\n" + body + "</body>\n</html>\n")
+
     def write(self, folder: str | os.PathLike[str]) -> Path:
         """Write the cross-product report folder, all or nothing.
 
-        ``products.md`` (:meth:`to_markdown`), ``products_scored.csv``, ``overlap.csv``,
-        ``summary.csv`` (fit scores to 4 decimals, expected value to 2) and per product ``<product>/criteria.json``, ``criteria.sql`` and
+        ``products.md`` (:meth:`to_markdown`) and ``products.html`` (:meth:`to_html`), one
+        section per product and the overlap, ``products_scored.csv``, ``overlap.csv``,
+        ``summary.csv`` (fit scores to 4 decimals, expected value to 2) and per product with a
+        discovery ``<product>/report.html`` and ``criteria.md`` (that product's report, as
+        :mod:`icpml.report` renders one discovery's), ``criteria.json``, ``criteria.sql`` and
         ``criteria_pandas.txt``. The folder is built beside ``folder`` and renamed into
-        place, replacing an older one. Returns ``folder``.
+        place, replacing an older one.
+
+        Parameters
+        ----------
+        folder : str or path-like
+            The report folder.
+
+        Returns
+        -------
+        Path
+            ``folder``.
         """
         from icpml._io import write_table
 
@@ -162,10 +205,18 @@ class ProductDiscovery:
                         tmp / "products_scored.csv")
             write_table(self.overlap, tmp / "overlap.csv")
             write_table(self.summary, tmp / "summary.csv")
-            (tmp / "products.md").write_text(self.to_markdown(), encoding="utf-8")
+            (tmp / "products.md").write_text(self.to_markdown(links=True), encoding="utf-8")
+            (tmp / "products.html").write_text(self.to_html(links=True), encoding="utf-8")
+            from icpml import report
+
             for p, ex in self.exports().items():
                 sub = tmp / model_slug(p)
                 sub.mkdir()
+                res = self.per_product[p]
+                (sub / "report.html").write_text(report.render_html(res, None, dest / sub.name),
+                                                 encoding="utf-8")
+                (sub / "criteria.md").write_text(report.render_markdown(res, dest / sub.name),
+                                                 encoding="utf-8")
                 (sub / "criteria.json").write_text(ex["json"], encoding="utf-8")
                 (sub / "criteria.sql").write_text(
                     f"-- ICP of product {p}\n{ex['sql']['icp']}\n\n"
@@ -181,10 +232,23 @@ class ProductDiscovery:
                 shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
-    def to_markdown(self) -> str:
-        """The cross-product report in Markdown: the summary, one section per product
-        (verdict, ICP and anti-ICP criteria with held-out evidence, tiers), the overlap
-        table and the accounts by number of product ICPs met."""
+    def to_markdown(self, links: bool = False) -> str:
+        """The cross-product report in Markdown.
+
+        Parameters
+        ----------
+        links : bool, default False
+            Link each product section to ``<product>/report.html`` (as :meth:`write` lays
+            the folder out).
+
+        Returns
+        -------
+        str
+            The summary, one section per product (that product's own report page, as
+            ``criteria.md`` of a single discovery shows it: verdict, ICP and anti-ICP
+            criteria with held-out evidence, tiers), the overlap table and the accounts by
+            number of product ICPs met; ends with a newline.
+        """
         lines = ["# Cross-product ICP", ""]
         if self.product_column:
             lines += [f"One ICP per value of `{self.product_column}`, each discovered from that "
@@ -204,7 +268,8 @@ class ProductDiscovery:
             if p in self.failed:
                 lines.append(f"No reliable ICP for product {_md(p)}: {_md(self.failed[p])}")
                 continue
-            lines += _product_section(p, self.per_product[p])
+            lines += _product_section(p, self.per_product[p],
+                                      f"{model_slug(p)}/report.html" if links else None)
         lines += ["", "## Overlap of the product ICPs", "",
                   "| product A | product B | meet A | meet B | meet both | Jaccard |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
@@ -223,36 +288,71 @@ class ProductDiscovery:
         return "\n".join(lines) + "\n"
 
 
+def write_folder(folder: str | os.PathLike[str], files: dict[str, str]) -> Path:
+    """Write text files under ``folder``, none half-written.
+
+    Every file is written in a temporary folder beside ``folder`` first; a new ``folder``
+    is then renamed into place whole, and into an existing one each file is moved with an
+    atomic rename (other files there are left alone).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The destination folder (created with its parents when absent).
+    files : dict of str to str
+        Path relative to ``folder`` -> text (written as UTF-8).
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    dest = Path(folder)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for rel, text in files.items():
+            f = tmp / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text, encoding="utf-8")
+        if not dest.exists():
+            tmp.rename(dest)
+        else:
+            for rel in files:
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / rel, dest / rel)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+_CSS = """  body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+         color: #1a1a1a; max-width: 1100px; margin: 0 auto; padding: 24px 32px; line-height: 1.45; }
+  h2 { border-bottom: 2px solid #0072B2; padding-bottom: 4px; margin-top: 1.8em; }
+  table { border-collapse: collapse; width: 100%; margin: 8px 0 16px; font-size: 0.93em; }
+  th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #ddd; vertical-align: top; }
+  th { background: #f4f6f8; }
+"""
+
+
 def _md(text: object) -> str:
     return str(text).replace("|", "\\|")
 
 
-def _product_section(product: str, res: Discovery) -> list[str]:
-    """Markdown lines of one product: verdict, criteria with evidence, held-out tiers."""
-    cs = res.criteria
-    msg = cs.verdict.get("message", "")
-    found = bool(cs.verdict.get("icp_found"))
-    lines = [_md(msg) if found else _md(_no_icp(product, msg))]
-    for title, crit in (("ICP (every criterion holds)", cs.icp),
-                        ("Anti-ICP (any excludes)", cs.anti_icp)):
-        if not crit:
-            continue
-        lines += ["", f"{title}:", "", "| criterion | coverage | lift [95% CI] |",
-                  "| --- | ---: | --- |"]
-        for c in crit:
-            ev = c.evidence or {}
-            lo, hi = (ev.get("lift_ci") or [None, None])[:2]
-            lift = ev.get("lift")
-            ci = (f"{lift:.2f} [{lo:.2f}, {hi:.2f}]"
-                  if _num(lift) and _num(lo) and _num(hi) else "n/a")
-            cov = f"{ev['coverage']:.0%}" if _num(ev.get("coverage")) else "n/a"
-            lines.append(f"| {_md(c.describe())} | {cov} | {ci} |")
-    if len(res.tiers):
-        lines += ["", "Held-out accounts per tier:", "", "| tier | accounts | best-cohort rate |",
-                  "| --- | ---: | ---: |"]
-        for r in res.tiers.itertuples(index=False):
-            rate = f"{r.best_rate:.0%}" if _num(getattr(r, "best_rate", None)) else "n/a"
-            lines.append(f"| {r.tier} | {r.accounts} | {rate} |")
+def _product_section(product: str, res: Discovery, link: str | None = None) -> list[str]:
+    """Markdown lines of one product: the product's own one-page report
+    (:func:`icpml.report.render_markdown`: verdict, ICP and anti-ICP with held-out evidence,
+    tiers, next steps, warnings) with its headings one level down, under the product's."""
+    from icpml import report
+
+    text = report.render_markdown(res, Path(link).parent if link else None)
+    body = text.split("\n", 1)[1] if text.startswith("# ") else text  # the title is ours
+    lines = [("#" + ln) if ln.startswith("#") else ln for ln in body.strip("\n").splitlines()]
+    if not res.criteria.verdict.get("icp_found"):
+        lines = [_md(_no_icp(product, res.criteria.verdict.get("message", ""))), "", *lines]
+    if link:
+        lines = [f"Full report with figures: [{link}]({link})", "", *lines]
     return lines
 
 
@@ -359,12 +459,156 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
             else 0.0
         value_cols[product] = value_col
 
+    if track:  # what scoring from the store needs: the product names and best-cohort values
+        from icpml.tracking import tag_run
+
+        for product, res in per.items():
+            if res.run_id:
+                tag_run(res.run_id, {TAG_PRODUCT: product, TAG_PRODUCTS: json.dumps(names),
+                                     TAG_BEST_VALUE: repr(best_values[product])})
+
     out = ProductDiscovery(per, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), timings, failed,
                            cfg.columns.product, id_col, best_values)
     out.summary = _summary(names, per, failed, tables, best_values, value_cols)
     out.scored = out.score(everyone)
     out.overlap = _overlap(names, out.scored)
     return out
+
+
+def _score_all(names: list[str], scorers: dict[str, Scorer], accounts: pd.DataFrame,
+               id_col: str, best_values: dict[str, float]) -> pd.DataFrame:
+    """Score ``accounts`` with every product's scorer and combine (see the module)."""
+    per = {p: s.score(accounts) for p, s in scorers.items()}
+    ids = (next(iter(per.values()))[id_col].to_numpy() if per
+           else accounts[id_col].astype("string").to_numpy())
+    return _combine(names, per, ids, id_col, best_values)
+
+
+@dataclass
+class ProductScorers:
+    """Every product's champion scorer, loaded from the tracking store.
+
+    What ``icpml score -c <config>`` uses for a product-line config: scoring gives the
+    same columns and values as :meth:`ProductDiscovery.score` of the discovery that
+    registered the models.
+
+    Parameters
+    ----------
+    products : list of str
+        Every product of the discovery, in its order (those in ``missing`` included).
+    scorers : dict
+        Product -> the :class:`~icpml.scoring.Scorer` of its ``@champion`` fit model.
+    refs : dict
+        Product -> the :class:`~icpml.tracking.ModelRef` it was loaded from.
+    best_values : dict
+        Product -> mean first outcome of its best cohort (for ``expected_value``).
+    missing : dict
+        Product -> why no model could be used (no model, no ``@champion``); such a
+        product claims nothing: ``icp_<p>`` False, fit and tier missing.
+    id_column : str
+        The account id column.
+    """
+
+    products: list[str]
+    scorers: dict[str, Scorer]
+    refs: dict[str, object]
+    best_values: dict[str, float]
+    missing: dict[str, str]
+    id_column: str
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Every column some product's model reads, first seen first."""
+        return list(dict.fromkeys(c for s in self.scorers.values() for c in s.input_columns))
+
+    def score(self, accounts: pd.DataFrame) -> pd.DataFrame:
+        """Score every account against every product's champion.
+
+        Parameters
+        ----------
+        accounts : DataFrame
+            One row per account: the id and the feature columns. Not modified.
+
+        Returns
+        -------
+        DataFrame
+            One row per input row, in input order: id, ``n_product_icps``,
+            ``expected_value``, per product ``icp_<p>`` / ``fit_<p>`` / ``tier_<p>``, and
+            ``best_product`` (as :meth:`ProductDiscovery.score`).
+        """
+        return _score_all(self.products, self.scorers, accounts, self.id_column,
+                          self.best_values)
+
+
+def load_product_scorers(cfg: Config) -> ProductScorers:
+    """Load the ``@champion`` fit model of every product of a product-line config.
+
+    The models are those :func:`discover_products` registered with ``track=True``
+    (``<tracking.fit_model_name>-<product>``); the product names, the full product list
+    (products that got no model included) and each product's best-cohort value are read
+    from the tags of each champion's run.
+
+    Parameters
+    ----------
+    cfg : Config
+        With ``columns.product`` or ``products``; names the tracking store.
+
+    Returns
+    -------
+    ProductScorers
+
+    Raises
+    ------
+    ConfigError
+        The config has no product lines.
+    TrackingError
+        No store, or no product has a model with a ``@champion``.
+    """
+    from mlflow import MlflowClient
+
+    from icpml import tracking
+    from icpml.errors import TrackingError
+
+    if not cfg.products and not cfg.columns.product:
+        raise ConfigError("no products in the config: set columns.product or products: to "
+                          "score every product line")
+    base = cfg.tracking.fit_model_name
+    if cfg.products:
+        models = {p: f"{base}-{model_slug(p)}" for p in cfg.products}
+    else:
+        prefix = f"{base}-"
+        models = {m[len(prefix):]: m for m in tracking.fit_models(cfg) if m.startswith(prefix)}
+    client = MlflowClient()
+    scorers, refs, best_values, missing = {}, {}, {}, {}
+    listed: list[str] = list(cfg.products)
+    for label, name in models.items():
+        try:
+            ref = tracking.resolve_model(f"models:/{name}@champion", cfg)
+        except TrackingError as err:
+            missing[label] = str(err)
+            continue
+        tags = client.get_run(ref.run_id).data.tags if ref.run_id else {}
+        product = tags.get(TAG_PRODUCT, label)
+        if not cfg.products:
+            listed += [p for p in json.loads(tags.get(TAG_PRODUCTS, "[]")) if p not in listed]
+        scorers[product] = tracking.load_scorer(ref, cfg)
+        refs[product] = ref
+        best_values[product] = float(tags.get(TAG_BEST_VALUE, 0.0))
+        missing.pop(product, None)
+    names = listed if cfg.products else sorted(set(listed) | set(scorers), key=str)
+    # a product the discovery listed but whose model is absent or lost its champion
+    slugs = {model_slug(p): p for p in names}
+    missing = {slugs.get(k, k): v for k, v in missing.items()}
+    for p in names:
+        if p not in scorers and p not in missing:
+            missing[p] = f"no model {base}-{model_slug(p)} (its discovery found no ICP)"
+    names += [p for p in missing if p not in names]
+    if not scorers:
+        where = tracking.redact(tracking.tracking_uri(cfg))
+        raise TrackingError(f"no product model of config '{cfg.name}' has a @champion in '{where}' "
+                            f"(looked for {base}-<product>); run `icpml discover -c <config>` "
+                            "first, or promote a version")
+    return ProductScorers(names, scorers, refs, best_values, missing, cfg.columns.id)
 
 
 def _combine(names: list[str], per: dict[str, pd.DataFrame], ids: np.ndarray, id_col: str,

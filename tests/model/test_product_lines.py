@@ -177,6 +177,18 @@ def test_exports_per_product_carry_the_schema(drawn, tmp_path):
     _, _, plants, res, fresh = drawn
     folder = res.write(tmp_path / "out")
     assert (folder / "products.md").is_file() and (folder / "products_scored.csv").is_file()
+    # the report: one section per product (that product's own report page) and the overlap
+    html = (folder / "products.html").read_text()
+    md = (folder / "products.md").read_text()
+    for p in plants:
+        assert f"<h2>Product {p}</h2>" in html and f"## Product {p}" in md
+        assert f"[{p}/report.html]({p}/report.html)" in md
+        assert (folder / p / "report.html").is_file() and (folder / p / "criteria.md").is_file()
+        own = (folder / p / "criteria.md").read_text()
+        assert "## ICP: invest in accounts" in own
+    assert md.count("### ICP: invest in accounts") == sum(
+        bool(res.per_product[p].criteria.icp) for p in plants)
+    assert "<h2>Overlap of the product ICPs</h2>" in html and "<script" not in html
     import duckdb
 
     for p in plants:
@@ -277,14 +289,14 @@ def test_cli_error_is_one_line(tmp_path):
         err = [ln for ln in out.stderr.splitlines() if ln.strip()]
         assert len(err) == 1 and "Traceback" not in out.stderr, out.stderr
         assert "(id, product)" in err[0]
-    # scoring needs one model per product line: without --model the error says which
+    # scoring every product needs their models: with no store, one line and a non-zero exit
     out = subprocess.run([sys.executable, "-m", "icpml", "score", "-c", "cfg.yaml", "--data",
                           "rows.csv", "--out", "s.csv"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300,
                          env={**os.environ, "ICPML_PROJECT_ROOT": str(tmp_path)})
     err = [ln for ln in out.stderr.splitlines() if ln.strip()]
-    assert out.returncode == ExitCode.CONFIG and len(err) == 1, out.stderr
-    assert "models:/lines-fit-<product>@champion" in err[0]
+    assert out.returncode != 0 and len(err) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "s.csv").exists()
 
 
 def test_product_spellings_are_one_line():
@@ -300,3 +312,137 @@ def test_product_spellings_are_one_line():
     with pytest.raises(DataError) as err:
         validate_accounts(pd.concat([df, first], ignore_index=True), config())
     _one_line(err.value, "(id, product)", "one row per customer and product")
+
+
+# ------------------------------------------------------------------ score from the store
+def _icpml(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "icpml", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ICPML_PROJECT_ROOT": str(tmp_path)})
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A project whose store holds a tracked product-line discovery (2 products with a model,
+    ``legacy`` without one), and prospects to score."""
+    import yaml
+
+    from icpml.config import load_config
+    from icpml.data import load_accounts
+
+    tmp = tmp_path_factory.mktemp("store")
+    df, plants = draw(0, n=300, tiny="legacy")
+    (tmp / ".icpml").write_text("")
+    df.to_csv(tmp / "rows.csv", index=False)
+    prospects = _features(np.random.default_rng(77), 300, "P")
+    prospects.to_csv(tmp / "prospects.csv", index=False)
+    cfg = config().model_dump(mode="json", exclude={"project_root"})
+    cfg["data"] = {"path": "rows.csv"}
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ICPML_PROJECT_ROOT", str(tmp))
+        res = discover_products(load_config(tmp / "cfg.yaml"),
+                                load_accounts(tmp / "rows.csv", text=True), track=True)
+    assert "legacy" in res.failed and set(plants) <= set(res.per_product)
+    return tmp, plants, res, prospects
+
+
+def test_cli_scores_every_product_as_discovery_does(store):
+    """discover (tracked) -> ``icpml score -c cfg.yaml``: one row per account against every
+    product's @champion, the same columns and values as ProductDiscovery.score; a product
+    without a model is named in a warning and claims nothing."""
+    from icpml.data import load_accounts
+    from icpml.scoring import SCORE_DECIMALS
+
+    tmp_path, plants, res, prospects = store
+    out = _icpml(tmp_path, "score", "-c", "cfg.yaml", "--data", "prospects.csv",
+                 "--out", "scored.csv")
+    assert out.returncode == 0, out.stderr
+    for p in plants:  # which model version each product used
+        assert f"INFO model: models:/lines-fit-{p}@champion (version 1" in out.stderr, out.stderr
+    warn = [ln for ln in out.stderr.splitlines() if ln.startswith("WARNING")]
+    assert len(warn) == 1 and "product legacy" in warn[0], out.stderr
+    got = pd.read_csv(tmp_path / "scored.csv", dtype={"account_id": str})
+    want = res.score(load_accounts(tmp_path / "prospects.csv", text=True))
+    assert list(got.columns) == list(want.columns)
+    assert got["account_id"].tolist() == prospects["account_id"].tolist()
+    for c in want.columns:
+        if c.startswith("fit_") or c == "expected_value":
+            w = want[c].to_numpy(float).round(SCORE_DECIMALS if c != "expected_value" else 2)
+            assert np.allclose(got[c].to_numpy(float), w, atol=1e-9, equal_nan=True), c
+        else:
+            assert (got[c].astype("string").fillna("<NA>").to_numpy()
+                    == want[c].astype("string").fillna("<NA>").to_numpy()).all(), c
+    for p in plants:  # the tiers are the product's criteria on the prospects
+        tiers = assign_tiers(res.per_product[p].criteria, prospects).astype(str).to_numpy()
+        assert (got[f"tier_{p}"].astype(str).to_numpy() == tiers).all(), p
+    assert not got["icp_legacy"].any() and got["tier_legacy"].isna().all()
+
+
+def test_cli_model_still_scores_one_product(store):
+    tmp_path, plants, res, prospects = store
+    one = next(iter(plants))
+    out = _icpml(tmp_path, "score", "-c", "cfg.yaml", "--data", "prospects.csv", "--out",
+                 "one.csv", "--model", f"models:/lines-fit-{one}@champion")
+    assert out.returncode == 0, out.stderr
+    single = pd.read_csv(tmp_path / "one.csv", dtype={"account_id": str})
+    want = res.score(prospects)[f"tier_{one}"].astype(str).to_numpy()
+    assert (single["tier"].astype(str).to_numpy() == want).all()
+
+
+def test_cli_exports_every_product(store):
+    """``icpml export -c cfg.yaml --out DIR``: per product the champion's SQL, which selects
+    exactly that product's ICP rows of the raw prospects table."""
+    import duckdb
+
+    tmp_path, plants, res, prospects = store
+    out = _icpml(tmp_path, "export", "-c", "cfg.yaml", "-f", "sql", "--out", "exp")
+    assert out.returncode == 0, out.stderr
+    assert "product legacy" in out.stderr  # no model: said, not exported
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == sorted(plants)
+    raw = pd.read_csv(tmp_path / "prospects.csv")
+    con = duckdb.connect()
+    con.register("t", raw)
+    for p in plants:
+        text = (tmp_path / "exp" / p / "criteria.sql").read_text()
+        icp = text.split("-- ICP:")[1].split("WHERE ", 1)[1].split("\n\n")[0]
+        got = con.execute(f"SELECT ({icp}) AS m FROM t").df()["m"].fillna(False).to_numpy(bool)
+        want = res.per_product[p].criteria.icp_mask(prospects).to_numpy(bool)
+        assert (got == want).all(), p
+    # stdout: one JSON document, product -> its criteria.json (with its schema)
+    out = _icpml(tmp_path, "export", "-c", "cfg.yaml", "-f", "json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    doc = json.loads(out.stdout)
+    assert sorted(doc) == sorted(plants) and all("schema" in d for d in doc.values())
+
+
+def test_product_without_champion_is_named_and_claims_nothing(store, monkeypatch):
+    """A product whose model lost its @champion: scoring goes on with the others, the
+    product is listed as missing (its columns empty), in the discovery's product order."""
+    from mlflow import MlflowClient
+
+    from icpml.config import load_config
+    from icpml.products import load_product_scorers
+
+    tmp_path, plants, res, prospects = store
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(tmp_path))
+    cfg = load_config(tmp_path / "cfg.yaml")
+    first, *rest = sorted(plants)
+    ps = load_product_scorers(cfg)  # configures the store
+    client = MlflowClient()
+    version = client.get_model_version_by_alias(f"lines-fit-{first}", "champion").version
+    client.delete_registered_model_alias(f"lines-fit-{first}", "champion")
+    try:
+        ps = load_product_scorers(cfg)
+    finally:
+        client.set_registered_model_alias(f"lines-fit-{first}", "champion", version)
+    assert ps.products == res.products
+    assert set(ps.missing) == {first, "legacy"} and set(ps.scorers) == set(rest)
+    assert "@champion" in ps.missing[first]
+    got = ps.score(prospects)
+    want = res.score(prospects)
+    assert not got[f"icp_{first}"].any() and got[f"tier_{first}"].isna().all()
+    for p in rest:
+        assert (got[f"tier_{p}"].astype(str) == want[f"tier_{p}"].astype(str)).all()
