@@ -1136,6 +1136,8 @@ _PAIR_MAX_CATEGORIES = 12
 _PAIR_KEEP = 3
 #: A pair is an interaction when neither part alone reaches this share of its excess lift.
 _PAIR_FLAT = 1 / 3
+#: ... and the pair's own lift, on every row, is at least this.
+_PAIR_MIN_LIFT = 1.25
 
 
 def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion]:
@@ -1177,6 +1179,43 @@ def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion
     names = sorted((str(k) for k in counts.index if k != MISSING and counts[k] >= min_k),
                    key=lambda k: (-int(counts[k]), k))
     return [Criterion("icp", col, "in", values=(k,)) for k in names[:_PAIR_MAX_CATEGORIES]]
+
+
+def _complement(c: Criterion) -> Criterion | None:
+    """The single condition meeting the accounts ``c`` misses among those with a value
+    (``None`` for a two-sided band)."""
+    if c.op == "<=":
+        return replace(c, op=">", low=c.high, high=None)
+    if c.op == ">=":
+        return replace(c, op="<", low=None, high=c.low)
+    if c.op == "in":
+        return replace(c, op="not_in")
+    return None
+
+
+def _best_cell(a: Criterion, b: Criterion, rows: pd.DataFrame, y: np.ndarray,
+               min_rows: int) -> tuple[Criterion, Criterion]:
+    """Of the cells ``A and B``, ``A and not B``, ``not A and B``, ``not A and not B`` (where
+    a complement is one condition), the one with the highest best rate ``y`` among
+    ``rows``, with at least ``min_rows`` accounts.
+
+    With compensated main effects the pair's cells are all off average: ``A and B`` is the
+    best, but ``not A and not B``, larger and above average too, can have the larger
+    WRAcc; the ICP is the best cell.
+    """
+    cells = []
+    for x in (a, _complement(a)):
+        for z in (b, _complement(b)):
+            if x is None or z is None:
+                continue
+            m = x.mask(rows).to_numpy(bool) & z.mask(rows).to_numpy(bool)
+            k = int(m.sum())
+            if k >= min_rows:
+                cells.append((float(y[m].mean()), k, x, z))
+    if not cells:
+        return a, b
+    _, _, x, z = max(cells, key=lambda t: (t[0], t[1]))
+    return x, z
 
 
 def _fit_pair(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.ndarray,
@@ -1224,9 +1263,11 @@ def icp_pair_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[
     * each pair of those columns: every combination of their single conditions
       (:func:`_pair_atoms`) is scored by WRAcc (coverage x (best rate - base rate)) on
       ``rows`` within ``clear`` (no exclusion), with at least ``min_support`` accounts
-      inside and outside; only combinations where neither part alone reaches
-      :data:`_PAIR_FLAT` of the pair's excess lift count (parts that also act alone are
-      found by the greedy); the best combination per column pair is kept;
+      inside and outside. Only *interactions* count: on all of ``rows`` (the population,
+      whatever the exclusions), the pair's lift is at least :data:`_PAIR_MIN_LIFT` and
+      neither part alone reaches :data:`_PAIR_FLAT` of the pair's excess lift (parts that
+      also act alone are found by the greedy one at a time). The best combination per
+      column pair is kept;
     * the ``keep`` best pairs by WRAcc get each part's bounds or category set re-chosen
       given the other part (:func:`_fit_pair`).
 
@@ -1243,33 +1284,34 @@ def icp_pair_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[
         return [], 0
     imp = expl.values[[c for c in expl.values.columns if c in allowed]].abs().mean()
     cols = sorted(imp.index, key=lambda c: (-float(imp[c]), c))[:n_cols]
-    yc = y[clear].astype(float)
-    base = float(yc.mean())
-    atoms: dict[str, tuple[list[Criterion], np.ndarray]] = {}
+    yc, ya = y[clear].astype(float), y.astype(float)
+    base, base_all = float(yc.mean()), float(ya.mean())
+    atoms: dict[str, tuple[list[Criterion], np.ndarray, np.ndarray]] = {}
     for col in cols:
         cand = _pair_atoms(col, rows[col][clear], kinds.get(col, "categorical"), min_k)
         if cand:
-            masks = np.stack([c.mask(rows).to_numpy(bool)[clear] for c in cand]).astype(float)
-            atoms[col] = (cand, masks)
+            masks = np.stack([c.mask(rows).to_numpy(bool) for c in cand]).astype(float)
+            # excess lift of each part alone, on every row
+            alone = masks @ ya / np.maximum(masks.sum(1), 1) / base_all - 1
+            atoms[col] = (cand, masks, alone)
     scored: list[tuple[float, str, str, Criterion, Criterion]] = []
     searched = 0
     names = [c for c in cols if c in atoms]
     for i, ca in enumerate(names):
-        a_c, a_m = atoms[ca]
-        a_cnt, a_pos = a_m.sum(1), a_m @ yc
-        a_ex = a_pos / np.maximum(a_cnt, 1) / base - 1
+        a_c, a_m, a_ex = atoms[ca]
         for cb in names[i + 1:]:
             searched += 1
-            b_c, b_m = atoms[cb]
-            b_cnt, b_pos = b_m.sum(1), b_m @ yc
-            b_ex = b_pos / np.maximum(b_cnt, 1) / base - 1
-            cnt = a_m @ b_m.T
-            pos = (a_m * yc) @ b_m.T
+            b_c, b_m, b_ex = atoms[cb]
+            cnt = a_m[:, clear] @ b_m[:, clear].T
+            pos = (a_m[:, clear] * yc) @ b_m[:, clear].T
+            cnt_all = a_m @ b_m.T
             with np.errstate(invalid="ignore", divide="ignore"):
                 ex = pos / cnt / base - 1
+                ex_all = ((a_m * ya) @ b_m.T) / cnt_all / base_all - 1
             wracc = (pos - base * cnt) / n
             ok = ((cnt >= min_k) & (n - cnt >= min_k) & (ex > 0)
-                  & (a_ex[:, None] < _PAIR_FLAT * ex) & (b_ex[None, :] < _PAIR_FLAT * ex))
+                  & (ex_all >= _PAIR_MIN_LIFT - 1) & (a_ex[:, None] < _PAIR_FLAT * ex_all)
+                  & (b_ex[None, :] < _PAIR_FLAT * ex_all))
             if not ok.any():
                 continue
             w = np.where(ok, wracc, -np.inf)
@@ -1278,6 +1320,7 @@ def icp_pair_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[
     scored.sort(key=lambda t: (-t[0], t[1], t[2]))
     out = []
     for _, _, _, a, b in scored[:keep]:
+        a, b = _best_cell(a, b, rows[clear], yc, 2 * min_k)
         pair = _make_pair([a, b], Criterion("icp", a.column, "in"))
         out.append(_fit_pair(pair, rows, y, clear, min_k))
     return list({c.key: c for c in out}.values()), searched
