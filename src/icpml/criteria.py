@@ -1181,15 +1181,19 @@ def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion
     return [Criterion("icp", col, "in", values=(k,)) for k in names[:_PAIR_MAX_CATEGORIES]]
 
 
-def _complement(c: Criterion) -> Criterion | None:
-    """The single condition meeting the accounts ``c`` misses among those with a value
-    (``None`` for a two-sided band)."""
+def _complement(c: Criterion, rows: pd.DataFrame) -> Criterion | None:
+    """The single condition meeting the accounts ``c`` misses among those with a value:
+    the other side of a cut, the other categories seen in ``rows`` (``None`` for a
+    two-sided band or when nothing is left)."""
     if c.op == "<=":
         return replace(c, op=">", low=c.high, high=None)
     if c.op == ">=":
         return replace(c, op="<", low=None, high=c.low)
     if c.op == "in":
-        return replace(c, op="not_in")
+        seen = _as_category(rows[c.column])
+        keys = {spelling_key(str(v)) for v in c.values}
+        rest = sorted({str(v) for v in seen.unique() if v != MISSING and spelling_key(str(v)) not in keys})
+        return replace(c, values=tuple(rest)) if rest else None
     return None
 
 
@@ -1204,8 +1208,8 @@ def _best_cell(a: Criterion, b: Criterion, rows: pd.DataFrame, y: np.ndarray,
     WRAcc; the ICP is the best cell.
     """
     cells = []
-    for x in (a, _complement(a)):
-        for z in (b, _complement(b)):
+    for x in (a, _complement(a, rows)):
+        for z in (b, _complement(b, rows)):
             if x is None or z is None:
                 continue
             m = x.mask(rows).to_numpy(bool) & z.mask(rows).to_numpy(bool)
@@ -1224,7 +1228,11 @@ def _fit_pair(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np
 
     The parts' bounds and category sets are fitted as any ICP criterion's
     (:func:`fit_band`, :func:`fit_set`) among the accounts of ``segment`` that meet the
-    other part, two passes. Returns the pair with its parts in column order.
+    other part, two passes. Returns the pair with its parts in column order. Callers
+    pass a ``segment`` that ignores the exclusions: an exclusion on the pair's own
+    columns (the cell ``A and not B`` of a compensated interaction is bad) would leave
+    any cut in the excluded range equally good, and the pair's bounds must hold on
+    their own (its held-out evidence is on every account).
     """
     parts = list(c.parts)
     for _ in range(passes):
@@ -1319,10 +1327,14 @@ def icp_pair_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[
             scored.append((float(w[ia, ib]), ca, cb, a_c[ia], b_c[ib]))
     scored.sort(key=lambda t: (-t[0], t[1], t[2]))
     out = []
+    every = np.ones(len(rows), dtype=bool)
     for _, _, _, a, b in scored[:keep]:
-        a, b = _best_cell(a, b, rows[clear], yc, 2 * min_k)
-        pair = _make_pair([a, b], Criterion("icp", a.column, "in"))
-        out.append(_fit_pair(pair, rows, y, clear, min_k))
+        # fit the parts, take the best cell of the 2x2 they form, fit again
+        pair = _fit_pair(_make_pair([a, b], Criterion("icp", a.column, "in")), rows, y, every,
+                         min_k)
+        a, b = _best_cell(*pair.parts, rows, y, 2 * min_k)
+        pair = _make_pair([a, b], pair)
+        out.append(_fit_pair(pair, rows, y, every, min_k))
     return list({c.key: c for c in out}.values()), searched
 
 
@@ -1948,8 +1960,10 @@ def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
             for j, o in enumerate(icp):
                 if j != i:
                     seg &= o.mask(rows).to_numpy(bool)
-            icp[i] = (_fit_pair(c, rows, b, seg, min_k) if c.also
-                      else fit_set(fit_band(c, rows, b, seg, min_k), rows, b, seg, min_k))
+            if c.also:  # a pair's parts are chosen on every row: see _fit_pair
+                icp[i] = _fit_pair(c, rows, b, seg | ~clear, min_k)
+            else:
+                icp[i] = fit_set(fit_band(c, rows, b, seg, min_k), rows, b, seg, min_k)
     return icp
 
 
