@@ -43,7 +43,15 @@ in three steps that never share rows:
    small") are not an interaction. On the ICP side the ICP is already a
    conjunction; what interactions need there is that each next criterion is read
    inside the segment chosen so far (a size band that pays off only within some
-   industries is diluted in the SHAP of all accounts, plain within them).
+   industries is diluted in the SHAP of all accounts, plain within them). That
+   cannot start when neither part helps on its own (A pays off only with B and
+   hurts without it, the main effects cancel): for those, a pair search
+   (:func:`icp_pair_candidates`) over the columns with the largest mean |SHAP|
+   scores every combination of two single conditions (decile cuts, categories) by
+   WRAcc on the model's training rows, keeps pairs whose parts are flat alone, takes
+   the best cell of the 2x2 the parts form, fits each part given the other, and
+   offers ``A and B`` to step 2 as one ICP candidate (confirmed like any other; the
+   column pairs searched count as hypotheses in the correction).
 
 2. **Select** (the selection split: rows the model was not fitted on).
    Exclusions first: a fit-side exclusion is kept if accounts matching it reach
