@@ -1340,7 +1340,7 @@ def icp_pair_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[
         # fit the parts, take the best cell of the 2x2 they form, fit again
         pair = _fit_pair(_make_pair([a, b], Criterion("icp", a.column, "in")), rows, y, every,
                          min_k)
-        a, b = _best_cell(*pair.parts, rows, y, 2 * min_k)
+        a, b = _best_cell(*pair.parts, rows, y, min_k)
         pair = _make_pair([a, b], pair)
         out.append(_fit_pair(pair, rows, y, every, min_k))
     return list({c.key: c for c in out}.values()), searched
