@@ -43,7 +43,15 @@ in three steps that never share rows:
    small") are not an interaction. On the ICP side the ICP is already a
    conjunction; what interactions need there is that each next criterion is read
    inside the segment chosen so far (a size band that pays off only within some
-   industries is diluted in the SHAP of all accounts, plain within them).
+   industries is diluted in the SHAP of all accounts, plain within them). That
+   cannot start when neither part helps on its own (A pays off only with B and
+   hurts without it, the main effects cancel): for those, a pair search
+   (:func:`icp_pair_candidates`) over the columns with the largest mean |SHAP|
+   scores every combination of two single conditions (decile cuts, categories) by
+   WRAcc on the model's training rows, keeps pairs whose parts are flat alone, takes
+   the best cell of the 2x2 the parts form, fits each part given the other, and
+   offers ``A and B`` to step 2 as one ICP candidate (confirmed like any other; the
+   column pairs searched count as hypotheses in the correction).
 
 2. **Select** (the selection split: rows the model was not fitted on).
    Exclusions first: a fit-side exclusion is kept if accounts matching it reach
@@ -130,7 +138,8 @@ from icpml.explain import Explanation
 from icpml.features import MISSING
 
 __all__ = ["Criterion", "CriteriaSet", "CriteriaSplit", "derive_criteria", "use_crossfit", "fit_band", "select_criteria", "segment_evidence",
-           "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates"]
+           "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates",
+           "icp_pair_candidates"]
 
 SCHEMA_VERSION = "1.0"
 Op = Literal["in", "not_in", "between", "<", "<=", ">", ">=", "==", "is_missing"]
@@ -1345,6 +1354,220 @@ def _interacts(s: np.ndarray, a: np.ndarray, b: np.ndarray, sign: int) -> bool:
     return inside - outside > _tau(s) and inside > 2 * max(outside, 0.0)
 
 
+# ----------------------------------------------------------------------------- ICP interactions
+#: Columns searched for ICP interactions: the fit model's largest mean |SHAP| (a column that
+#: acts only together with another one still moves the model's output, up and down).
+PAIR_COLUMNS = 8
+#: Quantiles of a numeric column tried as one-sided cuts by the pair search.
+_PAIR_QUANTILES = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
+#: Categories per column tried by the pair search (the most frequent ones).
+_PAIR_MAX_CATEGORIES = 12
+#: Pairs one search hands to selection (largest WRAcc first, one per column pair).
+_PAIR_KEEP = 3
+#: A pair is an interaction when neither part alone reaches this share of its excess lift.
+_PAIR_FLAT = 1 / 3
+#: ... and the pair's own lift, on every row, is at least this.
+_PAIR_MIN_LIFT = 1.25
+
+
+def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion]:
+    """Single conditions on one column tried by the pair search.
+
+    Numeric: one-sided cuts ``<= t`` and ``>= t`` at the deciles (each bound the roundest
+    number between the two observed values it separates); a code (at most
+    :data:`_MAX_CODE_VALUES` values) also gets one ``t <= x <= t`` per value. Categorical
+    and boolean: each of the :data:`_PAIR_MAX_CATEGORIES` most frequent categories with
+    at least ``min_k`` accounts (``(missing)`` excluded).
+    """
+    out: list[Criterion] = []
+    if kind == "numeric":
+        v = pd.to_numeric(x, errors="coerce").to_numpy(float)
+        v = np.sort(v[np.isfinite(v)])
+        distinct = np.unique(v)
+        if len(distinct) < 2:
+            return out
+        if len(distinct) <= _MAX_CODE_VALUES:
+            cuts = list(range(1, len(distinct)))
+        else:
+            cuts = sorted({int(np.searchsorted(distinct, np.quantile(v, q), side="right"))
+                           for q in _PAIR_QUANTILES} - {0, len(distinct)})
+        for i in cuts:
+            lo, hi = float(distinct[i - 1]), float(distinct[i])
+            out.append(Criterion("icp", col, "<=",
+                                 high=_roundest(lo, hi, include_lo=True, include_hi=False)))
+            out.append(Criterion("icp", col, ">=",
+                                 low=_roundest(lo, hi, include_lo=False, include_hi=True)))
+        if len(distinct) <= _MAX_CODE_VALUES:
+            for i in range(1, len(distinct) - 1):  # the end values are one-sided cuts already
+                low = _roundest(float(distinct[i - 1]), float(distinct[i]), include_lo=False,
+                                include_hi=True)
+                high = _roundest(float(distinct[i]), float(distinct[i + 1]), include_lo=True,
+                                 include_hi=False)
+                out.append(Criterion("icp", col, "between", low=low, high=high))
+        return out
+    counts = _as_category(x).value_counts()
+    names = sorted((str(k) for k in counts.index if k != MISSING and counts[k] >= min_k),
+                   key=lambda k: (-int(counts[k]), k))
+    return [Criterion("icp", col, "in", values=(k,)) for k in names[:_PAIR_MAX_CATEGORIES]]
+
+
+def _complement(c: Criterion, rows: pd.DataFrame) -> Criterion | None:
+    """The single condition meeting the accounts ``c`` misses among those with a value:
+    the other side of a cut, the other categories seen in ``rows`` (``None`` for a
+    two-sided band or when nothing is left)."""
+    if c.op == "<=":
+        return replace(c, op=">", low=c.high, high=None)
+    if c.op == ">=":
+        return replace(c, op="<", low=None, high=c.low)
+    if c.op == "in":
+        seen = _as_category(rows[c.column])
+        keys = {spelling_key(str(v)) for v in c.values}
+        rest = sorted({str(v) for v in seen.unique() if v != MISSING and spelling_key(str(v)) not in keys})
+        return replace(c, values=tuple(rest)) if rest else None
+    return None
+
+
+def _best_cell(a: Criterion, b: Criterion, rows: pd.DataFrame, y: np.ndarray,
+               min_rows: int) -> tuple[Criterion, Criterion]:
+    """Of the cells ``A and B``, ``A and not B``, ``not A and B``, ``not A and not B`` (where
+    a complement is one condition), the one with the highest best rate ``y`` among
+    ``rows``, with at least ``min_rows`` accounts.
+
+    With compensated main effects the pair's cells are all off average: ``A and B`` is the
+    best, but ``not A and not B``, larger and above average too, can have the larger
+    WRAcc; the ICP is the best cell.
+    """
+    cells = []
+    for x in (a, _complement(a, rows)):
+        for z in (b, _complement(b, rows)):
+            if x is None or z is None:
+                continue
+            m = x.mask(rows).to_numpy(bool) & z.mask(rows).to_numpy(bool)
+            k = int(m.sum())
+            if k >= min_rows:
+                cells.append((float(y[m].mean()), k, x, z))
+    if not cells:
+        return a, b
+    _, _, x, z = max(cells, key=lambda t: (t[0], t[1]))
+    return x, z
+
+
+def _fit_pair(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.ndarray,
+              min_k: int, passes: int = 2) -> Criterion:
+    """Each part of an ICP pair re-chosen given the other part (and ``segment``).
+
+    The parts' bounds and category sets are fitted as any ICP criterion's
+    (:func:`fit_band`, :func:`fit_set`) among the accounts of ``segment`` that meet the
+    other part, two passes. Returns the pair with its parts in column order. Callers
+    pass a ``segment`` that ignores the exclusions: an exclusion on the pair's own
+    columns (the cell ``A and not B`` of a compensated interaction is bad) would leave
+    any cut in the excluded range equally good, and the pair's bounds must hold on
+    their own (its held-out evidence is on every account).
+    """
+    parts = list(c.parts)
+    for _ in range(passes):
+        for i, part in enumerate(parts):
+            seg = np.asarray(segment, dtype=bool).copy()
+            for j, other in enumerate(parts):
+                if j != i:
+                    seg &= other.mask(rows).to_numpy(bool)
+            parts[i] = fit_set(fit_band(part, rows, is_best, seg, min_k), rows, is_best, seg,
+                               min_k)
+    return _make_pair(parts, c)
+
+
+def _make_pair(parts: list[Criterion], like: Criterion) -> Criterion:
+    """One criterion requiring every part, parts in column order (a canonical form, so the
+    same pair found twice has the same columns and key)."""
+    parts = sorted((replace(p, kind=like.kind, source=like.source, also=(),
+                            evidence={}) for p in parts), key=lambda p: p.column)
+    return replace(parts[0], also=tuple(parts[1:]))
+
+
+def icp_pair_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[str],
+                        rows: pd.DataFrame, is_best: np.ndarray, clear: np.ndarray,
+                        cfg: CriteriaConfig, *, n_cols: int = PAIR_COLUMNS,
+                        keep: int = _PAIR_KEEP) -> tuple[list[Criterion], int]:
+    """ICP candidates ``A and B`` whose parts are flat alone (pure interactions).
+
+    The greedy ICP selection adds one column at a time, each raising the best rate on its
+    own within the segment so far; when A helps only where B holds and hurts elsewhere
+    (the main effects cancel), neither A nor B ever passes first. This search proposes
+    the pair as one criterion:
+
+    * columns: the ``n_cols`` allowed columns with the largest mean |SHAP| of the fit
+      model (``expl``): a column acting only with another one moves the model's output
+      up in some accounts and down in others;
+    * each pair of those columns: every combination of their single conditions
+      (:func:`_pair_atoms`) is scored by WRAcc (coverage x (best rate - base rate)) on
+      ``rows`` within ``clear`` (no exclusion), with at least ``min_support`` accounts
+      inside and outside. Only *interactions* count: on all of ``rows`` (the population,
+      whatever the exclusions), the pair's lift is at least :data:`_PAIR_MIN_LIFT` and
+      neither part alone reaches :data:`_PAIR_FLAT` of the pair's excess lift (parts that
+      also act alone are found by the greedy one at a time). The best combination per
+      column pair is kept;
+    * the ``keep`` best pairs by WRAcc get each part's bounds or category set re-chosen
+      given the other part (:func:`_fit_pair`).
+
+    ``rows`` should be rows the selection will not test on (the model's training rows),
+    so the selection's test of a pair is not biased by its search. Returns the pairs (ICP
+    criteria with one ``also`` part, source ``fit_model``) and the number of column pairs
+    searched (each one hypothesis, for the multiple-testing correction).
+    """
+    y = np.asarray(is_best, dtype=bool)
+    clear = np.asarray(clear, dtype=bool)
+    n = int(clear.sum())
+    min_k = _min_count(cfg, n)
+    if n < 4 * min_k or not 0 < y[clear].sum() < n:
+        return [], 0
+    imp = expl.values[[c for c in expl.values.columns if c in allowed]].abs().mean()
+    cols = sorted(imp.index, key=lambda c: (-float(imp[c]), c))[:n_cols]
+    yc, ya = y[clear].astype(float), y.astype(float)
+    base, base_all = float(yc.mean()), float(ya.mean())
+    atoms: dict[str, tuple[list[Criterion], np.ndarray, np.ndarray]] = {}
+    for col in cols:
+        cand = _pair_atoms(col, rows[col][clear], kinds.get(col, "categorical"), min_k)
+        if cand:
+            masks = np.stack([c.mask(rows).to_numpy(bool) for c in cand]).astype(float)
+            # excess lift of each part alone, on every row
+            alone = masks @ ya / np.maximum(masks.sum(1), 1) / base_all - 1
+            atoms[col] = (cand, masks, alone)
+    scored: list[tuple[float, str, str, Criterion, Criterion]] = []
+    searched = 0
+    names = [c for c in cols if c in atoms]
+    for i, ca in enumerate(names):
+        a_c, a_m, a_ex = atoms[ca]
+        for cb in names[i + 1:]:
+            searched += 1
+            b_c, b_m, b_ex = atoms[cb]
+            cnt = a_m[:, clear] @ b_m[:, clear].T
+            pos = (a_m[:, clear] * yc) @ b_m[:, clear].T
+            cnt_all = a_m @ b_m.T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ex = pos / cnt / base - 1
+                ex_all = ((a_m * ya) @ b_m.T) / cnt_all / base_all - 1
+            wracc = (pos - base * cnt) / n
+            ok = ((cnt >= min_k) & (n - cnt >= min_k) & (ex > 0)
+                  & (ex_all >= _PAIR_MIN_LIFT - 1) & (a_ex[:, None] < _PAIR_FLAT * ex_all)
+                  & (b_ex[None, :] < _PAIR_FLAT * ex_all))
+            if not ok.any():
+                continue
+            w = np.where(ok, wracc, -np.inf)
+            ia, ib = divmod(int(np.argmax(w)), w.shape[1])
+            scored.append((float(w[ia, ib]), ca, cb, a_c[ia], b_c[ib]))
+    scored.sort(key=lambda t: (-t[0], t[1], t[2]))
+    out = []
+    every = np.ones(len(rows), dtype=bool)
+    for _, _, _, a, b in scored[:keep]:
+        # fit the parts, take the best cell of the 2x2 they form, fit again
+        pair = _fit_pair(_make_pair([a, b], Criterion("icp", a.column, "in")), rows, y, every,
+                         min_k)
+        a, b = _best_cell(*pair.parts, rows, y, min_k)
+        pair = _make_pair([a, b], pair)
+        out.append(_fit_pair(pair, rows, y, every, min_k))
+    return list({c.key: c for c in out}.values()), searched
+
+
 # ----------------------------------------------------------------------------- set
 @dataclass
 class CriteriaSet:
@@ -2092,8 +2315,9 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
     while len(kept) < cfg.max_icp_criteria:
         if proposer is not None and kept:
             have = {c.key for c in remaining}
+            taken = {col for k in kept for col in k.columns}
             remaining += [c for c in proposer.candidates(kept) if c.key not in have
-                          and c.column not in {k.column for k in kept}]
+                          and not taken & set(c.columns)]
         if not remaining:
             break
         s = seg.to_numpy(bool)
@@ -2109,7 +2333,7 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
         best_c = passing[col][1]
         kept.append(best_c)
         seg = seg & best_c.mask(sel)
-        remaining = [c for c in remaining if c.column != best_c.column]
+        remaining = [c for c in remaining if not set(c.columns) & set(best_c.columns)]
     return kept
 
 
@@ -2139,6 +2363,8 @@ def _backfit(kept: list[Criterion], sel: pd.DataFrame, b: np.ndarray, start: pd.
     """
     kept = list(kept)
     for i, c in enumerate(kept):
+        if c.also:  # a pair's parts are re-chosen given each other (_fit_pair)
+            continue
         others = kept[:i] + kept[i + 1:]
         seg = start.to_numpy(bool).copy()
         for o in others:
@@ -2203,8 +2429,11 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
     not_excluded = pd.Series(True, index=select.index)
     for c in anti:
         not_excluded &= ~c.mask(select)
+    icp_pairs, n_pairs = _pair_search(fit_expl, kinds, allowed, anti, select, select_cohort,
+                                      refine_rows, refine_cohort, cfg)
     proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
-    icp = _select_inclusions(icp_c, select, select_cohort == BEST, not_excluded, cfg, proposer)
+    icp = _select_inclusions(icp_c + icp_pairs, select, select_cohort == BEST, not_excluded, cfg,
+                             proposer)
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
     if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
@@ -2217,7 +2446,27 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
     if refine_rows is not None and refine_cohort is not None:
         anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
         icp = _fit_bands(icp, anti, refine_rows, refine_cohort, cfg)
-    return anti, icp, len(cands) + len(pairs)
+    return anti, icp, len(cands) + len(pairs) + n_pairs
+
+
+def _pair_search(fit_expl: Explanation, kinds: dict[str, str], allowed: list[str],
+                 anti: list[Criterion], select: pd.DataFrame, select_cohort: pd.Series,
+                 refine_rows: pd.DataFrame | None, refine_cohort: pd.Series | None,
+                 cfg: CriteriaConfig) -> tuple[list[Criterion], int]:
+    """:func:`icp_pair_candidates` on the refinement rows the selection does not test on
+    (the model's training rows), else on the selection rows; accounts an exclusion
+    removes are left out. Returns the pairs and the number of column pairs searched."""
+    rows, cohort = select, select_cohort
+    if refine_rows is not None and refine_cohort is not None:
+        rest = ~refine_rows.index.isin(select.index)
+        enough = int(rest.sum()) >= 4 * _min_count(cfg, len(refine_rows))
+        rows, cohort = ((refine_rows[rest], refine_cohort[rest]) if enough
+                        else (refine_rows, refine_cohort))
+    clear = np.ones(len(rows), dtype=bool)
+    for c in anti:
+        clear &= ~c.mask(rows).to_numpy(bool)
+    return icp_pair_candidates(fit_expl, kinds, allowed, rows, (cohort == BEST).to_numpy(bool),
+                               clear, cfg)
 
 
 def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
@@ -2239,7 +2488,10 @@ def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
             for j, o in enumerate(icp):
                 if j != i:
                     seg &= o.mask(rows).to_numpy(bool)
-            icp[i] = fit_set(fit_band(c, rows, b, seg, min_k), rows, b, seg, min_k)
+            if c.also:  # a pair's parts are chosen on every row: see _fit_pair
+                icp[i] = _fit_pair(c, rows, b, seg | ~clear, min_k)
+            else:
+                icp[i] = fit_set(fit_band(c, rows, b, seg, min_k), rows, b, seg, min_k)
     return icp
 
 
