@@ -1335,10 +1335,33 @@ def _chi2_in(c: Criterion, rows: pd.DataFrame, y: np.ndarray, seg: np.ndarray) -
 
 #: How much (chi-square, 1 df at 5%) a second edge must add before a band replaces a one-sided cut.
 _EDGE_GAIN = 3.84
+#: Edges whose band is within this chi-square of the best one cannot be told apart (about an
+#: 85% likelihood interval): the roundest of them is shown (:func:`_round_edge`).
+_EDGE_SLACK = 2.0
+#: Fewest accounts a band's segment needs before its bounds are fit, and the fewest on the
+#: far side of a cut.
+_MIN_BAND_ROWS, _MIN_OUTSIDE = 40, 5
+
+
+def _round_edge(x: np.ndarray, near: np.ndarray, upper: bool) -> int:
+    """The cut position (index into sorted ``x``) of the roundest threshold among near-best cuts.
+
+    ``near`` are cut positions (0 < i < len(x)) whose band is within :data:`_EDGE_SLACK`
+    of the best; a lower edge at position i keeps ``x[i:]`` (threshold in
+    ``(x[i-1], x[i]]``), an upper edge keeps ``x[:i]`` (threshold in ``[x[i-1], x[i])``).
+    The roundest number from the lowest to the highest of them (:func:`_roundest`) is
+    mapped back to its position, so noise in the exact change point gives 600, not 688.
+    """
+    first, last = int(near.min()), int(near.max())
+    if upper:
+        t = _roundest(x[first - 1], x[last], include_lo=True, include_hi=False)
+        return int(np.searchsorted(x, t, side="right"))
+    t = _roundest(x[first - 1], x[last], include_lo=False, include_hi=True)
+    return int(np.searchsorted(x, t, side="left"))
 
 
 def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.ndarray,
-             min_k: int, max_cuts: int = 200) -> Criterion:
+             min_k: int, max_cuts: int = 400) -> Criterion:
     """Choose an ICP numeric criterion's bounds for the segment, given the other criteria.
 
     Among ``rows`` in ``segment`` (every other ICP criterion met, no exclusion), the
@@ -1352,19 +1375,26 @@ def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.
     1 df); a one-sided cut replaces "no cut" likewise; and the result replaces the
     model's bounds only when it beats them by the same margin and clears the 5%
     chi-square Bonferroni-corrected for the cut points scanned (noise never moves a
-    bound). Each bound is the roundest number
-    between the two observed values it separates (:func:`_roundest`). Missing values
+    bound). The band keeps at least ``min_k`` accounts (but never more than half the
+    segment is required) and leaves at least 5 of the segment outside each cut.
+
+    The exact change point is noisy (a handful of accounts past a planted 600 decide
+    between 600 and 688), so each edge is then shown as the roundest number among the
+    cuts whose band's chi-square is within :data:`_EDGE_SLACK` (2.0) of the best, the
+    other edge held (:func:`_round_edge`, :func:`_roundest`), if the rounded band still
+    is within that slack; otherwise the best cut's own roundest number. Missing values
     never meet the criterion. Returns ``c`` unchanged when it is not a numeric ICP
-    criterion, the segment has fewer than ``4 * min_k`` accounts, or no cut clears the
-    bar (the caller's confirmation test then decides whether it stays).
+    criterion, the segment has fewer than 40 accounts, or no cut clears the bar (the
+    caller's confirmation test then decides whether it stays).
     """
     if c.kind != "icp" or c.also or OPERATORS[c.op].family != "numeric":
         return c
     x_all = pd.to_numeric(rows[c.column], errors="coerce").to_numpy(float)
     seg = segment & np.isfinite(x_all)
     n_seg = int(segment.sum())
-    if n_seg < 4 * min_k:
+    if n_seg < _MIN_BAND_ROWS:
         return c
+    min_in = max(_MIN_OUTSIDE, min(min_k, n_seg // 4))
     y_all = np.asarray(is_best, dtype=bool)
     miss_pos = float(y_all[segment & ~np.isfinite(x_all)].sum())
     order = np.argsort(x_all[seg], kind="stable")
@@ -1381,7 +1411,11 @@ def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.
     cnt = hi_i[None, :] - lo_i[:, None]
     pos = cs[hi_i][None, :] - cs[lo_i][:, None]
     stat = _band_stat(pos, cnt.astype(float), total, n_seg)
-    stat = np.where((cnt >= min_k) & (n_seg - cnt >= min_k), stat, -np.inf)
+    # every cut leaves at least _MIN_OUTSIDE accounts on its far side
+    ok_lo = (lo_i == 0) | (lo_i >= _MIN_OUTSIDE)
+    ok_hi = (hi_i == m) | (m - hi_i >= _MIN_OUTSIDE)
+    stat = np.where((cnt >= min_in) & (n_seg - cnt >= _MIN_OUTSIDE) & ok_lo[:, None]
+                    & ok_hi[None, :], stat, -np.inf)
     # whole range (only missing values left out), one-sided (an open end) and two-sided
     full = stat[0, -1]
     one_lo, one_hi = stat[:, -1], stat[0, :]
@@ -1398,10 +1432,25 @@ def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.
     scan = float(stats.chi2.isf(0.05 / max(len(cuts), 1), 1))  # the best of many cut points
     if best[0] < max(scan, _chi2_in(c, rows, y_all, segment) + _EDGE_GAIN):
         return c  # the data do not clearly prefer other bounds: keep the model's
-    _, a, z = best
+    top, a, z = best
     lo, hi = int(lo_i[a]), int(hi_i[z])
     if lo == 0 and hi == m:
         return c
+    # round each edge within the cuts the data cannot tell from the best one (other edge held)
+    bar = top - _EDGE_SLACK
+    rlo, rhi = lo, hi
+    if lo > 0:
+        rlo = _round_edge(x, lo_i[(stat[:, z] >= bar) & (lo_i > 0)], upper=False)
+    if hi < m:
+        a2 = int(np.searchsorted(lo_i, rlo))
+        row = stat[a2] if a2 < len(lo_i) and lo_i[a2] == rlo else stat[a]
+        near = hi_i[(row >= bar) & (hi_i < m)]
+        rhi = _round_edge(x, near, upper=True) if len(near) else hi
+    k_in = rhi - rlo
+    if k_in >= min_in and n_seg - k_in >= _MIN_OUTSIDE:
+        s_round = _band_stat(np.array([cs[rhi] - cs[rlo]]), np.array([float(k_in)]), total, n_seg)[0]
+        if s_round >= bar:
+            lo, hi = rlo, rhi
     low = _roundest(x[lo - 1], x[lo], include_lo=False, include_hi=True) if lo > 0 else None
     high = _roundest(x[hi - 1], x[hi], include_lo=True, include_hi=False) if hi < m else None
     if low is not None and high is not None:
