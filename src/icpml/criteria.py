@@ -72,8 +72,9 @@ in three steps that never share rows:
    best rate inside the others' segment (largest chi-square, as a tree splits),
    not the tightest interval; the model's cut stays unless the data clearly
    prefer another, and each edge is shown as the roundest number among the cuts
-   the data cannot tell from the best one (600, not 688). Each exclusion bound is refined locally (within the accounts
-   ranked near the bound, the split that best separates worst from the rest).
+   the data cannot tell from the best one (600, not 688). Each exclusion bound
+   is refined locally (within the accounts ranked near the bound, the split that
+   best separates worst from the rest).
    Tree ensembles smear a step over several nearby thresholds; the outcomes say
    where it really is.
 
