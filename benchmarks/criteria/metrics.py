@@ -71,3 +71,22 @@ def nanmean(values: list[float | None]) -> float:
     """Mean of the finite values (NaN when there is none)."""
     vals = [v for v in values if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def jsonable(x, digits: int | None = None):
+    """``x`` with numpy scalars, tuples and sets made JSON-ready (non-finite floats as
+    None, dict keys as text); floats rounded to ``digits`` when given. Shared by the
+    benchmark scripts (``run.py``, ``procedural.py``)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v, digits) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set, frozenset)):
+        return [jsonable(v, digits) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        if not math.isfinite(float(x)):
+            return None
+        return round(float(x), digits) if digits is not None else float(x)
+    return x

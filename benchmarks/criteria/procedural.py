@@ -41,7 +41,7 @@ if str(HERE) not in sys.path:  # run as a script or imported from elsewhere
     sys.path.insert(0, str(HERE))
 
 from generator import FAMILIES, SIGNAL_FAMILIES, Spec, draw_spec, sample, spec_summary  # noqa: E402
-from metrics import membership, ratio, segment_quality  # noqa: E402
+from metrics import jsonable, membership, ratio, segment_quality  # noqa: E402
 from peers import MethodOutput, Segment, run_peer  # noqa: E402
 
 from icpml import discover  # noqa: E402
@@ -460,20 +460,6 @@ def to_markdown(results: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- main
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return round(float(x), 6) if math.isfinite(float(x)) else None
-    return x
-
-
 def _meta() -> dict:
     try:
         from run import machine_info  # the classic benchmark's machine / version block
@@ -549,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         stem += "_partial"
     args.out.mkdir(parents=True, exist_ok=True)
     md = to_markdown(results)
-    (args.out / f"{stem}.json").write_text(json.dumps(_jsonable(results), indent=1) + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(jsonable(results, 6), indent=1) + "\n")
     (args.out / f"{stem}.md").write_text(md)
     print(md)
     return 0

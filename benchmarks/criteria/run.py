@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from metrics import anti_quality, membership, nanmean, ratio, segment_quality
+from metrics import anti_quality, jsonable, membership, nanmean, ratio, segment_quality
 from peers import PEERS, MethodOutput, Segment, run_peer
 from scenarios import (
     FORBIDDEN_COLUMNS,
@@ -552,20 +552,6 @@ def machine_info() -> dict:
     }
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(float(x)) else None
-    return x
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
@@ -604,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     # a partial run (--only) never overwrites the full or quick results
     stem = "partial" if wanted else ("quick" if plan.quick else "latest")
-    (args.out / f"{stem}.json").write_text(json.dumps(_jsonable(results), indent=1) + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
     (args.out / f"{stem}.md").write_text(md)
     print(md)
     return 0
