@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from _shared import use_project_root
 from icpml import demo_config, discover, make_accounts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,10 +86,8 @@ EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 @pytest.fixture(scope="module")
 def evil_report(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evil")
-    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
     mp = pytest.MonkeyPatch()
-    mp.setenv("ICPML_PROJECT_ROOT", str(root))
+    use_project_root(tmp_path_factory.mktemp("evil"), mp)
     df = make_accounts(1200, seed=2)
     df["company_name"] = EVIL
     df.loc[df.index[:40], "industry"] = "<b>SaaS</b>"
@@ -124,9 +123,8 @@ def test_markdown_escapes_user_strings(evil_report):
 @pytest.fixture(scope="module")
 def weak_report(tmp_path_factory):
     """18 generated accounts, 3 per cohort: a fit model no better than chance, CV unmeasurable."""
-    root = tmp_path_factory.mktemp("weak")
     mp = pytest.MonkeyPatch()
-    mp.setenv("ICPML_PROJECT_ROOT", str(root))
+    root = use_project_root(tmp_path_factory.mktemp("weak"), mp)
     cfg = demo_config(project_root=root)
     cfg = cfg.model_copy(update={
         "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import string
 
@@ -122,15 +121,10 @@ TOKEN = "ghp_Hunter2Token"
 
 
 @pytest.fixture
-def case_dir(tmp_path, monkeypatch):
-    if not CASE.is_dir():
-        pytest.skip(f"case folder {CASE} not present")
-    work = tmp_path / "case"
-    shutil.copytree(CASE, work)
+def case_dir(case_project):
+    work = case_project(CASE.name)
     for p in [work, *work.iterdir()]:
         p.chmod(0o755 if p.is_dir() else 0o644)
-    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(work))
-    monkeypatch.chdir(work)
     return work
 
 
