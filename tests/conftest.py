@@ -137,6 +137,23 @@ def small_discovery(demo_cfg, small_accounts):
 
 
 @pytest.fixture(scope="session")
+def tiny_report(tmp_path_factory):
+    """A discovery as small as the ``tiny-report-crash`` case, with its report: 18 generated
+    accounts, 3 per cohort (a fit model no better than chance, CV unmeasurable), no tracking."""
+    from _shared import use_project_root
+
+    mp = pytest.MonkeyPatch()
+    root = use_project_root(tmp_path_factory.mktemp("tiny"), mp)
+    cfg = demo_config(project_root=root)
+    cfg = cfg.model_copy(update={
+        "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
+        "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50})})
+    res = discover(cfg, make_accounts(18, seed=1), track=False, report=True)
+    yield res
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
 def discovery(demo_cfg, accounts):
     """A full discovery on 2,000 accounts (integration tier: a unit test using it is moved)."""
     return discover(demo_cfg, accounts, track=False, report=False)

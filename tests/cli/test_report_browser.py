@@ -120,18 +120,11 @@ def test_markdown_escapes_user_strings(evil_report):
     assert "&lt;" not in md and "&gt;" not in md and md.endswith("\n")
 
 
-@pytest.fixture(scope="module")
-def weak_report(tmp_path_factory):
-    """18 generated accounts, 3 per cohort: a fit model no better than chance, CV unmeasurable."""
-    mp = pytest.MonkeyPatch()
-    root = use_project_root(tmp_path_factory.mktemp("weak"), mp)
-    cfg = demo_config(project_root=root)
-    cfg = cfg.model_copy(update={
-        "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
-        "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50})})
-    res = discover(cfg, make_accounts(18, seed=1), track=False, report=True)
-    yield res.report_dir
-    mp.undo()
+@pytest.fixture()
+def weak_report(tiny_report):
+    """18 generated accounts, 3 per cohort: a fit model no better than chance, CV unmeasurable
+    (the session's ``tiny_report``, tests/conftest.py)."""
+    return tiny_report.report_dir
 
 
 def test_weak_model_warning_is_visible(weak_report):

@@ -15,28 +15,14 @@ from datetime import datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from _shared import use_project_root
-from icpml import demo_config, discover, make_accounts
 from icpml.criteria import Criterion
 from icpml.report import _lift_ci, _md_escape, _weakness, render_html, render_markdown
 
 
-def _tiny_config(tmp_path):
-    cfg = demo_config(project_root=tmp_path)
-    return cfg.model_copy(update={
-        "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
-        "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50}),
-    })
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A generated table as small as the case: 18 accounts, 3 per cohort."""
-    mp = pytest.MonkeyPatch()
-    root = use_project_root(tmp_path_factory.mktemp("tiny"), mp)
-    res = discover(_tiny_config(root), make_accounts(18, seed=1), track=False, report=True)
-    yield res
-    mp.undo()
+@pytest.fixture()
+def tiny(tiny_report):
+    """A generated table as small as the case: 18 accounts, 3 per cohort (tests/conftest.py)."""
+    return tiny_report
 
 
 def _cv_cell(html: str, model: str) -> str:
