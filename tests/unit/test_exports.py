@@ -154,6 +154,7 @@ def spelling_case(tmp_path_factory):
     return root, crit
 
 
+@pytest.mark.integration  # the case through `python -m icpml` discover + score
 @pytest.mark.parametrize("prospects", ["prospects", "prospects_yesno"])
 def test_spelling_case_exports_select_icpmls_rows(spelling_case, prospects):
     """saas / " SaaS" / SAAS / salesforce and yes/no spellings: every export keeps the rows icpml marks."""
@@ -449,6 +450,7 @@ def _criterion(draw, raw: pd.DataFrame, schema: dict, canon: list[str], kind: st
                      high=hi if op in ("between", "<", "<=") else None)
 
 
+@pytest.mark.integration  # 60 drawn tables through duckdb, sqlite and pandas
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_property_every_export_selects_icpmls_rows(data):

@@ -139,6 +139,7 @@ def test_dependence_colours_follow_the_sign(dollar_expl):
 
 
 # ----------------------------------------------------------------------------- the case
+@pytest.mark.integration  # a full discovery of the case, with its report
 def test_case_report_mathtext_crash(case_project):
     from icpml import discover
     from icpml.config import load_config

@@ -144,6 +144,7 @@ def test_case_unreachable_store_error_hides_userinfo(case_dir, monkeypatch, uri,
     assert not (case_dir / "o.csv").exists()
 
 
+@pytest.mark.integration  # the case through the CLI with tracking
 def test_case_token_never_stored_in_params_or_config(case_dir, monkeypatch):
     """Item 1: the config's tracking.uri carries a token; the env store (sqlite) is used."""
     import pandas as pd

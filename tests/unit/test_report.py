@@ -66,6 +66,7 @@ def test_unmeasured_metrics_show_na(tiny, drop):
         assert "has no confidence interval" in html
 
 
+@pytest.mark.integration  # the case through the CLI with tracking
 def test_case_tiny_report(case_project):
     from icpml.cli import app
 
