@@ -148,9 +148,10 @@ def tiny_report(tmp_path_factory):
     cfg = cfg.model_copy(update={
         "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
         "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50})})
-    res = discover(cfg, make_accounts(18, seed=1), track=False, report=True)
-    yield res
-    mp.undo()
+    try:
+        return discover(cfg, make_accounts(18, seed=1), track=False, report=True)
+    finally:
+        mp.undo()  # the root is not left set for the rest of the session
 
 
 @pytest.fixture(scope="session")
