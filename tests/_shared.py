@@ -24,3 +24,21 @@ def case_dir(name: str) -> Path:
     if not folder.is_dir():
         pytest.skip(f"case folder {folder} is absent")
     return folder
+
+
+def use_project_root(root: Path, monkeypatch) -> Path:
+    """Make ``root`` (created if absent) a project root: its ``.icpml`` marker, set as
+    ``ICPML_PROJECT_ROOT``, no ``MLFLOW_TRACKING_URI`` (so its store is ``root/mlruns``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".icpml").touch()
+    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return root
+
+
+def project_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a subprocess run in project root ``root`` (no ``MLFLOW_TRACKING_URI``,
+    the Agg backend for plots) plus ``extra``."""
+    env = {**os.environ, "ICPML_PROJECT_ROOT": str(root), "MPLBACKEND": "Agg", **extra}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env

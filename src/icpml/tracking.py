@@ -171,7 +171,14 @@ def configure(cfg: Config | None, *, experiment: bool = True, create: bool = Tru
         if not create and not db.is_file():
             raise _missing_store(uri, cfg)
         if create:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                why = err.strerror or _first_line(err)
+                raise TrackingError(
+                    f"tracking store folder '{redact(str(db.parent))}' cannot be created "
+                    f"({why}); set tracking.uri or MLFLOW_TRACKING_URI to a store in a "
+                    "writable folder") from None
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if cfg is None or not experiment:

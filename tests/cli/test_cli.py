@@ -27,15 +27,9 @@ runner = CliRunner()
 
 
 @pytest.fixture()
-def project(tmp_path, monkeypatch):
-    """An empty project folder used as the project root, with its own tracking store."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
-    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)  # deliberately not the project root
-    return root
+def project(project_root):
+    """The shared empty project root (tests/conftest.py); the working directory is not it."""
+    return project_root
 
 
 def _config(root: Path, data: Path, **over) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from _shared import use_project_root
 from icpml import demo_config, discover, make_accounts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,10 +86,8 @@ EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 @pytest.fixture(scope="module")
 def evil_report(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evil")
-    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
     mp = pytest.MonkeyPatch()
-    mp.setenv("ICPML_PROJECT_ROOT", str(root))
+    use_project_root(tmp_path_factory.mktemp("evil"), mp)
     df = make_accounts(1200, seed=2)
     df["company_name"] = EVIL
     df.loc[df.index[:40], "industry"] = "<b>SaaS</b>"
@@ -121,19 +120,11 @@ def test_markdown_escapes_user_strings(evil_report):
     assert "&lt;" not in md and "&gt;" not in md and md.endswith("\n")
 
 
-@pytest.fixture(scope="module")
-def weak_report(tmp_path_factory):
-    """18 generated accounts, 3 per cohort: a fit model no better than chance, CV unmeasurable."""
-    root = tmp_path_factory.mktemp("weak")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ICPML_PROJECT_ROOT", str(root))
-    cfg = demo_config(project_root=root)
-    cfg = cfg.model_copy(update={
-        "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
-        "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50})})
-    res = discover(cfg, make_accounts(18, seed=1), track=False, report=True)
-    yield res.report_dir
-    mp.undo()
+@pytest.fixture()
+def weak_report(tiny_report):
+    """18 generated accounts, 3 per cohort: a fit model no better than chance, CV unmeasurable
+    (the session's ``tiny_report``, tests/conftest.py)."""
+    return tiny_report.report_dir
 
 
 def test_weak_model_warning_is_visible(weak_report):

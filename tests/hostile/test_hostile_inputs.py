@@ -69,16 +69,11 @@ class Project:
 
 
 @pytest.fixture()
-def project(tmp_path, monkeypatch):
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
-    (root / "reports").mkdir()
-    (root / "reports" / "earlier.txt").write_text("an earlier report\n")
-    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return Project(tmp_path, root)
+def project(project_root, tmp_path):
+    """The shared project root (tests/conftest.py) holding an earlier report."""
+    (project_root / "reports").mkdir()
+    (project_root / "reports" / "earlier.txt").write_text("an earlier report\n")
+    return Project(tmp_path, project_root)
 
 
 @pytest.fixture(scope="module")

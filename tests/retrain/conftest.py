@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def make_prod(root: Path, *, n: int, experiment: str, criteria: dict) -> Path:
     """Write ``prod.yaml`` (the demo config reading ``accounts.csv``) and ``n`` accounts."""
     root.mkdir(exist_ok=True)
-    (root / "pyproject.toml").write_text("")
+    (root / ".icpml").touch()
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     cfg["data"]["path"] = "accounts.csv"
     cfg["tracking"]["experiment"] = experiment

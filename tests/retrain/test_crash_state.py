@@ -91,19 +91,30 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+class Killed(BaseException):
+    """kill -9: nothing after it runs (no handler, no rollback)."""
+
+
+def _promote_interrupted(cfg, run_id, versions, monkeypatch, signal: type[BaseException]):
+    """Promote ``run_id``, interrupted by ``signal`` right after the first alias write."""
+    real = tracking.set_alias
+
+    def set_alias(name, alias, version):
+        real(name, alias, version)
+        raise signal
+
+    monkeypatch.setattr(tracking, "set_alias", set_alias)
+    if signal is Killed:
+        monkeypatch.setattr(tracking, "_roll_back", lambda *a, **k: None)
+    with pytest.raises(signal):
+        tracking.promote(cfg, run_id, versions, record={
+            "version": "2", "decision": "promoted", "reasons": ["gate passed"], "time": "t"})
+
+
 def test_interrupted_promotion_is_rolled_back_and_said(store, monkeypatch):
     cfg, client, exp_id = store
     a, b, vb = _promoted_pair(client, exp_id)
-    real = tracking.set_alias
-
-    def set_alias(name, alias, version):  # SIGTERM lands right after the first alias write
-        real(name, alias, version)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tracking, "set_alias", set_alias)
-    with pytest.raises(KeyboardInterrupt):
-        tracking.promote(cfg, b, vb, record={"version": "2", "decision": "promoted",
-                                             "reasons": ["gate passed"], "time": "t"})
+    _promote_interrupted(cfg, b, vb, monkeypatch, KeyboardInterrupt)  # SIGTERM / Ctrl-C
     assert _champions(client) == {FIT: ("1", a), CHURN: ("1", a)}  # both back on run A
     tags = client.get_run(b).data.tags
     assert tags["icpml.decision"] == "interrupted"
@@ -118,20 +129,7 @@ def test_interrupted_promotion_is_rolled_back_and_said(store, monkeypatch):
 def test_kill9_mid_promotion_is_completed_by_the_next_run(store, monkeypatch):
     cfg, client, exp_id = store
     a, b, vb = _promoted_pair(client, exp_id)
-    real = tracking.set_alias
-
-    class Killed(BaseException):
-        pass
-
-    def set_alias(name, alias, version):
-        real(name, alias, version)
-        raise Killed
-
-    monkeypatch.setattr(tracking, "set_alias", set_alias)
-    monkeypatch.setattr(tracking, "_roll_back", lambda *a, **k: None)  # kill -9: nothing runs
-    with pytest.raises(Killed):
-        tracking.promote(cfg, b, vb, record={"version": "2", "decision": "promoted",
-                                             "reasons": ["gate passed"], "time": "t"})
+    _promote_interrupted(cfg, b, vb, monkeypatch, Killed)
     assert _champions(client) == {FIT: ("2", b), CHURN: ("1", a)}  # the split a kill leaves
     champ = tracking.champion(cfg)
     assert any("demo-churn@champion is 1" in p for p in tracking.champion_problems(cfg, champ))

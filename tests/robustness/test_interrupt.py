@@ -3,7 +3,6 @@ report, no temporary files, no half-registered model version, the champion alias
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _shared import project_env
 from icpml.synthetic import make_accounts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,14 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("interrupt")
-    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    (root / ".icpml").touch()
     make_accounts(1500, seed=0).to_csv(root / "accounts.csv", index=False)
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     cfg["data"]["path"] = "accounts.csv"
     cfg["criteria"] = {"stability_resamples": 2}
     (root / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "ICPML_PROJECT_ROOT": str(root), "MPLBACKEND": "Agg"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = project_env(root)
     first = subprocess.run([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
                            cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]

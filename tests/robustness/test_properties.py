@@ -64,7 +64,7 @@ def test_discovery_is_consistent_or_a_user_error(df):
     except IcpmlError as err:
         hypothesis.event(f"user error: {str(err)[-90:]}")
         msg = str(err)
-        assert msg and "\n" not in msg.strip() or ";" in msg  # one line (problems joined by ;)
+        assert msg and "\n" not in msg.strip(), msg  # one line (problems joined by ;)
         return
     finally:
         pd.testing.assert_frame_equal(df, before)  # the input is never modified

@@ -134,6 +134,7 @@ def _bad_cells(df: pd.DataFrame) -> list[str]:
                 "e-", "", 1).replace("e+", "", 1).isdigit()]
 
 
+@pytest.mark.integration  # the case: CLI discover + score
 def test_case_scored_output_is_spreadsheet_safe(case_run):
     work, safe, raw = case_run
     assert safe.exit_code == 0, safe.output
@@ -149,6 +150,7 @@ def test_case_scored_output_is_spreadsheet_safe(case_run):
     assert (_read(work / "raw.csv").iloc[:, 0] == src["account_id"]).all()
 
 
+@pytest.mark.integration  # the case: CLI discover + score
 def test_case_report_csvs_are_spreadsheet_safe(case_run):
     work, _, _ = case_run
     folder = next(p for p in (work / "reports").iterdir() if p.is_dir() and not

@@ -111,7 +111,7 @@ def assert_exports_select(cs: CriteriaSet, raw: pd.DataFrame, expected: dict[str
                     got = _sql_rows(where, table, engine)
                     assert got == want, f"{side} {dialect or 'portable'} SQL in {engine} ({name}): {where}"
         pg = cs.to_sql("postgres")[side]
-        assert sqlglot.parse_one(pg, read="postgres") is not None
+        sqlglot.parse_one(pg, read="postgres")  # raises ParseError on SQL postgres cannot read
         assert _pandas_rows(cs.to_pandas(code=True)[side], raw, code=True) == want
         if not any("`" in c for c in cs.columns):
             assert _pandas_rows(cs.to_pandas()[side], raw) == want
@@ -154,6 +154,7 @@ def spelling_case(tmp_path_factory):
     return root, crit
 
 
+@pytest.mark.integration  # the case through `python -m icpml` discover + score
 @pytest.mark.parametrize("prospects", ["prospects", "prospects_yesno"])
 def test_spelling_case_exports_select_icpmls_rows(spelling_case, prospects):
     """saas / " SaaS" / SAAS / salesforce and yes/no spellings: every export keeps the rows icpml marks."""
@@ -313,13 +314,27 @@ def test_european_numbers_and_percent():
     assert_exports_select(cs, raw, marks)
 
 
-def test_sql_quotes_odd_names_and_values_per_dialect():
+@pytest.mark.parametrize("dialect", [
+    "duckdb", "sqlite", "postgres", "snowflake", "mysql", "tsql",
+    pytest.param("bigquery", marks=pytest.mark.xfail(
+        strict=True, reason="BigQuery reads a dot inside a backtick-quoted name as a path: "
+        "the column comes back as 'x $'")),
+])
+def test_sql_quotes_odd_names_and_values_per_dialect(dialect):
+    """Read back in its own dialect, the SQL names the very column and the very values."""
+    from sqlglot import exp
+
+    name = 'we"ird `name`.x $'
+    c = Criterion("icp", name, "in", values=("it's", "Ünï  Code"))
+    tree = sqlglot.parse_one(c.to_sql(dialect=dialect), read=dialect)
+    assert [col.name for col in tree.find_all(exp.Column)] == [name]
+    assert [v.this for v in tree.find(exp.In).expressions] == ["it's", "ünï code"]
+
+
+def test_portable_sql_quotes_values_and_rejects_an_unknown_dialect():
     c = Criterion("icp", 'we"ird `name`.x $', "in", values=("it's", "Ünï  Code"))
-    for dialect in ("duckdb", "sqlite", "postgres", "snowflake", "bigquery", "mysql", "tsql"):
-        sql = c.to_sql(dialect=dialect)
-        assert sqlglot.parse_one(sql, read=dialect) is not None
     assert "'it''s'" in c.to_sql() and "'ünï code'" in c.to_sql()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Unknown dialect 'no-such-dialect'"):
         c.to_sql(dialect="no-such-dialect")
 
 
@@ -435,6 +450,7 @@ def _criterion(draw, raw: pd.DataFrame, schema: dict, canon: list[str], kind: st
                      high=hi if op in ("between", "<", "<=") else None)
 
 
+@pytest.mark.integration  # 60 drawn tables through duckdb, sqlite and pandas
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_property_every_export_selects_icpmls_rows(data):

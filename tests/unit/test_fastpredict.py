@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -63,10 +64,9 @@ def test_a_pipeline_of_another_shape_is_left_to_itself():
 def test_threads(monkeypatch):
     monkeypatch.delenv("ICPML_THREADS", raising=False)
     assert scoring_threads(100) == 1
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
-    assert scoring_threads(1_000_000) == 4  # every core on a large chunk
-    monkeypatch.setattr("os.cpu_count", lambda: 64)
-    assert scoring_threads(1_000_000) == 8  # at most 8
+    for cores, threads in ((None, 1), (1, 1), (2, 2), (6, 6), (64, 8)):  # all cores, at most 8
+        monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
+        assert scoring_threads(1_000_000) == threads, cores
     monkeypatch.setenv("ICPML_THREADS", "3")
     assert scoring_threads(100) == 3
 

@@ -83,7 +83,11 @@ def _screen(df, cfg, kinds=None, **kw):
                           seed=cfg.models.seed, **kw)
 
 
-@pytest.mark.parametrize("seed", [0, 3, 7])
+# one seed per kind in the unit tier, the others in the integration tier
+MORE = pytest.mark.integration
+
+
+@pytest.mark.parametrize("seed", [0, pytest.param(3, marks=MORE), pytest.param(7, marks=MORE)])
 def test_leaks_are_set_aside_and_presale_columns_kept(seed):
     cfg = demo_config()
     df = validate_accounts(_with_leaks(make_accounts(2000, seed=seed), seed), cfg)
@@ -98,7 +102,7 @@ def test_leaks_are_set_aside_and_presale_columns_kept(seed):
     pd.testing.assert_frame_equal(df, before)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=MORE), pytest.param(2, marks=MORE)])
 def test_no_false_flags_on_the_demo(seed):
     cfg = demo_config()
     df = validate_accounts(make_accounts(2000, seed=seed), cfg)
@@ -167,6 +171,7 @@ def _shared_data(name: str) -> Path:
     pytest.skip(f"shared data set {name} is absent")
 
 
+@pytest.mark.integration  # a real data set
 def test_telco_presale_columns_are_kept():
     """IBM Telco: Contract (the strongest churn driver) and MonthlyCharges (recovered exactly
     from the post-sale TotalCharges and tenure) are pre-sale and stay features."""
@@ -187,6 +192,7 @@ def test_telco_presale_columns_are_kept():
     assert s.excluded == {}
 
 
+@pytest.mark.integration  # a real data set, 45k rows
 def test_bank_full_duration_set_aside_among_all_columns():
     """UCI Bank Marketing, 45k rows, all 16 columns listed: only `duration` is set aside."""
     from icpml.config import config_from_dict

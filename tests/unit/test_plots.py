@@ -7,13 +7,11 @@ The ``report-mathtext-crash`` case (../shared/cases) is replayed at the bottom: 
 from __future__ import annotations
 
 import io
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from _shared import CASES
 from icpml import plots
 from icpml.criteria import Criterion
 from icpml.explain import Explanation
@@ -141,16 +139,12 @@ def test_dependence_colours_follow_the_sign(dollar_expl):
 
 
 # ----------------------------------------------------------------------------- the case
-def test_case_report_mathtext_crash(tmp_path, monkeypatch):
-    case = CASES / "report-mathtext-crash"
-    if not case.is_dir():
-        pytest.skip(f"case folder {case} not present")
+@pytest.mark.integration  # a full discovery of the case, with its report
+def test_case_report_mathtext_crash(case_project):
     from icpml import discover
     from icpml.config import load_config
 
-    work = tmp_path / "case"
-    shutil.copytree(case, work)
-    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(work))
+    work = case_project("report-mathtext-crash")
     cfg = load_config(work / "cfg.yaml")
     res = discover(cfg, pd.read_csv(work / "accounts.csv"), track=False, report=True)
     assert (res.report_dir / "report.html").is_file()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import string
 
@@ -122,15 +121,10 @@ TOKEN = "ghp_Hunter2Token"
 
 
 @pytest.fixture
-def case_dir(tmp_path, monkeypatch):
-    if not CASE.is_dir():
-        pytest.skip(f"case folder {CASE} not present")
-    work = tmp_path / "case"
-    shutil.copytree(CASE, work)
+def case_dir(case_project):
+    work = case_project(CASE.name)
     for p in [work, *work.iterdir()]:
         p.chmod(0o755 if p.is_dir() else 0o644)
-    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(work))
-    monkeypatch.chdir(work)
     return work
 
 
@@ -150,6 +144,7 @@ def test_case_unreachable_store_error_hides_userinfo(case_dir, monkeypatch, uri,
     assert not (case_dir / "o.csv").exists()
 
 
+@pytest.mark.integration  # the case through the CLI with tracking
 def test_case_token_never_stored_in_params_or_config(case_dir, monkeypatch):
     """Item 1: the config's tracking.uri carries a token; the env store (sqlite) is used."""
     import pandas as pd

@@ -10,35 +10,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-import shutil
 from datetime import datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
-from _shared import CASES
-from icpml import demo_config, discover, make_accounts
 from icpml.criteria import Criterion
 from icpml.report import _lift_ci, _md_escape, _weakness, render_html, render_markdown
 
 
-def _tiny_config(tmp_path):
-    cfg = demo_config(project_root=tmp_path)
-    return cfg.model_copy(update={
-        "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
-        "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50}),
-    })
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A generated table as small as the case: 18 accounts, 3 per cohort."""
-    root = tmp_path_factory.mktemp("tiny")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ICPML_PROJECT_ROOT", str(root))
-    res = discover(_tiny_config(root), make_accounts(18, seed=1), track=False, report=True)
-    yield res
-    mp.undo()
+@pytest.fixture()
+def tiny(tiny_report):
+    """A generated table as small as the case: 18 accounts, 3 per cohort (tests/conftest.py)."""
+    return tiny_report
 
 
 def _cv_cell(html: str, model: str) -> str:
@@ -82,16 +66,11 @@ def test_unmeasured_metrics_show_na(tiny, drop):
         assert "has no confidence interval" in html
 
 
-def test_case_tiny_report(tmp_path, monkeypatch):
-    case = CASES / "tiny-report-crash"
-    if not case.is_dir():
-        pytest.skip(f"case folder {case} not present")
+@pytest.mark.integration  # the case through the CLI with tracking
+def test_case_tiny_report(case_project):
     from icpml.cli import app
 
-    work = tmp_path / "case"
-    shutil.copytree(case, work)
-    monkeypatch.setenv("ICPML_PROJECT_ROOT", str(work))
-    monkeypatch.chdir(work)
+    work = case_project("tiny-report-crash")
     run = CliRunner().invoke(app, ["discover", "--config", "tiny.yaml"])
     assert run.exit_code == 0, run.output
     assert "Traceback" not in run.output
@@ -114,10 +93,10 @@ def test_weakness_rules():
     assert "could not be measured" in _weakness("fit", {})
 
 
-def test_weak_churn_model_is_called_weak(discovery):
-    res = copy.copy(discovery)
-    res.churn = dataclasses.replace(discovery.churn, holdout={
-        **discovery.churn.holdout, "roc_auc": 0.53, "roc_auc_ci_low": 0.47, "roc_auc_ci_high": 0.59})
+def test_weak_churn_model_is_called_weak(small_discovery):
+    res = copy.copy(small_discovery)
+    res.churn = dataclasses.replace(small_discovery.churn, holdout={
+        **small_discovery.churn.holdout, "roc_auc": 0.53, "roc_auc_ci_low": 0.47, "roc_auc_ci_high": 0.59})
     html = render_html(res, figures={})
     assert "Weak churn model." in html and "not reliable" in html
     assert "(not reliable: weak churn model)" in html  # the churn inside / outside columns
@@ -126,7 +105,7 @@ def test_weak_churn_model_is_called_weak(discovery):
     assert "**Weak churn model.**" in md and "churn inside / outside (not reliable)" in md
     assert "Weak fit model" not in html  # the fit model itself is fine
     # and a good churn model gets no such label
-    assert "not reliable" not in render_html(discovery, figures={})
+    assert "not reliable" not in render_html(small_discovery, figures={})
 
 
 # ----------------------------------------------------------------------------- wording
@@ -137,12 +116,12 @@ def test_lift_wording():
     assert _lift_ci({}) == "n/a"
 
 
-def test_anti_icp_without_best_customers_says_so(discovery):
-    res = copy.copy(discovery)
-    anti = discovery.criteria.anti_icp[0]
+def test_anti_icp_without_best_customers_says_so(small_discovery):
+    res = copy.copy(small_discovery)
+    anti = small_discovery.criteria.anti_icp[0]
     zero = dataclasses.replace(anti, evidence={**anti.evidence, "lift": 0.0, "lift_ci": [0.0, 0.0]})
-    res.criteria = dataclasses.replace(discovery.criteria,
-                                       anti_icp=[zero, *discovery.criteria.anti_icp[1:]])
+    res.criteria = dataclasses.replace(small_discovery.criteria,
+                                       anti_icp=[zero, *small_discovery.criteria.anti_icp[1:]])
     for text in (render_html(res, figures={}), render_markdown(res)):
         assert "no best customers in this segment" in text
         assert "0.00x (0.00-0.00)" not in text and "0.00x" not in text
@@ -157,28 +136,28 @@ def test_missing_value_reason_says_unknown():
     assert c.reason(None) == "employees is unknown (does not meet employees < 50)"
 
 
-def test_contrast_table_columns_are_labelled(discovery):
-    html = render_html(discovery, figures={})
+def test_contrast_table_columns_are_labelled(small_discovery):
+    html = render_html(small_discovery, figures={})
     assert "<th>best cohort (top 25%)</th><th>worst cohort (bottom 25%)</th>" in html
     assert "median and interquartile range" in html
 
 
-def test_examples_are_random_per_tier_and_explained(discovery):
-    html = render_html(discovery, figures={})
+def test_examples_are_random_per_tier_and_explained(small_discovery):
+    html = render_html(small_discovery, figures={})
     assert "drawn at random from each tier" in html and "not from the fit score" in html
     from icpml.report import _examples
 
-    first, again = _examples(discovery, 5), _examples(discovery, 5)
+    first, again = _examples(small_discovery, 5), _examples(small_discovery, 5)
     assert first == again  # seeded: a re-run shows the same accounts
-    t3 = discovery.scored[discovery.scored["tier"] == "Tier 3"]
+    t3 = small_discovery.scored[small_discovery.scored["tier"] == "Tier 3"]
     shown = [r["fit_score"] for r in first["Tier 3"]]
     assert shown == sorted(shown, reverse=True)
     assert shown != sorted(t3["fit_score"], reverse=True)[:5]  # not simply the top scores
 
 
-def test_next_steps(discovery, tmp_path):
-    html = render_html(discovery, figures={}, report_dir=tmp_path / "reports" / "demo_abc")
-    md = render_markdown(discovery, report_dir=tmp_path / "reports" / "demo_abc")
+def test_next_steps(small_discovery, tmp_path):
+    html = render_html(small_discovery, figures={}, report_dir=tmp_path / "reports" / "demo_abc")
+    md = render_markdown(small_discovery, report_dir=tmp_path / "reports" / "demo_abc")
     review = (datetime.now().astimezone() + timedelta(days=90)).date()
     for text in (html, md):
         assert "Next steps" in text
@@ -190,8 +169,8 @@ def test_next_steps(discovery, tmp_path):
 
 
 # ----------------------------------------------------------------------------- criteria.md
-def test_criteria_md_is_plain_markdown(discovery):
-    md = render_markdown(discovery)
+def test_criteria_md_is_plain_markdown(small_discovery):
+    md = render_markdown(small_discovery)
     assert md.endswith("\n") and not md.endswith("\n\n")
     assert not re.search(r"&(?:lt|gt|amp|quot|#\d+);", md)  # no HTML entities
     assert re.search(r"\d <= employees <= \d", md)  # comparisons as written
@@ -211,11 +190,11 @@ def test_markdown_escape(raw, shown):
     assert _md_escape(raw) == shown
 
 
-def test_no_anti_icp_is_said_not_left_out(discovery):
+def test_no_anti_icp_is_said_not_left_out(small_discovery):
     """A newcomer read a missing Anti-ICP section as an omission: it says none was found."""
-    res, cs = copy.copy(discovery), copy.copy(discovery.criteria)
+    res, cs = copy.copy(small_discovery), copy.copy(small_discovery.criteria)
     cs.anti_icp = []
     res.criteria = cs
     text = render_markdown(res)
     assert "## Anti-ICP: none found" in text and "no account is tiered Excluded" in text
-    assert "## Anti-ICP: none found" not in render_markdown(discovery)
+    assert "## Anti-ICP: none found" not in render_markdown(small_discovery)

@@ -231,9 +231,9 @@ def test_scoring_reads_every_cell_as_discovery_whatever_the_chunks(frame, rows):
 
 
 # ----------------------------------------------------------------------------- the scorer
-def test_a_scorer_reads_spreadsheet_numbers_as_discovery_did(discovery, tmp_path):
+def test_a_scorer_reads_spreadsheet_numbers_as_discovery_did(small_discovery, tmp_path):
     """Train/serve skew, on generated data: "1,234" and "$21.72" score as 1234 and 21.72."""
-    scorer = discovery.scorer
+    scorer = small_discovery.scorer
     plain = make_accounts(300, seed=44)
     sheet = plain.astype({"employees": object, "annual_revenue_musd": object})
     sheet["employees"] = [f"{v:,}" for v in plain["employees"]]
@@ -252,9 +252,9 @@ def test_a_scorer_reads_spreadsheet_numbers_as_discovery_did(discovery, tmp_path
         assert (out["data_issues"] == "").all()
 
 
-def test_the_schema_travels_with_the_scorer_and_old_scorers_still_score(discovery):
-    scorer = discovery.scorer
-    assert scorer.schema is discovery.schema and discovery.schema is not None
+def test_the_schema_travels_with_the_scorer_and_old_scorers_still_score(small_discovery):
+    scorer = small_discovery.scorer
+    assert scorer.schema is small_discovery.schema and small_discovery.schema is not None
     assert set(scorer.input_columns) <= set(scorer.schema.columns)
     back = pickle.loads(pickle.dumps(scorer))
     assert back.schema == scorer.schema

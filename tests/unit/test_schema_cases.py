@@ -39,6 +39,7 @@ def _score_file(scorer, path: Path, rows: int) -> pd.DataFrame:
     return pd.concat(scorer.score_batches(stream), ignore_index=True)
 
 
+@pytest.mark.integration  # a full discovery of the case
 def test_score_thousands_skew():
     """accounts.csv ("1,234", "$21.72") scores exactly like its plain-number twin."""
     folder = _case("score-thousands-skew")
@@ -61,6 +62,7 @@ def test_score_thousands_skew():
     assert np.abs(a["fit_score"].to_numpy() - res.scored["fit_score"].to_numpy()).max() <= 1e-12
 
 
+@pytest.mark.integration  # a full discovery of the case
 def test_yes_no_column_dropped_per_chunk(tmp_path):
     """One "unknown" cell is that cell's problem only, wherever the account sits in the file."""
     folder = _case("yes-no-column-dropped-per-chunk")
@@ -91,6 +93,7 @@ def test_yes_no_column_dropped_per_chunk(tmp_path):
         assert (out["fit_score"].to_numpy()[1:] == np.tile(good["fit_score"].to_numpy(), 30)[1:]).all()
 
 
+@pytest.mark.integration  # a full discovery of the case
 def test_leading_zero_ids(tmp_path):
     """Ids are text: discovery, streamed scoring and both output formats keep "0000900000"."""
     folder = _case("leading-zero-ids")

@@ -17,14 +17,14 @@ def test_tier_definition():
     assert set(assign_tiers(CriteriaSet(), df)) == {"Tier 3"}
 
 
-def test_scorer_handles_messy_prospects(discovery):
+def test_scorer_handles_messy_prospects(small_discovery):
     prospects = make_accounts(60, seed=8).drop(columns=["crm", "arr"])
     prospects["industry"] = prospects["industry"].astype(object)
     prospects.loc[0, "industry"] = "Quantum Farming"  # unseen category
     prospects["employees"] = prospects["employees"].astype(object)
     prospects.loc[1, "employees"] = "lots"  # garbage in a numeric column
     before = prospects.copy(deep=True)
-    out = discovery.scorer.score(prospects)
+    out = small_discovery.scorer.score(prospects)
     pd.testing.assert_frame_equal(prospects, before)
     # the configured name column (columns.name) travels with the id
     assert len(out) == 60 and list(out.columns) == ["account_id", "company_name", *SCORED_COLUMNS]
@@ -36,7 +36,7 @@ def test_scorer_handles_messy_prospects(discovery):
     assert out.loc[1, "data_issues"] == ("employees 'lots' is not a number: scored as unknown; "
                                          "column 'crm' missing: scored as unknown")
     assert out.loc[2, "data_issues"] == "column 'crm' missing: scored as unknown"
-    no_ids = discovery.scorer.score(prospects.drop(columns=["account_id"]).head(3))
+    no_ids = small_discovery.scorer.score(prospects.drop(columns=["account_id"]).head(3))
     assert no_ids["account_id"].tolist() == ["0", "1", "2"]
     assert no_ids["data_issues"].str.endswith(
         "id column 'account_id' missing: rows numbered instead").all()
@@ -44,7 +44,7 @@ def test_scorer_handles_messy_prospects(discovery):
     assert (out.loc[out["tier"] == "Excluded", "exclusion_reasons"] != "").all()
 
 
-def test_chunked_equals_whole(discovery, caplog):
+def test_chunked_equals_whole(small_discovery, caplog):
     """Chunks and streams give the same rows, and the issues of the whole table are logged once."""
     df = make_accounts(230, seed=12)
     df["industry"] = df["industry"].astype(object)
@@ -52,7 +52,7 @@ def test_chunked_equals_whole(discovery, caplog):
     df["intent_score"] = df["intent_score"].astype(object)
     df.loc[[5, 180, 200], "intent_score"] = ["n/a", "high", "lots"]  # "n/a": missing, no issue
     caplog.set_level("WARNING", logger="icpml.scoring")
-    whole = discovery.scorer.score(df)
+    whole = small_discovery.scorer.score(df)
     assert len(caplog.records) == 1
     msg = caplog.records[0].getMessage()
     assert "column 'industry': 3 value(s) never seen" in msg and "'Space Mining'" in msg
@@ -60,7 +60,7 @@ def test_chunked_equals_whole(discovery, caplog):
     import dataclasses
 
     caplog.clear()
-    small = dataclasses.replace(discovery.scorer, chunk_size=50)
+    small = dataclasses.replace(small_discovery.scorer, chunk_size=50)
     chunked = small.score(df)
     pd.testing.assert_frame_equal(whole, chunked)
     assert [r.getMessage() for r in caplog.records] == [msg]  # once, summed over the chunks
@@ -72,12 +72,12 @@ def test_chunked_equals_whole(discovery, caplog):
     assert whole.loc[0, "data_issues"] == "" and whole.loc[5, "data_issues"] == ""
 
 
-def test_score_agrees_with_the_criteria_row_by_row(discovery):
+def test_score_agrees_with_the_criteria_row_by_row(small_discovery):
     """Tiers, matches and reasons from the scorer's one-pass masks equal the criteria's own."""
     prospects = make_accounts(600, seed=12)
-    scored = discovery.scorer.score(prospects)
-    X, _ = discovery.scorer.prepare(prospects)
-    cs = discovery.criteria
+    scored = small_discovery.scorer.score(prospects)
+    X, _ = small_discovery.scorer.prepare(prospects)
+    cs = small_discovery.criteria
     assert (scored["tier"].to_numpy() == assign_tiers(cs, X).astype(str).to_numpy()).all()
     assert (scored["icp_match"].to_numpy() == cs.icp_mask(X).to_numpy()).all()
     assert (scored["anti_icp_match"].to_numpy() == cs.anti_mask(X).to_numpy()).all()
@@ -90,12 +90,12 @@ def test_score_agrees_with_the_criteria_row_by_row(discovery):
         assert scored["exclusion_reasons"].iloc[i] == "; ".join(fired)
 
 
-def test_spellings_of_a_known_category_score_as_it(discovery):
+def test_spellings_of_a_known_category_score_as_it(small_discovery):
     """ "saas" and " SaaS " are SaaS: same score and tier, and no unseen-value issue."""
     prospects = make_accounts(40, seed=21)
     variant = prospects.copy()
     variant["industry"] = variant["industry"].str.lower().str.pad(12, side="both")
-    a, b = discovery.scorer.score(prospects), discovery.scorer.score(variant)
+    a, b = small_discovery.scorer.score(prospects), small_discovery.scorer.score(variant)
     pd.testing.assert_series_equal(a["fit_score"], b["fit_score"])
     assert (a["tier"] == b["tier"]).all()
     assert not b["data_issues"].str.contains("never seen").any()
@@ -134,16 +134,16 @@ def test_reasons_remembered_across_chunks_are_those_of_each_condition():
     assert words[0] != words[1] and "120" in words[0] and np.all([" and " in w for w in words])
 
 
-def test_scored_output_keeps_account_names(discovery):
+def test_scored_output_keeps_account_names(small_discovery):
     """The configured name column, and a column called ``name``, pass through unchanged."""
     prospects = make_accounts(20, seed=3)
     prospects["name"] = [f"Prospect {i}" for i in range(20)]
-    out = discovery.scorer.score(prospects)
+    out = small_discovery.scorer.score(prospects)
     assert list(out.columns[:3]) == ["account_id", "company_name", "name"]
     assert out["company_name"].tolist() == prospects["company_name"].astype(str).tolist()
     assert out["name"].tolist() == prospects["name"].tolist()
     # a list without names scores as before, without name columns
-    bare = discovery.scorer.score(prospects.drop(columns=["company_name", "name"]))
+    bare = small_discovery.scorer.score(prospects.drop(columns=["company_name", "name"]))
     assert list(bare.columns) == ["account_id", *SCORED_COLUMNS]
 
 

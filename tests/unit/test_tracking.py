@@ -36,8 +36,10 @@ def test_unusable_store_is_a_tracking_error(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/sub/mlflow.db")
-    with pytest.raises((TrackingError, OSError)):
+    with pytest.raises(TrackingError, match="cannot be created") as err:  # not a bare OSError
         configure(demo_config(project_root=tmp_path))
+    assert f"'{blocker}/sub'" in str(err.value) and "MLFLOW_TRACKING_URI" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_flatten_params():
