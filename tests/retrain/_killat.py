@@ -33,18 +33,18 @@ if point == "after-first-champion":
 elif point == "during-churn-register":
     real_reg = tracking._register
 
-    def _register(name, model, sig_, reg):
+    def _register(name, *args, **kwargs):
         if name == "churn_model":
             _kill()
-        return real_reg(name, model, sig_, reg)
+        return real_reg(name, *args, **kwargs)
 
     tracking._register = _register
 elif point == "during-report":
     real_md = report.render_markdown
 
-    def render_markdown(res):  # report.html and figures are already in the temp folder
+    def render_markdown(*args, **kwargs):  # report.html and figures are already in the temp folder
         _kill()
-        return real_md(res)
+        return real_md(*args, **kwargs)
 
     report.render_markdown = render_markdown
 else:
