@@ -16,7 +16,7 @@ prints nothing until the application configures logging (the command line does).
 
 import logging as _logging
 
-__version__ = "0.1.0"
+from icpml._vocab import VERSION as __version__  # noqa: E402  (one spelling: icpml._vocab)
 
 # a library logs, the application decides what is shown (no stray stderr in notebooks)
 _logging.getLogger("icpml").addHandler(_logging.NullHandler())

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from icpml import __version__
 from icpml._io import atomic_write_bytes
+from icpml._vocab import VERSION as __version__
 from icpml.config import Config, find_project_root
 from icpml.data import data_fingerprint, load_source
 

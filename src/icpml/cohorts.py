@@ -24,22 +24,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from icpml._stats import benjamini_hochberg
+from icpml._vocab import BEST, MIDDLE, WORST
 from icpml.config import Config, OutcomeMetric
 
-__all__ = ["value_score", "label_cohorts", "cohort_contrast", "benjamini_hochberg",
+__all__ = ["value_score", "label_cohorts", "cohort_contrast",
            "BEST", "WORST", "MIDDLE"]
 
-BEST, MIDDLE, WORST = "best", "middle", "worst"
-
-
-def benjamini_hochberg(p: np.ndarray | pd.Series) -> np.ndarray:
-    """Benjamini-Hochberg q-values; NaN p-values stay NaN and are not counted."""
-    p = np.asarray(p, dtype=float)
-    q = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        q[ok] = stats.false_discovery_control(np.clip(p[ok], 0, 1), method="bh")
-    return q
 
 
 def value_score(df: pd.DataFrame, outcomes: list[OutcomeMetric]) -> pd.Series:

@@ -122,12 +122,13 @@ import sqlglot
 from scipy import stats
 from sqlglot import expressions as sqlx
 
-from icpml.cohorts import BEST, WORST, benjamini_hochberg
+from icpml._stats import benjamini_hochberg
+from icpml._vocab import MISSING
+from icpml.cohorts import BEST, WORST
 from icpml.config import CriteriaConfig
 from icpml.data import spelling_key
 from icpml.errors import ConfigError
 from icpml.explain import Explanation
-from icpml.features import MISSING
 
 __all__ = ["Criterion", "CriteriaSet", "CriteriaSplit", "derive_criteria", "use_crossfit", "fit_band", "select_criteria", "segment_evidence",
            "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates"]

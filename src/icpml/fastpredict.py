@@ -49,7 +49,7 @@ def scoring_threads(n_rows: int) -> int:
     large chunk gives every thread its own block of rows (on the 2-vCPU development machine,
     hyper-threads, that gains 1.3x).
     """
-    from icpml.models import env_threads
+    from icpml._runtime import env_threads
 
     configured = env_threads()
     if configured is not None:
@@ -71,7 +71,7 @@ class FastPredictor:
     FORMAT = 2
 
     def __init__(self, pipeline) -> None:
-        from icpml.features import MISSING
+        from icpml._vocab import MISSING
 
         pre, clf = pipeline.named_steps["prep"], pipeline.named_steps["clf"]
         self._format = self.FORMAT

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from icpml import __version__
+from icpml._vocab import VERSION as __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, CriteriaSplit, apply_stability, derive_criteria

@@ -44,6 +44,7 @@ import jinja2
 
 from icpml import plots
 from icpml._io import neutralise_formulas
+from icpml._vocab import EXCLUDED, TIERS
 from icpml.cohorts import BEST, MIDDLE
 from icpml.errors import output_error
 from icpml.scoring import round_scores
@@ -218,7 +219,7 @@ def _examples(res: Discovery, k: int) -> dict[str, list[dict]]:
     scored = res.scored
     names = (res.accounts.set_index(id_col)[name_col] if name_col else None)
     out = {}
-    for tier in ("Tier 1", "Tier 2", "Tier 3", "Excluded"):
+    for tier in TIERS:
         in_tier = scored[scored["tier"] == tier]
         rows = in_tier.sample(n=min(k, len(in_tier)), random_state=cfg.models.seed)
         rows = rows.sort_values("fit_score", ascending=False, kind="stable")
@@ -226,7 +227,7 @@ def _examples(res: Discovery, k: int) -> dict[str, list[dict]]:
         out[tier] = [
             {"id": r[id_col], "name": n if isinstance(n, str) else "",
              "fit_score": r["fit_score"],
-             "why": r["exclusion_reasons"] if tier == "Excluded" else r["top_reasons"]}
+             "why": r["exclusion_reasons"] if tier == EXCLUDED else r["top_reasons"]}
             for (_, r), n in zip(rows.iterrows(), shown, strict=True)
         ]
     return out

@@ -44,6 +44,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from icpml._vocab import EXCLUDED, TIER_1, TIER_2, TIER_3, TIERS
 from icpml.criteria import CriteriaSet
 from icpml.explain import explain as shap_explain
 from icpml.fastpredict import scoring_threads
@@ -51,11 +52,17 @@ from icpml.models import TrainedModel
 from icpml.schema import FALSE_SPELLINGS, TRUE_SPELLINGS, ColumnSchema, Schema, coerce
 
 __all__ = ["Scorer", "DataIssue", "assign_tiers", "tier_summary", "round_scores", "TIERS",
-           "SCORED_COLUMNS", "SCORE_DECIMALS"]
+           "TIER_DEFINITIONS", "SCORED_COLUMNS", "SCORE_DECIMALS"]
 
 log = logging.getLogger(__name__)
 
-TIERS = ["Tier 1", "Tier 2", "Tier 3", "Excluded"]
+#: what each tier means (the one definition; criteria.json and the report quote it)
+TIER_DEFINITIONS = {
+    TIER_1: "meets every ICP criterion and no exclusion",
+    TIER_2: "misses exactly one ICP criterion, no exclusion",
+    TIER_3: "misses two or more ICP criteria, no exclusion",
+    EXCLUDED: "at least one anti-ICP exclusion fires",
+}
 SCORED_COLUMNS = ["fit_score", "churn_risk", "tier", "icp_match", "anti_icp_match",
                   "exclusion_reasons", "top_reasons", "data_issues"]
 #: decimals of ``fit_score`` and ``churn_risk`` in written score files (see :func:`round_scores`)
@@ -94,8 +101,8 @@ def _tiers_from_hits(icp_hits: list[np.ndarray], anti_hits: list[np.ndarray],
         missed = len(icp_hits) - np.sum(icp_hits, axis=0)
     else:
         missed = np.full(n, 99)
-    tier = np.where(missed == 0, "Tier 1", np.where(missed == 1, "Tier 2", "Tier 3"))
-    tier = np.where(anti, "Excluded", tier)
+    tier = np.where(missed == 0, TIER_1, np.where(missed == 1, TIER_2, TIER_3))
+    tier = np.where(anti, EXCLUDED, tier)
     return tier, (missed == 0) & ~anti, anti
 
 

@@ -53,6 +53,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from icpml._vocab import TIERS
 from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, Criterion, select_criteria
@@ -63,7 +64,7 @@ __all__ = ["criteria_stability", "criteria_match", "fidelity", "TIER_ORDER"]
 
 log = logging.getLogger(__name__)
 
-TIER_ORDER = {"Tier 1": 3, "Tier 2": 2, "Tier 3": 1, "Excluded": 0}
+TIER_ORDER = {t: len(TIERS) - 1 - i for i, t in enumerate(TIERS)}
 
 
 #: Two criteria on the same column(s) agree when their category sets or their rows overlap this much.

@@ -38,7 +38,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from scipy import stats
 
-from icpml.cohorts import BEST, WORST, benjamini_hochberg, label_cohorts, value_score
+from icpml._stats import benjamini_hochberg
+from icpml.cohorts import BEST, WORST, label_cohorts, value_score
 from icpml.config import Config, format_validation_error
 from icpml.criteria import CriteriaSet, Criterion, segment_evidence
 from icpml.errors import ConfigError
