@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from icpml.adapters import ADAPTERS
 from icpml.errors import ConfigError
 
 __all__ = [
@@ -265,8 +266,8 @@ class OpportunitiesConfig(_Strict):
 #: the number formats ``data.number_format`` accepts (see :data:`icpml.schema.NUMBER_FORMATS`)
 NUMBER_FORMAT_NAMES = ("1,234.5", "1.234,5", "1 234,5", "1 234.5", "1'234.5", "1234.5", "1234,5")
 
-#: named builders in :mod:`icpml.datasets` for data that config alone cannot shape
-ADAPTERS = ("olist_sellers", "olist_mql_conversion", "telco_accounts", "maven_accounts")
+#: named builders for data that config alone cannot shape (the one registry: icpml.adapters)
+ADAPTER_NAMES = tuple(ADAPTERS)
 
 
 class DataConfig(_Strict):
@@ -281,7 +282,7 @@ class DataConfig(_Strict):
     opportunities : OpportunitiesConfig, optional
         A CRM opportunities export turned into per-account outcomes.
     adapter : str, optional
-        A named builder from :mod:`icpml.datasets` for a dataset whose outcomes
+        A named builder from :data:`icpml.adapters.ADAPTERS` for a dataset whose outcomes
         need more than a join (e.g. Olist sales in a window after the deal).
     options : dict
         Keyword arguments for the adapter (e.g. ``window_days: 90``).
@@ -294,7 +295,7 @@ class DataConfig(_Strict):
 
     path: str | None = None
     opportunities: OpportunitiesConfig | None = None
-    adapter: Literal[ADAPTERS] | None = None  # type: ignore[valid-type]
+    adapter: Literal[ADAPTER_NAMES] | None = None  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
     number_format: dict[str, Literal[NUMBER_FORMAT_NAMES]] = Field(  # type: ignore[valid-type]
         default_factory=dict,

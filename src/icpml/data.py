@@ -312,10 +312,10 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
     """The account table the config describes, and a label for messages.
 
     ``path`` (``--data`` on the command line) overrides ``data.path``. With
-    ``data.adapter`` the named builder of :mod:`icpml.datasets` reads the path
+    ``data.adapter`` the named builder of :data:`icpml.adapters.ADAPTERS` reads the path
     (a folder or file) with ``data.options``; with ``data.opportunities`` the
     opportunities export is joined on as per-account outcomes
-    (:func:`icpml.datasets.crm_accounts`). CSV files are read as text exactly as
+    (:func:`icpml.adapters.crm.crm_accounts`). CSV files are read as text exactly as
     written (:func:`load_accounts` with ``text=True``): :func:`icpml.schema.learn_schema`
     and :func:`icpml.schema.coerce` type them. No input file is modified.
 
@@ -331,17 +331,17 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
         path = cfg.resolve(d.path)
     source = str(path)
     if d.adapter:
-        from icpml import datasets
+        from icpml.adapters import get_adapter
 
         try:
-            df = getattr(datasets, d.adapter)(path, **d.options)
+            df = get_adapter(d.adapter).build(path, **d.options)
         except TypeError as err:
             raise DataError(f"data.options do not fit adapter '{d.adapter}' ({err}); "
                             "see its docstring for the options it takes", "config") from None
     else:
         df = load_accounts(path, text=True)  # raw text: the schema decides how to read it
     if d.opportunities:
-        from icpml.datasets import crm_accounts
+        from icpml.adapters.crm import crm_accounts
 
         opp_path = cfg.resolve(d.opportunities.path)
         df = crm_accounts(df, load_accounts(opp_path, text=True), d.opportunities,

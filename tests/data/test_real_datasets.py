@@ -1,6 +1,6 @@
 """icpml on the public datasets in ``<workspace>/shared/data`` (see its README).
 
-Contract checks of the adapters in :mod:`icpml.datasets` (one row per account,
+Contract checks of the adapters in :mod:`icpml.adapters.public` (one row per account,
 unique ids, no outcome or post-sale column among the features, the Olist window
 respected, input files unchanged) and end-to-end discoveries that must finish
 with a coherent verdict and never turn a leakage column into a criterion. No
@@ -22,19 +22,20 @@ import pandas as pd
 import pytest
 
 from icpml import discover
-from icpml.cohorts import BEST, WORST
-from icpml.config import load_config
-from icpml.data import load_source, validate_accounts
-from icpml.datasets import (
-    DATASETS,
+from icpml.adapters import public_datasets
+from icpml.adapters.public import (
     OLIST_DATA_END,
     maven_accounts,
     olist_mql_conversion,
     olist_sellers,
     telco_accounts,
 )
+from icpml.cohorts import BEST, WORST
+from icpml.config import load_config
+from icpml.data import load_source, validate_accounts
 from icpml.errors import DataError
 
+DATASETS = {name: (a.build, a.config) for name, a in public_datasets().items()}
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("ICPML_REAL_DATA",
                            Path(__file__).resolve().parents[2].parent / "shared" / "data"))

@@ -181,8 +181,8 @@ def test_tz_aware_deal_dates(config, deals, monkeypatch):
 
 def test_tz_kind_generated_offsets_and_bounds():
     """Generated deals: +02:00/+01:00/Z/naive mixed, a bound with an offset; UTC throughout."""
+    from icpml.adapters.crm import crm_accounts
     from icpml.config import OpportunitiesConfig
-    from icpml.datasets import crm_accounts
 
     accounts = pd.DataFrame({"id": ["a", "b", "c"]})
     deals = pd.DataFrame({
