@@ -52,7 +52,7 @@ def run_one(name: str) -> dict | None:
         print(f"skip {name}: {err}", file=sys.stderr)
         return None
     t0 = time.perf_counter()
-    res = discover(cfg, df, track=False, report=False)
+    res = discover(cfg, df)
     wall = time.perf_counter() - t0
     cs = res.criteria
     stab = cs.meta.get("stability") or {}

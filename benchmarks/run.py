@@ -42,7 +42,7 @@ def _discover_child(n: int) -> None:
 
     df = make_accounts(n, seed=0)
     t0 = time.perf_counter()
-    res = discover(demo_config(), df, track=False, report=False)
+    res = discover(demo_config(), df)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"n": n, "seconds": wall, "peak_rss_mb": peak, "stages": res.timings}))
@@ -51,7 +51,7 @@ def _discover_child(n: int) -> None:
 def _score_child(n: int, reasons: bool) -> None:
     from icpml import demo_config, discover, make_accounts
 
-    res = discover(demo_config(), make_accounts(2000, seed=0), track=False, report=False)
+    res = discover(demo_config(), make_accounts(2000, seed=0))
     block = make_accounts(min(n, 100_000), seed=5)
     reps = int(np.ceil(n / len(block)))
     df = pd.concat([block] * reps, ignore_index=True).iloc[:n]
@@ -121,7 +121,7 @@ def bench_criteria(quick: bool) -> dict:
     for n, seeds in plan:
         for seed in seeds:
             t0 = time.perf_counter()
-            res = discover(cfg, make_accounts(n, seed=seed), track=False, report=False)
+            res = discover(cfg, make_accounts(n, seed=seed))
             fresh = validate_accounts(make_accounts(5000, seed=seed + 1000), cfg)
             true_icp = (planted_icp_match(fresh) & ~planted_anti_match(fresh)).to_numpy()
             true_anti = planted_anti_match(fresh).to_numpy()
@@ -153,8 +153,7 @@ def bench_null(quick: bool) -> dict:
     seeds = range(3) if quick else range(20)
     rows = []
     for seed in seeds:
-        res = discover(demo_config(), make_accounts(2000, seed=seed, signal=False), track=False,
-                       report=False)
+        res = discover(demo_config(), make_accounts(2000, seed=seed, signal=False))
         rows.append({"seed": seed, "claimed": len(res.criteria.icp) + len(res.criteria.anti_icp),
                      "icp_found": bool(res.criteria.verdict["icp_found"])})
     return {"runs": rows}

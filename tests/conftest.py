@@ -32,10 +32,9 @@ def accounts():
 
 @pytest.fixture(scope="session")
 def discovery(demo_cfg, accounts):
-    return discover(demo_cfg, accounts, track=False, report=False)
+    return discover(demo_cfg, accounts)
 
 
 @pytest.fixture(scope="session")
 def nosignal_discovery(demo_cfg):
-    return discover(demo_cfg, make_accounts(2000, seed=1, signal=False), track=False,
-                    report=False)
+    return discover(demo_cfg, make_accounts(2000, seed=1, signal=False))

@@ -9,7 +9,7 @@ Usage::
 Every (family, seed) draws its own planted truth (:mod:`generator`). Development seeds
 (``--dev``) are 0-999; reporting seeds (the default) start at 1000 and are never used
 while developing icpml. For each draw, icpml's ``discover()`` runs once (per product line
-in the product family) with ``track=False, report=False``; pysubgroup, RuleFit and a
+in the product family) (pure: nothing logged or written); pysubgroup, RuleFit and a
 depth-3 tree (:mod:`peers`) learn on icpml's labels, split and screened columns, and every
 method is measured the same way (README.md, *Procedural benchmark*).
 
@@ -182,7 +182,7 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
     """icpml + peers (+ planted references) on one table (one product line, or all)."""
     cfg = spec.config()
     t0 = time.perf_counter()
-    res = discover(cfg, accounts, track=False, report=False)
+    res = discover(cfg, accounts)
     secs = time.perf_counter() - t0
     out: dict = {"product": key or None, "n": len(accounts)}
     outs = {"icpml": icpml_output(res, secs)}
@@ -218,7 +218,7 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
     out["methods"] = {m: evaluate(o, hold, best_h, truth_h, fresh, fresh_truth, names)
                       for m, o in outs.items()}
     if determinism:
-        res2 = discover(cfg, accounts, track=False, report=False)
+        res2 = discover(cfg, accounts)
         out["deterministic"] = res.criteria.to_json() == res2.criteria.to_json()
     return out
 

@@ -191,7 +191,7 @@ def timed_discover(cfg, accounts):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = discover(cfg, accounts, track=False, report=False)
+        res = discover(cfg, accounts)
     return res, time.perf_counter() - t0
 
 

@@ -105,7 +105,7 @@ def setup(sizes: list[int]) -> None:
     """Train and register the models once; write the prospect files that are missing."""
     import yaml
 
-    from icpml import discover, make_accounts
+    from icpml import make_accounts, run_discovery
 
     CACHE.mkdir(exist_ok=True)
     raw, cfg = _config()
@@ -123,12 +123,13 @@ def setup(sizes: list[int]) -> None:
         for c in EXTRA_NUMERIC + EXTRA_CATEGORICAL:
             train[c] = extra[c].to_numpy()
         t0 = time.perf_counter()
-        res = discover(cfg, train, track=True, report=False)
+        run = run_discovery(cfg, train, track=True, report=False)
+        res = run.discovery
         (CACHE / "config.yaml").write_text(yaml.safe_dump(raw))
         marker.write_text(json.dumps({"format": FastPredictor.FORMAT,
                                       "seconds": time.perf_counter() - t0,
                                       "features": len(res.fit.columns),
-                                      "versions": res.model_versions}))
+                                      "versions": run.model_versions}))
         print(f"setup: discovery {time.perf_counter() - t0:.1f}s, {len(res.fit.columns)} features")
     for n in sizes:
         path = CACHE / f"prospects_{n}.parquet"

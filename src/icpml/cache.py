@@ -94,7 +94,7 @@ def load_or_discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
     Returns
     -------
     Discovery
-        As ``discover(cfg, accounts, track=False, report=False)`` returns it: nothing is
+        As ``discover(cfg, accounts)`` returns it: nothing is
         logged to MLflow and no report is written.
 
     Raises
@@ -122,7 +122,7 @@ def load_or_discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
                 return res
             except Exception as err:  # any unreadable entry is recomputed
                 log.warning("cache entry %s is unreadable (%s); computing it again", path, err)
-        res = discover(cfg, accounts, track=False, report=False)
+        res = discover(cfg, accounts)
         atomic_write_bytes(path, pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
         log.info("discovery cached at %s", path)
         return res

@@ -35,7 +35,8 @@ from icpml.cohorts import BEST
 from icpml.config import Config
 from icpml.data import load_source
 from icpml.errors import ConfigError
-from icpml.pipeline import Discovery, discover
+from icpml.pipeline import Discovery
+from icpml.run import run_discovery
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,8 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
     timings: dict[str, float] = {}
     for product in cfg.products:
         t0 = time.perf_counter()
-        per[product] = discover(product_config(cfg, product), accounts, track=track,
-                                report=False)
+        per[product] = run_discovery(product_config(cfg, product), accounts, track=track,
+                                     report=False).discovery
         timings[product] = round(time.perf_counter() - t0, 3)
         log.info("product=%s seconds=%.2f %s", product, timings[product],
                  per[product].criteria.verdict["message"])

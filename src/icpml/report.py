@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from icpml import plots
-from icpml._io import neutralise_formulas
+from icpml._io import folder_name, neutralise_formulas
+from icpml._io import safe_name as _safe
 from icpml._vocab import EXCLUDED, TIERS
 from icpml.cohorts import BEST, MIDDLE
 from icpml.errors import output_error
@@ -197,14 +198,6 @@ def _figures(res: Discovery) -> dict[str, bytes]:
     return figs
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60]
-
-
-def folder_name(config_name: str, run_id: str | None) -> str:
-    """A report folder's name, ``<config name>_<run id[:8]>`` (``_local`` when untracked);
-    the MLflow run carries the same name, so a run and its report are found by one name."""
-    return f"{_safe(config_name)}_{run_id[:8] if run_id else 'local'}"
 
 
 #: Days from a run to the suggested review of its criteria (the report's "Next steps").
@@ -245,11 +238,14 @@ def _shown_path(path: Path | None, cfg) -> str:
 
 
 def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
-                   report_dir: Path | None = None) -> dict:
+                   report_dir: Path | None = None, *, run_id: str | None = None,
+                   retrain: dict | None = None) -> dict:
     """Everything the templates show, as plain values.
 
     ``report_dir`` is where the report folder ends up (named in the export command of
-    "Next steps"); a placeholder when not given.
+    "Next steps"); a placeholder when not given. ``run_id`` is the MLflow run the report
+    belongs to (None: untracked); ``retrain`` the retraining decision shown in "Changes
+    since the last champion" (:func:`icpml.retrain.retrain`).
     """
     cfg, cs = res.config, res.criteria
     now = datetime.now(UTC)
@@ -264,8 +260,7 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
         "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
         "review_date": (now + timedelta(days=REVIEW_AFTER_DAYS)).strftime("%Y-%m-%d"),
         "review_days": REVIEW_AFTER_DAYS,
-        "run_id": res.run_id,
-        "model_versions": res.model_versions,
+        "run_id": run_id,
         "fingerprint": res.fingerprint,
         "n_accounts": len(res.accounts),
         "meta": cs.meta,
@@ -289,7 +284,7 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
         "shap_rows": cs.meta.get("shap_rows") or {},
         "fidelity": cs.meta.get("fidelity") or {},
         "warnings": list(dict.fromkeys(res.warnings + cs.warnings)),
-        "retrain": res.retrain,
+        "retrain": retrain,
         "dependence": dep,
         "best_q": cfg.cohorts.best_quantile,
         "worst_q": cfg.cohorts.worst_quantile,
@@ -305,20 +300,26 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
 
 
 def render_html(res: Discovery, figures: dict[str, bytes] | None = None,
-                report_dir: Path | None = None) -> str:
-    """The self-contained HTML report as a string."""
+                report_dir: Path | None = None, *, run_id: str | None = None,
+                retrain: dict | None = None) -> str:
+    """The self-contained HTML report as a string (``run_id``, ``retrain``: see
+    :func:`report_context`)."""
     figures = _figures(res) if figures is None else figures
-    return _ENV.get_template("report.html.j2").render(**report_context(res, figures, report_dir))
+    return _ENV.get_template("report.html.j2").render(
+        **report_context(res, figures, report_dir, run_id=run_id, retrain=retrain))
 
 
-def render_markdown(res: Discovery, report_dir: Path | None = None) -> str:
+def render_markdown(res: Discovery, report_dir: Path | None = None, *, run_id: str | None = None,
+                    retrain: dict | None = None) -> str:
     """The one-page Markdown summary (criteria.md) as a string: plain Markdown (no HTML
     entities), ending with a newline."""
-    text = _MD_ENV.get_template("criteria.md.j2").render(**report_context(res, {}, report_dir))
+    text = _MD_ENV.get_template("criteria.md.j2").render(
+        **report_context(res, {}, report_dir, run_id=run_id, retrain=retrain))
     return text.rstrip("\n") + "\n"
 
 
-def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
+def write_report(res: Discovery, out_dir: Path | None = None, *, run_id: str | None = None,
+                 retrain: dict | None = None) -> Path:
     """Write the report folder atomically and return its path.
 
     Parameters
@@ -326,10 +327,20 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
     res : Discovery
     out_dir : Path, optional
         Default: ``<report.dir>/<config name>_<run id[:8]>`` (``_local`` when untracked).
+    run_id : str, optional
+        The MLflow run the report belongs to.
+    retrain : dict, optional
+        The retraining decision to show (``decision``, ``reasons``, ``comparison``,
+        ``diff``, ``champion_version``).
+
+    Raises
+    ------
+    OutputError
+        When the folder cannot be written (nothing half-written is left).
     """
     cfg = res.config
     if out_dir is None:
-        out_dir = cfg.resolve(cfg.report.dir) / folder_name(cfg.name, res.run_id)
+        out_dir = cfg.resolve(cfg.report.dir) / folder_name(cfg.name, run_id)
     out_dir = Path(out_dir)
     figures = _figures(res)
     tmp = None
@@ -339,8 +350,10 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
         (tmp / "figures").mkdir()
         for name, data in figures.items():
             (tmp / "figures" / name).write_bytes(data)
-        (tmp / "report.html").write_text(render_html(res, figures, out_dir), encoding="utf-8")
-        (tmp / "criteria.md").write_text(render_markdown(res, out_dir), encoding="utf-8")
+        (tmp / "report.html").write_text(
+            render_html(res, figures, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
+        (tmp / "criteria.md").write_text(
+            render_markdown(res, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
         (tmp / "criteria.json").write_text(res.criteria.to_json(), encoding="utf-8")
         # for people, opened in spreadsheets: formula-like text cells neutralised (see _io)
         neutralise_formulas(res.contrast).to_csv(tmp / "contrast.csv", index=False)

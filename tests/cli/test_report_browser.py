@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from icpml import demo_config, discover, make_accounts
+from icpml import demo_config, make_accounts, run_discovery
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".ci" / "artifacts"
@@ -94,8 +94,8 @@ def evil_report(tmp_path_factory):
     df.loc[df.index[:40], "industry"] = "<b>SaaS</b>"
     cfg = demo_config().model_copy(update={"criteria": demo_config().criteria.model_copy(
         update={"stability_resamples": 0})})
-    res = discover(cfg, df, track=False, report=True)
-    yield res.report_dir
+    run = run_discovery(cfg, df, track=False, report=True)
+    yield run.report_dir
     mp.undo()
 
 
@@ -131,8 +131,8 @@ def weak_report(tmp_path_factory):
     cfg = cfg.model_copy(update={
         "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
         "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50})})
-    res = discover(cfg, make_accounts(18, seed=1), track=False, report=True)
-    yield res.report_dir
+    run = run_discovery(cfg, make_accounts(18, seed=1), track=False, report=True)
+    yield run.report_dir
     mp.undo()
 
 

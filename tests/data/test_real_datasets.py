@@ -293,7 +293,7 @@ def test_maven_table(tables):
 # ----------------------------------------------------------------------------- end to end
 def _check_discovery(name: str, df: pd.DataFrame):
     cfg = _cfg(name)
-    res = discover(cfg, df, track=False, report=False)
+    res = discover(cfg, df)
     cohorts = res.cohorts.value_counts()
     assert cohorts.get(BEST, 0) >= cfg.cohorts.min_per_cohort
     assert cohorts.get(WORST, 0) >= cfg.cohorts.min_per_cohort
@@ -358,7 +358,7 @@ def test_discover_olist_mql_conversion():
         pytest.skip("the config reads ../shared/data; ICPML_REAL_DATA points elsewhere")
     cfg = load_config(CONFIGS / "olist_mql.yaml").model_copy(update={"project_root": PROJECT})
     df, _ = load_source(cfg)
-    res = discover(cfg, df, track=False, report=False)
+    res = discover(cfg, df)
     assert res.cohorts.value_counts().to_dict() == {WORST: 7158, BEST: 842}
     assert "landing_page_id" not in res.fit.columns  # a page identifier, screened out
     named = {c.column for c in res.criteria.icp + res.criteria.anti_icp}

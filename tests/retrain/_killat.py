@@ -42,9 +42,9 @@ elif point == "during-churn-register":
 elif point == "during-report":
     real_md = report.render_markdown
 
-    def render_markdown(res):  # report.html and figures are already in the temp folder
+    def render_markdown(res, *args, **kwargs):  # report.html and figures are already written
         _kill()
-        return real_md(res)
+        return real_md(res, *args, **kwargs)
 
     report.render_markdown = render_markdown
 else:

@@ -145,20 +145,21 @@ def test_case_report_mathtext_crash(tmp_path, monkeypatch):
     case = CASES / "report-mathtext-crash"
     if not case.is_dir():
         pytest.skip(f"case folder {case} not present")
-    from icpml import discover
+    from icpml import run_discovery
     from icpml.config import load_config
 
     work = tmp_path / "case"
     shutil.copytree(case, work)
     monkeypatch.setenv("ICPML_PROJECT_ROOT", str(work))
     cfg = load_config(work / "cfg.yaml")
-    res = discover(cfg, pd.read_csv(work / "accounts.csv"), track=False, report=True)
-    assert (res.report_dir / "report.html").is_file()
-    assert (res.report_dir / "figures" / "dependence_industry.png").stat().st_size > 1000
+    run = run_discovery(cfg, pd.read_csv(work / "accounts.csv"), track=False, report=True)
+    res = run.discovery
+    assert (run.report_dir / "report.html").is_file()
+    assert (run.report_dir / "figures" / "dependence_industry.png").stat().st_size > 1000
     crit = next(c for c in res.criteria.icp if c.column == "industry")
     assert "$50k_to_$100k" in crit.values
     fig = plots.dependence_plot(res.fit_explanation, "industry", crit)
     _draw(fig)
     assert "$50k_to_$100k" in _labels(fig.axes[0])  # the raw value, dollar signs and all
-    html = (res.report_dir / "report.html").read_text()
+    html = (run.report_dir / "report.html").read_text()
     assert "industry in {$50k_to_$100k, FinTech}" in html

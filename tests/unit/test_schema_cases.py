@@ -175,7 +175,7 @@ def test_tz_aware_deal_dates(config, deals, monkeypatch):
             assert np.isnan(got.loc[acc, "win_rate"])
         else:
             assert got.loc[acc, "win_rate"] == pytest.approx(row["win_rate"])
-    res = discover(cfg, df, track=False, report=False)  # and the run goes through
+    res = discover(cfg, df)  # and the run goes through
     assert len(res.scored) == len(df)
 
 
