@@ -63,7 +63,7 @@ def _score_child(n: int, reasons: bool) -> None:
     # the floor: the fit model's predict_proba alone on the same rows, chunk by chunk
     t0 = time.perf_counter()
     for i in range(0, len(df), res.scorer.chunk_size):
-        res.fit.pipeline.predict_proba(df.iloc[i:i + res.scorer.chunk_size][res.fit.columns])
+        res.fit_model.pipeline.predict_proba(df.iloc[i:i + res.scorer.chunk_size][res.fit_model.columns])
     bare = time.perf_counter() - t0
     print(json.dumps({"n": len(out), "reasons": reasons, "seconds": wall,
                       "rows_per_s": len(out) / wall, "peak_rss_mb": peak,
@@ -96,9 +96,9 @@ def _tree_baseline(res, fresh: pd.DataFrame) -> np.ndarray:
     """Purest leaf (>= 3% support) of a depth-3 tree on the fit model's features."""
     from sklearn.tree import DecisionTreeClassifier
 
-    pre = res.fit.pipeline.named_steps["prep"]
+    pre = res.fit_model.pipeline.named_steps["prep"]
     ends = (res.cohorts != "middle").to_numpy()
-    X = pre.transform(res.accounts[res.fit.columns][ends])
+    X = pre.transform(res.accounts[res.fit_model.columns][ends])
     y = (res.cohorts[ends] == "best").to_numpy()
     X = np.nan_to_num(X, nan=-1)
     tree = DecisionTreeClassifier(max_depth=3, min_samples_leaf=max(5, int(0.03 * len(y))),
@@ -106,7 +106,7 @@ def _tree_baseline(res, fresh: pd.DataFrame) -> np.ndarray:
     leaves = tree.apply(X)
     purity = pd.Series(y).groupby(leaves).mean()
     best_leaf = purity.idxmax()
-    Xf = np.nan_to_num(pre.transform(fresh[res.fit.columns]), nan=-1)
+    Xf = np.nan_to_num(pre.transform(fresh[res.fit_model.columns]), nan=-1)
     return tree.apply(Xf) == best_leaf
 
 

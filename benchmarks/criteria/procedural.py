@@ -114,7 +114,7 @@ def icpml_output(res, seconds: float) -> MethodOutput:
                        lambda df: np.asarray(cs.anti_mask(df), dtype=bool))
     out = MethodOutput(icp=icp, anti=anti, claims=bool(cs.icp or cs.anti_icp), seconds=seconds,
                        extra={"verdict": (cs.verdict or {}).get("message"),
-                              "fit_holdout_roc_auc": res.fit.holdout.get("roc_auc"),
+                              "fit_holdout_roc_auc": res.fit_model.holdout.get("roc_auc"),
                               "screened_out": sorted(getattr(res.screen, "excluded", []) or []),
                               "warnings": [str(w)[:300] for w in res.warnings][:8]})
     # icp_mask already removes the anti-ICP: keep MethodOutput from removing it twice
@@ -187,7 +187,7 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
     out: dict = {"product": key or None, "n": len(accounts)}
     outs = {"icpml": icpml_output(res, secs)}
     fit_rows = ((res.split != "holdout") & (res.cohorts != MIDDLE)).to_numpy()
-    kinds = {c: res.kinds[c] for c in res.fit.columns}
+    kinds = {c: res.kinds[c] for c in res.fit_model.columns}
     train, y = res.accounts[fit_rows], (res.cohorts[fit_rows] == BEST).to_numpy()
     for name in PEER_NAMES:
         outs[name] = run_peer(name, train, y, kinds, spec.seed)

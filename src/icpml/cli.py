@@ -225,15 +225,15 @@ def _print_summary(run, elapsed: float, config_arg: str | None = None) -> None:
     elif cs.icp:
         _out("\nAnti-ICP: none found (no exclusion held up on the held-out accounts; "
              "no account is tiered Excluded)")
-    fit = res.fit.holdout
+    fit = res.fit_model.holdout
     def auc(h: dict) -> str:
         ci = (f" (95% CI {h['roc_auc_ci_low']:.2f}-{h['roc_auc_ci_high']:.2f})"
               if "roc_auc_ci_low" in h else "")
         return f"{h['roc_auc']:.3f}{ci}"
 
     line = f"\nFit model held-out ROC AUC {auc(fit)}"
-    if res.churn is not None:
-        line += f"; churn model {auc(res.churn.holdout)}"
+    if res.churn_model is not None:
+        line += f"; churn model {auc(res.churn_model.holdout)}"
     _out(line)
     for w in res.warnings:
         _out(f"warning: {w}")

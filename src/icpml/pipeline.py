@@ -85,7 +85,9 @@ class Discovery:
         Best vs worst per feature.
     split : Series
         ``train`` / ``selection`` / ``holdout`` per account.
-    fit, churn : TrainedModel
+    fit_model, churn_model : TrainedModel
+        The fit model (best vs worst cohort) and the churn model (None without a churn
+        column).
     fit_explanation, churn_explanation : Explanation
         SHAP on held-out accounts.
     criteria : CriteriaSet
@@ -111,8 +113,8 @@ class Discovery:
     cohorts: pd.Series
     contrast: pd.DataFrame
     split: pd.Series
-    fit: TrainedModel
-    churn: TrainedModel | None
+    fit_model: TrainedModel
+    churn_model: TrainedModel | None
     fit_explanation: Explanation
     churn_explanation: Explanation | None
     criteria: CriteriaSet
@@ -131,8 +133,8 @@ class Discovery:
         ev = self.criteria.icp_evidence
         out = {
             "n_accounts": len(self.accounts),
-            "fit_cv_roc_auc": self.fit.cv.get("roc_auc_mean", float("nan")),
-            "fit_holdout_roc_auc": self.fit.holdout.get("roc_auc", float("nan")),
+            "fit_cv_roc_auc": self.fit_model.cv.get("roc_auc_mean", float("nan")),
+            "fit_holdout_roc_auc": self.fit_model.holdout.get("roc_auc", float("nan")),
             "n_icp_criteria": len(self.criteria.icp),
             "n_anti_icp_criteria": len(self.criteria.anti_icp),
             "icp_coverage": ev.get("coverage", float("nan")),
@@ -140,8 +142,8 @@ class Discovery:
             "n_columns_set_aside": len(self.screen.excluded),
             "icp_tentative": float(bool(self.criteria.verdict.get("tentative"))),
         }
-        if self.churn is not None:
-            out["churn_holdout_roc_auc"] = self.churn.holdout.get("roc_auc", float("nan"))
+        if self.churn_model is not None:
+            out["churn_holdout_roc_auc"] = self.churn_model.holdout.get("roc_auc", float("nan"))
         return out
 
 
@@ -384,8 +386,8 @@ class _Fitted:
     cohorts: pd.Series
     split: pd.Series
     churned: pd.Series | None
-    fit: TrainedModel
-    churn: TrainedModel | None
+    fit_model: TrainedModel
+    churn_model: TrainedModel | None
     schema: Schema | None
 
 
@@ -401,7 +403,7 @@ def _criteria_stages(stages: _Stages, cfg: Config, f: _Fitted, fit_prop: Explana
         criteria = derive_criteria(
             fit_prop, churn_prop, f.kinds, list(f.fit_kinds),
             CriteriaSplit(df, cohorts, split, churned, seed=cfg.models.seed,
-                          refit=_refitter(df, cohorts, churned, f.fit_kinds, f.churn, cfg)),
+                          refit=_refitter(df, cohorts, churned, f.fit_kinds, f.churn_model, cfg)),
             cfg=cfg.criteria, seed=cfg.models.seed,
         )
         tiers = tier_summary(assign_tiers(criteria, df[ho]), is_best[ho],
@@ -419,8 +421,9 @@ def _criteria_stages(stages: _Stages, cfg: Config, f: _Fitted, fit_prop: Explana
     with stages.stage("score"):
         categories = {c: sorted(df[c].dropna().astype(str).unique())
                       for c, k in f.kinds.items() if k == "categorical" and c in f.fit_kinds}
-        scorer = Scorer(fit=f.fit, churn=f.churn, criteria=criteria, id_column=cfg.columns.id,
-                        categories=categories, name_column=cfg.columns.name, schema=f.schema)
+        scorer = Scorer(fit_model=f.fit_model, churn_model=f.churn_model, criteria=criteria,
+                        id_column=cfg.columns.id, categories=categories,
+                        name_column=cfg.columns.name, schema=f.schema)
         scored = scorer.score(df)
         scored.insert(1, "cohort", cohorts.to_numpy())
         scored.insert(2, "split", split.to_numpy())
@@ -428,8 +431,8 @@ def _criteria_stages(stages: _Stages, cfg: Config, f: _Fitted, fit_prop: Explana
         criteria.meta["fidelity"] = fidelity(hs["tier"], hs["fit_score"], cohorts[ho])
 
     with stages.stage("stability"):
-        stab = criteria_stability(df, cohorts, split, f.fit_kinds,
-                                  f.churn.kinds if f.churn is not None else None, criteria, cfg,
+        churn_kinds = f.churn_model.kinds if f.churn_model is not None else None
+        stab = criteria_stability(df, cohorts, split, f.fit_kinds, churn_kinds, criteria, cfg,
                                   churned, progress=lambda i, n: stages.step("stability", i, n))
         criteria.meta["stability"] = stab
         apply_stability(criteria, stab)
@@ -524,7 +527,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
         log.warning(w)
     return Discovery(
         config=cfg, accounts=df, kinds=kinds, screen=screen, value_score=score, cohorts=cohorts,
-        contrast=contrast, split=split, fit=fit, churn=churn, fit_explanation=fit_expl,
+        contrast=contrast, split=split, fit_model=fit, churn_model=churn, fit_explanation=fit_expl,
         churn_explanation=churn_expl, criteria=criteria, scorer=scorer, scored=scored,
         tiers=tiers, fingerprint=fingerprint, warnings=warnings, schema=schema,
         timings=stages.timings,

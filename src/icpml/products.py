@@ -160,7 +160,7 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
         rows.append({"product": product, "icp_found": bool(res.criteria.verdict["icp_found"]),
                      "icp": " AND ".join(c.describe() for c in res.criteria.icp),
                      "lift": ev.get("lift"), "lift_low": lo, "lift_high": hi,
-                     "fit_roc_auc": res.fit.holdout.get("roc_auc"),
+                     "fit_roc_auc": res.fit_model.holdout.get("roc_auc"),
                      "best_value": best_value, "value_column": value_col})
     summary = pd.DataFrame(rows)
     names = list(per)

@@ -178,11 +178,11 @@ def _figures(res: Discovery) -> dict[str, bytes]:
         figs["shap_churn.png"] = _png(plots.shap_summary(res.churn_explanation, target="churn",
                                                          title="What moves churn risk"))
     figs["contrast.png"] = _png(plots.cohort_contrast_plot(res.contrast))
-    figs["calibration_fit.png"] = _png(plots.calibration_plot(res.fit.holdout,
+    figs["calibration_fit.png"] = _png(plots.calibration_plot(res.fit_model.holdout,
                                                               title="Fit model calibration"))
-    if res.churn is not None:
+    if res.churn_model is not None:
         figs["calibration_churn.png"] = _png(plots.calibration_plot(
-            res.churn.holdout, title="Churn model calibration"))
+            res.churn_model.holdout, title="Churn model calibration"))
     ho = (res.split == "holdout").to_numpy()
     ends = ho & (res.cohorts != MIDDLE).to_numpy()
     figs["gains.png"] = _png(plots.gains_plot((res.cohorts[ends] == BEST).to_numpy(),
@@ -251,9 +251,9 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
     now = datetime.now(UTC)
     k = cfg.report.sample_accounts_per_tier
     dep = {c.column: f"dependence_{_safe(c.column)}.png" for c in cs.icp + cs.anti_icp}
-    weak = {"fit": _weakness("fit", res.fit.holdout)}
-    if res.churn is not None:
-        weak["churn"] = _weakness("churn", res.churn.holdout)
+    weak = {"fit": _weakness("fit", res.fit_model.holdout)}
+    if res.churn_model is not None:
+        weak["churn"] = _weakness("churn", res.churn_model.holdout)
     folder = _shown_path(report_dir, cfg)
     return {
         "title": f"{cfg.name}: Ideal Customer Profile",
@@ -275,8 +275,8 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
         "samples": _examples(res, k),
         "samples_k": k,
         "seed": cfg.models.seed,
-        "fit": res.fit,
-        "churn": res.churn,
+        "fit": res.fit_model,
+        "churn": res.churn_model,
         "weak": weak,
         "churn_unreliable": bool(weak.get("churn")),
         "contrast": res.contrast.head(20).to_dict(orient="records"),

@@ -161,7 +161,7 @@ def _champion_on_holdout(scorer, res) -> dict:
     X, _ = scorer.prepare(df)
     ends = (cohort != MIDDLE).to_numpy()
     y = (cohort == BEST).to_numpy()[ends]
-    auc = float(roc_auc_score(y, scorer.fit.predict_proba(X[ends]))) if len(np.unique(y)) == 2 else np.nan
+    auc = float(roc_auc_score(y, scorer.fit_model.predict_proba(X[ends]))) if len(np.unique(y)) == 2 else np.nan
     churned = res.accounts[res.config.columns.churn][ho].astype(bool) if res.config.columns.churn else None
     icp = segment_evidence(scorer.criteria.icp_mask(X), cohort == BEST, churned,
                            is_worst=cohort == WORST, n_bootstrap=res.config.criteria.n_bootstrap,
@@ -279,7 +279,7 @@ def _decide(cfg: Config, res, champ: dict | None) -> tuple[RetrainResult, bool]:
     Returns the result (decision ``promoted`` / ``kept`` / ``alert``) and whether it passed."""
     from icpml import tracking
 
-    chall = {"fit_roc_auc": res.fit.holdout["roc_auc"],
+    chall = {"fit_roc_auc": res.fit_model.holdout["roc_auc"],
              "icp_lift": res.criteria.icp_evidence.get("lift"),
              "icp_lift_ci": res.criteria.icp_evidence.get("lift_ci"),
              "icp_found": bool(res.criteria.verdict.get("icp_found"))}

@@ -273,8 +273,8 @@ class Scorer:
 
     Attributes
     ----------
-    fit : TrainedModel
-    churn : TrainedModel or None
+    fit_model : TrainedModel
+    churn_model : TrainedModel or None
     criteria : CriteriaSet
     id_column : str
     name_column : str, optional
@@ -291,8 +291,8 @@ class Scorer:
         schemas existed has none and reads by its models' column kinds.
     """
 
-    fit: TrainedModel
-    churn: TrainedModel | None
+    fit_model: TrainedModel
+    churn_model: TrainedModel | None
     criteria: CriteriaSet
     id_column: str
     chunk_size: int = 50_000
@@ -308,9 +308,9 @@ class Scorer:
 
     @property
     def input_columns(self) -> list[str]:
-        cols = list(self.fit.columns)
-        if self.churn is not None:
-            cols += [c for c in self.churn.columns if c not in cols]
+        cols = list(self.fit_model.columns)
+        if self.churn_model is not None:
+            cols += [c for c in self.churn_model.columns if c not in cols]
         return cols
 
     @property
@@ -326,7 +326,7 @@ class Scorer:
             return self.schema
         fallback = self.__dict__.get("_fallback_schema")
         if fallback is None:
-            kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
+            kinds = {**(self.churn_model.kinds if self.churn_model else {}), **self.fit_model.kinds}
             cats = self.categories or {}
             fallback = Schema({
                 c: ColumnSchema("numeric") if k == "numeric"
@@ -453,8 +453,8 @@ class Scorer:
 
     def _predict(self, X: pd.DataFrame, codes: dict) -> tuple[np.ndarray, np.ndarray]:
         """Fit score and churn risk (NaN without a churn model) of every row of ``X``."""
-        fit = self.fit.predict_proba(X, codes)
-        churn = self.churn.predict_proba(X, codes) if self.churn is not None else np.full(len(X), np.nan)
+        fit = self.fit_model.predict_proba(X, codes)
+        churn = self.churn_model.predict_proba(X, codes) if self.churn_model is not None else np.full(len(X), np.nan)
         return fit, churn
 
     def _background(self):
@@ -485,7 +485,7 @@ class Scorer:
         """
         workers = scoring_threads(len(X))
         if not parallel or workers < 2 or len(X) < _PARALLEL_SHAP_ROWS:
-            e = shap_explain(self.fit, X)
+            e = shap_explain(self.fit_model, X)
             return e.values.to_numpy(), list(e.values.columns)
         pool = self.__dict__.get("_shap_pool")
         if pool is None:
@@ -496,7 +496,7 @@ class Scorer:
             # spawn, not fork: a forked child of a process that has run OpenMP can hang
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_shap_worker_init,
-                                       initargs=(pickle.dumps(self.fit),))
+                                       initargs=(pickle.dumps(self.fit_model),))
             self.__dict__["_shap_pool"] = pool
         edges = np.linspace(0, len(X), 2 * workers + 1).astype(int)
         blocks = [X.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]

@@ -268,7 +268,7 @@ class IcpPyfuncModel(_PythonModel):
     def __init__(self, scorer: Scorer, output: str = "scored"):
         self.scorer = scorer
         self.output = output
-        for model in (scorer.fit, scorer.churn):  # registered with their compiled trees
+        for model in (scorer.fit_model, scorer.churn_model):  # registered with their compiled trees
             if model is not None:
                 model.compile()
 
@@ -582,9 +582,9 @@ def _log_run_data(res: Discovery, cfg: Config, extras: dict) -> None:
         mlflow.log_params(dict(items[i:i + 90]))
     mlflow.log_dict(json.loads(redact(json.dumps(cfg.to_dict()))), "config.yaml")
     mlflow.set_tags(_versions())
-    metrics = {f"fit.{k}": v for k, v in res.fit.metrics().items()}
-    if res.churn is not None:
-        metrics.update({f"churn.{k}": v for k, v in res.churn.metrics().items()})
+    metrics = {f"fit.{k}": v for k, v in res.fit_model.metrics().items()}
+    if res.churn_model is not None:
+        metrics.update({f"churn.{k}": v for k, v in res.churn_model.metrics().items()})
     # the summary's flat fit_/churn_ AUCs repeat fit.* / churn.* above: log each once
     metrics.update({k: float(v) for k, v in res.summary().items()
                     if not k.startswith(("fit_", "churn_"))})
@@ -608,7 +608,7 @@ def _register_models(res: Discovery, cfg: Config) -> dict[str, dict]:
     sig = _signature(res.scorer, example)
     versions = {"fit": _register("fit_model", IcpPyfuncModel(res.scorer, "scored"), sig,
                                  cfg.tracking.fit_model_name, kind="fit", config_name=cfg.name)}
-    if res.churn is not None:
+    if res.churn_model is not None:
         versions["churn"] = _register("churn_model", IcpPyfuncModel(res.scorer, "churn"), sig,
                                       cfg.tracking.churn_model_name, kind="churn",
                                       config_name=cfg.name)

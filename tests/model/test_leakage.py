@@ -39,7 +39,7 @@ def test_case_call_duration_is_set_aside():
     res = discover(cfg, pd.read_csv(folder / "bank_calls_sample.csv"))
     assert "duration" in res.screen.excluded
     assert "duration" not in _used(res.criteria)
-    assert "duration" not in res.fit.columns
+    assert "duration" not in res.fit_model.columns
     (w,) = [w for w in res.criteria.warnings if w.startswith("'duration'")]
     assert "set aside" in w and "columns.trusted" in w
     assert res.criteria.meta["screened_out"] == {"duration": res.screen.excluded["duration"]}

@@ -121,7 +121,7 @@ def test_interaction_found_as_a_conjunction(demo_cfg):
 def test_no_demo_column_is_set_aside_as_a_leak(discovery, demo_cfg):
     """industry, employees, crm and the rest are strong pre-sale signals, not outcomes."""
     assert discovery.screen.excluded == {}
-    assert set(discovery.fit.columns) == set(demo_cfg.columns.feature_columns)
+    assert set(discovery.fit_model.columns) == set(demo_cfg.columns.feature_columns)
 
 
 def test_planted_criteria_reappear_in_resamples(discovery):
@@ -138,7 +138,7 @@ def test_planted_criteria_reappear_in_resamples(discovery):
 
 
 def test_near_perfect_fit_names_its_columns(discovery):
-    auc = discovery.fit.holdout["roc_auc"]
+    auc = discovery.fit_model.holdout["roc_auc"]
     warned = [w for w in discovery.warnings if w.startswith("the fit model separates")]
     assert bool(warned) == (auc >= 0.95)
     if warned:

@@ -60,7 +60,7 @@ def test_unmeasured_metrics_show_na(tiny, drop):
     """What training leaves out on tiny data (CV when a class has < 2 training rows, the AUC
     interval, even the AUC) renders as n/a, never as a template error."""
     res = tiny.discovery
-    for attr in ("fit", "churn"):
+    for attr in ("fit_model", "churn_model"):
         model = getattr(tiny.discovery, attr)
         if model is None:
             continue
@@ -114,8 +114,8 @@ def test_weakness_rules():
 
 
 def test_weak_churn_model_is_called_weak(discovery):
-    res = dataclasses.replace(discovery, churn=dataclasses.replace(discovery.churn, holdout={
-        **discovery.churn.holdout, "roc_auc": 0.53, "roc_auc_ci_low": 0.47, "roc_auc_ci_high": 0.59}))
+    res = dataclasses.replace(discovery, churn_model=dataclasses.replace(discovery.churn_model, holdout={
+        **discovery.churn_model.holdout, "roc_auc": 0.53, "roc_auc_ci_low": 0.47, "roc_auc_ci_high": 0.59}))
     html = render_html(res, figures={})
     assert "Weak churn model." in html and "not reliable" in html
     assert "(not reliable: weak churn model)" in html  # the churn inside / outside columns

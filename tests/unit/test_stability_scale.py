@@ -108,7 +108,7 @@ def test_parallel_refits_give_the_serial_result(discovery, monkeypatch):
     d = discovery
     monkeypatch.setattr(stab_mod, "MAX_REFIT_ROWS", 1000)
     churned = d.accounts[d.config.columns.churn].astype(bool)
-    args = (d.accounts, d.cohorts, d.split, dict(d.fit.kinds), dict(d.churn.kinds), d.criteria,
+    args = (d.accounts, d.cohorts, d.split, dict(d.fit_model.kinds), dict(d.churn_model.kinds), d.criteria,
             d.config, churned)
     monkeypatch.setenv("ICPML_JOBS", "2")
     par = stab_mod.criteria_stability(*args)
