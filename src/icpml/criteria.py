@@ -128,7 +128,7 @@ from icpml.cohorts import BEST, WORST
 from icpml.config import CriteriaConfig
 from icpml.data import spelling_key
 from icpml.errors import ConfigError
-from icpml.explain import Explanation
+from icpml.explain import GroupedShap
 
 __all__ = ["Criterion", "CriteriaSet", "CriteriaSplit", "derive_criteria", "use_crossfit", "fit_band", "select_criteria", "segment_evidence",
            "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates"]
@@ -968,7 +968,7 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
     return out
 
 
-def _category_codes(expl: Explanation, col: str) -> tuple[np.ndarray, np.ndarray]:
+def _category_codes(expl: GroupedShap, col: str) -> tuple[np.ndarray, np.ndarray]:
     """Category codes of ``col`` in ``expl.data`` (missing as ``(missing)``), computed once.
 
     Candidates are proposed many times from subsets of one explanation (segments,
@@ -1010,7 +1010,7 @@ def _categorical_candidates(col: str, codes: np.ndarray, cats: np.ndarray, s: pd
     return out
 
 
-def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[str],
+def propose_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
                        cfg: CriteriaConfig, *, source: str,
                        min_count: int | None = None) -> list[Criterion]:
     """Step 1: candidate criteria from one model's grouped SHAP values.
@@ -1047,7 +1047,7 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
     return uniq
 
 
-def _subset(expl: Explanation, rows: np.ndarray) -> Explanation:
+def _subset(expl: GroupedShap, rows: np.ndarray) -> GroupedShap:
     """The same explanation restricted to some of its accounts."""
     sub = replace(expl, values=expl.values[rows], data=expl.data[rows],
                   raw_output=np.asarray(expl.raw_output)[rows])
@@ -1056,7 +1056,7 @@ def _subset(expl: Explanation, rows: np.ndarray) -> Explanation:
     return sub
 
 
-def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[str, str],
+def conditional_candidates(expl: GroupedShap, segment: np.ndarray, kinds: dict[str, str],
                            allowed: list[str], cfg: CriteriaConfig, *, source: str,
                            kind: str, min_count: int) -> list[Criterion]:
     """Candidates read from the SHAP values of the accounts *inside* a segment only.
@@ -1074,7 +1074,7 @@ def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[s
             if c.kind == kind]
 
 
-def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: dict[str, str],
+def interaction_candidates(expl: GroupedShap, singles: list[Criterion], kinds: dict[str, str],
                            allowed: list[str], cfg: CriteriaConfig, *, source: str,
                            n_first: int = 6, n_second: int = 2) -> list[Criterion]:
     """Exclusions on two columns: ``A and B`` where B's SHAP is clearly bad *among A's accounts*.
@@ -1553,7 +1553,7 @@ class _IcpProposer:
     says each column still adds within that segment.
     """
 
-    def __init__(self, expl: Explanation, anti: list[Criterion], kinds: dict[str, str],
+    def __init__(self, expl: GroupedShap, anti: list[Criterion], kinds: dict[str, str],
                  allowed: list[str], cfg: CriteriaConfig) -> None:
         self.expl, self.kinds, self.allowed, self.cfg = expl, kinds, allowed, cfg
         self.min_count = _min_count(cfg, len(expl.values))
@@ -1661,7 +1661,7 @@ def _backfit(kept: list[Criterion], sel: pd.DataFrame, b: np.ndarray, start: pd.
     return kept
 
 
-def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
+def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
                     kinds: dict[str, str], allowed: list[str], select: pd.DataFrame,
                     select_cohort: pd.Series, *, select_churn: pd.Series | None = None,
                     refine_rows: pd.DataFrame | None = None,
@@ -1751,7 +1751,7 @@ class CriteriaSplit:
     cohorts: pd.Series
     part: pd.Series
     churned: pd.Series | None = None
-    refit: Callable[[pd.Index], tuple[Explanation, Explanation | None]] | None = None
+    refit: Callable[[pd.Index], tuple[GroupedShap, GroupedShap | None]] | None = None
     n_folds: int = 5
     seed: int = 0
 
@@ -1819,14 +1819,14 @@ def _confirm(chosen: list[Criterion], p: dict, n_cands: int, alpha: float,
     return confirmed, unconfirmed
 
 
-def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds: dict[str, str],
+def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds: dict[str, str],
                     allowed: list[str], split: CriteriaSplit, *, cfg: CriteriaConfig,
                     seed: int = 0) -> CriteriaSet:
     """Propose, select and confirm criteria (see the module docstring).
 
     Parameters
     ----------
-    fit_expl, churn_expl : Explanation
+    fit_expl, churn_expl : GroupedShap
         SHAP of the fit and churn models on the proposal rows (train + selection).
     kinds : dict
         Kind of each targetable column.

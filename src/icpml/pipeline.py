@@ -41,7 +41,7 @@ from icpml.data import (
     validate_accounts,
 )
 from icpml.errors import DataError
-from icpml.explain import Explanation, explain
+from icpml.explain import GroupedShap, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
 from icpml.schema import Schema, learn_schema
@@ -88,7 +88,7 @@ class Discovery:
     fit_model, churn_model : TrainedModel
         The fit model (best vs worst cohort) and the churn model (None without a churn
         column).
-    fit_explanation, churn_explanation : Explanation
+    fit_explanation, churn_explanation : GroupedShap
         SHAP on held-out accounts.
     criteria : CriteriaSet
     scorer : Scorer
@@ -115,8 +115,8 @@ class Discovery:
     split: pd.Series
     fit_model: TrainedModel
     churn_model: TrainedModel | None
-    fit_explanation: Explanation
-    churn_explanation: Explanation | None
+    fit_explanation: GroupedShap
+    churn_explanation: GroupedShap | None
     criteria: CriteriaSet
     scorer: Scorer
     scored: pd.DataFrame
@@ -234,7 +234,7 @@ def _split(cohorts: pd.Series, cfg: Config, dates: pd.Series | None = None) -> p
 _SUSPECT_AUC = 0.95
 
 
-def _high_auc_warning(fit: TrainedModel, expl: Explanation) -> str | None:
+def _high_auc_warning(fit: TrainedModel, expl: GroupedShap) -> str | None:
     """A warning when the fit model's held-out ROC AUC reaches 0.95, naming what carries it.
 
     The columns named are the fewest that hold half of the mean |SHAP| on held-out accounts
@@ -262,7 +262,7 @@ def _refitter(df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series | None,
     (no cross-validation), SHAP on the same accounts."""
     models_cfg = cfg.models.model_copy(update={"cv_folds": 1})
 
-    def refit(index: pd.Index) -> tuple[Explanation, Explanation | None]:
+    def refit(index: pd.Index) -> tuple[GroupedShap, GroupedShap | None]:
         rows, coh = df.loc[index], cohorts.loc[index]
         ends = (coh != MIDDLE).to_numpy()
         y = (coh == BEST).to_numpy()[ends]
@@ -391,8 +391,8 @@ class _Fitted:
     schema: Schema | None
 
 
-def _criteria_stages(stages: _Stages, cfg: Config, f: _Fitted, fit_prop: Explanation,
-                     churn_prop: Explanation | None, meta: dict, warnings: list[str]):
+def _criteria_stages(stages: _Stages, cfg: Config, f: _Fitted, fit_prop: GroupedShap,
+                     churn_prop: GroupedShap | None, meta: dict, warnings: list[str]):
     """Criteria, scoring and stability: returns the complete CriteriaSet (tiers, warnings,
     schema, provenance, fidelity, stability and verdict all set here, never edited after),
     the Scorer, every account scored and the held-out tier summary."""

@@ -16,16 +16,16 @@ import pytest
 from _shared import CASES
 from icpml import plots
 from icpml.criteria import Criterion
-from icpml.explain import Explanation
+from icpml.explain import GroupedShap
 
 DOLLARS = ["$1M-$5M", "$50k_to_$100k", "tier $#1$", "{<$1M, >$100M}", r"a\$b", "plain"]
 
 
-def _expl(columns: dict[str, pd.Series], seed: int = 0) -> Explanation:
+def _expl(columns: dict[str, pd.Series], seed: int = 0) -> GroupedShap:
     rng = np.random.default_rng(seed)
     data = pd.DataFrame(columns)
     values = pd.DataFrame(rng.normal(size=data.shape), columns=data.columns)
-    return Explanation(values=values, base_value=0.0, raw_output=values.sum(axis=1).to_numpy(),
+    return GroupedShap(values=values, base_value=0.0, raw_output=values.sum(axis=1).to_numpy(),
                        data=data, max_additivity_error=0.0)
 
 
