@@ -668,7 +668,7 @@ def validate(
     """Check an ICP on data: a hypothesis ICP (--criteria) and/or a model's tiers (--model)."""
     from icpml.config import load_config
     from icpml.data import feature_kinds, load_source, normalize_categories, validate_accounts
-    from icpml.validate import evaluate_criteria, load_hypothesis, validate_tiers
+    from icpml.hypothesis import evaluate_criteria, load_hypothesis, validate_tiers
 
     cfg = load_config(config)
     if criteria is None and model is None:

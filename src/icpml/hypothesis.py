@@ -1,4 +1,6 @@
-"""Validate an ICP on data: the feedback loop and the hand-written hypothesis ICP.
+"""Hypothesis testing of an ICP on data: the feedback loop and the hand-written hypothesis ICP.
+
+(Schema checks of an account table are elsewhere: :func:`icpml.data.validate_accounts`.)
 
 Two questions, one kind of evidence:
 
