@@ -366,7 +366,7 @@ class CriteriaConfig(_Strict):
     top_features: int = Field(default=8, ge=1)
     max_icp_criteria: int = Field(default=4, ge=1)
     max_anti_criteria: int = Field(default=4, ge=0)
-    min_support: float = Field(
+    min_support_share: float = Field(
         default=0.03, gt=0, lt=1, description="Smallest share of accounts a criterion may cover."
     )
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="False discovery rate (BH).")

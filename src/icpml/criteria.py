@@ -764,7 +764,7 @@ def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | N
 
     Returns
     -------
-    dict with ``n, support, coverage, best_rate, base_rate, lift, lift_ci,
+    dict with ``n, n_covered, coverage, best_rate, base_rate, lift, lift_ci,
     wracc, churn_inside, churn_outside, best_wrongly_excluded, p_value``.
     """
     m = mask.to_numpy(bool)
@@ -776,7 +776,7 @@ def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | N
     out_rate = float(b[~m].mean()) if n - k else float("nan")
     ev: dict = {
         "n": n,
-        "support": k,
+        "n_covered": k,
         "coverage": k / n if n else float("nan"),
         "best_rate": rate,
         "best_rate_outside": out_rate,
@@ -831,8 +831,9 @@ def _tau(s: np.ndarray) -> float:
 
 
 def _min_count(cfg: CriteriaConfig, n: int) -> int:
-    """The fewest accounts a criterion may cover among ``n``: ``min_support``, and never under 5."""
-    return max(5, int(math.ceil(cfg.min_support * n)))
+    """The fewest accounts a criterion may cover among ``n``: ``min_support_share`` of them,
+    and never under 5."""
+    return max(5, int(math.ceil(cfg.min_support_share * n)))
 
 
 def _roundest(lo: float, hi: float, *, include_lo: bool, include_hi: bool) -> float:

@@ -173,7 +173,7 @@ def validate_tiers(scorer, df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """
     from icpml.scoring import TIERS
 
-    scored = scorer.score(df, reasons=False)
+    scored = scorer.score(df, explain=False)
     cohort = _cohorts(df, cfg).to_numpy()
     best = cohort == BEST
     churned = df[cfg.columns.churn].astype(bool).to_numpy() if cfg.columns.churn else None

@@ -364,8 +364,7 @@ class Scorer:
         state.pop("_predict_pool", None)
         return state
 
-    def score(self, df: pd.DataFrame, *, explain: bool = False,
-              reasons: bool | None = None) -> pd.DataFrame:
+    def score(self, df: pd.DataFrame, *, explain: bool = False) -> pd.DataFrame:
         """Score a raw account table (customers or prospects).
 
         Parameters
@@ -376,8 +375,6 @@ class Scorer:
             ``top_reasons`` from per-account exact SHAP values (the three columns that
             moved the fit score most) instead of the default, the ICP criteria the
             account meets or misses. SHAP costs far more than scoring itself.
-        reasons : bool, optional
-            Older name of ``explain``.
 
         Returns
         -------
@@ -385,8 +382,6 @@ class Scorer:
         names), and :data:`SCORED_COLUMNS`. Each row is scored on
         its own: the output does not depend on how the table is chunked.
         """
-        if reasons is not None:
-            explain = reasons
         parts = list(self.score_batches(
             (df.iloc[i:i + self.chunk_size] for i in range(0, max(len(df), 1), self.chunk_size)),
             explain=explain))
