@@ -30,9 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 from icpml._io import atomic_write_bytes
-from icpml._vocab import VERSION as __version__
 from icpml.config import Config, find_project_root
 from icpml.data import data_fingerprint, load_source
+from icpml.provenance import config_hash, library_versions
 
 __all__ = ["load_or_discover", "discovery_key", "cache_dir"]
 
@@ -42,13 +42,10 @@ log = logging.getLogger(__name__)
 @cache
 def _code_digest() -> str:
     """Hash of icpml's own source files (a changed stage must not reuse an old result)."""
-    import numpy
-    import sklearn
-
-    h = hashlib.sha256(f"{__version__}|{sklearn.__version__}|{pd.__version__}|"
-                       f"{numpy.__version__}".encode())
-    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(p.name.encode())
+    h = hashlib.sha256(json.dumps(library_versions(), sort_keys=True).encode())
+    package = Path(__file__).resolve().parent
+    for p in sorted(package.rglob("*.py")):  # subpackages (adapters) too
+        h.update(p.relative_to(package).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 
@@ -59,10 +56,9 @@ def discovery_key(cfg: Config, accounts: pd.DataFrame) -> str:
     Built from the data fingerprint, a hash of the config's settings (its project
     root excluded) and icpml's version and code.
     """
-    settings = cfg.model_dump(mode="json", exclude={"project_root"})
     h = hashlib.sha256()
     h.update(data_fingerprint(accounts).encode())
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    h.update(config_hash(cfg).encode())
     h.update(_code_digest().encode())
     return h.hexdigest()[:24]
 

@@ -44,6 +44,7 @@ from icpml.errors import DataError
 from icpml.explain import GroupedShap, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
+from icpml.provenance import library_versions
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import TIER_DEFINITIONS, Scorer, assign_tiers, tier_summary
 from icpml.stability import criteria_stability, fidelity, warm_workers
@@ -357,6 +358,7 @@ def _provenance(cfg: Config, df: pd.DataFrame, split: pd.Series, fingerprint: st
     and the library versions)."""
     return {
         "icpml_version": __version__,
+        "library_versions": library_versions(),
         "data_fingerprint": fingerprint,
         "n_accounts": len(df),
         "n_holdout": int((split == "holdout").sum()),

@@ -258,8 +258,9 @@ def _unchanged(cfg: Config, accounts: pd.DataFrame, champ: dict | None) -> Retra
     and its promotion is complete; else None (a warning says why it trains again)."""
     from icpml import tracking
     from icpml.data import data_fingerprint
+    from icpml.provenance import config_hash
 
-    fp, ch = data_fingerprint(accounts), tracking.config_hash(cfg)
+    fp, ch = data_fingerprint(accounts), config_hash(cfg)
     if not (champ and champ["tags"].get("icpml.data_fingerprint") == fp
             and champ["tags"].get("icpml.config_hash") == ch):
         return None

@@ -46,13 +46,14 @@ import pandas as pd
 from icpml._io import atomic_write_text, folder_name
 from icpml.config import Config, find_project_root
 from icpml.errors import TrackingError, redact, redact_setting
+from icpml.provenance import run_provenance
 
 if TYPE_CHECKING:
     from icpml.pipeline import Discovery
     from icpml.scoring import Scorer
 
 __all__ = ["tracking_uri", "log_discovery", "load_scorer", "IcpPyfuncModel", "configure",
-           "champion", "set_alias", "tag_run", "log_run_text", "config_hash", "download_run_file",
+           "champion", "set_alias", "tag_run", "log_run_text", "download_run_file",
            "restore_report", "ModelRef", "resolve_model", "promote", "fit_models", "LoggedRun",
            "recover", "record_promotion", "promotion_history", "reconcile_history"]
 
@@ -217,18 +218,6 @@ def _check_reachable(uri: str, timeout: float = 5.0) -> None:
                             "reachable store") from None
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("icpml", "scikit-learn", "shap", "mlflow", "pandas", "numpy", "scipy"):
-        try:
-            out[f"icpml.version.{pkg}"] = version(pkg)
-        except PackageNotFoundError:
-            out[f"icpml.version.{pkg}"] = "unknown"
-    return out
-
-
 def _first_line(err: BaseException) -> str:
     text = redact(str(err)).strip()
     return text.splitlines()[0][:200] if text else type(err).__name__
@@ -316,15 +305,6 @@ def _input_example(scorer: Scorer, df: pd.DataFrame) -> pd.DataFrame:
         elif str(X[c].dtype) == "boolean":
             X[c] = X[c].astype(object)
     return X
-
-
-def config_hash(cfg: Config) -> str:
-    """Hash of the settings that change a model (project root excluded)."""
-    import hashlib
-
-    d = cfg.to_dict()
-    d.pop("project_root", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @_quiet()
@@ -572,8 +552,7 @@ def _log_run_data(res: Discovery, cfg: Config, extras: dict) -> None:
     from icpml.drift import data_profile
 
     mlflow.set_tags({"icpml.pid": str(os.getpid()), "icpml.host": socket.gethostname(),
-                     "icpml.config_name": cfg.name, "icpml.data_fingerprint": res.fingerprint,
-                     "icpml.config_hash": config_hash(cfg),
+                     **run_provenance(cfg, res.fingerprint),
                      "icpml.verdict": res.criteria.verdict.get("message", "")[:5000]})
     params = _flatten(cfg.to_dict())
     params["data.fingerprint"] = res.fingerprint
@@ -581,7 +560,6 @@ def _log_run_data(res: Discovery, cfg: Config, extras: dict) -> None:
     for i in range(0, len(items), 90):
         mlflow.log_params(dict(items[i:i + 90]))
     mlflow.log_dict(json.loads(redact(json.dumps(cfg.to_dict()))), "config.yaml")
-    mlflow.set_tags(_versions())
     metrics = {f"fit.{k}": v for k, v in res.fit_model.metrics().items()}
     if res.churn_model is not None:
         metrics.update({f"churn.{k}": v for k, v in res.churn_model.metrics().items()})
