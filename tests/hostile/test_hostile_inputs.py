@@ -606,7 +606,7 @@ def test_read_only_reports_folder(project, base_accounts):
 def test_unwritable_reports_folder_is_refused_before_training(project, base_accounts,
                                                                monkeypatch):
     """The same refusal, simulated, so it also runs as root (which ignores chmod)."""
-    import icpml.pipeline
+    import icpml.run
 
     data = project.base / "accounts.csv"
     base_accounts.to_csv(data, index=False)
@@ -615,7 +615,7 @@ def test_unwritable_reports_folder_is_refused_before_training(project, base_acco
     cfg_path = _write_cfg(project.root, cfg)
     reports = str(project.root / "reports")
     real_access = os.access
-    monkeypatch.setattr(icpml.pipeline.os, "access",
+    monkeypatch.setattr(icpml.run.os, "access",
                         lambda p, mode, **kw: not str(p).startswith(reports)
                         and real_access(p, mode, **kw))
     run = _invoke(project, ["discover", "--config", str(cfg_path), "--no-track"], [data, cfg_path])
