@@ -29,7 +29,7 @@ _REPO = Path(__file__).resolve().parents[2]
 def _discover(folder: Path, config: str, data: str | None = None):
     cfg = load_config(folder / config)
     accounts, source = load_source(cfg, folder / (data or cfg.data.path))
-    return discover(cfg, accounts, track=False, report=False, source=source)
+    return discover(cfg, accounts, source=source)
 
 
 def _score_file(scorer, path: Path, rows: int) -> pd.DataFrame:
