@@ -52,7 +52,7 @@ def run_one(name: str) -> dict | None:
         print(f"skip {name}: {err}", file=sys.stderr)
         return None
     t0 = time.perf_counter()
-    res = discover(cfg, df, track=False, report=False)
+    res = discover(cfg, df)
     wall = time.perf_counter() - t0
     cs = res.criteria
     stab = cs.meta.get("stability") or {}
@@ -73,11 +73,11 @@ def run_one(name: str) -> dict | None:
         "dataset": name, "source": source, "accounts": len(df),
         "cohorts": {k: int(counts.get(k, 0)) for k in ("best", "middle", "worst")},
         "split": {k: int(v) for k, v in res.split.value_counts().items()},
-        "fit_cv": res.fit.cv, "fit_holdout": {k: v for k, v in res.fit.holdout.items()
+        "fit_cv": res.fit_model.cv, "fit_holdout": {k: v for k, v in res.fit_model.holdout.items()
                                               if k != "calibration"},
-        "churn_cv": res.churn.cv if res.churn else {},
-        "churn_holdout": {k: v for k, v in res.churn.holdout.items() if k != "calibration"}
-        if res.churn else {},
+        "churn_cv": res.churn_model.cv if res.churn_model else {},
+        "churn_holdout": {k: v for k, v in res.churn_model.holdout.items() if k != "calibration"}
+        if res.churn_model else {},
         "verdict": cs.verdict, "icp_evidence": cs.icp_evidence, "criteria": crit,
         "stability_jaccard": stab.get("set_jaccard"), "fidelity": cs.meta.get("fidelity"),
         "tiers": res.tiers.to_dict(orient="records") if hasattr(res.tiers, "to_dict") else None,

@@ -42,7 +42,7 @@ def _discover_child(n: int) -> None:
 
     df = make_accounts(n, seed=0)
     t0 = time.perf_counter()
-    res = discover(demo_config(), df, track=False, report=False)
+    res = discover(demo_config(), df)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"n": n, "seconds": wall, "peak_rss_mb": peak, "stages": res.timings}))
@@ -51,7 +51,7 @@ def _discover_child(n: int) -> None:
 def _score_child(n: int, reasons: bool) -> None:
     from icpml import demo_config, discover, make_accounts
 
-    res = discover(demo_config(), make_accounts(2000, seed=0), track=False, report=False)
+    res = discover(demo_config(), make_accounts(2000, seed=0))
     block = make_accounts(min(n, 100_000), seed=5)
     reps = int(np.ceil(n / len(block)))
     df = pd.concat([block] * reps, ignore_index=True).iloc[:n]
@@ -63,7 +63,7 @@ def _score_child(n: int, reasons: bool) -> None:
     # the floor: the fit model's predict_proba alone on the same rows, chunk by chunk
     t0 = time.perf_counter()
     for i in range(0, len(df), res.scorer.chunk_size):
-        res.fit.pipeline.predict_proba(df.iloc[i:i + res.scorer.chunk_size][res.fit.columns])
+        res.fit_model.pipeline.predict_proba(df.iloc[i:i + res.scorer.chunk_size][res.fit_model.columns])
     bare = time.perf_counter() - t0
     print(json.dumps({"n": len(out), "reasons": reasons, "seconds": wall,
                       "rows_per_s": len(out) / wall, "peak_rss_mb": peak,
@@ -96,9 +96,9 @@ def _tree_baseline(res, fresh: pd.DataFrame) -> np.ndarray:
     """Purest leaf (>= 3% support) of a depth-3 tree on the fit model's features."""
     from sklearn.tree import DecisionTreeClassifier
 
-    pre = res.fit.pipeline.named_steps["prep"]
+    pre = res.fit_model.pipeline.named_steps["prep"]
     ends = (res.cohorts != "middle").to_numpy()
-    X = pre.transform(res.accounts[res.fit.columns][ends])
+    X = pre.transform(res.accounts[res.fit_model.columns][ends])
     y = (res.cohorts[ends] == "best").to_numpy()
     X = np.nan_to_num(X, nan=-1)
     tree = DecisionTreeClassifier(max_depth=3, min_samples_leaf=max(5, int(0.03 * len(y))),
@@ -106,7 +106,7 @@ def _tree_baseline(res, fresh: pd.DataFrame) -> np.ndarray:
     leaves = tree.apply(X)
     purity = pd.Series(y).groupby(leaves).mean()
     best_leaf = purity.idxmax()
-    Xf = np.nan_to_num(pre.transform(fresh[res.fit.columns]), nan=-1)
+    Xf = np.nan_to_num(pre.transform(fresh[res.fit_model.columns]), nan=-1)
     return tree.apply(Xf) == best_leaf
 
 
@@ -121,7 +121,7 @@ def bench_criteria(quick: bool) -> dict:
     for n, seeds in plan:
         for seed in seeds:
             t0 = time.perf_counter()
-            res = discover(cfg, make_accounts(n, seed=seed), track=False, report=False)
+            res = discover(cfg, make_accounts(n, seed=seed))
             fresh = validate_accounts(make_accounts(5000, seed=seed + 1000), cfg)
             true_icp = (planted_icp_match(fresh) & ~planted_anti_match(fresh)).to_numpy()
             true_anti = planted_anti_match(fresh).to_numpy()
@@ -153,8 +153,7 @@ def bench_null(quick: bool) -> dict:
     seeds = range(3) if quick else range(20)
     rows = []
     for seed in seeds:
-        res = discover(demo_config(), make_accounts(2000, seed=seed, signal=False), track=False,
-                       report=False)
+        res = discover(demo_config(), make_accounts(2000, seed=seed, signal=False))
         rows.append({"seed": seed, "claimed": len(res.criteria.icp) + len(res.criteria.anti_icp),
                      "icp_found": bool(res.criteria.verdict["icp_found"])})
     return {"runs": rows}

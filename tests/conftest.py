@@ -29,7 +29,7 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from icpml import demo_config, discover, make_accounts  # noqa: E402
+from icpml import demo_config, discover, make_accounts, run_discovery  # noqa: E402
 
 TIERS = ("integration", "e2e")
 #: top-level folders of tests/ and their tier; a folder not listed is ``integration``
@@ -133,7 +133,7 @@ def small_discovery(demo_cfg, small_accounts):
     """The unit tier's one discovery: 600 accounts, 2 stability refits, no tracking, no report."""
     cfg = demo_cfg.model_copy(update={
         "criteria": demo_cfg.criteria.model_copy(update={"stability_resamples": 2})})
-    return discover(cfg, small_accounts, track=False, report=False)
+    return discover(cfg, small_accounts)
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +149,7 @@ def tiny_report(tmp_path_factory):
         "cohorts": cfg.cohorts.model_copy(update={"min_per_cohort": 3}),
         "criteria": cfg.criteria.model_copy(update={"stability_resamples": 0, "n_bootstrap": 50})})
     try:
-        return discover(cfg, make_accounts(18, seed=1), track=False, report=True)
+        return run_discovery(cfg, make_accounts(18, seed=1), track=False, report=True)
     finally:
         mp.undo()  # the root is not left set for the rest of the session
 
@@ -157,10 +157,9 @@ def tiny_report(tmp_path_factory):
 @pytest.fixture(scope="session")
 def discovery(demo_cfg, accounts):
     """A full discovery on 2,000 accounts (integration tier: a unit test using it is moved)."""
-    return discover(demo_cfg, accounts, track=False, report=False)
+    return discover(demo_cfg, accounts)
 
 
 @pytest.fixture(scope="session")
 def nosignal_discovery(demo_cfg):
-    return discover(demo_cfg, make_accounts(2000, seed=1, signal=False), track=False,
-                    report=False)
+    return discover(demo_cfg, make_accounts(2000, seed=1, signal=False))

@@ -10,7 +10,7 @@ Every (family, seed) draws its own planted truth (:mod:`generator`). Development
 (``--dev``) are 0-999; reporting seeds (the default) start at 1000 and are never used
 while developing icpml. For each draw, icpml's ``discover()`` runs once (in the product
 family, ``discover_products`` runs once on the (customer, product line) table with
-``columns.product``, one ICP per product) with ``track=False, report=False``; pysubgroup, RuleFit and a
+``columns.product``, one ICP per product) (pure: nothing logged or written); pysubgroup, RuleFit and a
 depth-3 tree (:mod:`peers`) learn on icpml's labels, split and screened columns, and every
 method is measured the same way (README.md, *Procedural benchmark*).
 
@@ -115,7 +115,7 @@ def icpml_output(res, seconds: float) -> MethodOutput:
                        lambda df: np.asarray(cs.anti_mask(df), dtype=bool))
     out = MethodOutput(icp=icp, anti=anti, claims=bool(cs.icp or cs.anti_icp), seconds=seconds,
                        extra={"verdict": (cs.verdict or {}).get("message"),
-                              "fit_holdout_roc_auc": res.fit.holdout.get("roc_auc"),
+                              "fit_holdout_roc_auc": res.fit_model.holdout.get("roc_auc"),
                               "screened_out": sorted(getattr(res.screen, "excluded", []) or []),
                               "warnings": [str(w)[:300] for w in res.warnings][:8]})
     # icp_mask already removes the anti-ICP: keep MethodOutput from removing it twice
@@ -192,12 +192,12 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
         res = pd_res.per_product[key]
     else:
         t0 = time.perf_counter()
-        res = discover(cfg, accounts, track=False, report=False)
+        res = discover(cfg, accounts)
         secs = time.perf_counter() - t0
     out: dict = {"product": key or None, "n": len(accounts)}
     outs = {"icpml": icpml_output(res, secs)}
     fit_rows = ((res.split != "holdout") & (res.cohorts != MIDDLE)).to_numpy()
-    kinds = {c: res.kinds[c] for c in res.fit.columns}
+    kinds = {c: res.kinds[c] for c in res.fit_model.columns}
     train, y = res.accounts[fit_rows], (res.cohorts[fit_rows] == BEST).to_numpy()
     for name in PEER_NAMES:
         outs[name] = run_peer(name, train, y, kinds, spec.seed)
@@ -229,7 +229,7 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
                       for m, o in outs.items()}
     if determinism:
         res2 = (rerun().per_product[key] if lines is not None
-                else discover(cfg, accounts, track=False, report=False))
+                else discover(cfg, accounts))
         out["deterministic"] = res.criteria.to_json() == res2.criteria.to_json()
     return out
 

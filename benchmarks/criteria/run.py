@@ -166,7 +166,7 @@ def observed_rule_output() -> MethodOutput:
 
 def shared_rows(res) -> Shared:
     """Peers' training rows (non-held-out best + worst) and the held-out rows, from icpml."""
-    kinds = {c: res.kinds[c] for c in res.fit.columns}
+    kinds = {c: res.kinds[c] for c in res.fit_model.columns}
     fit_rows = ((res.split != "holdout") & (res.cohorts != MIDDLE)).to_numpy()
     ho = (res.split == "holdout").to_numpy()
     return Shared(
@@ -191,7 +191,7 @@ def timed_discover(cfg, accounts):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = discover(cfg, accounts, track=False, report=False)
+        res = discover(cfg, accounts)
     return res, time.perf_counter() - t0
 
 

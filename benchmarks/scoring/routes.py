@@ -203,7 +203,7 @@ def main() -> None:
     scorer = load_scorer("models:/bench-fit@champion")
     X, _ = scorer.prepare(pd.read_parquet(CACHE / f"prospects_{ROWS}.parquet"))
     result = {"rows": len(X)}
-    for model in (scorer.fit, scorer.churn):
+    for model in (scorer.fit_model, scorer.churn_model):
         with threadpool_limits(1, user_api="openmp"):
             expected = model.pipeline.predict_proba(X[model.columns])[:, 1]
             sk = _best_of_3(lambda m=model: m.pipeline.predict_proba(X[m.columns]))

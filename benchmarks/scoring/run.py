@@ -105,7 +105,7 @@ def setup(sizes: list[int]) -> None:
     """Train and register the models once; write the prospect files that are missing."""
     import yaml
 
-    from icpml import discover, make_accounts
+    from icpml import make_accounts, run_discovery
 
     CACHE.mkdir(exist_ok=True)
     raw, cfg = _config()
@@ -123,13 +123,14 @@ def setup(sizes: list[int]) -> None:
         for c in EXTRA_NUMERIC + EXTRA_CATEGORICAL:
             train[c] = extra[c].to_numpy()
         t0 = time.perf_counter()
-        res = discover(cfg, train, track=True, report=False)
+        run = run_discovery(cfg, train, track=True, report=False)
+        res = run.discovery
         (CACHE / "config.yaml").write_text(yaml.safe_dump(raw))
         marker.write_text(json.dumps({"format": FastPredictor.FORMAT,
                                       "seconds": time.perf_counter() - t0,
-                                      "features": len(res.fit.columns),
-                                      "versions": res.model_versions}))
-        print(f"setup: discovery {time.perf_counter() - t0:.1f}s, {len(res.fit.columns)} features")
+                                      "features": len(res.fit_model.columns),
+                                      "versions": run.model_versions}))
+        print(f"setup: discovery {time.perf_counter() - t0:.1f}s, {len(res.fit_model.columns)} features")
     for n in sizes:
         path = CACHE / f"prospects_{n}.parquet"
         if not path.exists():
@@ -149,7 +150,7 @@ def _child_predict(n: int) -> None:
     scorer = load_scorer(MODEL)
     df = pd.read_parquet(CACHE / f"prospects_{n}.parquet")
     X, _ = scorer.prepare(df)
-    pipe, cols = scorer.fit.pipeline, scorer.fit.columns
+    pipe, cols = scorer.fit_model.pipeline, scorer.fit_model.columns
     t0 = time.perf_counter()
     for i in range(0, len(X), 50_000):
         pipe.predict_proba(X.iloc[i:i + 50_000][cols])
@@ -174,7 +175,7 @@ def _child_kernel() -> None:
     scorer = load_scorer(MODEL)
     X, _ = scorer.prepare(pd.read_parquet(CACHE / "prospects_250000.parquet").iloc[:KERNEL_ROWS])
     with threadpool_limits(1, user_api="openmp"):
-        out = {m.name: _time_model(m, X) for m in (scorer.fit, scorer.churn)}
+        out = {m.name: _time_model(m, X) for m in (scorer.fit_model, scorer.churn_model)}
     print(json.dumps(out))
 
 

@@ -3,9 +3,13 @@
 Public API::
 
     from icpml import load_config, demo_config, discover, make_accounts
-    res = discover(demo_config(), make_accounts(3000, seed=0), track=False)
+    res = discover(demo_config(), make_accounts(3000, seed=0))   # pure: writes nothing
     res.criteria.icp            # inclusion criteria with held-out evidence
     res.scored                  # every account: fit score, churn risk, tier, reasons
+
+    from icpml import run_discovery
+    run = run_discovery(cfg)     # what `icpml discover` does: MLflow run, models, report
+    run.discovery, run.run_id, run.report_dir
 
     from icpml import load_or_discover
     res = load_or_discover(cfg)  # computed once per (data, config, icpml), then read back
@@ -16,7 +20,7 @@ prints nothing until the application configures logging (the command line does).
 
 import logging as _logging
 
-__version__ = "0.1.0"
+from icpml._vocab import VERSION as __version__  # noqa: E402  (one spelling: icpml._vocab)
 
 # a library logs, the application decides what is shown (no stray stderr in notebooks)
 _logging.getLogger("icpml").addHandler(_logging.NullHandler())
@@ -26,6 +30,7 @@ from icpml.config import Config, demo_config, load_config  # noqa: E402
 from icpml.criteria import CriteriaSet, Criterion  # noqa: E402
 from icpml.errors import ConfigError, DataError, IcpmlError, TrackingError  # noqa: E402
 from icpml.pipeline import Discovery, discover  # noqa: E402
+from icpml.run import DiscoveryRun, run_discovery  # noqa: E402
 from icpml.scoring import Scorer  # noqa: E402
 from icpml.synthetic import make_accounts  # noqa: E402
 
@@ -37,6 +42,7 @@ __all__ = [
     "Criterion",
     "DataError",
     "Discovery",
+    "DiscoveryRun",
     "IcpmlError",
     "Scorer",
     "TrackingError",
@@ -45,4 +51,5 @@ __all__ = [
     "load_config",
     "load_or_discover",
     "make_accounts",
+    "run_discovery",
 ]

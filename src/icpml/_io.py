@@ -262,3 +262,15 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         worker.join(timeout=5)
+
+
+def safe_name(name: str) -> str:
+    """``name`` usable as a file name: letters, digits, ``-`` and ``_`` kept, others ``_``; at
+    most 60 characters."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60]
+
+
+def folder_name(config_name: str, run_id: str | None) -> str:
+    """A report folder's name, ``<config name>_<run id[:8]>`` (``_local`` when untracked);
+    the MLflow run carries the same name, so a run and its report are found by one name."""
+    return f"{safe_name(config_name)}_{run_id[:8] if run_id else 'local'}"

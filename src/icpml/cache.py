@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from icpml import __version__
 from icpml._io import atomic_write_bytes
 from icpml.config import Config, find_project_root
 from icpml.data import data_fingerprint, load_source
+from icpml.provenance import config_hash, library_versions
 
 __all__ = ["load_or_discover", "discovery_key", "cache_dir"]
 
@@ -42,13 +42,10 @@ log = logging.getLogger(__name__)
 @cache
 def _code_digest() -> str:
     """Hash of icpml's own source files (a changed stage must not reuse an old result)."""
-    import numpy
-    import sklearn
-
-    h = hashlib.sha256(f"{__version__}|{sklearn.__version__}|{pd.__version__}|"
-                       f"{numpy.__version__}".encode())
-    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(p.name.encode())
+    h = hashlib.sha256(json.dumps(library_versions(), sort_keys=True).encode())
+    package = Path(__file__).resolve().parent
+    for p in sorted(package.rglob("*.py")):  # subpackages (adapters) too
+        h.update(p.relative_to(package).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 
@@ -72,10 +69,9 @@ def discovery_key(cfg: Config, accounts: pd.DataFrame) -> str:
         24 hex digits of a SHA-256; any change of data, settings or icpml code
         changes it.
     """
-    settings = cfg.model_dump(mode="json", exclude={"project_root"})
     h = hashlib.sha256()
     h.update(data_fingerprint(accounts).encode())
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    h.update(config_hash(cfg).encode())
     h.update(_code_digest().encode())
     return h.hexdigest()[:24]
 
@@ -119,7 +115,7 @@ def load_or_discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
     Returns
     -------
     Discovery
-        As ``discover(cfg, accounts, track=False, report=False)`` returns it: nothing is
+        As ``discover(cfg, accounts)`` returns it: nothing is
         logged to MLflow and no report is written.
 
     Raises
@@ -147,7 +143,7 @@ def load_or_discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
                 return res
             except Exception as err:  # any unreadable entry is recomputed
                 log.warning("cache entry %s is unreadable (%s); computing it again", path, err)
-        res = discover(cfg, accounts, track=False, report=False)
+        res = discover(cfg, accounts)
         atomic_write_bytes(path, pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
         log.info("discovery cached at %s", path)
         return res

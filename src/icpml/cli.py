@@ -90,7 +90,8 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
     root.propagate = False
     # stage lines are for unattended jobs; a terminal gets a progress line instead
     if not verbose and sys.stderr.isatty() and not quiet:
-        logging.getLogger("icpml.pipeline").setLevel(logging.WARNING)
+        for name in ("icpml.pipeline", "icpml.run"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _version(value: bool) -> None:
@@ -176,17 +177,19 @@ def _out(text: str = "", *, always: bool = False) -> None:
         typer.echo(text)
 
 
-def _promotion_note(res, config_arg: str | None) -> list[str]:
-    """What ``icpml score`` will use after this run, and how to change it (``config_arg``:
-    the --config as typed; None for the demo, which has no config file to name)."""
+def _promotion_note(run, config_arg: str | None) -> list[str]:
+    """What ``icpml score`` will use after this run, and how to change it (``run``: a
+    :class:`icpml.run.DiscoveryRun`; ``config_arg``: the --config as typed; None for the
+    demo, which has no config file to name)."""
     from icpml.tracking import champion
 
-    fit_uri = res.model_versions.get("fit")
+    res = run.discovery
+    fit_uri = run.model_versions.get("fit")
     if not fit_uri:
         return []
     version = fit_uri.rsplit("/", 1)[-1]
     name = res.config.tracking.fit_model_name
-    if res.model_aliases.get("fit") == "champion":
+    if run.model_aliases.get("fit") == "champion":
         if config_arg is None:
             return []
         return [f"note:      icpml score -c {config_arg} scores with this version "
@@ -203,7 +206,8 @@ def _promotion_note(res, config_arg: str | None) -> list[str]:
             f"promote version {version}: {how}"]
 
 
-def _print_summary(res, elapsed: float, config_arg: str | None = None) -> None:
+def _print_summary(run, elapsed: float, config_arg: str | None = None) -> None:
+    res = run.discovery
     cs = res.criteria
     _out()
     _out(cs.verdict.get("message", ""))
@@ -221,31 +225,31 @@ def _print_summary(res, elapsed: float, config_arg: str | None = None) -> None:
     elif cs.icp:
         _out("\nAnti-ICP: none found (no exclusion held up on the held-out accounts; "
              "no account is tiered Excluded)")
-    fit = res.fit.holdout
+    fit = res.fit_model.holdout
     def auc(h: dict) -> str:
         ci = (f" (95% CI {h['roc_auc_ci_low']:.2f}-{h['roc_auc_ci_high']:.2f})"
               if "roc_auc_ci_low" in h else "")
         return f"{h['roc_auc']:.3f}{ci}"
 
     line = f"\nFit model held-out ROC AUC {auc(fit)}"
-    if res.churn is not None:
-        line += f"; churn model {auc(res.churn.holdout)}"
+    if res.churn_model is not None:
+        line += f"; churn model {auc(res.churn_model.holdout)}"
     _out(line)
     for w in res.warnings:
         _out(f"warning: {w}")
     _out()
-    if res.report_dir:
-        _out(f"report:    {res.report_dir / 'report.html'}", always=True)
-        _out(f"criteria:  {res.report_dir / 'criteria.json'}  (and criteria.md)", always=True)
-    if res.run_id:
+    if run.report_dir:
+        _out(f"report:    {run.report_dir / 'report.html'}", always=True)
+        _out(f"criteria:  {run.report_dir / 'criteria.json'}  (and criteria.md)", always=True)
+    if run.run_id:
         from icpml.tracking import redact, tracking_uri
 
         uri = redact(tracking_uri(res.config))
-        _out(f"mlflow:    run {res.run_id} in experiment '{res.config.tracking.experiment}'",
+        _out(f"mlflow:    run {run.run_id} in experiment '{res.config.tracking.experiment}'",
              always=True)
-        for k, v in res.model_versions.items():
-            _out(f"model:     {v} (@{res.model_aliases.get(k, '')})", always=True)
-        for line in _promotion_note(res, config_arg):
+        for k, v in run.model_versions.items():
+            _out(f"model:     {v} (@{run.model_aliases.get(k, '')})", always=True)
+        for line in _promotion_note(run, config_arg):
             _out(line, always=True)
         _out(f"browse:    mlflow ui --backend-store-uri {uri}")
     _out(f"done in {elapsed:.1f}s")
@@ -282,7 +286,7 @@ def demo(
     from icpml._io import write_table
     from icpml.config import demo_config
     from icpml.data import load_source
-    from icpml.pipeline import discover
+    from icpml.run import run_discovery
     from icpml.synthetic import PLANTED_ANTI_ICP, PLANTED_ICP, make_accounts
 
     t0 = time.perf_counter()
@@ -293,9 +297,10 @@ def demo(
     # discover on the file as written, as `icpml discover` / `retrain` will read it: the same
     # data fingerprint, so a retrain on unchanged data is a no-op
     accounts, _ = load_source(cfg)
-    res = discover(cfg, accounts, track=track, report=True, progress=_progress(), source=str(path))
-    _record_first_champion(cfg, res)
-    _print_summary(res, time.perf_counter() - t0)
+    run = run_discovery(cfg, accounts, track=track, report=True, progress=_progress(),
+                        source=str(path))
+    _record_first_champion(cfg, run)
+    _print_summary(run, time.perf_counter() - t0)
     _out(f"\nplanted truth: ICP = industry in {sorted(PLANTED_ICP['industry'])}, "
          f"{PLANTED_ICP['employees'][0]} <= employees <= {PLANTED_ICP['employees'][1]}, "
          f"crm = {next(iter(PLANTED_ICP['crm']))}; anti-ICP = requires_onprem, "
@@ -314,7 +319,7 @@ def discover(
     """Discover the ICP from your customer table: cohorts, models, criteria, report, MLflow run."""
     from icpml.config import load_config
     from icpml.data import load_source
-    from icpml.pipeline import discover as run
+    from icpml.run import run_discovery
 
     t0 = time.perf_counter()
     cfg = load_config(config)
@@ -322,9 +327,10 @@ def discover(
         _run_products(cfg, data, track=track, t0=t0)
         return
     accounts, source = load_source(cfg, data) if data else (None, None)
-    res = run(cfg, accounts, track=track, report=report, progress=_progress(), source=source)
-    _record_first_champion(cfg, res)
-    _print_summary(res, time.perf_counter() - t0, str(config))
+    run = run_discovery(cfg, accounts, track=track, report=report, progress=_progress(),
+                        source=source)
+    _record_first_champion(cfg, run)
+    _print_summary(run, time.perf_counter() - t0, str(config))
 
 
 @app.command()
@@ -573,15 +579,15 @@ def promote(
     _out(f"icpml score -c {config} now scores with version {done['fit']} (run {done['run_id']})")
 
 
-def _record_first_champion(cfg, res) -> None:
+def _record_first_champion(cfg, run) -> None:
     """A first run's models became @champion: record that decision in reports/promotions.json
     and index.md now, as every later promotion is (not left for the next run to 'repair')."""
-    if res.model_aliases.get("fit") != "champion":
+    if run.model_aliases.get("fit") != "champion":
         return
-    from icpml.retrain import _reconcile_history
+    from icpml.tracking import reconcile_history
 
     try:
-        _reconcile_history(cfg)
+        reconcile_history(cfg)
     except Exception as err:  # the models are registered; only the history could not be written
         log.warning("the first champion could not be added to reports/promotions.json (%s); "
                     "the next run adds it", err)
@@ -590,10 +596,10 @@ def _record_first_champion(cfg, res) -> None:
 def _record_promotion(cfg, entry: dict) -> None:
     """A promotion by hand is recorded like retraining's: promotions.json and index.md (the
     run's decision tags were set with the aliases, by :func:`icpml.tracking.promote`)."""
-    from icpml.retrain import _record
+    from icpml.tracking import record_promotion
 
     try:
-        _record(cfg, entry)
+        record_promotion(cfg, entry)
     except Exception as err:  # the aliases moved; only the history could not be written
         log.warning("promoted, but the promotion history could not be written (%s)", err)
 
@@ -772,8 +778,8 @@ def retrain(
         stopped = result.criteria_drift[~result.criteria_drift["holds"]]
         for _, row in stopped.iterrows():
             _out(f"warning: criterion no longer holds on fresh data: {row['criterion']}")
-    if result.challenger is not None and result.challenger.report_dir:
-        _out(f"report:    {result.challenger.report_dir / 'report.html'}", always=True)
+    if result.run is not None and result.run.report_dir:
+        _out(f"report:    {result.run.report_dir / 'report.html'}", always=True)
     _out(f"done in {time.perf_counter() - t0:.1f}s")
     if result.exit_code:
         raise typer.Exit(result.exit_code)
@@ -793,7 +799,7 @@ def validate(
     """Check an ICP on data: a hypothesis ICP (--criteria) and/or a model's tiers (--model)."""
     from icpml.config import load_config
     from icpml.data import feature_kinds, load_source, normalize_categories, validate_accounts
-    from icpml.validate import evaluate_criteria, load_hypothesis, validate_tiers
+    from icpml.hypothesis import evaluate_criteria, load_hypothesis, validate_tiers
 
     cfg = load_config(config)
     if criteria is None and model is None:

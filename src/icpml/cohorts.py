@@ -24,44 +24,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from icpml._stats import benjamini_hochberg
+from icpml._vocab import BEST, MIDDLE, WORST
 from icpml.config import Config, OutcomeMetric
 
-__all__ = ["value_score", "label_cohorts", "cohort_contrast", "benjamini_hochberg",
+__all__ = ["value_score", "label_cohorts", "cohort_contrast",
            "BEST", "WORST", "MIDDLE"]
 
-BEST, MIDDLE, WORST = "best", "middle", "worst"
-
-
-def benjamini_hochberg(p: np.ndarray | pd.Series) -> np.ndarray:
-    """Benjamini-Hochberg q-values (false discovery rate adjusted p-values).
-
-    The step-up procedure of Benjamini and Hochberg (1995), computed by
-    ``scipy.stats.false_discovery_control(method="bh")``: a criterion with
-    ``q <= alpha`` is a discovery at false discovery rate ``alpha``.
-
-    Parameters
-    ----------
-    p : array-like of float
-        P-values (clipped to [0, 1]); NaN p-values stay NaN and are not counted.
-
-    Returns
-    -------
-    numpy.ndarray of float
-        One q-value per p-value, same order and length.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from icpml.cohorts import benjamini_hochberg
-    >>> benjamini_hochberg([0.01, 0.04, 0.03, np.nan]).round(3).tolist()
-    [0.03, 0.04, 0.04, nan]
-    """
-    p = np.asarray(p, dtype=float)
-    q = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        q[ok] = stats.false_discovery_control(np.clip(p[ok], 0, 1), method="bh")
-    return q
 
 
 def value_score(df: pd.DataFrame, outcomes: list[OutcomeMetric]) -> pd.Series:

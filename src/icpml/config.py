@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from icpml.adapters import ADAPTERS
 from icpml.errors import ConfigError
 
 __all__ = [
@@ -320,8 +321,8 @@ class OpportunitiesConfig(_Strict):
 #: the number formats ``data.number_format`` accepts (see :data:`icpml.schema.NUMBER_FORMATS`)
 NUMBER_FORMAT_NAMES = ("1,234.5", "1.234,5", "1 234,5", "1 234.5", "1'234.5", "1234.5", "1234,5")
 
-#: named builders in :mod:`icpml.datasets` for data that config alone cannot shape
-ADAPTERS = ("olist_sellers", "olist_mql_conversion", "telco_accounts", "maven_accounts")
+#: named builders for data that config alone cannot shape (the one registry: icpml.adapters)
+ADAPTER_NAMES = tuple(ADAPTERS)
 
 
 class DataConfig(_Strict):
@@ -336,7 +337,7 @@ class DataConfig(_Strict):
     opportunities : OpportunitiesConfig, optional
         A CRM opportunities export turned into per-account outcomes.
     adapter : str, optional
-        A named builder from :mod:`icpml.datasets` for a dataset whose outcomes
+        A named builder from :data:`icpml.adapters.ADAPTERS` for a dataset whose outcomes
         need more than a join (e.g. Olist sales in a window after the deal).
     options : dict
         Keyword arguments for the adapter (e.g. ``window_days: 90``).
@@ -355,7 +356,7 @@ class DataConfig(_Strict):
 
     path: str | None = None
     opportunities: OpportunitiesConfig | None = None
-    adapter: Literal[ADAPTERS] | None = None  # type: ignore[valid-type]
+    adapter: Literal[ADAPTER_NAMES] | None = None  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
     number_format: dict[str, Literal[NUMBER_FORMAT_NAMES]] = Field(  # type: ignore[valid-type]
         default_factory=dict,
@@ -473,7 +474,7 @@ class CriteriaConfig(_Strict):
         Most inclusion criteria in the ICP.
     max_anti_criteria : int, default 4
         Most exclusion criteria in the anti-ICP.
-    min_support : float, default 0.03
+    min_support_share : float, default 0.03
         Smallest share (0-1) of accounts a criterion may cover.
     alpha : float, default 0.05
         False discovery rate of the Benjamini-Hochberg correction.
@@ -496,7 +497,7 @@ class CriteriaConfig(_Strict):
     top_features: int = Field(default=8, ge=1)
     max_icp_criteria: int = Field(default=4, ge=1)
     max_anti_criteria: int = Field(default=4, ge=0)
-    min_support: float = Field(
+    min_support_share: float = Field(
         default=0.03, gt=0, lt=1, description="Smallest share of accounts a criterion may cover."
     )
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="False discovery rate (BH).")

@@ -132,12 +132,13 @@ import sqlglot
 from scipy import stats
 from sqlglot import expressions as sqlx
 
-from icpml.cohorts import BEST, WORST, benjamini_hochberg
+from icpml._stats import benjamini_hochberg
+from icpml._vocab import MISSING
+from icpml.cohorts import BEST, WORST
 from icpml.config import CriteriaConfig
 from icpml.data import spelling_key
 from icpml.errors import ConfigError
-from icpml.explain import Explanation
-from icpml.features import MISSING
+from icpml.explain import GroupedShap
 
 __all__ = ["Criterion", "CriteriaSet", "CriteriaSplit", "derive_criteria", "use_crossfit", "fit_band", "select_criteria", "segment_evidence",
            "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates",
@@ -908,7 +909,7 @@ def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | N
     Returns
     -------
     dict
-        ``n`` and ``support`` (counts), ``coverage``, ``best_rate``,
+        ``n`` and ``n_covered`` (counts), ``coverage``, ``best_rate``,
         ``best_rate_outside``, ``base_rate``, ``best_wrongly_excluded`` (shares
         0-1), ``lift`` and ``lift_ci`` (``[low, high]``, ratios), ``wracc``,
         ``p_value``, and the optional churn / worst figures above. Undefined
@@ -923,7 +924,7 @@ def segment_evidence(mask: pd.Series, is_best: pd.Series, churned: pd.Series | N
     out_rate = float(b[~m].mean()) if n - k else float("nan")
     ev: dict = {
         "n": n,
-        "support": k,
+        "n_covered": k,
         "coverage": k / n if n else float("nan"),
         "best_rate": rate,
         "best_rate_outside": out_rate,
@@ -992,8 +993,9 @@ def _tau(s: np.ndarray) -> float:
 
 
 def _min_count(cfg: CriteriaConfig, n: int) -> int:
-    """The fewest accounts a criterion may cover among ``n``: ``min_support``, and never under 5."""
-    return max(5, int(math.ceil(cfg.min_support * n)))
+    """The fewest accounts a criterion may cover among ``n``: ``min_support_share`` of them,
+    and never under 5."""
+    return max(5, int(math.ceil(cfg.min_support_share * n)))
 
 
 def _roundest(lo: float, hi: float, *, include_lo: bool, include_hi: bool) -> float:
@@ -1129,7 +1131,7 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
     return out
 
 
-def _category_codes(expl: Explanation, col: str) -> tuple[np.ndarray, np.ndarray]:
+def _category_codes(expl: GroupedShap, col: str) -> tuple[np.ndarray, np.ndarray]:
     """Category codes of ``col`` in ``expl.data`` (missing as ``(missing)``), computed once.
 
     Candidates are proposed many times from subsets of one explanation (segments,
@@ -1171,7 +1173,7 @@ def _categorical_candidates(col: str, codes: np.ndarray, cats: np.ndarray, s: pd
     return out
 
 
-def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[str],
+def propose_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
                        cfg: CriteriaConfig, *, source: str,
                        min_count: int | None = None) -> list[Criterion]:
     """Step 1: candidate criteria from one model's grouped SHAP values.
@@ -1183,7 +1185,7 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
 
     Parameters
     ----------
-    expl : Explanation
+    expl : GroupedShap
         Grouped SHAP values of one model on the proposal rows.
     kinds : dict of str to str
         Kind (``numeric``, ``categorical``, ``boolean``) of each targetable column.
@@ -1230,7 +1232,7 @@ def propose_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[s
     return uniq
 
 
-def _subset(expl: Explanation, rows: np.ndarray) -> Explanation:
+def _subset(expl: GroupedShap, rows: np.ndarray) -> GroupedShap:
     """The same explanation restricted to some of its accounts."""
     return replace(expl, values=expl.values[rows], data=expl.data[rows],
                    raw_output=np.asarray(expl.raw_output)[rows],
@@ -1238,7 +1240,7 @@ def _subset(expl: Explanation, rows: np.ndarray) -> Explanation:
                                    for c, (codes, cats) in expl.category_codes.items()})
 
 
-def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[str, str],
+def conditional_candidates(expl: GroupedShap, segment: np.ndarray, kinds: dict[str, str],
                            allowed: list[str], cfg: CriteriaConfig, *, source: str,
                            kind: str, min_count: int) -> list[Criterion]:
     """Candidates read from the SHAP values of the accounts *inside* a segment only.
@@ -1251,7 +1253,7 @@ def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[s
 
     Parameters
     ----------
-    expl : Explanation
+    expl : GroupedShap
         Grouped SHAP values on the proposal rows.
     segment : numpy.ndarray of bool
         The rows of ``expl`` inside the segment.
@@ -1280,7 +1282,7 @@ def conditional_candidates(expl: Explanation, segment: np.ndarray, kinds: dict[s
             if c.kind == kind]
 
 
-def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: dict[str, str],
+def interaction_candidates(expl: GroupedShap, singles: list[Criterion], kinds: dict[str, str],
                            allowed: list[str], cfg: CriteriaConfig, *, source: str,
                            n_first: int = 6, n_second: int = 2) -> list[Criterion]:
     """Exclusions on two columns: ``A and B`` where B's SHAP is clearly bad *among A's accounts*.
@@ -1294,7 +1296,7 @@ def interaction_candidates(expl: Explanation, singles: list[Criterion], kinds: d
 
     Parameters
     ----------
-    expl : Explanation
+    expl : GroupedShap
         Grouped SHAP values of one model on the proposal rows.
     singles : list of Criterion
         Single-column exclusion candidates, strongest first; the first one of
@@ -1486,7 +1488,7 @@ def _make_pair(parts: list[Criterion], like: Criterion) -> Criterion:
     return replace(parts[0], also=tuple(parts[1:]))
 
 
-def icp_pair_candidates(expl: Explanation, kinds: dict[str, str], allowed: list[str],
+def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
                         rows: pd.DataFrame, is_best: np.ndarray, clear: np.ndarray,
                         cfg: CriteriaConfig, *, n_cols: int = PAIR_COLUMNS,
                         keep: int = _PAIR_KEEP) -> tuple[list[Criterion], int]:
@@ -1826,7 +1828,7 @@ class CriteriaSet:
             - ``kind`` : the column kind, ``numeric``, ``categorical`` or
               ``boolean`` (of the first column for an interaction);
             - ``source`` : ``fit_model``, ``churn_model`` or ``hypothesis``;
-            - ``support`` : held-out accounts in the segment (a count, ``Int64``);
+            - ``n_covered`` : held-out accounts in the segment (a count, ``Int64``);
             - ``coverage`` : share of held-out accounts in the segment (0-1);
             - ``best_rate`` : share of the segment in the best cohort (0-1);
             - ``lift``, ``lift_ci_low``, ``lift_ci_high`` : best rate over the base
@@ -1863,7 +1865,7 @@ class CriteriaSet:
                 rows.append({
                     "side": side, "criterion": name, "columns": ", ".join(c.columns),
                     "kind": c._column_kind(self.schema), "source": c.source,
-                    "support": ev.get("support", np.nan), "coverage": ev.get("coverage", np.nan),
+                    "n_covered": ev.get("n_covered", np.nan), "coverage": ev.get("coverage", np.nan),
                     "best_rate": ev.get("best_rate", np.nan), "lift": ev.get("lift", np.nan),
                     "lift_ci_low": ci[0], "lift_ci_high": ci[1],
                     "churn_inside": ev.get("churn_inside", np.nan),
@@ -1873,13 +1875,13 @@ class CriteriaSet:
                     "stability": per.get(name, np.nan) if per else np.nan,
                     "tentative": (name in unstable) if per else pd.NA,
                 })
-        cols = ["side", "criterion", "columns", "kind", "source", "support", "coverage",
+        cols = ["side", "criterion", "columns", "kind", "source", "n_covered", "coverage",
                 "best_rate", "lift", "lift_ci_low", "lift_ci_high", "churn_inside",
                 "churn_outside", "best_wrongly_excluded", "q_value", "stability", "tentative"]
         out = pd.DataFrame(rows, columns=cols)
         num = cols[5:16]
         out[num] = out[num].astype(float)
-        out["support"] = out["support"].astype("Int64")
+        out["n_covered"] = out["n_covered"].astype("Int64")
         out["tentative"] = out["tentative"].astype("boolean")
         return out
 
@@ -2346,7 +2348,7 @@ class _IcpProposer:
     says each column still adds within that segment.
     """
 
-    def __init__(self, expl: Explanation, anti: list[Criterion], kinds: dict[str, str],
+    def __init__(self, expl: GroupedShap, anti: list[Criterion], kinds: dict[str, str],
                  allowed: list[str], cfg: CriteriaConfig) -> None:
         self.expl, self.kinds, self.allowed, self.cfg = expl, kinds, allowed, cfg
         self.min_count = _min_count(cfg, len(expl.values))
@@ -2457,7 +2459,7 @@ def _backfit(kept: list[Criterion], sel: pd.DataFrame, b: np.ndarray, start: pd.
     return kept
 
 
-def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
+def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
                     kinds: dict[str, str], allowed: list[str], select: pd.DataFrame,
                     select_cohort: pd.Series, *, select_churn: pd.Series | None = None,
                     refine_rows: pd.DataFrame | None = None,
@@ -2467,9 +2469,9 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
 
     Parameters
     ----------
-    fit_expl : Explanation
+    fit_expl : GroupedShap
         Grouped SHAP values of the fit model on the proposal rows.
-    churn_expl : Explanation, optional
+    churn_expl : GroupedShap, optional
         The same for the churn model (None without a churn column).
     kinds : dict of str to str
         Kind of each targetable column.
@@ -2527,7 +2529,7 @@ def select_criteria(fit_expl: Explanation, churn_expl: Explanation | None,
     return anti, icp, len(cands) + len(pairs) + n_pairs
 
 
-def _pair_search(fit_expl: Explanation, kinds: dict[str, str], allowed: list[str],
+def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
                  anti: list[Criterion], select: pd.DataFrame, select_cohort: pd.Series,
                  refine_rows: pd.DataFrame | None, refine_cohort: pd.Series | None,
                  cfg: CriteriaConfig) -> tuple[list[Criterion], int]:
@@ -2601,7 +2603,7 @@ class CriteriaSplit:
     cohorts: pd.Series
     part: pd.Series
     churned: pd.Series | None = None
-    refit: Callable[[pd.Index], tuple[Explanation, Explanation | None]] | None = None
+    refit: Callable[[pd.Index], tuple[GroupedShap, GroupedShap | None]] | None = None
     n_folds: int = 5
     seed: int = 0
 
@@ -2702,14 +2704,14 @@ def _confirm(chosen: list[Criterion], p: dict, n_cands: int, alpha: float,
     return confirmed, unconfirmed
 
 
-def derive_criteria(fit_expl: Explanation, churn_expl: Explanation | None, kinds: dict[str, str],
+def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds: dict[str, str],
                     allowed: list[str], split: CriteriaSplit, *, cfg: CriteriaConfig,
                     seed: int = 0) -> CriteriaSet:
     """Propose, select and confirm criteria (see the module docstring).
 
     Parameters
     ----------
-    fit_expl, churn_expl : Explanation
+    fit_expl, churn_expl : GroupedShap
         SHAP of the fit and churn models on the proposal rows (train + selection).
     kinds : dict
         Kind of each targetable column.

@@ -367,10 +367,10 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
     """The account table the config describes, and a label for messages.
 
     ``path`` (``--data`` on the command line) overrides ``data.path``. With
-    ``data.adapter`` the named builder of :mod:`icpml.datasets` reads the path
+    ``data.adapter`` the named builder of :data:`icpml.adapters.ADAPTERS` reads the path
     (a folder or file) with ``data.options``; with ``data.opportunities`` the
     opportunities export is joined on as per-account outcomes
-    (:func:`icpml.datasets.crm_accounts`). CSV files are read as text exactly as
+    (:func:`icpml.adapters.crm.crm_accounts`). CSV files are read as text exactly as
     written (:func:`load_accounts` with ``text=True``): :func:`icpml.schema.learn_schema`
     and :func:`icpml.schema.coerce` type them. No input file is modified.
 
@@ -402,17 +402,17 @@ def load_source(cfg: Config, path: str | os.PathLike[str] | None = None) -> tupl
         path = cfg.resolve(d.path)
     source = str(path)
     if d.adapter:
-        from icpml import datasets
+        from icpml.adapters import get_adapter
 
         try:
-            df = getattr(datasets, d.adapter)(path, **d.options)
+            df = get_adapter(d.adapter).build(path, **d.options)
         except TypeError as err:
             raise DataError(f"data.options do not fit adapter '{d.adapter}' ({err}); "
                             "see its docstring for the options it takes", "config") from None
     else:
         df = load_accounts(path, text=True)  # raw text: the schema decides how to read it
     if d.opportunities:
-        from icpml.datasets import crm_accounts
+        from icpml.adapters.crm import crm_accounts
 
         opp_path = cfg.resolve(d.opportunities.path)
         df = crm_accounts(df, load_accounts(opp_path, text=True), d.opportunities,
@@ -655,13 +655,43 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
     DataError
         Listing every problem found.
     """
-    problems: list[str] = []
     if not isinstance(df, pd.DataFrame):
         raise DataError("expected a pandas DataFrame of accounts", source)
     if df.shape[1] == 0 or len(df) == 0:
         raise DataError("the table is empty; it needs one row per account", source)
-
     cols = cfg.columns
+    problems = _column_problems(df, cfg, require_outcomes)
+    out = df.copy()
+    if cols.id in df.columns:
+        product_lines = bool(cols.product and cols.product in df.columns and require_outcomes)
+        problems += _id_problems(df[cols.id], cols.id, unique=not product_lines)
+        if product_lines:  # one row per customer and product line: the pair is the key
+            problems += _product_line_problems(df, cols.id, cols.product)
+        out[cols.id] = df[cols.id].astype("string")
+
+    base = df.loc[:, ~df.columns.duplicated()]  # a repeated name is reported above
+    typed, found = _read_cells(base, cfg, schema)
+    problems += _type_features(base, typed, found, cfg, out)
+    if cols.date and cols.date in df.columns:
+        out[cols.date], bad_dates = _parse_dates(df[cols.date], cols.date)
+        problems += bad_dates
+    elif cols.date and require_outcomes:
+        problems.append(f"missing date column '{cols.date}'; add it or remove columns.date")
+    if require_outcomes:
+        problems += _type_outcomes(base, typed, found, cfg, out)
+        if cols.churn and cols.churn in df.columns:
+            problems += _type_churn(df[cols.churn], cols.churn, out)
+        problems += _size_problems(len(df), cfg)
+    if problems:
+        raise DataError(problems, source)
+    return out
+
+
+def _column_problems(df: pd.DataFrame, cfg: Config, require_outcomes: bool) -> list[str]:
+    """Columns the config names but the table lacks (with close spellings), and repeated
+    header names."""
+    cols = cfg.columns
+    problems = []
     needed = [cols.id, *cols.feature_columns]
     if require_outcomes:
         needed += [m.column for m in cols.outcomes]
@@ -677,43 +707,53 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
     if len(set(df.columns)) != df.shape[1]:
         dup = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
         problems.append(f"duplicate column name(s) {', '.join(dup)}; make the header unique")
+    return problems
 
-    out = df.copy()
-    if cols.id in df.columns:
-        ids = df[cols.id]
-        n_missing = int(ids.isna().sum())
-        if n_missing:
-            problems.append(f"id column '{cols.id}' has {n_missing} empty value(s); every account needs an id")
-        if cols.product and cols.product in df.columns and require_outcomes:
-            problems += _product_line_problems(df, cols.id, cols.product)
-        else:
-            dup = ids[ids.duplicated(keep=False) & ids.notna()]
-            if len(dup):
-                examples = ", ".join(_clip(v) for v in pd.unique(dup)[:3])
-                problems.append(
-                    f"id column '{cols.id}' has {dup.nunique()} duplicated id(s) (e.g. {examples}); "
-                    "keep one row per account"
-                )
-        out[cols.id] = ids.astype("string")
 
-    base = df.loc[:, ~df.columns.duplicated()]  # a repeated name is reported above
+def _id_problems(ids: pd.Series, name: str, *, unique: bool = True) -> list[str]:
+    """Empty account ids, and duplicated ones when ``unique`` (one row per account)."""
+    problems = []
+    n_missing = int(ids.isna().sum())
+    if n_missing:
+        problems.append(f"id column '{name}' has {n_missing} empty value(s); every account needs an id")
+    dup = ids[ids.duplicated(keep=False) & ids.notna()]
+    if unique and len(dup):
+        examples = ", ".join(_clip(v) for v in pd.unique(dup)[:3])
+        problems.append(
+            f"id column '{name}' has {dup.nunique()} duplicated id(s) (e.g. {examples}); "
+            "keep one row per account"
+        )
+    return problems
+
+
+def _read_cells(base: pd.DataFrame, cfg: Config, schema: Schema | None):
+    """Every cell read by the schema (learned here when not given; columns it does not
+    know, e.g. outcomes, learned too): the typed frame and its issues by (column, kind)."""
+    cols = cfg.columns
     if schema is None:
         schema = learn_schema(base, cfg)
-    else:  # columns the given schema does not know (e.g. outcomes) are learned here
+    else:
         roles = [*cols.feature_columns, *cols.post_sale, *(m.column for m in cols.outcomes)]
         extra = learn_schema(base, cfg, columns=[c for c in roles if c not in schema.columns])
         schema = Schema({**schema.columns, **extra.columns}, schema.warnings)
     typed, cell_issues = coerce(base, schema)
-    found = {(i.column, i.kind): i for i in cell_issues}
+    return typed, {(i.column, i.kind): i for i in cell_issues}
+
+
+def _type_features(base: pd.DataFrame, typed: pd.DataFrame, found: dict, cfg: Config,
+                   out: pd.DataFrame) -> list[str]:
+    """Feature and post-sale columns typed into ``out``; empty, mixed or infinite features
+    are problems (post-sale cells that cannot be read are simply unknown)."""
+    cols = cfg.columns
+    problems = []
     for c in dict.fromkeys([*cols.feature_columns, *cols.post_sale]):
         if c not in base.columns:
             continue
-        s = base[c]
         if c in cols.post_sale:  # never a criterion: unreadable cells are simply unknown
             out[c] = typed[c]
             continue
         bad = found.get((c, "not a number")) or found.get((c, "not yes/no"))
-        if s.isna().all() or (typed[c].isna().all() and bad is None):
+        if base[c].isna().all() or (typed[c].isna().all() and bad is None):
             problems.append(f"feature column '{c}' is entirely empty; drop it from columns.features")
             continue
         if bad is not None:
@@ -727,78 +767,82 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
             problems.append(f"feature column '{c}' has {int(found[c, 'infinite'].rows.sum())} "
                             "infinite value(s); replace them with numbers or leave them blank")
         out[c] = typed[c]
+    return problems
 
-    if cols.date and cols.date in df.columns:
-        raw_dates = df[cols.date]
-        parsed = pd.to_datetime(raw_dates, errors="coerce", utc=True)
-        if (parsed.isna() & raw_dates.notna()).any():  # ISO dates with and without a time
-            iso = pd.to_datetime(raw_dates.astype("string"), errors="coerce", utc=True,
-                                 format="ISO8601")
-            if iso.notna().sum() > parsed.notna().sum():
-                parsed = iso
-        unreadable = parsed.isna() & raw_dates.notna()
-        if unreadable.any():
-            examples = ", ".join(repr(_clip(v, 20)) for v in pd.unique(raw_dates[unreadable])[:3])
-            problems.append(f"date column '{cols.date}' has {int(unreadable.sum())} unreadable "
-                            f"date(s) (e.g. {examples}); write every date as YYYY-MM-DD")
-        out[cols.date] = parsed
-    elif cols.date and require_outcomes:
-        problems.append(f"missing date column '{cols.date}'; add it or remove columns.date")
 
-    if require_outcomes:
-        for m in cols.outcomes:
-            if m.column not in base.columns:
-                continue
-            num = typed[m.column].astype("Float64").astype(float)
-            if (m.column, "not a number") in found or (m.column, "not yes/no") in found:
-                bad = found.get((m.column, "not a number")) or found[m.column, "not yes/no"]
-                problems.append(
-                    f"outcome column '{m.column}' has non-numeric values "
-                    f"(e.g. {_examples(bad.values)}); "
-                    "it must hold numbers (ARR, NRR, NPS...) or yes/no"
-                )
-            elif num.isna().all():
-                problems.append(f"outcome column '{m.column}' is entirely empty")
-            elif num.nunique() < 2:
-                problems.append(
-                    f"outcome column '{m.column}' has the same value ({_clip(num.dropna().iloc[0])}) "
-                    "for every account, so it cannot rank customers; fix the export or remove it "
-                    "from columns.outcomes"
-                )
-            if (m.column, "infinite") in found:
-                problems.append(f"outcome column '{m.column}' has "
-                                f"{int(found[m.column, 'infinite'].rows.sum())} infinite value(s); "
-                                "replace them with numbers or leave them blank")
-            out[m.column] = num
-        if cols.churn and cols.churn in df.columns:
-            b = coerce_bool(df[cols.churn])
-            if b is None:
-                vals = ", ".join(_clip(v) for v in pd.unique(df[cols.churn].dropna())[:4])
-                problems.append(
-                    f"churn column '{cols.churn}' must be yes/no, true/false or 0/1 (found {vals})"
-                )
-            else:
-                if b.isna().any():
-                    problems.append(
-                        f"churn column '{cols.churn}' has {int(b.isna().sum())} empty value(s); fill them"
-                    )
-                elif b.nunique() < 2:
-                    problems.append(
-                        f"churn column '{cols.churn}' has a single value; a churn model needs both churned and retained accounts"
-                    )
-                out[cols.churn] = b
-        # enough accounts for both cohorts?
-        n = len(df)
-        q = min(cfg.cohorts.best_quantile, cfg.cohorts.worst_quantile)
-        need = int(np.ceil(cfg.cohorts.min_per_cohort / q))
-        if n < need:
+def _parse_dates(raw_dates: pd.Series, name: str) -> tuple[pd.Series, list[str]]:
+    """The date column as UTC timestamps (ISO 8601 with or without a time) and the problem
+    of its unreadable values, if any."""
+    parsed = pd.to_datetime(raw_dates, errors="coerce", utc=True)
+    if (parsed.isna() & raw_dates.notna()).any():  # ISO dates with and without a time
+        iso = pd.to_datetime(raw_dates.astype("string"), errors="coerce", utc=True,
+                             format="ISO8601")
+        if iso.notna().sum() > parsed.notna().sum():
+            parsed = iso
+    unreadable = parsed.isna() & raw_dates.notna()
+    if not unreadable.any():
+        return parsed, []
+    examples = ", ".join(repr(_clip(v, 20)) for v in pd.unique(raw_dates[unreadable])[:3])
+    return parsed, [f"date column '{name}' has {int(unreadable.sum())} unreadable "
+                    f"date(s) (e.g. {examples}); write every date as YYYY-MM-DD"]
+
+
+def _type_outcomes(base: pd.DataFrame, typed: pd.DataFrame, found: dict, cfg: Config,
+                   out: pd.DataFrame) -> list[str]:
+    """Outcome columns as floats into ``out``; non-numeric, empty, constant or infinite
+    outcomes are problems."""
+    problems = []
+    for m in cfg.columns.outcomes:
+        if m.column not in base.columns:
+            continue
+        num = typed[m.column].astype("Float64").astype(float)
+        if (m.column, "not a number") in found or (m.column, "not yes/no") in found:
+            bad = found.get((m.column, "not a number")) or found[m.column, "not yes/no"]
             problems.append(
-                f"{n} accounts give fewer than {cfg.cohorts.min_per_cohort} per cohort at quantile {q}; "
-                f"provide at least {need} accounts or lower cohorts.min_per_cohort"
+                f"outcome column '{m.column}' has non-numeric values "
+                f"(e.g. {_examples(bad.values)}); "
+                "it must hold numbers (ARR, NRR, NPS...) or yes/no"
             )
-    if problems:
-        raise DataError(problems, source)
-    return out
+        elif num.isna().all():
+            problems.append(f"outcome column '{m.column}' is entirely empty")
+        elif num.nunique() < 2:
+            problems.append(
+                f"outcome column '{m.column}' has the same value ({_clip(num.dropna().iloc[0])}) "
+                "for every account, so it cannot rank customers; fix the export or remove it "
+                "from columns.outcomes"
+            )
+        if (m.column, "infinite") in found:
+            problems.append(f"outcome column '{m.column}' has "
+                            f"{int(found[m.column, 'infinite'].rows.sum())} infinite value(s); "
+                            "replace them with numbers or leave them blank")
+        out[m.column] = num
+    return problems
+
+
+def _type_churn(raw: pd.Series, name: str, out: pd.DataFrame) -> list[str]:
+    """The churn column as ``boolean`` into ``out``; unreadable, empty or single-valued
+    churn is a problem."""
+    b = coerce_bool(raw)
+    if b is None:
+        vals = ", ".join(_clip(v) for v in pd.unique(raw.dropna())[:4])
+        return [f"churn column '{name}' must be yes/no, true/false or 0/1 (found {vals})"]
+    out[name] = b
+    if b.isna().any():
+        return [f"churn column '{name}' has {int(b.isna().sum())} empty value(s); fill them"]
+    if b.nunique() < 2:
+        return [f"churn column '{name}' has a single value; a churn model needs both churned "
+                "and retained accounts"]
+    return []
+
+
+def _size_problems(n: int, cfg: Config) -> list[str]:
+    """Too few accounts for ``cohorts.min_per_cohort`` in each cohort."""
+    q = min(cfg.cohorts.best_quantile, cfg.cohorts.worst_quantile)
+    need = int(np.ceil(cfg.cohorts.min_per_cohort / q))
+    if n >= need:
+        return []
+    return [f"{n} accounts give fewer than {cfg.cohorts.min_per_cohort} per cohort at quantile {q}; "
+            f"provide at least {need} accounts or lower cohorts.min_per_cohort"]
 
 
 def _examples(values: pd.Series) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 from icpml.features import business_column_map
 from icpml.models import TrainedModel, openmp_threads
 
-__all__ = ["explain", "Explanation", "AdditivityError"]
+__all__ = ["explain", "GroupedShap", "AdditivityError"]
 
 
 class AdditivityError(AssertionError):
@@ -33,8 +33,11 @@ class AdditivityError(AssertionError):
 
 
 @dataclass
-class Explanation:
-    """SHAP values of one model on some accounts, per business column.
+class GroupedShap:
+    """SHAP values of one model on some accounts, grouped per business column.
+
+    Named apart from ``shap.Explanation``, which holds per-encoded-feature values: here the
+    one-hot columns of a category are summed back into one business column.
 
     Parameters
     ----------
@@ -96,7 +99,7 @@ class Explanation:
         }).sort_values("mean_abs", ascending=False, kind="stable")
 
 
-def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> Explanation:
+def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> GroupedShap:
     """Exact SHAP values of ``model`` on accounts ``X``, grouped to business columns.
 
     TreeSHAP (Lundberg et al. 2020, "From local explanations to global
@@ -116,7 +119,7 @@ def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> Expla
 
     Returns
     -------
-    Explanation
+    GroupedShap
         ``values`` of shape ``(len(X), len(model.columns))``, same index as ``X``.
 
     Raises
@@ -151,5 +154,5 @@ def explain(model: TrainedModel, X: pd.DataFrame, *, tol: float = 1e-6) -> Expla
             f"{model.name} model: SHAP values miss the model output by {err:.3g} log-odds "
             f"(tolerance {tol}); the explanation cannot be trusted"
         )
-    return Explanation(values=grouped, base_value=base, raw_output=raw, data=Xb.copy(),
+    return GroupedShap(values=grouped, base_value=base, raw_output=raw, data=Xb.copy(),
                        max_additivity_error=err)

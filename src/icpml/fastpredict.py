@@ -102,7 +102,7 @@ def scoring_threads(n_rows: int) -> int:
         ``ICPML_THREADS`` when set; else 1 below 20,000 rows, and up to 8 (the
         CPU count) above.
     """
-    from icpml.models import env_threads
+    from icpml._runtime import env_threads
 
     configured = env_threads()
     if configured is not None:
@@ -133,7 +133,7 @@ class FastPredictor:
     FORMAT = 3
 
     def __init__(self, pipeline) -> None:
-        from icpml.features import MISSING
+        from icpml._vocab import MISSING
 
         pre, clf = pipeline.named_steps["prep"], pipeline.named_steps["clf"]
         self._format = self.FORMAT

@@ -34,10 +34,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
+from icpml._vocab import MISSING
+
 __all__ = ["make_preprocessor", "business_column_map", "screen_columns", "ColumnScreen",
            "MISSING"]
 
-MISSING = "(missing)"
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|name|domain|website|url|email|phone)($|_)", re.I)
 
 

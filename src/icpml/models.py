@@ -15,7 +15,6 @@ expected calibration error and a reliability curve. Everything is seeded.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
+from icpml._runtime import env_threads
 from icpml.config import ModelsConfig
 from icpml.features import make_preprocessor
 
@@ -52,10 +52,6 @@ def openmp_threads():
     return threadpool_limits(limits=env_threads() or 1, user_api="openmp")
 
 
-def env_threads() -> int | None:
-    """``ICPML_THREADS`` as a positive number of threads, or ``None`` when it is unset or not one."""
-    n = os.environ.get("ICPML_THREADS", "")
-    return int(n) if n.isdigit() and int(n) > 0 else None
 
 __all__ = ["make_model", "train_model", "TrainedModel", "classification_metrics"]
 

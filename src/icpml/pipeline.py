@@ -1,8 +1,10 @@
-"""``discover()``: the one entry point that runs every stage in order.
+"""``discover()``: the pure core that runs every stage in order.
 
 config -> data -> cohorts -> features (screen) -> models -> explain -> criteria
--> scoring -> tracking -> report. Notebooks, the CLI and scheduled jobs all call
-:func:`discover`, so a result seen in one is reproduced exactly by the others.
+-> scoring -> stability. It writes no file, logs no MLflow run and returns a frozen
+:class:`Discovery`. Recording a run (MLflow, the report) is the edge's job:
+:func:`icpml.run.run_discovery`, which the CLI, retraining and per-product runs call, so
+a result seen in a notebook is reproduced exactly by them.
 
 Rows are split once, stratified by cohort, into three disjoint parts:
 
@@ -18,18 +20,16 @@ instead (models refit per fold; see :func:`icpml.criteria.use_crossfit`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from icpml import __version__
+from icpml._vocab import VERSION as __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, CriteriaSplit, apply_stability, derive_criteria
@@ -40,12 +40,13 @@ from icpml.data import (
     normalize_categories,
     validate_accounts,
 )
-from icpml.errors import ConfigError, DataError, OutputError
-from icpml.explain import Explanation, explain
+from icpml.errors import ConfigError, DataError
+from icpml.explain import GroupedShap, explain
 from icpml.features import ColumnScreen, screen_columns
 from icpml.models import TrainedModel, train_model
+from icpml.provenance import library_versions
 from icpml.schema import Schema, learn_schema
-from icpml.scoring import Scorer, assign_tiers, tier_summary
+from icpml.scoring import TIER_DEFINITIONS, Scorer, assign_tiers, tier_summary
 from icpml.stability import criteria_stability, fidelity, in_worker, start_stability
 
 __all__ = ["discover", "Discovery"]
@@ -67,9 +68,10 @@ def _sample_by_cohort(rows: pd.DataFrame, cohort: pd.Series, n: int, seed: int) 
     return rows.loc[rows.index.isin(keep)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Discovery:
-    """Everything one discovery run produced; every stage's output is kept.
+    """Everything one discovery produced; every stage's output is kept. Frozen: the edge
+    (:func:`icpml.run.run_discovery`) records a run beside it, never in it.
 
     Parameters
     ----------
@@ -90,14 +92,11 @@ class Discovery:
         Best vs worst per feature (:func:`icpml.cohorts.cohort_contrast`).
     split : pandas.Series
         ``train`` / ``selection`` / ``holdout`` per account.
-    fit : TrainedModel
-        The fit model (best vs worst cohort).
-    churn : TrainedModel or None
-        The churn model (None without a churn column).
-    fit_explanation : Explanation
-        SHAP values of the fit model on held-out accounts.
-    churn_explanation : Explanation or None
-        The same for the churn model.
+    fit_model, churn_model : TrainedModel
+        The fit model (best vs worst cohort) and the churn model (None without a churn
+        column).
+    fit_explanation, churn_explanation : GroupedShap
+        SHAP on held-out accounts.
     criteria : CriteriaSet
         ICP and anti-ICP criteria with held-out evidence.
     scorer : Scorer
@@ -107,24 +106,12 @@ class Discovery:
     tiers : pandas.DataFrame
         Tier summary on held-out accounts (expected outcomes per tier).
     fingerprint : str
-        Hash of the data and config (the cache key of :func:`icpml.load_or_discover`).
+        Hash of the input table (:func:`icpml.data.data_fingerprint`).
     warnings : list of str
-        Caveats of the run, in words (also logged).
-    timings : dict of str to float
+    timings : dict
         Seconds per stage.
-    run_id : str, optional
-        MLflow run id, set when tracked.
-    report_dir : pathlib.Path, optional
-        Report folder, set when reported.
-    model_versions, model_aliases : dict of str to str
-        Registered model versions and aliases, set when tracked.
-    retrain : dict, optional
-        Set by retraining: champion vs challenger comparison, criteria diff, drift.
-    extras : dict
-        Extra artifacts to log with the run: ``{artifact path: text or JSON-ready dict}``.
-    schema : Schema, optional
-        How each column's raw values were read (:mod:`icpml.schema`);
-        ``schema.to_dict()`` is the contract stored in ``criteria.json``.
+    schema : Schema or None
+        How each column's raw values were read (:mod:`icpml.schema`).
     """
 
     config: Config
@@ -135,10 +122,10 @@ class Discovery:
     cohorts: pd.Series
     contrast: pd.DataFrame
     split: pd.Series
-    fit: TrainedModel
-    churn: TrainedModel | None
-    fit_explanation: Explanation
-    churn_explanation: Explanation | None
+    fit_model: TrainedModel
+    churn_model: TrainedModel | None
+    fit_explanation: GroupedShap
+    churn_explanation: GroupedShap | None
     criteria: CriteriaSet
     scorer: Scorer
     scored: pd.DataFrame
@@ -146,14 +133,6 @@ class Discovery:
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    run_id: str | None = None
-    report_dir: Path | None = None
-    model_versions: dict[str, str] = field(default_factory=dict)
-    model_aliases: dict[str, str] = field(default_factory=dict)
-    #: set by retraining: champion vs challenger comparison, criteria diff, drift
-    retrain: dict | None = None
-    #: extra artifacts to log with the run: {artifact path: text or JSON-ready dict}
-    extras: dict = field(default_factory=dict)
     #: how each column's raw values were read (:mod:`icpml.schema`); ``schema.to_dict()``
     #: is the contract stored in criteria.json
     schema: Schema | None = None
@@ -172,8 +151,8 @@ class Discovery:
         ev = self.criteria.icp_evidence
         out = {
             "n_accounts": len(self.accounts),
-            "fit_cv_roc_auc": self.fit.cv.get("roc_auc_mean", float("nan")),
-            "fit_holdout_roc_auc": self.fit.holdout.get("roc_auc", float("nan")),
+            "fit_cv_roc_auc": self.fit_model.cv.get("roc_auc_mean", float("nan")),
+            "fit_holdout_roc_auc": self.fit_model.holdout.get("roc_auc", float("nan")),
             "n_icp_criteria": len(self.criteria.icp),
             "n_anti_icp_criteria": len(self.criteria.anti_icp),
             "icp_coverage": ev.get("coverage", float("nan")),
@@ -181,8 +160,8 @@ class Discovery:
             "n_columns_set_aside": len(self.screen.excluded),
             "icp_tentative": float(bool(self.criteria.verdict.get("tentative"))),
         }
-        if self.churn is not None:
-            out["churn_holdout_roc_auc"] = self.churn.holdout.get("roc_auc", float("nan"))
+        if self.churn_model is not None:
+            out["churn_holdout_roc_auc"] = self.churn_model.holdout.get("roc_auc", float("nan"))
         return out
 
 
@@ -273,7 +252,7 @@ def _split(cohorts: pd.Series, cfg: Config, dates: pd.Series | None = None) -> p
 _SUSPECT_AUC = 0.95
 
 
-def _high_auc_warning(fit: TrainedModel, expl: Explanation) -> str | None:
+def _high_auc_warning(fit: TrainedModel, expl: GroupedShap) -> str | None:
     """A warning when the fit model's held-out ROC AUC reaches 0.95, naming what carries it.
 
     The columns named are the fewest that hold half of the mean |SHAP| on held-out accounts
@@ -301,7 +280,7 @@ def _refitter(df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series | None,
     (no cross-validation), SHAP on the same accounts."""
     models_cfg = cfg.models.model_copy(update={"cv_folds": 1})
 
-    def refit(index: pd.Index) -> tuple[Explanation, Explanation | None]:
+    def refit(index: pd.Index) -> tuple[GroupedShap, GroupedShap | None]:
         rows, coh = df.loc[index], cohorts.loc[index]
         ends = (coh != MIDDLE).to_numpy()
         y = (coh == BEST).to_numpy()[ends]
@@ -315,55 +294,226 @@ def _refitter(df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series | None,
     return refit
 
 
-def _preflight(cfg: Config, *, track: bool, report: bool) -> None:
-    """Fail in seconds, not after training, when the run's outputs cannot be written."""
-    if track:
-        from icpml import tracking
-        from icpml.retrain import recover
+def _load(cfg: Config, accounts: pd.DataFrame | None, source: str | None):
+    """The validated table, column kinds, schema, fingerprint, source name and warnings."""
+    if accounts is None:
+        accounts, loaded_from = load_source(cfg)
+        source = source or loaded_from
+    source = source or "accounts"
+    # one reading of every value, learned from the raw table, used by scoring too
+    schema = (learn_schema(accounts.loc[:, ~accounts.columns.duplicated()], cfg)
+              if isinstance(accounts, pd.DataFrame) else None)
+    df = validate_accounts(accounts, cfg, source=source, schema=schema)
+    kinds = feature_kinds(df, cfg)
+    df, spelled = normalize_categories(df, [c for c, k in kinds.items() if k == "categorical"])
+    warnings = schema.warnings + spelled if schema is not None else list(spelled)
+    return df, kinds, schema, data_fingerprint(accounts), source, warnings
 
-        tracking.configure(cfg)  # TrackingError when the store is unreachable
-        recover(cfg, history=False)  # what a killed run left: orphans, half-done promotions
-    if report:
-        folder = cfg.resolve(cfg.report.dir)
-        existing = next((d for d in (folder, *folder.parents) if d.exists()), folder)
-        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-            where = "" if existing == folder else f" on '{existing}'"
-            raise OutputError(f"cannot write reports to '{folder}' (permission denied{where}); "
-                              "make it writable or set report.dir")
+
+def _cohorts(df: pd.DataFrame, cfg: Config, kinds: dict[str, str], source: str,
+             warnings: list[str]) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
+    """Value score, cohort labels and the best-vs-worst contrast; DataError on a thin cohort."""
+    score = value_score(df, cfg.columns.outcomes)
+    if score.isna().any():
+        n = int(score.isna().sum())
+        warnings.append(f"{n} account(s) have no outcome values and sit in the middle cohort")
+    cohorts = label_cohorts(score, cfg.cohorts.best_quantile, cfg.cohorts.worst_quantile)
+    counts = cohorts.value_counts()
+    for c in (BEST, WORST):
+        if counts.get(c, 0) < cfg.cohorts.min_per_cohort:
+            raise DataError(
+                f"the {c} cohort has {counts.get(c, 0)} accounts (fewer than "
+                f"cohorts.min_per_cohort={cfg.cohorts.min_per_cohort}); the outcome columns "
+                "may be constant: check columns.outcomes", source)
+    return score, cohorts, cohort_contrast(df, cohorts, cfg, kinds)
 
 
-def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool = False,
-             report: bool = False, progress: Callable[[str, int, int], None] | None = None,
+def _screen(df: pd.DataFrame, cfg: Config, kinds: dict[str, str], cohorts: pd.Series,
+            source: str) -> tuple[ColumnScreen, dict[str, str]]:
+    """Identifier / leakage screen and the kinds of the columns the models may use."""
+    ends = cohorts[cohorts != MIDDLE]
+    churn_col = cfg.columns.churn
+    outcome_cols = [m.column for m in cfg.columns.outcomes] + list(cfg.columns.post_sale)
+    screen = screen_columns(
+        df, kinds, ends == BEST, trusted=cfg.columns.trusted,
+        leakage_auc=cfg.models.leakage_auc,
+        churned=df[churn_col].astype(bool) if churn_col else None,
+        outcome_columns=outcome_cols + ([churn_col] if churn_col else []),
+        post_sale=list(cfg.columns.post_sale),
+        seed=cfg.models.seed)
+    fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
+    if not fit_kinds:
+        raise DataError("every feature column was screened out as constant, identifier or leak; "
+                        "list genuine pre-sale columns under columns.features", source)
+    return screen, fit_kinds
+
+
+def _churn_kinds(df: pd.DataFrame, cfg: Config, churned: pd.Series | None, split: pd.Series,
+                 fit_kinds: dict[str, str], warnings: list[str]) -> dict[str, str] | None:
+    """The churn model's columns and kinds (the fit model's, plus the post-sale columns when
+    ``models.churn_uses_post_sale``), or None without a churn column or with a single churn
+    value in the training rows (a warning says so)."""
+    if churned is None:
+        return None
+    if churned[split == "train"].nunique() != 2:
+        warnings.append("the training split has a single churn value; no churn model")
+        return None
+    kinds = dict(fit_kinds)
+    if cfg.models.churn_uses_post_sale:
+        for c in cfg.columns.post_sale:
+            kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
+    return kinds
+
+
+def _start_churn_model(df: pd.DataFrame, cfg: Config, churned: pd.Series | None,
+                       split: pd.Series, kinds: dict[str, str] | None,
+                       ) -> Callable[[], TrainedModel | None]:
+    """Start training the churn model (train rows, held-out metrics); returns a function
+    that gives it. On a large table it trains in a stability worker process while this
+    process trains the fit model (:func:`icpml.stability.in_worker`); else when asked."""
+    if kinds is None:
+        return lambda: None
+    tr, ho = split == "train", split == "holdout"
+    args = ("churn", df[tr], churned[tr].to_numpy(), df[ho], churned[ho].to_numpy(), kinds,
+            cfg.models)
+    job = in_worker(int((~ho).sum()), cfg, train_model, *args)
+
+    def result() -> TrainedModel:
+        churn = job.result() if job is not None else train_model(*args)
+        log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
+        return churn
+    return result
+
+
+def _provenance(cfg: Config, df: pd.DataFrame, split: pd.Series, fingerprint: str,
+                fit: TrainedModel, churn: TrainedModel | None, screen: ColumnScreen) -> dict:
+    """What criteria.json records about the run: versions, data, split, cohorts, models,
+    screened columns (the one place run provenance is assembled; tracking adds the run id
+    and the library versions)."""
+    return {
+        "icpml_version": __version__,
+        "library_versions": library_versions(),
+        "data_fingerprint": fingerprint,
+        "n_accounts": len(df),
+        "n_holdout": int((split == "holdout").sum()),
+        "n_selection": int((split == "selection").sum()),
+        "n_train": int((split == "train").sum()),
+        "cohorts": {
+            "best_quantile": cfg.cohorts.best_quantile,
+            "worst_quantile": cfg.cohorts.worst_quantile,
+            "value_score": [m.model_dump() for m in cfg.columns.outcomes],
+        },
+        "fit_model": {"holdout_roc_auc": fit.holdout["roc_auc"],
+                      "cv_roc_auc": fit.cv.get("roc_auc_mean")},
+        "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"]} if churn else None),
+        "screened_out": dict(sorted(screen.excluded.items())),
+        "leakage_signals": {c: screen.signals[c] for c in sorted(screen.excluded)
+                            if c in screen.signals},
+    }
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """What the stages before the criteria produced (inputs of :func:`_criteria_stages`)."""
+
+    df: pd.DataFrame
+    kinds: dict[str, str]
+    fit_kinds: dict[str, str]
+    cohorts: pd.Series
+    split: pd.Series
+    churned: pd.Series | None
+    fit_model: TrainedModel
+    churn_model: TrainedModel | None
+    schema: Schema | None
+    started: dict  # stability refits submitted early (:func:`icpml.stability.start_stability`)
+
+
+def _criteria_stages(stages: _Stages, cfg: Config, f: _Fitted, fit_prop: GroupedShap,
+                     churn_prop: GroupedShap | None, meta: dict, warnings: list[str]):
+    """Criteria, scoring and stability: returns the complete CriteriaSet (tiers, warnings,
+    schema, provenance, fidelity, stability and verdict all set here, never edited after),
+    the Scorer, every account scored and the held-out tier summary."""
+    df, cohorts, split, churned = f.df, f.cohorts, f.split, f.churned
+    ho = split == "holdout"
+    is_best = cohorts == BEST
+    with stages.stage("criteria"):
+        criteria = derive_criteria(
+            fit_prop, churn_prop, f.kinds, list(f.fit_kinds),
+            CriteriaSplit(df, cohorts, split, churned, seed=cfg.models.seed,
+                          refit=_refitter(df, cohorts, churned, f.fit_kinds, f.churn_model, cfg)),
+            cfg=cfg.criteria, seed=cfg.models.seed,
+        )
+        tiers = tier_summary(assign_tiers(criteria, df[ho]), is_best[ho],
+                             churned[ho] if churned is not None else None)
+        criteria.tiers = {"definition": dict(TIER_DEFINITIONS),
+                          "holdout_summary": tiers.to_dict(orient="records")}
+        criteria.warnings = list(warnings)
+        if f.schema is not None:  # the exports read each criterion column as discovery did
+            used = set(criteria.columns)
+            full = f.schema.to_dict()
+            criteria.schema = {**full, "columns": {c: v for c, v in full["columns"].items()
+                                                   if c in used}}
+        criteria.meta.update(meta)
+
+    with stages.stage("score"):
+        categories = {c: sorted(df[c].dropna().astype(str).unique())
+                      for c, k in f.kinds.items() if k == "categorical" and c in f.fit_kinds}
+        scorer = Scorer(fit_model=f.fit_model, churn_model=f.churn_model, criteria=criteria,
+                        id_column=cfg.columns.id, categories=categories,
+                        name_column=cfg.columns.name, schema=f.schema)
+        scored = scorer.score(df)
+        scored.insert(1, "cohort", cohorts.to_numpy())
+        scored.insert(2, "split", split.to_numpy())
+        hs = scored[ho.to_numpy()]
+        criteria.meta["fidelity"] = fidelity(hs["tier"], hs["fit_score"], cohorts[ho])
+
+    with stages.stage("stability"):
+        churn_kinds = f.churn_model.kinds if f.churn_model is not None else None
+        stab = criteria_stability(df, cohorts, split, f.fit_kinds, churn_kinds, criteria, cfg,
+                                  churned, progress=lambda i, n: stages.step("stability", i, n),
+                                  started=f.started)
+        criteria.meta["stability"] = stab
+        apply_stability(criteria, stab)
+        for d in stab.get("unstable", []):
+            w = (f"criterion '{d}' reappeared in only {stab['per_criterion'][d]:.0%} of "
+                 f"{stab['n_resamples']} resamples: treat it as tentative")
+            warnings.append(w)
+            criteria.warnings.append(w)
+    return criteria, scorer, scored, tiers
+
+
+#: the stages :func:`discover` reports through ``progress``
+N_STAGES = 9
+
+
+def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
+             progress: Callable[[str, int, int], None] | None = None,
              source: str | None = None) -> Discovery:
-    """Run the whole ICP discovery.
+    """Run the whole ICP discovery, purely: no MLflow run, no report, no file written.
+
+    To log the run, register the models and write the report, call
+    :func:`icpml.run.run_discovery` (what ``icpml discover`` does).
 
     Parameters
     ----------
     cfg : Config
     accounts : DataFrame, optional
         The account table; read from ``cfg.data.path`` when omitted. Not modified.
-    track : bool, default False
-        Log the run and register the models in MLflow (``icpml discover`` passes True).
-        Off by default, so a notebook's discovery registers and promotes nothing unless
-        asked: the first tracked run of a model name makes its versions ``@champion``.
-    report : bool, default False
-        Write ``reports/<run>/`` (report.html, criteria.md, criteria.json...).
     progress : callable, optional
-        ``progress(stage, done, total)``, called before and after each stage, and during
-        stability after each refit with ``stage`` such as ``"stability 3/8, ~40 s left at most"``.
+        ``progress(stage, done, total)``, called before and after each of the
+        :data:`N_STAGES` stages, and during stability after each refit with ``stage`` such
+        as ``"stability 3/8, ~40 s left at most"``.
     source : str, optional
         Name of the data source for messages and provenance.
 
     Returns
     -------
     Discovery
+        Frozen; its ``criteria`` is complete (evidence, tiers, provenance, stability).
 
     Raises
     ------
-    DataError, ConfigError, TrackingError, OutputError
-        ``ConfigError`` when ``columns.product`` is set (use
-        :func:`icpml.products.discover_products`). ``TrackingError`` / ``OutputError`` are raised before any model is
-        trained when the tracking store or the report folder cannot be used.
+    DataError, ConfigError
 
     Examples
     --------
@@ -371,105 +521,38 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
     stage; keep them for criteria you will act on):
 
     >>> from icpml import demo_config, discover, make_accounts
-    >>> cfg = demo_config()
-    >>> quick = cfg.model_copy(update={"criteria": cfg.criteria.model_copy(
-    ...     update={"stability_resamples": 0})})
-    >>> res = discover(quick, make_accounts(1200, seed=3))
-    >>> res.criteria.verdict["icp_found"], len(res.scored) == len(res.accounts)
-    (True, True)
+    >>> res = discover(demo_config(), make_accounts(1200, seed=3))
     >>> sorted(res.scored["tier"].unique())[:1]
     ['Excluded']
     """
     if cfg.columns.product:  # one ICP per product line: products.discover_products runs this per line
         raise ConfigError(f"columns.product ('{cfg.columns.product}') gives one ICP per product "
                           "line: run icpml products (Python: icpml.products.discover_products)")
-    stages = _Stages(progress, total=9 + int(track or report))
-    warnings: list[str] = []
-
+    stages = _Stages(progress, total=N_STAGES)
     with stages.stage("load"):
-        if accounts is None:
-            accounts, loaded_from = load_source(cfg)
-            source = source or loaded_from
-        source = source or "accounts"
-        # one reading of every value, learned from the raw table, used by scoring too
-        schema = (learn_schema(accounts.loc[:, ~accounts.columns.duplicated()], cfg)
-                  if isinstance(accounts, pd.DataFrame) else None)
-        df = validate_accounts(accounts, cfg, source=source, schema=schema)
-        kinds = feature_kinds(df, cfg)
-        df, spelled = normalize_categories(df, [c for c, k in kinds.items() if k == "categorical"])
-        warnings += schema.warnings + spelled if schema is not None else spelled
-        fingerprint = data_fingerprint(accounts)
-
+        df, kinds, schema, fingerprint, source, warnings = _load(cfg, accounts, source)
     with stages.stage("cohorts"):
-        score = value_score(df, cfg.columns.outcomes)
-        if score.isna().any():
-            n = int(score.isna().sum())
-            warnings.append(f"{n} account(s) have no outcome values and sit in the middle cohort")
-        cohorts = label_cohorts(score, cfg.cohorts.best_quantile, cfg.cohorts.worst_quantile)
-        counts = cohorts.value_counts()
-        for c in (BEST, WORST):
-            if counts.get(c, 0) < cfg.cohorts.min_per_cohort:
-                raise DataError(
-                    f"the {c} cohort has {counts.get(c, 0)} accounts (fewer than "
-                    f"cohorts.min_per_cohort={cfg.cohorts.min_per_cohort}); the outcome columns "
-                    "may be constant: check columns.outcomes", source)
-        contrast = cohort_contrast(df, cohorts, cfg, kinds)
-
-    _preflight(cfg, track=track, report=report)
-
+        score, cohorts, contrast = _cohorts(df, cfg, kinds, source, warnings)
     with stages.stage("screen"):
-        ends = cohorts[cohorts != MIDDLE]
-        churn_col = cfg.columns.churn
-        outcome_cols = [m.column for m in cfg.columns.outcomes] + list(cfg.columns.post_sale)
-        screen = screen_columns(
-            df, kinds, ends == BEST, trusted=cfg.columns.trusted,
-            leakage_auc=cfg.models.leakage_auc,
-            churned=df[churn_col].astype(bool) if churn_col else None,
-            outcome_columns=outcome_cols + ([churn_col] if churn_col else []),
-            post_sale=list(cfg.columns.post_sale),
-            seed=cfg.models.seed)
+        screen, fit_kinds = _screen(df, cfg, kinds, cohorts, source)
         warnings += screen.warnings
-        fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
-        if not fit_kinds:
-            raise DataError("every feature column was screened out as constant, identifier or leak; "
-                            "list genuine pre-sale columns under columns.features", source)
         split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
-        is_best = cohorts == BEST
-        ends_mask = cohorts != MIDDLE
-        churned = df[churn_col].astype(bool) if churn_col else None
-        tr, sel, ho = (split == "train"), (split == "selection"), (split == "holdout")
-        churn_kinds = None
-        if churned is not None and churned[tr].nunique() == 2:
-            churn_kinds = dict(fit_kinds)
-            if cfg.models.churn_uses_post_sale:
-                for c in cfg.columns.post_sale:
-                    churn_kinds[c] = "numeric" if pd.api.types.is_numeric_dtype(df[c]) else "categorical"
+        churned = df[cfg.columns.churn].astype(bool) if cfg.columns.churn else None
+        churn_kinds = _churn_kinds(df, cfg, churned, split, fit_kinds, warnings)
         # on a large table the churn model (while this process trains the fit model) and the
         # first stability refits run in worker processes from here on
-        churn_job = (in_worker(int((~ho).sum()), cfg, train_model, "churn", df[tr],
-                               churned[tr].to_numpy(), df[ho], churned[ho].to_numpy(),
-                               churn_kinds, cfg.models) if churn_kinds is not None else None)
+        churn_model = _start_churn_model(df, cfg, churned, split, churn_kinds)
         started = start_stability(df, cohorts, split, fit_kinds, churn_kinds, cfg, churned)
 
+    is_best, ends = cohorts == BEST, cohorts != MIDDLE
+    tr, sel, ho = (split == "train"), (split == "selection"), (split == "holdout")
     with stages.stage("fit model"):
-        fit = train_model("fit", df[tr & ends_mask], is_best[tr & ends_mask].to_numpy(),
-                          df[ho & ends_mask], is_best[ho & ends_mask].to_numpy(), fit_kinds,
-                          cfg.models)
+        fit = train_model("fit", df[tr & ends], is_best[tr & ends].to_numpy(),
+                          df[ho & ends], is_best[ho & ends].to_numpy(), fit_kinds, cfg.models)
         log.info("fit model: cv roc_auc %.3f, holdout roc_auc %.3f",
                  fit.cv.get("roc_auc_mean", float("nan")), fit.holdout["roc_auc"])
-
-    churn = None
     with stages.stage("churn model"):
-        if churn_job is not None:
-            churn = churn_job.result()
-        elif churn_kinds is not None:
-            churn = train_model("churn", df[tr], churned[tr].to_numpy(), df[ho],
-                                churned[ho].to_numpy(), churn_kinds, cfg.models)
-        if churn is not None:
-            log.info("churn model: holdout roc_auc %.3f", churn.holdout["roc_auc"])
-        elif churned is not None:
-            warnings.append("the training split has a single churn value; no churn model")
-
+        churn = churn_model()
     with stages.stage("explain"):
         propose = df[tr | sel]
         if len(propose) > _MAX_SHAP_ROWS:
@@ -479,101 +562,21 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
         shown = _sample_by_cohort(df[ho], cohorts[ho], _MAX_HOLDOUT_SHAP_ROWS, cfg.models.seed)
         fit_expl = explain(fit, shown)
         churn_expl = explain(churn, shown) if churn is not None else None
-        w = _high_auc_warning(fit, fit_expl)
-        if w:
+        if w := _high_auc_warning(fit, fit_expl):
             warnings.append(w)
 
-    with stages.stage("criteria"):
-        allowed = list(fit_kinds)
-        criteria = derive_criteria(
-            fit_prop, churn_prop, kinds, allowed,
-            CriteriaSplit(df, cohorts, split, churned, seed=cfg.models.seed,
-                          refit=_refitter(df, cohorts, churned, fit_kinds, churn, cfg)),
-            cfg=cfg.criteria, seed=cfg.models.seed,
-        )
-        hold_tiers = assign_tiers(criteria, df[ho])
-        tiers = tier_summary(hold_tiers, is_best[ho], churned[ho] if churned is not None else None)
-        criteria.tiers = {
-            "definition": {
-                "Tier 1": "meets every ICP criterion and no exclusion",
-                "Tier 2": "misses exactly one ICP criterion, no exclusion",
-                "Tier 3": "misses two or more ICP criteria, no exclusion",
-                "Excluded": "at least one anti-ICP exclusion fires",
-            },
-            "holdout_summary": tiers.to_dict(orient="records"),
-        }
-        criteria.warnings = list(warnings)
-        if schema is not None:  # the exports read each criterion column as discovery did
-            used = set(criteria.columns)
-            full = schema.to_dict()
-            criteria.schema = {**full, "columns": {c: v for c, v in full["columns"].items()
-                                                   if c in used}}
-        criteria.meta.update({
-            "icpml_version": __version__,
-            "data_fingerprint": fingerprint,
-            "n_accounts": len(df),
-            "n_holdout": int(ho.sum()),
-            "n_selection": int(sel.sum()),
-            "n_train": int(tr.sum()),
-            "cohorts": {
-                "best_quantile": cfg.cohorts.best_quantile,
-                "worst_quantile": cfg.cohorts.worst_quantile,
-                "value_score": [m.model_dump() for m in cfg.columns.outcomes],
-            },
-            "fit_model": {"holdout_roc_auc": fit.holdout["roc_auc"],
-                          "cv_roc_auc": fit.cv.get("roc_auc_mean")},
-            "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"]} if churn else None),
-            "screened_out": dict(sorted(screen.excluded.items())),
-            "leakage_signals": {c: screen.signals[c] for c in sorted(screen.excluded)
-                                if c in screen.signals},
-        })
-
-    criteria.meta["shap_rows"] = {"proposal": len(propose), "proposal_total": int((tr | sel).sum()),
-                                  "holdout": len(shown), "holdout_total": int(ho.sum())}
-
-    with stages.stage("score"):
-        categories = {c: sorted(df[c].dropna().astype(str).unique()) for c, k in kinds.items()
-                      if k == "categorical" and c not in screen.excluded}
-        scorer = Scorer(fit=fit, churn=churn, criteria=criteria, id_column=cfg.columns.id,
-                        categories=categories, name_column=cfg.columns.name,
-                        schema=schema)
-        scored = scorer.score(df)
-        scored.insert(1, "cohort", cohorts.to_numpy())
-        scored.insert(2, "split", split.to_numpy())
-        hs = scored[ho.to_numpy()]
-        criteria.meta["fidelity"] = fidelity(hs["tier"], hs["fit_score"], cohorts[ho])
-
-    with stages.stage("stability"):
-        stab = criteria_stability(df, cohorts, split, fit_kinds,
-                                  churn.kinds if churn is not None else None, criteria, cfg,
-                                  churned, progress=lambda i, n: stages.step("stability", i, n),
-                                  started=started)
-        criteria.meta["stability"] = stab
-        apply_stability(criteria, stab)
-        for d in stab.get("unstable", []):
-            w = (f"criterion '{d}' reappeared in only {stab['per_criterion'][d]:.0%} of "
-                 f"{stab['n_resamples']} resamples: treat it as tentative")
-            warnings.append(w)
-            criteria.warnings.append(w)
-
-    res = Discovery(
-        config=cfg, accounts=df, kinds=kinds, screen=screen, value_score=score, cohorts=cohorts,
-        contrast=contrast, split=split, fit=fit, churn=churn, fit_explanation=fit_expl,
-        churn_explanation=churn_expl, criteria=criteria, scorer=scorer, scored=scored,
-        tiers=tiers, fingerprint=fingerprint, warnings=warnings, schema=schema,
-    )
+    meta = _provenance(cfg, df, split, fingerprint, fit, churn, screen)
+    meta["shap_rows"] = {"proposal": len(propose), "proposal_total": int((tr | sel).sum()),
+                         "holdout": len(shown), "holdout_total": int(ho.sum())}
+    fitted = _Fitted(df, kinds, fit_kinds, cohorts, split, churned, fit, churn, schema, started)
+    criteria, scorer, scored, tiers = _criteria_stages(stages, cfg, fitted, fit_prop, churn_prop,
+                                                       meta, warnings)
     for w in warnings:
         log.warning(w)
-    if track:
-        from icpml import tracking
-
-        # the report is written inside the run: its folder is named after the run id
-        with stages.stage("track + report" if report else "track"):
-            tracking.log_discovery(res, write_report=report)
-    elif report:
-        from icpml import report as report_mod
-
-        with stages.stage("report"):
-            res.report_dir = report_mod.write_report(res)
-    res.timings = stages.timings
-    return res
+    return Discovery(
+        config=cfg, accounts=df, kinds=kinds, screen=screen, value_score=score, cohorts=cohorts,
+        contrast=contrast, split=split, fit_model=fit, churn_model=churn, fit_explanation=fit_expl,
+        churn_explanation=churn_expl, criteria=criteria, scorer=scorer, scored=scored,
+        tiers=tiers, fingerprint=fingerprint, warnings=warnings, schema=schema,
+        timings=stages.timings,
+    )

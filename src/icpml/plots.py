@@ -27,7 +27,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import LogFormatter, ScalarFormatter
 
 from icpml.criteria import Criterion
-from icpml.explain import Explanation
+from icpml.explain import GroupedShap
 
 __all__ = ["shap_summary", "cohort_contrast_plot", "dependence_plot", "calibration_plot",
            "gains_plot", "tier_plot", "OKABE_ITO", "TOWARDS_BEST", "TOWARDS_WORST"]
@@ -83,7 +83,7 @@ def _literal(*axes: Axes) -> None:
                 text.set_parse_math(False)
 
 
-def shap_summary(expl: Explanation, *, title: str = "What moves the fit score",
+def shap_summary(expl: GroupedShap, *, title: str = "What moves the fit score",
                  top: int = 12, target: str | None = None, ax: Axes | None = None) -> Figure:
     """Mean positive and mean negative SHAP contribution per business column.
 
@@ -94,7 +94,7 @@ def shap_summary(expl: Explanation, *, title: str = "What moves the fit score",
 
     Parameters
     ----------
-    expl : Explanation
+    expl : GroupedShap
         SHAP values of one model (:func:`icpml.explain.explain`).
     title : str, default "What moves the fit score"
         Figure title.
@@ -181,7 +181,7 @@ def cohort_contrast_plot(contrast: pd.DataFrame, *, alpha: float = 0.05,
     return fig
 
 
-def dependence_plot(expl: Explanation, column: str, criterion: Criterion | None = None, *,
+def dependence_plot(expl: GroupedShap, column: str, criterion: Criterion | None = None, *,
                     ax: Axes | None = None) -> Figure:
     """SHAP value against the column's value, with the criterion's thresholds drawn.
 
@@ -192,7 +192,7 @@ def dependence_plot(expl: Explanation, column: str, criterion: Criterion | None 
 
     Parameters
     ----------
-    expl : Explanation
+    expl : GroupedShap
         SHAP values of the fit model.
     column : str
         A business column of ``expl``.

@@ -60,7 +60,8 @@ from icpml.cohorts import BEST
 from icpml.config import Config, model_slug
 from icpml.data import load_source, product_lines, validate_accounts
 from icpml.errors import ConfigError, DataError
-from icpml.pipeline import Discovery, discover
+from icpml.pipeline import Discovery
+from icpml.run import run_discovery
 from icpml.scoring import SCORE_DECIMALS, Scorer
 
 log = logging.getLogger(__name__)
@@ -435,13 +436,15 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
         everyone = accounts
 
     per: dict[str, Discovery] = {}
+    run_ids: dict[str, str | None] = {}
     failed: dict[str, str] = {}
     timings: dict[str, float] = {}
     for product in names:
         t0 = time.perf_counter()
         try:
-            per[product] = discover(product_config(cfg, product), tables[product], track=track,
-                                    report=False, source=f"{source} [{product}]")
+            run = run_discovery(product_config(cfg, product), tables[product], track=track,
+                                report=False, source=f"{source} [{product}]")
+            per[product], run_ids[product] = run.discovery, run.run_id
             msg = per[product].criteria.verdict["message"]
         except DataError as err:  # too little data for this product: it claims nothing
             failed[product] = "; ".join(err.problems)
@@ -462,9 +465,9 @@ def discover_products(cfg: Config, accounts: pd.DataFrame | None = None, *,
     if track:  # what scoring from the store needs: the product names and best-cohort values
         from icpml.tracking import tag_run
 
-        for product, res in per.items():
-            if res.run_id:
-                tag_run(res.run_id, {TAG_PRODUCT: product, TAG_PRODUCTS: json.dumps(names),
+        for product in per:
+            if run_ids.get(product):
+                tag_run(run_ids[product], {TAG_PRODUCT: product, TAG_PRODUCTS: json.dumps(names),
                                      TAG_BEST_VALUE: repr(best_values[product])})
 
     out = ProductDiscovery(per, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), timings, failed,
@@ -666,7 +669,7 @@ def _summary(names: list[str], per: dict[str, Discovery], failed: dict[str, str]
                      "verdict": msg if found else _no_icp(product, msg),
                      "icp": " AND ".join(c.describe() for c in res.criteria.icp),
                      "lift": ev.get("lift"), "lift_low": lo, "lift_high": hi,
-                     "fit_roc_auc": res.fit.holdout.get("roc_auc"),
+                     "fit_roc_auc": res.fit_model.holdout.get("roc_auc"),
                      "best_value": best_values[product], "value_column": value_cols[product]})
     return pd.DataFrame(rows)
 

@@ -43,7 +43,9 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from icpml import plots
-from icpml._io import neutralise_formulas
+from icpml._io import folder_name, neutralise_formulas
+from icpml._io import safe_name as _safe
+from icpml._vocab import EXCLUDED, TIERS
 from icpml.cohorts import BEST, MIDDLE
 from icpml.errors import output_error
 from icpml.scoring import round_scores
@@ -176,11 +178,11 @@ def _figures(res: Discovery) -> dict[str, bytes]:
         figs["shap_churn.png"] = _png(plots.shap_summary(res.churn_explanation, target="churn",
                                                          title="What moves churn risk"))
     figs["contrast.png"] = _png(plots.cohort_contrast_plot(res.contrast))
-    figs["calibration_fit.png"] = _png(plots.calibration_plot(res.fit.holdout,
+    figs["calibration_fit.png"] = _png(plots.calibration_plot(res.fit_model.holdout,
                                                               title="Fit model calibration"))
-    if res.churn is not None:
+    if res.churn_model is not None:
         figs["calibration_churn.png"] = _png(plots.calibration_plot(
-            res.churn.holdout, title="Churn model calibration"))
+            res.churn_model.holdout, title="Churn model calibration"))
     ho = (res.split == "holdout").to_numpy()
     ends = ho & (res.cohorts != MIDDLE).to_numpy()
     figs["gains.png"] = _png(plots.gains_plot((res.cohorts[ends] == BEST).to_numpy(),
@@ -196,14 +198,6 @@ def _figures(res: Discovery) -> dict[str, bytes]:
     return figs
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60]
-
-
-def folder_name(config_name: str, run_id: str | None) -> str:
-    """A report folder's name, ``<config name>_<run id[:8]>`` (``_local`` when untracked);
-    the MLflow run carries the same name, so a run and its report are found by one name."""
-    return f"{_safe(config_name)}_{run_id[:8] if run_id else 'local'}"
 
 
 #: Days from a run to the suggested review of its criteria (the report's "Next steps").
@@ -218,7 +212,7 @@ def _examples(res: Discovery, k: int) -> dict[str, list[dict]]:
     scored = res.scored
     names = (res.accounts.set_index(id_col)[name_col] if name_col else None)
     out = {}
-    for tier in ("Tier 1", "Tier 2", "Tier 3", "Excluded"):
+    for tier in TIERS:
         in_tier = scored[scored["tier"] == tier]
         rows = in_tier.sample(n=min(k, len(in_tier)), random_state=cfg.models.seed)
         rows = rows.sort_values("fit_score", ascending=False, kind="stable")
@@ -226,7 +220,7 @@ def _examples(res: Discovery, k: int) -> dict[str, list[dict]]:
         out[tier] = [
             {"id": r[id_col], "name": n if isinstance(n, str) else "",
              "fit_score": r["fit_score"],
-             "why": r["exclusion_reasons"] if tier == "Excluded" else r["top_reasons"]}
+             "why": r["exclusion_reasons"] if tier == EXCLUDED else r["top_reasons"]}
             for (_, r), n in zip(rows.iterrows(), shown, strict=True)
         ]
     return out
@@ -244,7 +238,8 @@ def _shown_path(path: Path | None, cfg) -> str:
 
 
 def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
-                   report_dir: Path | None = None) -> dict:
+                   report_dir: Path | None = None, *, run_id: str | None = None,
+                   retrain: dict | None = None) -> dict:
     """Everything the templates show, as plain values.
 
     Parameters
@@ -256,6 +251,11 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
     report_dir : pathlib.Path, optional
         Where the report folder ends up (named in the export command of "Next
         steps"); a placeholder when not given.
+    run_id : str, optional
+        The MLflow run the report belongs to (None: untracked).
+    retrain : dict, optional
+        The retraining decision shown in "Changes since the last champion"
+        (:func:`icpml.retrain.retrain`).
 
     Returns
     -------
@@ -267,17 +267,16 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
     now = datetime.now(UTC)
     k = cfg.report.sample_accounts_per_tier
     dep = {c.column: f"dependence_{_safe(c.column)}.png" for c in cs.icp + cs.anti_icp}
-    weak = {"fit": _weakness("fit", res.fit.holdout)}
-    if res.churn is not None:
-        weak["churn"] = _weakness("churn", res.churn.holdout)
+    weak = {"fit": _weakness("fit", res.fit_model.holdout)}
+    if res.churn_model is not None:
+        weak["churn"] = _weakness("churn", res.churn_model.holdout)
     folder = _shown_path(report_dir, cfg)
     return {
         "title": f"{cfg.name}: Ideal Customer Profile",
         "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
         "review_date": (now + timedelta(days=REVIEW_AFTER_DAYS)).strftime("%Y-%m-%d"),
         "review_days": REVIEW_AFTER_DAYS,
-        "run_id": res.run_id,
-        "model_versions": res.model_versions,
+        "run_id": run_id,
         "fingerprint": res.fingerprint,
         "n_accounts": len(res.accounts),
         "meta": cs.meta,
@@ -292,8 +291,8 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
         "samples": _examples(res, k),
         "samples_k": k,
         "seed": cfg.models.seed,
-        "fit": res.fit,
-        "churn": res.churn,
+        "fit": res.fit_model,
+        "churn": res.churn_model,
         "weak": weak,
         "churn_unreliable": bool(weak.get("churn")),
         "contrast": res.contrast.head(20).to_dict(orient="records"),
@@ -301,7 +300,7 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
         "shap_rows": cs.meta.get("shap_rows") or {},
         "fidelity": cs.meta.get("fidelity") or {},
         "warnings": list(dict.fromkeys(res.warnings + cs.warnings)),
-        "retrain": res.retrain,
+        "retrain": retrain,
         "dependence": dep,
         "best_q": cfg.cohorts.best_quantile,
         "worst_q": cfg.cohorts.worst_quantile,
@@ -317,7 +316,8 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
 
 
 def render_html(res: Discovery, figures: dict[str, bytes] | None = None,
-                report_dir: Path | None = None) -> str:
+                report_dir: Path | None = None, *, run_id: str | None = None,
+                retrain: dict | None = None) -> str:
     """The self-contained HTML report as a string.
 
     Parameters
@@ -328,6 +328,11 @@ def render_html(res: Discovery, figures: dict[str, bytes] | None = None,
         PNG figures by file name; drawn from ``res`` when None.
     report_dir : pathlib.Path, optional
         Where the report folder ends up (see :func:`report_context`).
+    run_id : str, optional
+        The MLflow run the report belongs to (None: untracked).
+    retrain : dict, optional
+        The retraining decision shown in "Changes since the last champion"
+        (:func:`icpml.retrain.retrain`).
 
     Returns
     -------
@@ -335,10 +340,12 @@ def render_html(res: Discovery, figures: dict[str, bytes] | None = None,
         One HTML page with the figures embedded (no external files).
     """
     figures = _figures(res) if figures is None else figures
-    return _ENV.get_template("report.html.j2").render(**report_context(res, figures, report_dir))
+    return _ENV.get_template("report.html.j2").render(
+        **report_context(res, figures, report_dir, run_id=run_id, retrain=retrain))
 
 
-def render_markdown(res: Discovery, report_dir: Path | None = None) -> str:
+def render_markdown(res: Discovery, report_dir: Path | None = None, *, run_id: str | None = None,
+                    retrain: dict | None = None) -> str:
     """The one-page Markdown summary (``criteria.md``) as a string.
 
     Parameters
@@ -347,17 +354,24 @@ def render_markdown(res: Discovery, report_dir: Path | None = None) -> str:
         The discovery to report. Not modified.
     report_dir : pathlib.Path, optional
         Where the report folder ends up (see :func:`report_context`).
+    run_id : str, optional
+        The MLflow run the report belongs to (None: untracked).
+    retrain : dict, optional
+        The retraining decision shown in "Changes since the last champion"
+        (:func:`icpml.retrain.retrain`).
 
     Returns
     -------
     str
         Plain Markdown (no HTML entities), ending with a newline.
     """
-    text = _MD_ENV.get_template("criteria.md.j2").render(**report_context(res, {}, report_dir))
+    text = _MD_ENV.get_template("criteria.md.j2").render(
+        **report_context(res, {}, report_dir, run_id=run_id, retrain=retrain))
     return text.rstrip("\n") + "\n"
 
 
-def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
+def write_report(res: Discovery, out_dir: Path | None = None, *, run_id: str | None = None,
+                 retrain: dict | None = None) -> Path:
     """Write the report folder atomically and return its path.
 
     The folder is built under a temporary name next to its destination and moved
@@ -385,7 +399,7 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
     """
     cfg = res.config
     if out_dir is None:
-        out_dir = cfg.resolve(cfg.report.dir) / folder_name(cfg.name, res.run_id)
+        out_dir = cfg.resolve(cfg.report.dir) / folder_name(cfg.name, run_id)
     out_dir = Path(out_dir)
     figures = _figures(res)
     tmp = None
@@ -395,8 +409,10 @@ def write_report(res: Discovery, out_dir: Path | None = None) -> Path:
         (tmp / "figures").mkdir()
         for name, data in figures.items():
             (tmp / "figures" / name).write_bytes(data)
-        (tmp / "report.html").write_text(render_html(res, figures, out_dir), encoding="utf-8")
-        (tmp / "criteria.md").write_text(render_markdown(res, out_dir), encoding="utf-8")
+        (tmp / "report.html").write_text(
+            render_html(res, figures, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
+        (tmp / "criteria.md").write_text(
+            render_markdown(res, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
         (tmp / "criteria.json").write_text(res.criteria.to_json(), encoding="utf-8")
         # for people, opened in spreadsheets: formula-like text cells neutralised (see _io)
         neutralise_formulas(res.contrast).to_csv(tmp / "contrast.csv", index=False)

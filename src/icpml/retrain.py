@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,14 +48,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from icpml._io import atomic_write_text
 from icpml.cohorts import BEST, MIDDLE, WORST
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, Criterion, segment_evidence
 from icpml.drift import criteria_drift, psi_table
 from icpml.errors import ExitCode, IcpmlError
 
-__all__ = ["retrain", "recover", "RetrainResult", "diff_criteria", "LockedError"]
+__all__ = ["retrain", "RetrainResult", "diff_criteria", "LockedError"]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +106,9 @@ class RetrainResult:
     diff: dict = field(default_factory=dict)
     psi: pd.DataFrame | None = None
     criteria_drift: pd.DataFrame | None = None
+    #: the challenger's Discovery; ``run``: where it was recorded (not on a dry run)
     challenger: object | None = None
+    run: object | None = None
     run_id: str | None = None
 
 
@@ -203,7 +203,7 @@ def _champion_on_holdout(scorer, res) -> dict:
     X, _ = scorer.prepare(df)
     ends = (cohort != MIDDLE).to_numpy()
     y = (cohort == BEST).to_numpy()[ends]
-    auc = float(roc_auc_score(y, scorer.fit.predict_positive(X[ends]))) if len(np.unique(y)) == 2 else np.nan
+    auc = float(roc_auc_score(y, scorer.fit_model.predict_positive(X[ends]))) if len(np.unique(y)) == 2 else np.nan
     churned = res.accounts[res.config.columns.churn][ho].astype(bool) if res.config.columns.churn else None
     icp = segment_evidence(scorer.criteria.icp_mask(X), cohort == BEST, churned,
                            is_worst=cohort == WORST, n_bootstrap=res.config.criteria.n_bootstrap,
@@ -240,116 +240,6 @@ def _gate(champ: dict, chall: dict, cfg: Config) -> tuple[bool, list[str]]:
     return ok, reasons
 
 
-# ----------------------------------------------------------------------------- history
-def _history(cfg: Config) -> list[dict]:
-    hist_path = cfg.resolve(cfg.report.dir) / "promotions.json"
-    return json.loads(hist_path.read_text()) if hist_path.is_file() else []
-
-
-def _record(cfg: Config, entry: dict) -> None:
-    """Append to reports/promotions.json and rewrite reports/index.md (atomically)."""
-    _write_history(cfg, [*_history(cfg), entry])
-
-
-def _write_history(cfg: Config, history: list[dict]) -> None:
-    """Write reports/promotions.json and reports/index.md (atomically)."""
-    reports = cfg.resolve(cfg.report.dir)
-    hist_path = reports / "promotions.json"
-    atomic_write_text(hist_path, json.dumps(history, indent=2, sort_keys=True) + "\n")
-    champ = next((h for h in reversed(history) if h["decision"] == "promoted"), None)
-    lines = [f"# {cfg.name}: ICP reports", ""]
-    if champ:
-        rel = os.path.relpath(champ["report"], reports) if champ.get("report") else None
-        lines += [f"**Champion:** {cfg.tracking.fit_model_name} version {champ['version']} "
-                  f"(promoted {champ['time']})", ""]
-        if rel:
-            lines += [f"[Read the champion's criteria report]({rel}/report.html) "
-                      f"([Markdown]({rel}/criteria.md))", ""]
-    lines += ["## Decisions", "", "| time | version | decision | reasons | report |",
-              "| --- | --- | --- | --- | --- |"]
-    for h in reversed(history):
-        rel = os.path.relpath(h["report"], reports) + "/report.html" if h.get("report") else ""
-        link = f"[report]({rel})" if rel else ""
-        lines.append(f"| {h['time']} | {h.get('version') or ''} | {h['decision']} | "
-                     f"{'; '.join(h['reasons']).replace('|', '/')} | {link} |")
-    atomic_write_text(reports / "index.md", "\n".join(lines) + "\n")
-
-
-# ----------------------------------------------------------------------------- recovery
-def _reconcile_history(cfg: Config) -> list[str]:
-    """Add to reports/promotions.json the decisions recorded on runs (``icpml.promotion``) but
-    missing from it: a run stopped after its decision was tagged and before the file was written."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    exp = client.get_experiment_by_name(cfg.tracking.experiment)
-    if exp is None:
-        return []
-    history = _history(cfg)
-    known = {h.get("run_id") for h in history}
-    missing = []
-    for run in client.search_runs([exp.experiment_id], max_results=1000):
-        tags = run.data.tags
-        if (run.info.run_id in known or "icpml.promotion" not in tags
-                or tags.get("icpml.config_name", cfg.name) != cfg.name):
-            continue
-        try:
-            entry = json.loads(tags["icpml.promotion"])
-        except ValueError:  # cut at MLflow's tag length
-            entry = {"time": datetime.fromtimestamp(run.info.start_time / 1000, UTC)
-                     .strftime("%Y-%m-%d %H:%M:%S UTC"),
-                     "version": tags.get("icpml.fit_model_version"), "reasons": []}
-        entry.update(run_id=run.info.run_id, decision=tags.get("icpml.decision", entry.get("decision")))
-        entry.setdefault("reasons", [])
-        missing.append(entry)
-    if not missing:
-        return []
-    history = sorted([*history, *missing], key=lambda h: str(h.get("time", "")))
-    _write_history(cfg, history)
-    return [f"reports/promotions.json lacked the decision of run {e['run_id'][:8]} "
-            f"({e['decision']}, version {e.get('version')}); added it" for e in missing]
-
-
-def recover(cfg: Config, *, history: bool = True) -> list[str]:
-    """Repair what killed or interrupted runs left, before a run starts; one warning each.
-
-    In order: :func:`icpml.tracking.sweep_orphans` (RUNNING runs whose process is gone
-    -> FAILED, their versions removed, their reports renamed ``-unfinished``, stale
-    ``.<name>.*`` temporary folders removed), :func:`icpml.tracking.repair_promotions`
-    (a half-done promotion finished or rolled back, split champions reunited) and, with
-    ``history``, decisions missing from ``reports/promotions.json`` added.
-
-    Parameters
-    ----------
-    cfg : Config
-        Names the store and the report folder.
-    history : bool, default True
-        Also rebuild missing entries of ``reports/promotions.json``.
-
-    Returns
-    -------
-    list of str
-        Every repair, in words (each also logged as a warning).
-    """
-    from icpml import tracking
-
-    msgs = tracking.sweep_orphans(cfg)
-    msgs += tracking.repair_promotions(cfg)
-    if history:
-        msgs += _reconcile_history(cfg)
-    for m in msgs:
-        log.warning("repaired: %s", m)
-    return msgs
-
-
-def _history_problems(cfg: Config, champ: dict) -> list[str]:
-    if "icpml.promotion" not in champ["tags"]:
-        return []
-    if any(h.get("run_id") == champ["run_id"] for h in _history(cfg)):
-        return []
-    return ["reports/promotions.json has no entry for it"]
-
-
 def _model_ref(uri: str) -> tuple[str, str]:
     """(registered name, version) of ``models:/<name>/<version>``."""
     name, version = uri[len("models:/"):].rsplit("/", 1)
@@ -374,7 +264,7 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
         Fresh accounts; read through the config's data source when omitted. Not
         modified.
     dry_run : bool, default False
-        Decide, but log, register and promote nothing.
+        Decide, but log, register, promote and write nothing.
     progress : callable, optional
         ``progress(stage, done, total)``, as in :func:`icpml.pipeline.discover`.
 
@@ -389,111 +279,144 @@ def retrain(cfg: Config, accounts: pd.DataFrame | None = None, *, dry_run: bool 
         Bad data or config, an unreachable store, or another retrain running.
     """
     from icpml import tracking
-    from icpml.data import data_fingerprint, load_source
+    from icpml.data import load_source
     from icpml.pipeline import discover
 
-    lock = cfg.resolve("mlruns") / ".retrain.lock"
-    with _lock(lock):
+    with _lock(cfg.resolve("mlruns") / ".retrain.lock"):
         if accounts is None:
             accounts, _ = load_source(cfg)
         if not dry_run:
             tracking.configure(cfg)
-            recover(cfg)
+            tracking.recover(cfg)
         champ = tracking.champion(cfg)
-        fp, ch = data_fingerprint(accounts), tracking.config_hash(cfg)
-        if champ and champ["tags"].get("icpml.data_fingerprint") == fp \
-                and champ["tags"].get("icpml.config_hash") == ch:
-            problems = tracking.champion_problems(cfg, champ) + _history_problems(cfg, champ)
-            if not problems:
-                msg = (f"champion version {champ['version']} was trained on this exact data and "
-                       "config; nothing to do")
-                log.info("decision=unchanged %s", msg)
-                return RetrainResult("unchanged", [msg], champion_version=champ["version"])
-            log.warning("champion version %s was trained on this data and config, but %s; "
-                        "training again", champ["version"], "; ".join(problems))
-
-        res = discover(cfg, accounts, track=False, report=False, progress=progress)
-        chall = {"fit_roc_auc": res.fit.holdout["roc_auc"],
-                 "icp_lift": res.criteria.icp_evidence.get("lift"),
-                 "icp_lift_ci": res.criteria.icp_evidence.get("lift_ci"),
-                 "icp_found": bool(res.criteria.verdict.get("icp_found"))}
-        result = RetrainResult("promoted", [], challenger=res,
-                               comparison={"challenger": chall})
-        if champ is None:
-            result.reasons.append("no champion yet: the first model is promoted")
-            passed = True
-        else:
-            result.champion_version = champ["version"]
-            scorer = tracking.load_scorer(f"models:/{cfg.tracking.fit_model_name}@champion", cfg)
-            champ_m = _champion_on_holdout(scorer, res)
-            result.comparison["champion"] = champ_m
-            passed, result.reasons = _gate(champ_m, chall, cfg)
-            result.diff = diff_criteria(scorer.criteria, res.criteria)
-            try:
-                profile = json.loads(tracking.download_run_file(champ["run_id"], "profile.json", cfg))
-                result.psi = psi_table(profile, res.accounts)
-            except IcpmlError:
-                log.warning("the champion run has no training profile; PSI skipped")
-            churned = (res.accounts[cfg.columns.churn].astype(bool) if cfg.columns.churn else None)
-            result.criteria_drift = criteria_drift(scorer.criteria, res.accounts,
-                                                   res.cohorts == BEST, churned,
-                                                   seed=cfg.models.seed)
-            if not passed:
-                lo = (champ_m["icp_lift_ci"] or [np.nan])[0]
-                degraded = (champ_m["fit_roc_auc"] < cfg.retrain.alert_auc
-                            or (champ_m["icp_found"] and not (np.isfinite(lo) and lo > 1)))
-                result.decision = "alert" if degraded else "kept"
-                if degraded:
-                    result.reasons.append("the champion no longer holds on fresh data "
-                                          f"(fit AUC {champ_m['fit_roc_auc']:.3f}); review the ICP")
-                    result.exit_code = ExitCode.GATE
-        res.retrain = {"decision": result.decision, "reasons": result.reasons,
-                       "comparison": result.comparison, "diff": result.diff,
-                       "champion_version": result.champion_version}
-        if result.diff:
-            res.extras["criteria_diff.json"] = result.diff
-            res.extras["criteria_diff.md"] = diff_markdown(result.diff)
-        if result.psi is not None:
-            res.extras["drift/psi.json"] = {"rows": result.psi.to_dict(orient="records")}
-        if result.criteria_drift is not None:
-            res.extras["drift/criteria.json"] = {"rows": result.criteria_drift.to_dict(orient="records")}
+        unchanged = _unchanged(cfg, accounts, champ)
+        if unchanged is not None:
+            return unchanged
+        res = discover(cfg, accounts, progress=progress)
+        result, passed = _decide(cfg, res, champ)
         if dry_run:
             result.decision = f"dry-run: would be {result.decision}"
             return result
-
-        tracking.log_discovery(res, assign_champion=False)
-        result.run_id = res.run_id
-        version = res.model_versions["fit"].rsplit("/", 1)[-1]
-        result.challenger_version = version
-        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        entry = {"time": now, "version": version, "decision": result.decision,
-                 "reasons": result.reasons, "run_id": res.run_id,
-                 "report": str(res.report_dir) if res.report_dir else None,
-                 "challenger": _jsonable(chall),
-                 "champion": _jsonable(result.comparison.get("champion")),
-                 "previous_champion": result.champion_version}
-        step = "decided"
-        try:
-            if passed:
-                targets = dict(_model_ref(res.model_versions[k]) for k in ("fit", "churn")
-                               if k in res.model_versions)
-                tracking.promote(cfg, res.run_id, targets, record=entry)
-            else:
-                tracking.tag_run(res.run_id, {"icpml.decision": result.decision,
-                                              "icpml.promotion": json.dumps(entry, sort_keys=True)})
-            step = "recorded"
-            _record(cfg, entry)
-        except BaseException:
-            if tracking.interruption_note() is None:
-                tracking._set_note(
-                    f"challenger version {version} (run {res.run_id[:8]}) was logged and its "
-                    f"decision ({result.decision}) "
-                    + ("tagged; the next retrain adds it to reports/promotions.json"
-                       if step == "recorded" else "not recorded; the champion is unchanged"))
-            raise
-        log.info("decision=%s version=%s reasons=%s", result.decision, version,
+        _log_and_promote(cfg, result, passed)
+        log.info("decision=%s version=%s reasons=%s", result.decision, result.challenger_version,
                  "; ".join(result.reasons))
         return result
+
+
+def _unchanged(cfg: Config, accounts: pd.DataFrame, champ: dict | None) -> RetrainResult | None:
+    """An ``unchanged`` result when the champion was trained on this exact data and config
+    and its promotion is complete; else None (a warning says why it trains again)."""
+    from icpml import tracking
+    from icpml.data import data_fingerprint
+    from icpml.provenance import config_hash
+
+    fp, ch = data_fingerprint(accounts), config_hash(cfg)
+    if not (champ and champ["tags"].get("icpml.data_fingerprint") == fp
+            and champ["tags"].get("icpml.config_hash") == ch):
+        return None
+    problems = tracking.champion_problems(cfg, champ) + tracking.history_problems(cfg, champ)
+    if problems:
+        log.warning("champion version %s was trained on this data and config, but %s; "
+                    "training again", champ["version"], "; ".join(problems))
+        return None
+    msg = (f"champion version {champ['version']} was trained on this exact data and "
+           "config; nothing to do")
+    log.info("decision=unchanged %s", msg)
+    return RetrainResult("unchanged", [msg], champion_version=champ["version"])
+
+
+def _decide(cfg: Config, res, champ: dict | None) -> tuple[RetrainResult, bool]:
+    """Challenger ``res`` against the champion: the gate, the criteria diff and drift.
+    Returns the result (decision ``promoted`` / ``kept`` / ``alert``) and whether it passed."""
+    from icpml import tracking
+
+    chall = {"fit_roc_auc": res.fit_model.holdout["roc_auc"],
+             "icp_lift": res.criteria.icp_evidence.get("lift"),
+             "icp_lift_ci": res.criteria.icp_evidence.get("lift_ci"),
+             "icp_found": bool(res.criteria.verdict.get("icp_found"))}
+    result = RetrainResult("promoted", [], challenger=res, comparison={"challenger": chall})
+    if champ is None:
+        result.reasons.append("no champion yet: the first model is promoted")
+        return result, True
+    result.champion_version = champ["version"]
+    scorer = tracking.load_scorer(f"models:/{cfg.tracking.fit_model_name}@champion", cfg)
+    champ_m = _champion_on_holdout(scorer, res)
+    result.comparison["champion"] = champ_m
+    passed, result.reasons = _gate(champ_m, chall, cfg)
+    result.diff = diff_criteria(scorer.criteria, res.criteria)
+    try:
+        profile = json.loads(tracking.download_run_file(champ["run_id"], "profile.json", cfg))
+        result.psi = psi_table(profile, res.accounts)
+    except IcpmlError:
+        log.warning("the champion run has no training profile; PSI skipped")
+    churned = (res.accounts[cfg.columns.churn].astype(bool) if cfg.columns.churn else None)
+    result.criteria_drift = criteria_drift(scorer.criteria, res.accounts, res.cohorts == BEST,
+                                           churned, seed=cfg.models.seed)
+    if not passed:
+        lo = (champ_m["icp_lift_ci"] or [np.nan])[0]
+        degraded = (champ_m["fit_roc_auc"] < cfg.retrain.alert_auc
+                    or (champ_m["icp_found"] and not (np.isfinite(lo) and lo > 1)))
+        result.decision = "alert" if degraded else "kept"
+        if degraded:
+            result.reasons.append("the champion no longer holds on fresh data "
+                                  f"(fit AUC {champ_m['fit_roc_auc']:.3f}); review the ICP")
+            result.exit_code = ExitCode.GATE
+    return result, passed
+
+
+def _artifacts(result: RetrainResult) -> dict:
+    """The retrain's run artifacts: criteria diff (JSON and Markdown) and drift tables."""
+    out: dict = {}
+    if result.diff:
+        out["criteria_diff.json"] = result.diff
+        out["criteria_diff.md"] = diff_markdown(result.diff)
+    if result.psi is not None:
+        out["drift/psi.json"] = {"rows": result.psi.to_dict(orient="records")}
+    if result.criteria_drift is not None:
+        out["drift/criteria.json"] = {"rows": result.criteria_drift.to_dict(orient="records")}
+    return out
+
+
+def _log_and_promote(cfg: Config, result: RetrainResult, passed: bool) -> None:
+    """Log the challenger (run, models @challenger, report), then promote it when it
+    ``passed`` or tag the decision; record it in reports/promotions.json."""
+    from icpml import tracking
+    from icpml.run import record_discovery
+
+    decision = {"decision": result.decision, "reasons": result.reasons,
+                "comparison": result.comparison, "diff": result.diff,
+                "champion_version": result.champion_version}
+    run = record_discovery(result.challenger, retrain=decision, extras=_artifacts(result),
+                           assign_champion=False)
+    result.run, result.run_id = run, run.run_id
+    version = run.model_versions["fit"].rsplit("/", 1)[-1]
+    result.challenger_version = version
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    entry = {"time": now, "version": version, "decision": result.decision,
+             "reasons": result.reasons, "run_id": run.run_id,
+             "report": str(run.report_dir) if run.report_dir else None,
+             "challenger": _jsonable(result.comparison["challenger"]),
+             "champion": _jsonable(result.comparison.get("champion")),
+             "previous_champion": result.champion_version}
+    step = "decided"
+    try:
+        if passed:
+            targets = dict(_model_ref(run.model_versions[k]) for k in ("fit", "churn")
+                           if k in run.model_versions)
+            tracking.promote(cfg, run.run_id, targets, record=entry)
+        else:
+            tracking.tag_run(run.run_id, {"icpml.decision": result.decision,
+                                          "icpml.promotion": json.dumps(entry, sort_keys=True)})
+        step = "recorded"
+        tracking.record_promotion(cfg, entry)
+    except BaseException:
+        if tracking.interruption_note() is None:
+            tracking._set_note(
+                f"challenger version {version} (run {run.run_id[:8]}) was logged and its "
+                f"decision ({result.decision}) "
+                + ("tagged; the next retrain adds it to reports/promotions.json"
+                   if step == "recorded" else "not recorded; the champion is unchanged"))
+        raise
 
 
 def _jsonable(d):

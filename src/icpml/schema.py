@@ -491,7 +491,7 @@ def coerce(df: pd.DataFrame, schema: Schema, *, columns: Iterable[str] | None = 
             if unseen.any():
                 issues.append(CellIssues(c, "unseen", unseen, text[unseen]))
             if codes is not None:
-                from icpml.features import MISSING
+                from icpml._vocab import MISSING
 
                 codes[c] = cat_codes, np.append(fixed, MISSING)
             out[c] = text

@@ -50,6 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from icpml._vocab import EXCLUDED, TIER_1, TIER_2, TIER_3, TIERS
 from icpml.criteria import CriteriaSet
 from icpml.explain import explain as shap_explain
 from icpml.fastpredict import scoring_threads
@@ -57,11 +58,17 @@ from icpml.models import TrainedModel, openmp_threads
 from icpml.schema import FALSE_SPELLINGS, TRUE_SPELLINGS, ColumnSchema, Schema, coerce
 
 __all__ = ["Scorer", "ScoringSession", "DataIssue", "assign_tiers", "tier_summary", "round_scores", "TIERS",
-           "SCORED_COLUMNS", "SCORE_DECIMALS"]
+           "TIER_DEFINITIONS",            "SCORED_COLUMNS", "SCORE_DECIMALS"]
 
 log = logging.getLogger(__name__)
 
-TIERS = ["Tier 1", "Tier 2", "Tier 3", "Excluded"]
+#: what each tier means (the one definition; criteria.json and the report quote it)
+TIER_DEFINITIONS = {
+    TIER_1: "meets every ICP criterion and no exclusion",
+    TIER_2: "misses exactly one ICP criterion, no exclusion",
+    TIER_3: "misses two or more ICP criteria, no exclusion",
+    EXCLUDED: "at least one anti-ICP exclusion fires",
+}
 SCORED_COLUMNS = ["fit_score", "churn_risk", "tier", "icp_match", "anti_icp_match",
                   "exclusion_reasons", "top_reasons", "data_issues"]
 #: decimals of ``fit_score`` and ``churn_risk`` in written score files (see :func:`round_scores`)
@@ -127,8 +134,8 @@ def _tiers_from_hits(icp_hits: list[np.ndarray], anti_hits: list[np.ndarray],
         missed = len(icp_hits) - np.sum(icp_hits, axis=0)
     else:
         missed = np.full(n, 99)
-    tier = np.where(missed == 0, "Tier 1", np.where(missed == 1, "Tier 2", "Tier 3"))
-    tier = np.where(anti, "Excluded", tier)
+    tier = np.where(missed == 0, TIER_1, np.where(missed == 1, TIER_2, TIER_3))
+    tier = np.where(anti, EXCLUDED, tier)
     return tier, (missed == 0) & ~anti, anti
 
 
@@ -335,9 +342,9 @@ class Scorer:
 
     Parameters
     ----------
-    fit : TrainedModel
+    fit_model : TrainedModel
         The fit model (best vs worst cohort).
-    churn : TrainedModel or None
+    churn_model : TrainedModel or None
         The churn model, if the config names a churn column.
     criteria : CriteriaSet
         The ICP and anti-ICP; they decide tiers and reasons.
@@ -362,8 +369,8 @@ class Scorer:
     icpml.tracking.load_scorer : Loads a registered one.
     """
 
-    fit: TrainedModel
-    churn: TrainedModel | None
+    fit_model: TrainedModel
+    churn_model: TrainedModel | None
     criteria: CriteriaSet
     id_column: str
     chunk_size: int = 50_000
@@ -392,9 +399,9 @@ class Scorer:
         list of str
             The fit model's columns, then the churn model's others.
         """
-        cols = list(self.fit.columns)
-        if self.churn is not None:
-            cols += [c for c in self.churn.columns if c not in cols]
+        cols = list(self.fit_model.columns)
+        if self.churn_model is not None:
+            cols += [c for c in self.churn_model.columns if c not in cols]
         return cols
 
     @property
@@ -414,7 +421,7 @@ class Scorer:
         """The scorer's schema; for an old scorer, one built from its models' column kinds."""
         if self.schema is not None:
             return self.schema
-        kinds = {**(self.churn.kinds if self.churn else {}), **self.fit.kinds}
+        kinds = {**(self.churn_model.kinds if self.churn_model else {}), **self.fit_model.kinds}
         cats = self.categories or {}
         return Schema({
             c: ColumnSchema("numeric") if k == "numeric"
@@ -444,7 +451,11 @@ class Scorer:
         return X, issues
 
     def __setstate__(self, state: dict) -> None:
-        """Unpickle; caches and pools pickled by older versions are dropped."""
+        """Unpickle; caches and pools pickled by older versions are dropped, and their
+        ``fit`` / ``churn`` fields are read as ``fit_model`` / ``churn_model``."""
+        for old, new in (("fit", "fit_model"), ("churn", "churn_model")):
+            if old in state:
+                state.setdefault(new, state.pop(old))
         for stale in ("_known", "_fallback_schema", "_shap_pool", "_memo", "_predict_pool"):
             state.pop(stale, None)
         for f in ("chunk_size", "categories", "name_column", "schema"):
@@ -455,8 +466,7 @@ class Scorer:
         """A :class:`ScoringSession` for one scoring job (use it as a context manager)."""
         return ScoringSession(self)
 
-    def score(self, df: pd.DataFrame, *, explain: bool = False,
-              reasons: bool | None = None) -> pd.DataFrame:
+    def score(self, df: pd.DataFrame, *, explain: bool = False) -> pd.DataFrame:
         """Score a raw account table (customers or prospects).
 
         Parameters
@@ -470,8 +480,6 @@ class Scorer:
             et al. 2020: the three columns that moved the fit score most) instead of
             the default, the ICP criteria the account meets or misses. SHAP costs far
             more than scoring itself.
-        reasons : bool, optional
-            Older name of ``explain``.
 
         Returns
         -------
@@ -510,8 +518,6 @@ class Scorer:
         >>> bool(out.loc[0, "fit_score"] > out.loc[1, "fit_score"])
         True
         """
-        if reasons is not None:
-            explain = reasons
         with self.session() as session:
             return session.score(df, explain=explain)
 
@@ -660,8 +666,8 @@ class ScoringSession:
 
     def _predict(self, X: pd.DataFrame, codes: dict) -> tuple[np.ndarray, np.ndarray]:
         """Fit score and churn risk (NaN without a churn model) of every row of ``X``."""
-        fit = self._positive(self.scorer.fit, X, codes)
-        churn = (self._positive(self.scorer.churn, X, codes) if self.scorer.churn is not None
+        fit = self._positive(self.scorer.fit_model, X, codes)
+        churn = (self._positive(self.scorer.churn_model, X, codes) if self.scorer.churn_model is not None
                  else np.full(len(X), np.nan))
         return fit, churn
 
@@ -692,7 +698,7 @@ class ScoringSession:
         once per session, the model sent once). Each block is explained exactly as a whole
         chunk would be, additivity check included, so the values do not change.
         """
-        fit = self.scorer.fit
+        fit = self.scorer.fit_model
         workers = scoring_threads(len(X))
         if not parallel or workers < 2 or len(X) < _PARALLEL_SHAP_ROWS:
             e = shap_explain(fit, X)

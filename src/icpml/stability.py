@@ -59,6 +59,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from icpml._vocab import TIERS
 from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, Criterion, select_criteria
@@ -69,7 +70,7 @@ __all__ = ["criteria_stability", "start_stability", "criteria_match", "fidelity"
 
 log = logging.getLogger(__name__)
 
-TIER_ORDER = {"Tier 1": 3, "Tier 2": 2, "Tier 3": 1, "Excluded": 0}
+TIER_ORDER = {t: len(TIERS) - 1 - i for i, t in enumerate(TIERS)}
 
 
 #: Two criteria on the same column(s) agree when their category sets or their rows overlap this much.
@@ -219,21 +220,6 @@ def _executor(jobs: int):
     from joblib.externals.loky import get_reusable_executor
 
     return get_reusable_executor(max_workers=jobs, timeout=60)
-
-
-def _warm() -> None:
-    import shap  # noqa: F401  (the slow import of a refit, done while the models train)
-
-
-def warm_workers(n_pool: int, cfg: Config) -> None:
-    """Start the refit worker processes now, in the background, when the stability stage
-    will use them (``n_pool`` non-held-out accounts): their start-up (~3 s of imports)
-    then overlaps with model training instead of delaying the refits."""
-    jobs = refit_jobs()
-    if cfg.criteria.stability_resamples and n_pool > MAX_REFIT_ROWS and jobs > 1:
-        pool = _executor(jobs)
-        for _ in range(jobs):
-            pool.submit(_warm)
 
 
 def in_worker(n_pool: int, cfg: Config, fn: Callable, /, *args, **kwargs):

@@ -35,22 +35,27 @@ import socket
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from icpml._io import atomic_write_text, folder_name
 from icpml.config import Config, find_project_root
 from icpml.errors import TrackingError, redact, redact_setting
+from icpml.provenance import run_provenance
 
 if TYPE_CHECKING:
     from icpml.pipeline import Discovery
     from icpml.scoring import Scorer
 
 __all__ = ["tracking_uri", "log_discovery", "load_scorer", "IcpPyfuncModel", "configure",
-           "champion", "set_alias", "tag_run", "log_run_text", "config_hash", "download_run_file",
-           "restore_report", "ModelRef", "resolve_model", "promote", "fit_models"]
+           "champion", "set_alias", "tag_run", "log_run_text", "download_run_file",
+           "restore_report", "ModelRef", "resolve_model", "promote", "fit_models", "LoggedRun",
+           "recover", "record_promotion", "promotion_history", "reconcile_history"]
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +66,29 @@ _PIP_REQUIREMENTS = [
 ]
 
 
-def _quiet_mlflow() -> None:
-    """MLflow's own chatter (migrations, pickling advice) is noise to icpml users;
-    ``--verbose`` (icpml at DEBUG) lets it through."""
-    level = logging.DEBUG if log.getEffectiveLevel() <= logging.DEBUG else logging.ERROR
-    for name in ("mlflow", "alembic", "urllib3"):
-        logging.getLogger(name).setLevel(level)
-    warnings.filterwarnings("ignore", module="mlflow")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
+#: third-party loggers whose chatter (migrations, pickling advice) is noise to icpml users
+_CHATTY = ("mlflow", "alembic", "urllib3")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """While icpml talks to MLflow (a context manager or a decorator): MLflow's own log
+    lines below ERROR and its warnings are hidden, unless icpml logs at DEBUG
+    (``--verbose``). The previous logger levels and warning filters are restored on exit,
+    so an application's logging setup is never changed behind its back."""
+    loggers = [logging.getLogger(name) for name in _CHATTY]
+    saved = [lg.level for lg in loggers]
+    if log.getEffectiveLevel() > logging.DEBUG:
+        for lg in loggers:
+            lg.setLevel(max(lg.level, logging.ERROR))
+    try:
+        with warnings.catch_warnings():
+            if log.getEffectiveLevel() > logging.DEBUG:
+                warnings.filterwarnings("ignore", module="mlflow")
+            yield
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
 
 
 def tracking_uri(cfg: Config | None = None) -> str:
@@ -134,6 +154,7 @@ def _missing_store(uri: str, cfg: Config | None) -> TrackingError:
     return TrackingError(f"no tracking store at '{where}' ({why}; nothing was created); {fix}")
 
 
+@_quiet()
 def configure(cfg: Config | None, *, experiment: bool = True, create: bool = True) -> str | None:
     """Point mlflow at the configured store and experiment; return the experiment id.
 
@@ -163,7 +184,6 @@ def configure(cfg: Config | None, *, experiment: bool = True, create: bool = Tru
     """
     import mlflow
 
-    _quiet_mlflow()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(cfg)
     db = _sqlite_file(uri)
@@ -233,18 +253,6 @@ def _check_reachable(uri: str, timeout: float = 5.0) -> None:
                             "reachable store") from None
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("icpml", "scikit-learn", "shap", "mlflow", "pandas", "numpy", "scipy"):
-        try:
-            out[f"icpml.version.{pkg}"] = version(pkg)
-        except PackageNotFoundError:
-            out[f"icpml.version.{pkg}"] = "unknown"
-    return out
-
-
 def _first_line(err: BaseException) -> str:
     text = redact(str(err)).strip()
     return text.splitlines()[0][:200] if text else type(err).__name__
@@ -284,7 +292,7 @@ class IcpPyfuncModel(_PythonModel):
     def __init__(self, scorer: Scorer, output: str = "scored"):
         self.scorer = scorer
         self.output = output
-        for model in (scorer.fit, scorer.churn):  # registered with their compiled trees
+        for model in (scorer.fit_model, scorer.churn_model):  # registered with their compiled trees
             if model is not None:
                 model.compile()
 
@@ -350,26 +358,7 @@ def _input_example(scorer: Scorer, df: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def config_hash(cfg: Config) -> str:
-    """Hash of the settings that change a model (project root excluded).
-
-    Parameters
-    ----------
-    cfg : Config
-        The config.
-
-    Returns
-    -------
-    str
-        16 hex digits of the SHA-256 of the settings as sorted JSON.
-    """
-    import hashlib
-
-    d = cfg.to_dict()
-    d.pop("project_root", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
+@_quiet()
 def champion(cfg: Config) -> dict | None:
     """The fit model's current ``@champion``: version, run id and run tags; None if none.
 
@@ -402,6 +391,7 @@ def champion(cfg: Config) -> dict | None:
             "uri": f"models:/{cfg.tracking.fit_model_name}/{mv.version}"}
 
 
+@_quiet()
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point ``alias`` of registered model ``name`` at ``version``.
 
@@ -419,6 +409,7 @@ def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+@_quiet()
 def tag_run(run_id: str, tags: dict[str, str]) -> None:
     """Add tags to a finished run (values cut to MLflow's 5000-character limit).
 
@@ -436,6 +427,7 @@ def tag_run(run_id: str, tags: dict[str, str]) -> None:
         client.set_tag(run_id, k, str(v)[:5000])
 
 
+@_quiet()
 def log_run_text(run_id: str, text: str, path: str) -> None:
     """Add a text artifact to a finished run.
 
@@ -477,6 +469,7 @@ def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str,
             "uri": f"models:/{registered_name}/{version}"}
 
 
+@_quiet()
 def promote_version(cfg: Config, version: str | int) -> dict:
     """Make version ``version`` of the fit model, and the churn version of the same run, @champion.
 
@@ -554,33 +547,53 @@ def _version_list(client, name: str) -> list[str]:
         return []
 
 
-def log_discovery(res: Discovery, *, write_report: bool = True, assign_champion: bool = True) -> str:
-    """Log one discovery as an MLflow run and register its models.
+@dataclass(frozen=True)
+class LoggedRun:
+    """What :func:`log_discovery` recorded.
 
-    Writes the report inside the run (its folder name carries the run id) when
-    ``write_report`` is true, and logs it as artifacts. Sets ``res.run_id``,
-    ``res.model_versions``, ``res.model_aliases`` and ``res.report_dir``. The run
-    carries ``icpml.pid`` / ``icpml.host`` tags so that a later run can tell a
-    killed one (:func:`sweep_orphans`).
+    Attributes
+    ----------
+    run_id : str
+    model_versions : dict
+        ``{"fit": "models:/<name>/<version>", "churn": ...}`` (churn when trained).
+    model_aliases : dict
+        Alias each model got (``"champion"`` / ``"challenger"``); empty when retraining
+        (it promotes by itself).
+    report_dir : Path or None
+        The report folder written inside the run.
+    """
 
-    Aliases are set after the run has finished with every model registered: ``@champion``
-    (churn, then fit) when the fit model has no champion yet, else ``@challenger``. A run
-    that fails part-way leaves no version behind and moves no alias.
+    run_id: str
+    model_versions: dict[str, str]
+    model_aliases: dict[str, str]
+    report_dir: Path | None = None
+
+
+def log_discovery(res: Discovery, *, write_report: Callable[[str], Path] | None = None,
+                  extras: dict | None = None, assign_champion: bool = True) -> LoggedRun:
+    """Log one discovery as an MLflow run and register its models; ``res`` is not changed.
 
     Parameters
     ----------
     res : Discovery
-        The discovery; modified in place as above.
-    write_report : bool, default True
-        Write and log the report.
+    write_report : callable, optional
+        ``write_report(run_id) -> folder``: writes the report inside the run (its folder
+        name carries the run id); the folder is logged as the run's ``report/`` artifacts.
+    extras : dict, optional
+        More artifacts: ``{artifact path: text or JSON-ready dict}`` (retraining's criteria
+        diff and drift tables).
     assign_champion : bool, default True
-        Set ``@champion`` / ``@challenger``; retraining passes False and promotes
-        by itself.
+        Aliases are set after the run has finished with every model registered:
+        ``@champion`` (churn, then fit) when the fit model has no champion yet, else
+        ``@challenger``. Retraining passes False and promotes by itself.
 
     Returns
     -------
-    str
-        The MLflow run id.
+    LoggedRun
+        The run id, model versions, aliases and report folder. The run carries
+        ``icpml.pid`` / ``icpml.host`` tags so that a later run can tell a killed one
+        (:func:`sweep_orphans`). A run that fails part-way leaves no version or report
+        behind and moves no alias.
 
     Raises
     ------
@@ -591,98 +604,107 @@ def log_discovery(res: Discovery, *, write_report: bool = True, assign_champion:
 
     cfg = res.config
     configure(cfg)
+    run_id, report_dir, versions = None, None, {}
     try:
-        with mlflow.start_run() as run:
-            res.run_id = run.info.run_id
+        with _quiet(), mlflow.start_run() as run:
+            run_id = run.info.run_id
             # the run's name is its report folder's name (reports/<name>_<run id[:8]>)
-            from icpml.report import folder_name
-
-            mlflow.set_tag("mlflow.runName", folder_name(cfg.name, run.info.run_id))
-            mlflow.set_tags({"icpml.pid": str(os.getpid()), "icpml.host": socket.gethostname(),
-                             "icpml.config_name": cfg.name, "icpml.data_fingerprint": res.fingerprint,
-                             "icpml.config_hash": config_hash(cfg),
-                             "icpml.verdict": res.criteria.verdict.get("message", "")[:5000]})
-            params = _flatten(cfg.to_dict())
-            params["data.fingerprint"] = res.fingerprint
-            items = sorted(params.items())
-            for i in range(0, len(items), 90):
-                mlflow.log_params(dict(items[i:i + 90]))
-            mlflow.log_dict(json.loads(redact(json.dumps(cfg.to_dict()))), "config.yaml")
-            mlflow.set_tags(_versions())
-            metrics = {f"fit.{k}": v for k, v in res.fit.metrics().items()}
-            if res.churn is not None:
-                metrics.update({f"churn.{k}": v for k, v in res.churn.metrics().items()})
-            # the summary's flat fit_/churn_ AUCs repeat fit.* / churn.* above: log each once
-            metrics.update({k: float(v) for k, v in res.summary().items()
-                            if not k.startswith(("fit_", "churn_"))})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()
-                                if v is not None and pd.notna(v)})
-            mlflow.log_text(res.criteria.to_json(), "criteria/criteria.json")
-            from icpml.drift import data_profile
-
-            train_rows = res.accounts[res.split == "train"]
-            mlflow.log_dict(data_profile(train_rows, res.kinds), "profile.json")
-            for name, extra in (res.extras or {}).items():
-                if isinstance(extra, str):
-                    mlflow.log_text(extra, name)
-                else:
-                    mlflow.log_dict(extra, name)
-            if write_report:
-                from icpml import report as report_mod
-
-                res.report_dir = report_mod.write_report(res)
-                mlflow.log_artifacts(str(res.report_dir), artifact_path="report")
-            example = _input_example(res.scorer, res.accounts)
-            sig = _signature(res.scorer, example)
-            versions = {"fit": _register("fit_model", IcpPyfuncModel(res.scorer, "scored"), sig,
-                                         cfg.tracking.fit_model_name, kind="fit",
-                                         config_name=cfg.name)}
-            if res.churn is not None:
-                versions["churn"] = _register("churn_model", IcpPyfuncModel(res.scorer, "churn"),
-                                              sig, cfg.tracking.churn_model_name, kind="churn",
-                                              config_name=cfg.name)
-            mlflow.set_tags({f"icpml.{k}_model_version": v["version"] for k, v in versions.items()})
-            res.model_versions = {k: v["uri"] for k, v in versions.items()}
+            mlflow.set_tag("mlflow.runName", folder_name(cfg.name, run_id))
+            _log_run_data(res, cfg, extras or {})
+            if write_report is not None:
+                report_dir = write_report(run_id)
+                mlflow.log_artifacts(str(report_dir), artifact_path="report")
+            versions = _register_models(res, cfg)
     except BaseException as err:
         # interrupted (SIGTERM, Ctrl-C) or failed part-way: no half-registered version, no
         # report of a run that did not finish; the run itself is closed as FAILED by MLflow
-        _undo_run(res)
+        _undo_run(run_id, report_dir)
         if isinstance(err, (OSError, mlflow.exceptions.MlflowException)) and not isinstance(
                 err, TrackingError):
             raise TrackingError(f"logging to '{redact(tracking_uri(cfg))}' failed "
                                 f"({_first_line(err)}); check the tracking store and disk "
                                 "space") from None
         raise
+    aliases: dict[str, str] = {}
     # only now, the run finished with every model registered: aliases (all or none)
     if assign_champion:
         try:
-            res.model_aliases = assign_first_champion(cfg, res.run_id, versions)
+            aliases = assign_first_champion(cfg, run_id, versions)
         except TrackingError as err:
             fit_v = versions["fit"]["version"]
             raise TrackingError(f"{err}; or run `icpml promote -c <config> --version {fit_v}`") from None
-    return res.run_id
+    return LoggedRun(run_id, {k: v["uri"] for k, v in versions.items()}, aliases, report_dir)
 
 
-def _undo_run(res: Discovery) -> None:
+def _log_run_data(res: Discovery, cfg: Config, extras: dict) -> None:
+    """Tags, params, config, metrics, criteria.json, the training profile and ``extras``
+    of the active run."""
+    import mlflow
+
+    from icpml.drift import data_profile
+
+    mlflow.set_tags({"icpml.pid": str(os.getpid()), "icpml.host": socket.gethostname(),
+                     **run_provenance(cfg, res.fingerprint),
+                     "icpml.verdict": res.criteria.verdict.get("message", "")[:5000]})
+    params = _flatten(cfg.to_dict())
+    params["data.fingerprint"] = res.fingerprint
+    items = sorted(params.items())
+    for i in range(0, len(items), 90):
+        mlflow.log_params(dict(items[i:i + 90]))
+    mlflow.log_dict(json.loads(redact(json.dumps(cfg.to_dict()))), "config.yaml")
+    metrics = {f"fit.{k}": v for k, v in res.fit_model.metrics().items()}
+    if res.churn_model is not None:
+        metrics.update({f"churn.{k}": v for k, v in res.churn_model.metrics().items()})
+    # the summary's flat fit_/churn_ AUCs repeat fit.* / churn.* above: log each once
+    metrics.update({k: float(v) for k, v in res.summary().items()
+                    if not k.startswith(("fit_", "churn_"))})
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()
+                        if v is not None and pd.notna(v)})
+    mlflow.log_text(res.criteria.to_json(), "criteria/criteria.json")
+    train_rows = res.accounts[res.split == "train"]
+    mlflow.log_dict(data_profile(train_rows, res.kinds), "profile.json")
+    for name, extra in extras.items():
+        if isinstance(extra, str):
+            mlflow.log_text(extra, name)
+        else:
+            mlflow.log_dict(extra, name)
+
+
+def _register_models(res: Discovery, cfg: Config) -> dict[str, dict]:
+    """Register the fit (and churn) model of the active run; ``{"fit": {"uri", "version"}}``."""
+    import mlflow
+
+    example = _input_example(res.scorer, res.accounts)
+    sig = _signature(res.scorer, example)
+    versions = {"fit": _register("fit_model", IcpPyfuncModel(res.scorer, "scored"), sig,
+                                 cfg.tracking.fit_model_name, kind="fit", config_name=cfg.name)}
+    if res.churn_model is not None:
+        versions["churn"] = _register("churn_model", IcpPyfuncModel(res.scorer, "churn"), sig,
+                                      cfg.tracking.churn_model_name, kind="churn",
+                                      config_name=cfg.name)
+    mlflow.set_tags({f"icpml.{k}_model_version": v["version"] for k, v in versions.items()})
+    return versions
+
+
+def _undo_run(run_id: str | None, report_dir: Path | None) -> None:
     """Delete the model versions a failed run registered and the report it wrote."""
     import shutil
 
     from mlflow import MlflowClient
 
-    if res.run_id:
+    if run_id:
         try:
             client = MlflowClient()
-            for mv in client.search_model_versions(f"run_id='{res.run_id}'"):
+            for mv in client.search_model_versions(f"run_id='{run_id}'"):
                 client.delete_model_version(mv.name, mv.version)
                 log.warning("removed %s version %s of the unfinished run", mv.name, mv.version)
         except Exception as err:  # the store may be what failed; say so, keep the first error
             log.warning("could not remove the unfinished run's model versions (%s)",
                         _first_line(err))
-            _set_note(f"run {res.run_id[:8]} stopped part-way and its model versions could not "
+            _set_note(f"run {run_id[:8]} stopped part-way and its model versions could not "
                       "be removed; the next `icpml retrain` or `icpml discover` marks it FAILED")
-    if res.report_dir is not None and res.report_dir.exists():
-        shutil.rmtree(res.report_dir, ignore_errors=True)
-    res.report_dir, res.model_versions, res.model_aliases = None, {}, {}
+    if report_dir is not None and report_dir.exists():
+        shutil.rmtree(report_dir, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -733,6 +755,7 @@ def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
     return name, (version or None), None
 
 
+@_quiet()
 def fit_models(cfg: Config | None = None) -> list[str]:
     """Registered fit models in the store (tagged by icpml, or named ``*-fit``), sorted.
 
@@ -764,6 +787,7 @@ def fit_models(cfg: Config | None = None) -> list[str]:
                   == "fit")
 
 
+@_quiet()
 def resolve_model(model_uri: str | None, cfg: Config | None = None) -> ModelRef:
     """The model a command uses, resolved to a version and run, without loading it.
 
@@ -849,6 +873,7 @@ def resolve_model(model_uri: str | None, cfg: Config | None = None) -> ModelRef:
                     alias=alias, run_id=mv.run_id)
 
 
+@_quiet()
 def load_scorer(model_uri: str | ModelRef, cfg: Config | None = None) -> Scorer:
     """Load the :class:`~icpml.scoring.Scorer` behind a registered model or run.
 
@@ -889,6 +914,7 @@ def load_scorer(model_uri: str | ModelRef, cfg: Config | None = None) -> Scorer:
     return inner.scorer
 
 
+@_quiet()
 def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path:
     """Restore the report a run logged, into ``dest_root/<config name>_<run8>``.
 
@@ -952,6 +978,7 @@ def restore_report(ref: str, dest_root: Path, cfg: Config | None = None) -> Path
     return dest
 
 
+@_quiet()
 def download_run_file(run_id: str, path: str, cfg: Config) -> str:
     """Text of one artifact of a run (e.g. ``criteria/criteria.json``).
 
@@ -1111,6 +1138,7 @@ def _decision_tags(run_id: str, record: dict | None, decision: str) -> dict[str,
     return tags
 
 
+@_quiet()
 def promote(cfg: Config, run_id: str, targets: dict[str, str], *, record: dict | None = None) -> dict:
     """Point ``@champion`` of every model in ``targets`` at its version, all or nothing.
 
@@ -1196,6 +1224,7 @@ def _roll_back(client, plan: dict, journal: str, why: str) -> None:
               "as before")
 
 
+@_quiet()
 def assign_first_champion(cfg: Config, run_id: str, versions: dict[str, dict]) -> dict[str, str]:
     """At the end of a finished run: make its versions ``@champion`` if the fit model has none.
 
@@ -1245,6 +1274,7 @@ def assign_first_champion(cfg: Config, run_id: str, versions: dict[str, dict]) -
                             f"({_first_line(err)}); the next run repairs it") from None
 
 
+@_quiet()
 def repair_promotions(cfg: Config) -> list[str]:
     """Finish or roll back what an interrupted promotion left; one message per repair.
 
@@ -1363,6 +1393,7 @@ def report_folders(cfg: Config, run_id: str) -> list[Path]:
                   if p.is_dir() and not p.name.startswith(".") and p.name.endswith(f"_{run_id[:8]}"))
 
 
+@_quiet()
 def champion_problems(cfg: Config, champ: dict) -> list[str]:
     """Why the ``@champion`` of :func:`champion` is not a complete, consistent promotion.
 
@@ -1434,6 +1465,7 @@ def _mark_unfinished(folder: Path, run_id: str, why: str) -> Path:
     return dest
 
 
+@_quiet()
 def sweep_orphans(cfg: Config, *, before: float | None = None) -> list[str]:
     """Clean up after runs of this experiment that were killed (kill -9, power loss).
 
@@ -1505,3 +1537,101 @@ def sweep_orphans(cfg: Config, *, before: float | None = None) -> list[str]:
                 p.unlink(missing_ok=True)
             msgs.append(f"removed the temporary {p.name} left by a stopped run")
     return msgs
+
+
+# ----------------------------------------------------------------------------- promotion history
+def promotion_history(cfg: Config) -> list[dict]:
+    """The decisions in ``reports/promotions.json``, oldest first (empty when there is none)."""
+    hist_path = cfg.resolve(cfg.report.dir) / "promotions.json"
+    return json.loads(hist_path.read_text()) if hist_path.is_file() else []
+
+
+def record_promotion(cfg: Config, entry: dict) -> None:
+    """Append to reports/promotions.json and rewrite reports/index.md (atomically)."""
+    _write_history(cfg, [*promotion_history(cfg), entry])
+
+
+def _write_history(cfg: Config, history: list[dict]) -> None:
+    """Write reports/promotions.json and reports/index.md (atomically)."""
+    reports = cfg.resolve(cfg.report.dir)
+    hist_path = reports / "promotions.json"
+    atomic_write_text(hist_path, json.dumps(history, indent=2, sort_keys=True) + "\n")
+    champ = next((h for h in reversed(history) if h["decision"] == "promoted"), None)
+    lines = [f"# {cfg.name}: ICP reports", ""]
+    if champ:
+        rel = os.path.relpath(champ["report"], reports) if champ.get("report") else None
+        lines += [f"**Champion:** {cfg.tracking.fit_model_name} version {champ['version']} "
+                  f"(promoted {champ['time']})", ""]
+        if rel:
+            lines += [f"[Read the champion's criteria report]({rel}/report.html) "
+                      f"([Markdown]({rel}/criteria.md))", ""]
+    lines += ["## Decisions", "", "| time | version | decision | reasons | report |",
+              "| --- | --- | --- | --- | --- |"]
+    for h in reversed(history):
+        rel = os.path.relpath(h["report"], reports) + "/report.html" if h.get("report") else ""
+        link = f"[report]({rel})" if rel else ""
+        lines.append(f"| {h['time']} | {h.get('version') or ''} | {h['decision']} | "
+                     f"{'; '.join(h['reasons']).replace('|', '/')} | {link} |")
+    atomic_write_text(reports / "index.md", "\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------- recovery
+def reconcile_history(cfg: Config) -> list[str]:
+    """Add to reports/promotions.json the decisions recorded on runs (``icpml.promotion``) but
+    missing from it: a run stopped after its decision was tagged and before the file was written."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        return []
+    history = promotion_history(cfg)
+    known = {h.get("run_id") for h in history}
+    missing = []
+    for run in client.search_runs([exp.experiment_id], max_results=1000):
+        tags = run.data.tags
+        if (run.info.run_id in known or "icpml.promotion" not in tags
+                or tags.get("icpml.config_name", cfg.name) != cfg.name):
+            continue
+        try:
+            entry = json.loads(tags["icpml.promotion"])
+        except ValueError:  # cut at MLflow's tag length
+            entry = {"time": datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+                     .strftime("%Y-%m-%d %H:%M:%S UTC"),
+                     "version": tags.get("icpml.fit_model_version"), "reasons": []}
+        entry.update(run_id=run.info.run_id, decision=tags.get("icpml.decision", entry.get("decision")))
+        entry.setdefault("reasons", [])
+        missing.append(entry)
+    if not missing:
+        return []
+    history = sorted([*history, *missing], key=lambda h: str(h.get("time", "")))
+    _write_history(cfg, history)
+    return [f"reports/promotions.json lacked the decision of run {e['run_id'][:8]} "
+            f"({e['decision']}, version {e.get('version')}); added it" for e in missing]
+
+
+def recover(cfg: Config, *, history: bool = True) -> list[str]:
+    """Repair what killed or interrupted runs left, before a run starts; one warning each.
+
+    In order: :func:`sweep_orphans` (RUNNING runs whose process is gone
+    -> FAILED, their versions removed, their reports renamed ``-unfinished``, stale
+    ``.<name>.*`` temporary folders removed), :func:`repair_promotions`
+    (a half-done promotion finished or rolled back, split champions reunited) and, with
+    ``history``, decisions missing from ``reports/promotions.json`` added. Every message
+    is logged as a warning and returned.
+    """
+    msgs = sweep_orphans(cfg)
+    msgs += repair_promotions(cfg)
+    if history:
+        msgs += reconcile_history(cfg)
+    for m in msgs:
+        log.warning("repaired: %s", m)
+    return msgs
+
+
+def history_problems(cfg: Config, champ: dict) -> list[str]:
+    if "icpml.promotion" not in champ["tags"]:
+        return []
+    if any(h.get("run_id") == champ["run_id"] for h in promotion_history(cfg)):
+        return []
+    return ["reports/promotions.json has no entry for it"]

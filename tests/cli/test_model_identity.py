@@ -230,16 +230,17 @@ def generated(tmp_path_factory):
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = load_config(path)
     res = discover(cfg)  # a notebook's call: tracks and writes nothing unless asked
-    untracked = (res.run_id, res.report_dir, (root / "mlruns").exists(), (root / "reports").exists())
-    first = log_discovery(res, write_report=False), dict(res.model_aliases)
-    second = log_discovery(res, write_report=False), dict(res.model_aliases)
+    untracked = (hasattr(res, "run_id"), hasattr(res, "report_dir"), (root / "mlruns").exists(),
+                 (root / "reports").exists())
+    one, two = log_discovery(res), log_discovery(res)
+    first, second = (one.run_id, dict(one.model_aliases)), (two.run_id, dict(two.model_aliases))
     yield root, path, cfg, res, untracked, first, second
     mp.undo()
 
 
 def test_python_discover_tracks_nothing_unless_asked(generated):
     *_, untracked, _, _ = generated
-    assert untracked == (None, None, False, False)
+    assert untracked == (False, False, False, False)
 
 
 def test_names_from_config_name_sanitised_first_run_champion_later_challenger(generated):
@@ -326,8 +327,7 @@ def test_first_version_is_champion_only_once_the_run_completed(tmp_path, monkeyp
     root.mkdir()
     (root / ".icpml").write_text("")
     monkeypatch.setenv("ICPML_PROJECT_ROOT", str(root))
-    res = dataclasses.replace(res, config=load_config(_gen_config(root, "fresh")), run_id=None,
-                              model_versions={}, model_aliases={})
+    res = dataclasses.replace(res, config=load_config(_gen_config(root, "fresh")))
     real = tracking._register
 
     def churn_fails(*args, kind, **kw):
@@ -337,12 +337,12 @@ def test_first_version_is_champion_only_once_the_run_completed(tmp_path, monkeyp
 
     monkeypatch.setattr(tracking, "_register", churn_fails)
     with pytest.raises(tracking.TrackingError):
-        tracking.log_discovery(res, write_report=False)
+        tracking.log_discovery(res)
     client = _client(root)
     assert client.search_model_versions("name='fresh-fit'") == []
     monkeypatch.setattr(tracking, "_register", real)
-    tracking.log_discovery(res, write_report=False)
-    assert res.model_aliases == {"fit": "champion", "churn": "champion"}
+    logged = tracking.log_discovery(res)
+    assert logged.model_aliases == {"fit": "champion", "churn": "champion"}
     assert _alias(client, "fresh-fit") is not None and _alias(client, "fresh-churn") is not None
 
 

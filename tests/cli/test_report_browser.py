@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from _shared import use_project_root
-from icpml import demo_config, discover, make_accounts
+from icpml import demo_config, make_accounts, run_discovery
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".ci" / "artifacts"
@@ -93,8 +93,8 @@ def evil_report(tmp_path_factory):
     df.loc[df.index[:40], "industry"] = "<b>SaaS</b>"
     cfg = demo_config().model_copy(update={"criteria": demo_config().criteria.model_copy(
         update={"stability_resamples": 0})})
-    res = discover(cfg, df, track=False, report=True)
-    yield res.report_dir
+    run = run_discovery(cfg, df, track=False, report=True)
+    yield run.report_dir
     mp.undo()
 
 

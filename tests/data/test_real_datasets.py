@@ -1,6 +1,6 @@
 """icpml on the public datasets in ``<workspace>/shared/data`` (see its README).
 
-Contract checks of the adapters in :mod:`icpml.datasets` (one row per account,
+Contract checks of the adapters in :mod:`icpml.adapters.public` (one row per account,
 unique ids, no outcome or post-sale column among the features, the Olist window
 respected, input files unchanged) and end-to-end discoveries that must finish
 with a coherent verdict and never turn a leakage column into a criterion. No
@@ -22,19 +22,20 @@ import pandas as pd
 import pytest
 
 from icpml import discover
-from icpml.cohorts import BEST, WORST
-from icpml.config import load_config
-from icpml.data import load_source, validate_accounts
-from icpml.datasets import (
-    DATASETS,
+from icpml.adapters import public_datasets
+from icpml.adapters.public import (
     OLIST_DATA_END,
     maven_accounts,
     olist_mql_conversion,
     olist_sellers,
     telco_accounts,
 )
+from icpml.cohorts import BEST, WORST
+from icpml.config import load_config
+from icpml.data import load_source, validate_accounts
 from icpml.errors import DataError
 
+DATASETS = {name: (a.build, a.config) for name, a in public_datasets().items()}
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("ICPML_REAL_DATA",
                            Path(__file__).resolve().parents[2].parent / "shared" / "data"))
@@ -292,11 +293,11 @@ def test_maven_table(tables):
 # ----------------------------------------------------------------------------- end to end
 def _check_discovery(name: str, df: pd.DataFrame):
     cfg = _cfg(name)
-    res = discover(cfg, df, track=False, report=False)
+    res = discover(cfg, df)
     cohorts = res.cohorts.value_counts()
     assert cohorts.get(BEST, 0) >= cfg.cohorts.min_per_cohort
     assert cohorts.get(WORST, 0) >= cfg.cohorts.min_per_cohort
-    assert 0.0 <= res.fit.holdout["roc_auc"] <= 1.0
+    assert 0.0 <= res.fit_model.holdout["roc_auc"] <= 1.0
     assert len(res.scored) == len(df) and res.scored[cfg.columns.id].is_unique
     # a coherent verdict
     v = res.criteria.verdict
@@ -308,11 +309,11 @@ def _check_discovery(name: str, df: pd.DataFrame):
         assert v["message"].startswith("No reliable ICP found")
     # only targetable columns reach the models and the criteria
     feats = set(cfg.columns.feature_columns)
-    assert set(res.fit.columns) <= feats
+    assert set(res.fit_model.columns) <= feats
     named = {c.column for c in res.criteria.icp + res.criteria.anti_icp + res.criteria.unconfirmed}
     assert named <= feats
     assert not named & FORBIDDEN[name]
-    assert np.isfinite(res.fit.holdout["roc_auc"])
+    assert np.isfinite(res.fit_model.holdout["roc_auc"])
     return res
 
 
@@ -324,12 +325,12 @@ def test_discover_olist(tables, md5_before):
     coh = pd.Series(res.cohorts.to_numpy(), index=df["seller_id"])
     assert never[coh[coh == WORST].index].all()
     assert not never[coh[coh == BEST].index].any()
-    assert res.churn is not None
+    assert res.churn_model is not None
 
 
 def test_discover_maven(tables):
     res = _check_discovery("maven", _table(tables, "maven"))
-    assert res.churn is None  # no churn label in this dataset
+    assert res.churn_model is None  # no churn label in this dataset
     # with min_samples_leaf=5 the trees can split on 23 training accounts (not a constant model)
     assert res.fit_explanation.importance().max() > 0
     assert res.criteria.meta["n_holdout"] < 30
@@ -339,7 +340,7 @@ def test_discover_maven(tables):
 def test_discover_telco(tables):
     res = _check_discovery("telco", _table(tables, "telco"))
     # the well-known churn driver comes out on top (README: 42.7% vs 2.8% churn)
-    assert res.churn is not None and res.churn.holdout["roc_auc"] > 0.75
+    assert res.churn_model is not None and res.churn_model.holdout["roc_auc"] > 0.75
     assert "Contract" in list(res.churn_explanation.importance().index[:3])
 
 
@@ -357,12 +358,12 @@ def test_discover_olist_mql_conversion():
         pytest.skip("the config reads ../shared/data; ICPML_REAL_DATA points elsewhere")
     cfg = load_config(CONFIGS / "olist_mql.yaml").model_copy(update={"project_root": PROJECT})
     df, _ = load_source(cfg)
-    res = discover(cfg, df, track=False, report=False)
+    res = discover(cfg, df)
     assert res.cohorts.value_counts().to_dict() == {WORST: 7158, BEST: 842}
-    assert "landing_page_id" not in res.fit.columns  # a page identifier, screened out
+    assert "landing_page_id" not in res.fit_model.columns  # a page identifier, screened out
     named = {c.column for c in res.criteria.icp + res.criteria.anti_icp}
     assert named <= {"origin"}
-    assert 0.5 < res.fit.holdout["roc_auc"] < 0.8
+    assert 0.5 < res.fit_model.holdout["roc_auc"] < 0.8
 
 
 def test_products_command_on_maven(tmp_path, monkeypatch):

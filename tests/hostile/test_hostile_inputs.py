@@ -471,6 +471,7 @@ class Trained:
     cfg_path: Path  # config whose tracking.uri is the absolute SQLite store below
     discovery: object
     criteria_json: Path
+    run: object  # the DiscoveryRun: run id, model versions
 
 
 @pytest.fixture(scope="module")
@@ -479,7 +480,7 @@ def trained(tmp_path_factory):
     one-member category, a 100k-character value, missing numbers)."""
     from threadpoolctl import threadpool_limits
 
-    from icpml import discover
+    from icpml import run_discovery
 
     root = tmp_path_factory.mktemp("model")
     (root / "pyproject.toml").write_text("[project]\nname='x'\n")
@@ -494,17 +495,18 @@ def trained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, threadpool_limits(1):
         mp.setenv("ICPML_PROJECT_ROOT", str(root))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        res = discover(config_from_dict(cfg, project_root=root), df, track=True, report=False)
+        run = run_discovery(config_from_dict(cfg, project_root=root), df, track=True,
+                            report=False)
     crit = root / "criteria.json"
-    crit.write_text(res.criteria.to_json())
-    return Trained(root, cfg_path, res, crit)
+    crit.write_text(run.discovery.criteria.to_json())
+    return Trained(root, cfg_path, run.discovery, crit, run)
 
 
 def test_discovery_survives_hostile_but_valid_accounts(trained):
     res = trained.discovery
     assert "region" in res.screen.excluded
     assert any("'region' has the same value" in w for w in res.warnings)
-    assert res.model_versions["fit"].startswith("models:/demo-fit/")
+    assert trained.run.model_versions["fit"].startswith("models:/demo-fit/")
     assert res.scored["fit_score"].between(0, 1).all()
 
 
@@ -599,7 +601,7 @@ def test_read_only_reports_folder(project, base_accounts):
 def test_unwritable_reports_folder_is_refused_before_training(project, base_accounts,
                                                                monkeypatch):
     """The same refusal, simulated, so it also runs as root (which ignores chmod)."""
-    import icpml.pipeline
+    import icpml.run
 
     data = project.base / "accounts.csv"
     base_accounts.to_csv(data, index=False)
@@ -608,7 +610,7 @@ def test_unwritable_reports_folder_is_refused_before_training(project, base_acco
     cfg_path = _write_cfg(project.root, cfg)
     reports = str(project.root / "reports")
     real_access = os.access
-    monkeypatch.setattr(icpml.pipeline.os, "access",
+    monkeypatch.setattr(icpml.run.os, "access",
                         lambda p, mode, **kw: not str(p).startswith(reports)
                         and real_access(p, mode, **kw))
     run = _invoke(project, ["discover", "--config", str(cfg_path), "--no-track"], [data, cfg_path])

@@ -8,7 +8,7 @@ import pytest
 from icpml.explain import AdditivityError, explain
 
 
-@pytest.mark.parametrize("which", ["fit", "churn"])
+@pytest.mark.parametrize("which", ["fit_model", "churn_model"])
 def test_grouped_shap_adds_up_to_decision_function(discovery, which):
     model = getattr(discovery, which)
     X = discovery.accounts.iloc[:400]
@@ -36,4 +36,4 @@ def test_wrong_explanations_are_refused(discovery, monkeypatch):
 
     monkeypatch.setattr(shap, "TreeExplainer", Off)
     with pytest.raises(AdditivityError, match="miss the model output"):
-        explain(discovery.fit, discovery.accounts.iloc[:50])
+        explain(discovery.fit_model, discovery.accounts.iloc[:50])

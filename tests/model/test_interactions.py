@@ -141,7 +141,7 @@ def test_planted_interaction_is_found(seed):
     for part in plant.part_masks(df):  # the parts are flat alone: a pure interaction
         assert best[part].mean() / best.mean() == pytest.approx(1.0, abs=0.2)
     assert best[plant.truth(df)].mean() / best.mean() > 1.8
-    res = discover(cfg, df, track=False, report=False)
+    res = discover(cfg, df)
     cs = res.criteria
     assert cs.icp, cs.verdict
     fresh, _, _ = draw(seed, 4000, rows_seed=10_000 + seed)
@@ -170,6 +170,6 @@ def test_planted_interaction_is_found(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_null_data_claims_nothing(seed):
     df, cfg, _ = draw(seed, 4000, signal=False)
-    cs = discover(cfg, df, track=False, report=False).criteria
+    cs = discover(cfg, df).criteria
     assert not cs.icp and not cs.anti_icp, [c.describe() for c in cs.icp + cs.anti_icp]
     assert not cs.verdict["icp_found"]

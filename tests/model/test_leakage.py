@@ -36,15 +36,15 @@ def _used(cs) -> set[str]:
 def test_case_call_duration_is_set_aside():
     folder = _case("call-duration-becomes-icp")
     cfg = _no_stability(load_config(folder / "naive.yaml"))
-    res = discover(cfg, pd.read_csv(folder / "bank_calls_sample.csv"), track=False, report=False)
+    res = discover(cfg, pd.read_csv(folder / "bank_calls_sample.csv"))
     assert "duration" in res.screen.excluded
     assert "duration" not in _used(res.criteria)
-    assert "duration" not in res.fit.columns
+    assert "duration" not in res.fit_model.columns
     (w,) = [w for w in res.criteria.warnings if w.startswith("'duration'")]
     assert "set aside" in w and "columns.trusted" in w
     assert res.criteria.meta["screened_out"] == {"duration": res.screen.excluded["duration"]}
     assert res.criteria.meta["leakage_signals"]["duration"]["name"] is True
-    again = discover(cfg, pd.read_csv(folder / "bank_calls_sample.csv"), track=False, report=False)
+    again = discover(cfg, pd.read_csv(folder / "bank_calls_sample.csv"))
     assert again.criteria.to_json() == res.criteria.to_json()  # same data, config, seed: same bytes
 
 
@@ -53,7 +53,7 @@ def test_case_numeric_code_finds_channel(config):
     folder = _case("numeric-code-no-icp")
     cfg = load_config(folder / config)
     data = pd.read_csv(folder / "clients.csv")
-    res = discover(cfg, data, track=False, report=False)
+    res = discover(cfg, data)
     assert res.criteria.verdict["icp_found"]
     (channel,) = [c for c in res.criteria.icp if c.column == "Channel"]
     assert (channel.mask(data) == (data["Channel"] == 2)).all()
@@ -97,7 +97,7 @@ def _planted_with_leaks(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series, dic
 @pytest.mark.parametrize("seed", [0, 1])
 def test_planted_icp_found_and_leaks_set_aside(seed):
     df, truth, planted = _planted_with_leaks(3000, seed)
-    res = discover(planted["cfg"], df, track=False, report=False)
+    res = discover(planted["cfg"], df)
     assert set(res.screen.excluded) == {"customer_health", "call_duration"}
     assert not _used(res.criteria) & {"customer_health", "call_duration"}
     for c in ("customer_health", "call_duration"):

@@ -38,7 +38,7 @@ def test_planted_icp_recovered(discovery):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_planted_icp_recovered_other_seeds(demo_cfg, seed):
-    assert_planted(discover(demo_cfg, make_accounts(3000, seed=seed), track=False, report=False))
+    assert_planted(discover(demo_cfg, make_accounts(3000, seed=seed)))
 
 
 def test_rules_match_planted_membership_on_fresh_accounts(discovery, demo_cfg):
@@ -69,8 +69,7 @@ def test_no_signal_no_criteria(nosignal_discovery):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(2, 12))
 def test_no_signal_many_seeds(demo_cfg, seed):
-    res = discover(demo_cfg, make_accounts(2000, seed=seed, signal=False), track=False,
-                   report=False)
+    res = discover(demo_cfg, make_accounts(2000, seed=seed, signal=False))
     assert not res.criteria.icp and not res.criteria.verdict["icp_found"]
 
 
@@ -83,13 +82,13 @@ def test_outcomes_ids_and_post_sale_never_become_criteria(discovery, demo_cfg):
 
 
 def test_same_seed_same_bytes(demo_cfg, accounts, discovery):
-    again = discover(demo_cfg, accounts, track=False, report=False)
+    again = discover(demo_cfg, accounts)
     assert again.criteria.to_json() == discovery.criteria.to_json()
     assert again.scored.equals(discovery.scored)
 
 
 def test_small_data_says_what_cannot_be_concluded(demo_cfg):
-    res = discover(demo_cfg, make_accounts(120, seed=4), track=False, report=False)
+    res = discover(demo_cfg, make_accounts(120, seed=4))
     ev = res.criteria.icp_evidence
     if res.criteria.verdict["icp_found"]:
         lo, hi = ev["lift_ci"]
@@ -104,7 +103,7 @@ def test_interaction_found_as_a_conjunction(demo_cfg):
 
     cfg = demo_cfg.model_copy(update={"criteria": demo_cfg.criteria.model_copy(
         update={"stability_resamples": 0})})
-    res = discover(cfg, make_interaction_accounts(3000, seed=0), track=False, report=False)
+    res = discover(cfg, make_interaction_accounts(3000, seed=0))
     icp = _by_column(res.criteria.icp)
     assert set(icp) == {"industry", "employees", "crm"}
     assert set(icp["industry"].values) == {"SaaS", "FinTech"}
@@ -122,7 +121,7 @@ def test_interaction_found_as_a_conjunction(demo_cfg):
 def test_no_demo_column_is_set_aside_as_a_leak(discovery, demo_cfg):
     """industry, employees, crm and the rest are strong pre-sale signals, not outcomes."""
     assert discovery.screen.excluded == {}
-    assert set(discovery.fit.columns) == set(demo_cfg.columns.feature_columns)
+    assert set(discovery.fit_model.columns) == set(demo_cfg.columns.feature_columns)
 
 
 def test_planted_criteria_reappear_in_resamples(discovery):
@@ -139,7 +138,7 @@ def test_planted_criteria_reappear_in_resamples(discovery):
 
 
 def test_near_perfect_fit_names_its_columns(discovery):
-    auc = discovery.fit.holdout["roc_auc"]
+    auc = discovery.fit_model.holdout["roc_auc"]
     warned = [w for w in discovery.warnings if w.startswith("the fit model separates")]
     assert bool(warned) == (auc >= 0.95)
     if warned:

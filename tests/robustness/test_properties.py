@@ -60,7 +60,7 @@ def tables(draw):
 def test_discovery_is_consistent_or_a_user_error(df):
     before = df.copy()
     try:
-        res = discover(CFG, df, track=False, report=False)
+        res = discover(CFG, df)
     except IcpmlError as err:
         hypothesis.event(f"user error: {str(err)[-90:]}")
         msg = str(err)

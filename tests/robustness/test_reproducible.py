@@ -14,7 +14,7 @@ from icpml.errors import ConfigError
 CHILD = """
 import hashlib, sys
 from icpml import demo_config, discover, make_accounts
-res = discover(demo_config(), make_accounts(1500, seed=4), track=False, report=False)
+res = discover(demo_config(), make_accounts(1500, seed=4))
 crit = res.criteria.to_json().encode()
 scores = res.scored.to_csv(index=False).encode()
 print(hashlib.sha256(crit).hexdigest(), hashlib.sha256(scores).hexdigest(), len(res.criteria.icp))

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icpml.cohorts import benjamini_hochberg, cohort_contrast, label_cohorts, value_score
+from icpml._stats import benjamini_hochberg
+from icpml.cohorts import cohort_contrast, label_cohorts, value_score
 from icpml.config import OutcomeMetric, demo_config
 from icpml.data import feature_kinds, validate_accounts
 from icpml.synthetic import make_accounts

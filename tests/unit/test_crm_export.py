@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
+from icpml.adapters.crm import crm_accounts
 from icpml.config import OpportunitiesConfig, config_from_dict, demo_config
 from icpml.data import load_source
-from icpml.datasets import crm_accounts
 from icpml.errors import ConfigError, DataError
 
 ACCOUNTS = pd.DataFrame({"id": ["a", "b", "c", "d"], "employees": [10, 200, 50, 900]})

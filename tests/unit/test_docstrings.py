@@ -129,7 +129,7 @@ ENTRY_POINTS_WITH_EXAMPLES = (
     "icpml.pipeline.discover", "icpml.scoring.Scorer.score", "icpml.config.load_config",
     "icpml.config.config_from_dict", "icpml.criteria.CriteriaSet.to_sql",
     "icpml.criteria.CriteriaSet.to_pandas", "icpml.criteria.CriteriaSet.to_frame",
-    "icpml.validate.load_hypothesis",
+    "icpml.hypothesis.load_hypothesis",
 )
 
 

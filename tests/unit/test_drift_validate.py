@@ -11,8 +11,8 @@ from icpml.criteria import CriteriaSet, Criterion
 from icpml.data import feature_kinds, validate_accounts
 from icpml.drift import criteria_drift, data_profile, psi_table
 from icpml.errors import ConfigError
+from icpml.hypothesis import evaluate_criteria, load_hypothesis, wilson_interval
 from icpml.synthetic import make_accounts
-from icpml.validate import evaluate_criteria, load_hypothesis, wilson_interval
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,16 @@ import pytest
 
 from icpml import plots
 from icpml.criteria import Criterion
-from icpml.explain import Explanation
+from icpml.explain import GroupedShap
 
 DOLLARS = ["$1M-$5M", "$50k_to_$100k", "tier $#1$", "{<$1M, >$100M}", r"a\$b", "plain"]
 
 
-def _expl(columns: dict[str, pd.Series], seed: int = 0) -> Explanation:
+def _expl(columns: dict[str, pd.Series], seed: int = 0) -> GroupedShap:
     rng = np.random.default_rng(seed)
     data = pd.DataFrame(columns)
     values = pd.DataFrame(rng.normal(size=data.shape), columns=data.columns)
-    return Explanation(values=values, base_value=0.0, raw_output=values.sum(axis=1).to_numpy(),
+    return GroupedShap(values=values, base_value=0.0, raw_output=values.sum(axis=1).to_numpy(),
                        data=data, max_additivity_error=0.0)
 
 
@@ -141,18 +141,19 @@ def test_dependence_colours_follow_the_sign(dollar_expl):
 # ----------------------------------------------------------------------------- the case
 @pytest.mark.integration  # a full discovery of the case, with its report
 def test_case_report_mathtext_crash(case_project):
-    from icpml import discover
+    from icpml import run_discovery
     from icpml.config import load_config
 
     work = case_project("report-mathtext-crash")
     cfg = load_config(work / "cfg.yaml")
-    res = discover(cfg, pd.read_csv(work / "accounts.csv"), track=False, report=True)
-    assert (res.report_dir / "report.html").is_file()
-    assert (res.report_dir / "figures" / "dependence_industry.png").stat().st_size > 1000
+    run = run_discovery(cfg, pd.read_csv(work / "accounts.csv"), track=False, report=True)
+    res = run.discovery
+    assert (run.report_dir / "report.html").is_file()
+    assert (run.report_dir / "figures" / "dependence_industry.png").stat().st_size > 1000
     crit = next(c for c in res.criteria.icp if c.column == "industry")
     assert "$50k_to_$100k" in crit.values
     fig = plots.dependence_plot(res.fit_explanation, "industry", crit)
     _draw(fig)
     assert "$50k_to_$100k" in _labels(fig.axes[0])  # the raw value, dollar signs and all
-    html = (res.report_dir / "report.html").read_text()
+    html = (run.report_dir / "report.html").read_text()
     assert "industry in {$50k_to_$100k, FinTech}" in html

@@ -149,7 +149,7 @@ def test_case_token_never_stored_in_params_or_config(case_dir, monkeypatch):
     """Item 1: the config's tracking.uri carries a token; the env store (sqlite) is used."""
     import pandas as pd
 
-    from icpml import discover
+    from icpml import run_discovery
     from icpml.config import load_config
 
     db = case_dir / "mlruns" / "mlflow.db"
@@ -158,7 +158,7 @@ def test_case_token_never_stored_in_params_or_config(case_dir, monkeypatch):
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
         "options": {"password": "Hunter2", "endpoint": "https://h.example/x"}})})
     accounts = pd.read_csv(case_dir / "accounts.csv").head(700)
-    res = discover(cfg, accounts, track=True, report=False)
+    res = run_discovery(cfg, accounts, track=True, report=False)
     con = sqlite3.connect(db)
     params = dict(con.execute("select key, value from params where run_uuid = ?", (res.run_id,)))
     con.close()

@@ -7,7 +7,6 @@ replayed through the CLI; a generated tiny table of the same kind goes through t
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 from datetime import datetime, timedelta
@@ -44,9 +43,9 @@ def test_tiny_generated_table_gets_a_report(tiny):
 def test_unmeasured_metrics_show_na(tiny, drop):
     """What training leaves out on tiny data (CV when a class has < 2 training rows, the AUC
     interval, even the AUC) renders as n/a, never as a template error."""
-    res = copy.copy(tiny)
-    for attr in ("fit", "churn"):
-        model = getattr(tiny, attr)
+    res = tiny.discovery
+    for attr in ("fit_model", "churn_model"):
+        model = getattr(tiny.discovery, attr)
         if model is None:
             continue
         cv = {"folds": 2} if drop in ("cv", "all") else model.cv
@@ -55,7 +54,7 @@ def test_unmeasured_metrics_show_na(tiny, drop):
               or drop == "cv"}
         if drop == "all":
             ho = {}
-        setattr(res, attr, dataclasses.replace(model, cv=cv, holdout=ho))
+        res = dataclasses.replace(res, **{attr: dataclasses.replace(model, cv=cv, holdout=ho)})
     html = render_html(res, figures={})
     md = render_markdown(res)
     if drop in ("cv", "all"):
@@ -94,9 +93,8 @@ def test_weakness_rules():
 
 
 def test_weak_churn_model_is_called_weak(small_discovery):
-    res = copy.copy(small_discovery)
-    res.churn = dataclasses.replace(small_discovery.churn, holdout={
-        **small_discovery.churn.holdout, "roc_auc": 0.53, "roc_auc_ci_low": 0.47, "roc_auc_ci_high": 0.59})
+    res = dataclasses.replace(small_discovery, churn_model=dataclasses.replace(small_discovery.churn_model, holdout={
+        **small_discovery.churn_model.holdout, "roc_auc": 0.53, "roc_auc_ci_low": 0.47, "roc_auc_ci_high": 0.59}))
     html = render_html(res, figures={})
     assert "Weak churn model." in html and "not reliable" in html
     assert "(not reliable: weak churn model)" in html  # the churn inside / outside columns
@@ -117,11 +115,10 @@ def test_lift_wording():
 
 
 def test_anti_icp_without_best_customers_says_so(small_discovery):
-    res = copy.copy(small_discovery)
     anti = small_discovery.criteria.anti_icp[0]
     zero = dataclasses.replace(anti, evidence={**anti.evidence, "lift": 0.0, "lift_ci": [0.0, 0.0]})
-    res.criteria = dataclasses.replace(small_discovery.criteria,
-                                       anti_icp=[zero, *small_discovery.criteria.anti_icp[1:]])
+    res = dataclasses.replace(small_discovery, criteria=dataclasses.replace(
+        small_discovery.criteria, anti_icp=[zero, *small_discovery.criteria.anti_icp[1:]]))
     for text in (render_html(res, figures={}), render_markdown(res)):
         assert "no best customers in this segment" in text
         assert "0.00x (0.00-0.00)" not in text and "0.00x" not in text
@@ -192,9 +189,8 @@ def test_markdown_escape(raw, shown):
 
 def test_no_anti_icp_is_said_not_left_out(small_discovery):
     """A newcomer read a missing Anti-ICP section as an omission: it says none was found."""
-    res, cs = copy.copy(small_discovery), copy.copy(small_discovery.criteria)
-    cs.anti_icp = []
-    res.criteria = cs
+    res = dataclasses.replace(small_discovery, criteria=dataclasses.replace(small_discovery.criteria,
+                                                                      anti_icp=[]))
     text = render_markdown(res)
     assert "## Anti-ICP: none found" in text and "no account is tiered Excluded" in text
     assert "## Anti-ICP: none found" not in render_markdown(small_discovery)

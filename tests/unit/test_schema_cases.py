@@ -29,7 +29,7 @@ _REPO = Path(__file__).resolve().parents[2]
 def _discover(folder: Path, config: str, data: str | None = None):
     cfg = load_config(folder / config)
     accounts, source = load_source(cfg, folder / (data or cfg.data.path))
-    return discover(cfg, accounts, track=False, report=False, source=source)
+    return discover(cfg, accounts, source=source)
 
 
 def _score_file(scorer, path: Path, rows: int) -> pd.DataFrame:
@@ -178,14 +178,14 @@ def test_tz_aware_deal_dates(config, deals, monkeypatch):
             assert np.isnan(got.loc[acc, "win_rate"])
         else:
             assert got.loc[acc, "win_rate"] == pytest.approx(row["win_rate"])
-    res = discover(cfg, df, track=False, report=False)  # and the run goes through
+    res = discover(cfg, df)  # and the run goes through
     assert len(res.scored) == len(df)
 
 
 def test_tz_kind_generated_offsets_and_bounds():
     """Generated deals: +02:00/+01:00/Z/naive mixed, a bound with an offset; UTC throughout."""
+    from icpml.adapters.crm import crm_accounts
     from icpml.config import OpportunitiesConfig
-    from icpml.datasets import crm_accounts
 
     accounts = pd.DataFrame({"id": ["a", "b", "c"]})
     deals = pd.DataFrame({

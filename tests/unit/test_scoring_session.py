@@ -40,8 +40,8 @@ def scorer() -> Scorer:
 
 def _pipeline_scores(scorer: Scorer, df) -> tuple[np.ndarray, np.ndarray]:
     X, _ = scorer.prepare(df)
-    return (scorer.fit.pipeline.predict_proba(X[COLS])[:, 1],
-            scorer.churn.pipeline.predict_proba(X[COLS])[:, 1])
+    return (scorer.fit_model.pipeline.predict_proba(X[COLS])[:, 1],
+            scorer.churn_model.pipeline.predict_proba(X[COLS])[:, 1])
 
 
 def test_the_scorer_is_immutable_and_pickles_without_pools(scorer):
@@ -90,14 +90,14 @@ def test_a_stream_closed_early_closes_its_session(scorer, monkeypatch):
 def test_the_session_compiles_an_uncompiled_model_and_scores_identically(scorer):
     """A model not compiled at registration is compiled by the session (not stashed on the
     model), on chunks large enough to pay; the scores are scikit-learn's, bit for bit."""
-    assert scorer.fit.kernel is None
+    assert scorer.fit_model.kernel is None
     df = make_accounts(9_000, seed=24)
     fit, churn = _pipeline_scores(scorer, df)
     with scorer.session() as session:
         out = session.score(df)
         assert all(FastPredictor.current(k) for k in session.kernels.values())
         assert set(session.kernels) == {"fit", "churn"}
-    assert scorer.fit.kernel is None  # the session's, not the model's
+    assert scorer.fit_model.kernel is None  # the session's, not the model's
     assert np.array_equal(out["fit_score"].to_numpy(), fit)
     assert np.array_equal(out["churn_risk"].to_numpy(), churn)
     small = dataclasses.replace(scorer, chunk_size=500)  # below the compile threshold
@@ -108,14 +108,14 @@ def test_the_session_compiles_an_uncompiled_model_and_scores_identically(scorer)
 
 
 def test_a_compiled_scorer_round_trips_with_its_kernels(scorer):
-    compiled = dataclasses.replace(scorer, fit=dataclasses.replace(scorer.fit).compile(),
-                                   churn=dataclasses.replace(scorer.churn).compile())
+    compiled = dataclasses.replace(scorer, fit_model=dataclasses.replace(scorer.fit_model).compile(),
+                                   churn_model=dataclasses.replace(scorer.churn_model).compile())
     back = pickle.loads(pickle.dumps(compiled))
-    assert FastPredictor.current(back.fit.kernel) and FastPredictor.current(back.churn.kernel)
+    assert FastPredictor.current(back.fit_model.kernel) and FastPredictor.current(back.churn_model.kernel)
     df = make_accounts(6_000, seed=25)
     with back.session() as session:
         out = session.score(df)
-        assert session.kernels["fit"] is back.fit.kernel
+        assert session.kernels["fit"] is back.fit_model.kernel
     fit, churn = _pipeline_scores(scorer, df)
     assert np.array_equal(out["fit_score"].to_numpy(), fit)
     assert np.array_equal(out["churn_risk"].to_numpy(), churn)
@@ -138,7 +138,7 @@ def test_explanation_codes_are_a_declared_field(scorer):
 
     df = make_accounts(300, seed=26)
     X, _ = scorer.prepare(df)
-    expl = explain(scorer.fit, X)
+    expl = explain(scorer.fit_model, X)
     codes, cats = _category_codes(expl, "industry")
     assert set(expl.category_codes) == {"industry"} and "_codes" not in expl.__dict__
     rows = np.arange(300) % 3 == 0

@@ -108,18 +108,18 @@ def test_parallel_refits_give_the_serial_result(discovery, monkeypatch):
     d = discovery
     monkeypatch.setattr(stab_mod, "MAX_REFIT_ROWS", 1000)
     churned = d.accounts[d.config.columns.churn].astype(bool)
-    args = (d.accounts, d.cohorts, d.split, dict(d.fit.kinds), dict(d.churn.kinds), d.criteria,
+    args = (d.accounts, d.cohorts, d.split, dict(d.fit_model.kinds), dict(d.churn_model.kinds), d.criteria,
             d.config, churned)
     monkeypatch.setenv("ICPML_JOBS", "2")
     par = stab_mod.criteria_stability(*args)
     # the refits no stopping rule can skip, submitted before the models train (as discover does)
-    started = stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
-                                       dict(d.churn.kinds), d.config, churned)
+    started = stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit_model.kinds),
+                                       dict(d.churn_model.kinds), d.config, churned)
     assert sorted(started) == [0, 1, 2, 3, 4]  # need = ceil(0.6 * 8)
     early = stab_mod.criteria_stability(*args, started=started)
     monkeypatch.setenv("ICPML_JOBS", "1")
-    assert stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit.kinds),
-                                    dict(d.churn.kinds), d.config, churned) == {}
+    assert stab_mod.start_stability(d.accounts, d.cohorts, d.split, dict(d.fit_model.kinds),
+                                    dict(d.churn_model.kinds), d.config, churned) == {}
     ser = stab_mod.criteria_stability(*args)
     assert par == ser
     assert early == ser

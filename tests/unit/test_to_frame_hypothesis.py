@@ -8,11 +8,11 @@ import pytest
 
 from icpml.criteria import CriteriaSet, Criterion
 from icpml.errors import ConfigError
-from icpml.validate import load_hypothesis
+from icpml.hypothesis import load_hypothesis
 
 
 def _ev(**kw) -> dict:
-    base = {"n": 1000, "support": 300, "coverage": 0.3, "best_rate": 0.5, "lift": 2.0,
+    base = {"n": 1000, "n_covered": 300, "coverage": 0.3, "best_rate": 0.5, "lift": 2.0,
             "lift_ci": [1.5, 2.5], "churn_inside": 0.1, "churn_outside": 0.2,
             "best_wrongly_excluded": 0.05, "q_value": 0.001}
     return {**base, **kw}
@@ -38,7 +38,7 @@ def test_to_frame_one_row_per_criterion_with_the_evidence():
     assert list(f["columns"]) == ["employees", "industry", "requires_onprem, employees"]
     assert list(f["kind"]) == ["numeric", "categorical", "boolean"]
     assert list(f["source"]) == ["fit_model", "fit_model", "churn_model"]
-    assert list(f["support"]) == [300, 300, 40]
+    assert list(f["n_covered"]) == [300, 300, 40]
     np.testing.assert_allclose(f["lift"], [2.0, 1.5, 0.2])
     np.testing.assert_allclose(f["lift_ci_low"], [1.5, 1.5, 0.1])
     np.testing.assert_allclose(f["lift_ci_high"], [2.5, 2.5, 0.4])
@@ -59,7 +59,7 @@ def test_to_frame_unmeasured_figures_are_missing_not_zero():
     assert len(f) == 2 and list(f["source"]) == ["hypothesis", "hypothesis"]
     assert f[["lift", "coverage", "stability", "churn_inside"]].isna().all().all()
     assert f["tentative"].isna().all() and str(f["tentative"].dtype) == "boolean"
-    assert f["support"].isna().all()
+    assert f["n_covered"].isna().all()
 
 
 def test_to_frame_of_an_empty_set_has_the_columns():
@@ -122,7 +122,7 @@ def test_to_frame_of_an_evaluated_hypothesis_reports_its_evidence():
     # figure of the table is the criterion's own, and the planted ICP beats the base rate
     from icpml import demo_config, make_accounts
     from icpml.data import validate_accounts
-    from icpml.validate import evaluate_criteria
+    from icpml.hypothesis import evaluate_criteria
 
     cfg = demo_config()
     raw = make_accounts(600, seed=5)

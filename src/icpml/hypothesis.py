@@ -1,4 +1,6 @@
-"""Validate an ICP on data: the feedback loop and the hand-written hypothesis ICP.
+"""Hypothesis testing of an ICP on data: the feedback loop and the hand-written hypothesis ICP.
+
+(Schema checks of an account table are elsewhere: :func:`icpml.data.validate_accounts`.)
 
 Two questions, one kind of evidence:
 
@@ -40,7 +42,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from scipy import stats
 
-from icpml.cohorts import BEST, WORST, benjamini_hochberg, label_cohorts, value_score
+from icpml._stats import benjamini_hochberg
+from icpml.cohorts import BEST, WORST, label_cohorts, value_score
 from icpml.config import Config, format_validation_error
 from icpml.criteria import CriteriaSet, Criterion, segment_evidence
 from icpml.errors import ConfigError
@@ -117,7 +120,7 @@ def load_hypothesis(source: str | Path | Mapping[str, Any], cfg: Config | None =
 
     Examples
     --------
-    >>> from icpml.validate import load_hypothesis
+    >>> from icpml.hypothesis import load_hypothesis
     >>> cs = load_hypothesis({"icp": [{"column": "industry", "op": "in",
     ...                                "values": ["SaaS", "FinTech"]}]})
     >>> [c.describe() for c in cs.icp]
@@ -179,7 +182,7 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
     Examples
     --------
-    >>> from icpml.validate import wilson_interval
+    >>> from icpml.hypothesis import wilson_interval
     >>> [round(x, 3) for x in wilson_interval(8, 20)]
     [0.219, 0.613]
     """
@@ -278,7 +281,7 @@ def validate_tiers(scorer, df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """
     from icpml.scoring import TIERS
 
-    scored = scorer.score(df, reasons=False)
+    scored = scorer.score(df, explain=False)
     cohort = _cohorts(df, cfg).to_numpy()
     best = cohort == BEST
     churned = df[cfg.columns.churn].astype(bool).to_numpy() if cfg.columns.churn else None
