@@ -430,6 +430,23 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
     return out, warnings
 
 
+def _near_duplicate_columns(names: Collection[object], used: Collection[str]) -> list[str]:
+    """One problem per column the config uses whose name another column repeats up to case
+    and spacing ("Industry" and "industry " or " INDUSTRY"): a CRM export with a standard and
+    an enrichment field of one label, where icpml would otherwise pick one silently."""
+    by_key: dict[str, list[str]] = {}
+    for n in dict.fromkeys(str(c) for c in names):
+        by_key.setdefault(spelling_key(n), []).append(n)
+    problems = []
+    for c in dict.fromkeys(used):
+        twins = [n for n in by_key.get(spelling_key(c), []) if n != c]
+        if twins and c in set(map(str, names)):
+            others = ", ".join(repr(n) for n in twins)
+            problems.append(f"column {c!r} is repeated as {others} (names differ only in case or "
+                            "spacing); rename or drop one so the header is unambiguous")
+    return problems
+
+
 def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
                       require_outcomes: bool = True, schema: Schema | None = None) -> pd.DataFrame:
     """Check ``df`` against the config and return a typed copy.
@@ -483,6 +500,7 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
     if len(set(df.columns)) != df.shape[1]:
         dup = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
         problems.append(f"duplicate column name(s) {', '.join(dup)}; make the header unique")
+    problems += _near_duplicate_columns(df.columns, [*needed, *cols.post_sale])
 
     out = df.copy()
     if cols.id in df.columns:
