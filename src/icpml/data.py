@@ -22,7 +22,15 @@ import pandas as pd
 
 from icpml.config import Config
 from icpml.errors import DataError, redact
-from icpml.schema import Schema, canonical_spellings, coerce, learn_schema, read_numbers
+from icpml.schema import (
+    Schema,
+    canonical_spellings,
+    coerce,
+    date_unreadable,
+    learn_schema,
+    read_dates,
+    read_numbers,
+)
 
 __all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "normalize_categories", "spelling_key", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
@@ -551,17 +559,12 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
 
     if cols.date and cols.date in df.columns:
         raw_dates = df[cols.date]
-        parsed = pd.to_datetime(raw_dates, errors="coerce", utc=True)
-        if (parsed.isna() & raw_dates.notna()).any():  # ISO dates with and without a time
-            iso = pd.to_datetime(raw_dates.astype("string"), errors="coerce", utc=True,
-                                 format="ISO8601")
-            if iso.notna().sum() > parsed.notna().sum():
-                parsed = iso
-        unreadable = parsed.isna() & raw_dates.notna()
+        parsed = read_dates(raw_dates)  # offsets to UTC; day-first decided per column
+        unreadable = date_unreadable(raw_dates, parsed)
         if unreadable.any():
             examples = ", ".join(repr(_clip(v, 20)) for v in pd.unique(raw_dates[unreadable])[:3])
             problems.append(f"date column '{cols.date}' has {int(unreadable.sum())} unreadable "
-                            f"date(s) (e.g. {examples}); write every date as YYYY-MM-DD")
+                            f"date(s) (e.g. {examples}); write every date as YYYY-MM-DD (or ISO 8601)")
         out[cols.date] = parsed
     elif cols.date and require_outcomes:
         problems.append(f"missing date column '{cols.date}'; add it or remove columns.date")

@@ -67,3 +67,49 @@ def test_other_credential_shapes_are_redacted(text, secret):
                                   "column 'api_key': 3 non-numeric values"])
 def test_ordinary_text_is_not_redacted(text):
     assert redact(text) == text
+
+
+# ------------------------------------------------------------- tz-aware-deal-dates
+def _deals_window(tmp_path, dates: list[str], after: str | None = None):
+    from icpml.config import OpportunitiesConfig
+    from icpml.datasets import crm_accounts
+
+    acc = pd.DataFrame({"account_id": ["A1", "A2"]})
+    opp = pd.DataFrame({"account_id": ["A1"] * len(dates), "stage": ["won"] * len(dates),
+                        "amount": ["10"] * len(dates), "closed": dates})
+    spec = OpportunitiesConfig(path="x.csv", account="account_id", stage="stage", won=["won"],
+                               lost=["lost"], amount="amount", date="closed", after=after)
+    return crm_accounts(acc, opp, spec, id_column="account_id")
+
+
+@pytest.mark.parametrize("dates, after, want", [
+    # European day-first export: 13/04 proves day-first, so 02/04 is 2 April, not 4 February
+    (["13/04/2024", "02/04/2024", "20/01/2024"], "2024-03-01", 2),
+    # US month-first: 04/13 proves it, so 02/04 is 4 February (before the window)
+    (["04/13/2024", "02/04/2024", "01/20/2024"], "2024-03-01", 1),
+    # dotted German dates are day-first: 01.04.2024 is 1 April
+    (["01.04.2024", "12.02.2024 14:30", "05.03.2024"], "2024-03-01", 2),
+    # offsets of another zone (Asia/Kolkata, US Pacific), converted to UTC before the bound
+    (["2024-03-01T04:00:00+05:30", "2024-02-29T17:00:00-08:00"], "2024-03-01", 1),
+    # Unix milliseconds (HubSpot API) and seconds
+    (["1712880000000", "1704067200000"], "2024-03-01", 1),
+    (["1712880000", "1704067200"], "2024-03-01", 1),
+])
+def test_deal_dates_in_other_formats_are_read_per_column(tmp_path, dates, after, want):
+    out = _deals_window(tmp_path, dates, after)
+    assert out.set_index("account_id").loc["A1", "n_won"] == want
+
+
+def test_day_and_month_first_mixed_in_one_column_is_one_line_error(tmp_path):
+    with pytest.raises(DataError, match=r"column 'closed' \(data.opportunities.date\) has 2 "
+                                        r"unreadable date\(s\)"):
+        _deals_window(tmp_path, ["13/04/2024", "04/13/2024"], None)
+
+
+def test_account_date_column_reads_day_first_column_consistently():
+    from icpml.schema import read_dates
+
+    s = pd.Series(["13/04/2024", "02/04/2024", " ", "N/A", "2024-04-02T00:00:00+02:00"])
+    got = read_dates(s)
+    assert [str(t.date()) if pd.notna(t) else None for t in got] == [
+        "2024-04-13", "2024-04-02", None, None, "2024-04-01"]
