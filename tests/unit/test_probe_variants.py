@@ -131,3 +131,48 @@ def test_zero_padded_codes_are_categories(values, kind):
     assert schema.columns["channel"].kind == kind
     if kind == "categorical":
         assert set(schema.columns["channel"].categories) == set(values)
+
+
+# ------------------------------------------------------------- call-duration-becomes-icp
+def _leaky_accounts(n: int = 600, seed: int = 11) -> tuple[pd.DataFrame, pd.Series]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    industry = rng.choice(["SaaS", "Retail", "FinTech", "Manufacturing"], n, p=[.3, .3, .2, .2])
+    arr = np.where(industry == "SaaS", 30000, 10000) * rng.lognormal(0, .5, n)
+    q = pd.Series(arr).rank(pct=True).to_numpy()
+    df = pd.DataFrame({
+        "industry": industry, "employees": rng.lognormal(5, 1, n).round(),
+        # post-outcome measures, each about as informative as Bank Marketing's call duration
+        "LastContactDays": (100 * np.clip(1 - q + rng.normal(0, .35, n), 0, 2)).round(),
+        "TimeOnCall": (300 * np.clip(q + rng.normal(0, .35, n), .05, 2)).round(),
+        "CSMNotesCount": rng.poisson(3 + 6 * np.clip(q + rng.normal(0, .35, n), 0, 1.5)),
+    })
+    best = q >= .75
+    worst = q <= .25
+    y = pd.Series(best[best | worst], index=df.index[best | worst])
+    return df, y
+
+
+@pytest.mark.parametrize("leak", ["LastContactDays", "TimeOnCall", "CSMNotesCount"])
+def test_camelcase_post_outcome_columns_are_set_aside(leak):
+    from icpml.features import screen_columns
+
+    df, y = _leaky_accounts()
+    cols = ["industry", "employees", leak]
+    kinds = {"industry": "categorical", "employees": "numeric", leak: "numeric"}
+    screen = screen_columns(df[cols], kinds, y)
+    assert list(screen.excluded) == [leak]
+    assert "named like a post-sale or contact-outcome measure" in screen.excluded[leak]
+
+
+@pytest.mark.parametrize("name, flagged", [
+    ("DaysToRenewal", True), ("Days To Renewal", True), ("time-on-call", True),
+    ("OnboardingStatus", True), ("SupportTickets", True), ("NPS", True),
+    ("total_minutes_on_website", False), ("avg_ticket_value", False), ("TechSupport", False),
+    ("Contract", False), ("funding_stage", True), ("industry", False),
+])
+def test_leak_names_in_any_naming_style(name, flagged):
+    from icpml.features import _leak_named
+
+    assert _leak_named(name) is flagged
