@@ -467,8 +467,7 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
         The raw table (CSV text, or typed from Parquet or a DataFrame); not modified.
     cfg : Config
         Column roles: features (and ``columns.categorical``), post-sale columns and outcomes
-        are learned; ``data.number_format`` declares number formats. A feature of integer
-        codes written zero-padded to one width ("01", "02"; postcodes) is categorical.
+        are learned; ``data.number_format`` declares number formats.
     columns : iterable of str, optional
         Only these columns (default: every feature, post-sale and outcome column present).
 
@@ -498,8 +497,6 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
             specs[c] = ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS)
         elif not _is_text(s):
             specs[c] = ColumnSchema("numeric")
-        elif c not in outcomes and _zero_padded_codes(s):
-            specs[c] = _categorical_spec(c, s, warnings)  # "01", "02": a code, not a quantity
         else:
             ev = _number_evidence(s)
             if ev.n and max(ev.ok.values()) * 2 > ev.n:  # mostly numbers (the rest: data errors)
@@ -562,18 +559,6 @@ def read_numbers(s: pd.Series) -> tuple[np.ndarray, float]:
     num, bad = _numbers(s, spec)
     nonblank = int(bad.sum() + (~np.isnan(num)).sum())
     return num, (float(bad.sum()) / nonblank if nonblank else 0.0)
-
-
-def _zero_padded_codes(s: pd.Series) -> bool:
-    """Whether a text column holds integer codes written with leading zeros ("01", "02",
-    "003"; a postcode "01234"): only digits, all of one width, some starting with "0".
-    Such a column is a code: read as numbers, "02" would become the quantity 2, "10" would
-    fall between codes, and the leading zeros would be lost in every criterion and export."""
-    text = pd.Series(pd.unique(s.dropna().astype(str).str.strip()), dtype=object)
-    text = text[(text != "") & ~text.str.casefold().isin(NULL_TOKENS)]
-    if text.empty or not text.str.fullmatch(r"\d{2,}").all():
-        return False
-    return text.str.len().nunique() == 1 and bool(text.str.startswith("0").any())
 
 
 def _categorical_spec(c: str, s: pd.Series, warnings: list[str]) -> ColumnSchema:

@@ -115,24 +115,6 @@ def test_account_date_column_reads_day_first_column_consistently():
         "2024-04-13", "2024-04-02", None, None, "2024-04-01"]
 
 
-# ------------------------------------------------------------- numeric-code-no-icp
-@pytest.mark.parametrize("values, kind", [
-    (["01", "02", "02", "01", "03"], "categorical"),  # channel codes written zero-padded
-    (["0101", "0420", "1000", "0101"], "categorical"),  # SIC/NACE-like codes, postcodes
-    (["1", "2", "2", "1"], "numeric"),  # plain 1/2: numeric (criteria cut it as a range)
-    (["10", "200", "05"], "numeric"),  # widths differ: not a fixed-width code
-])
-def test_zero_padded_codes_are_categories(values, kind):
-    from icpml.schema import learn_schema
-
-    df = pd.DataFrame({"account_id": [str(i) for i in range(len(values))], "channel": values,
-                       "arr": ["1"] * len(values)})
-    schema = learn_schema(df, _cfg(["channel"]))
-    assert schema.columns["channel"].kind == kind
-    if kind == "categorical":
-        assert set(schema.columns["channel"].categories) == set(values)
-
-
 # ------------------------------------------------------------- call-duration-becomes-icp
 def _leaky_accounts(n: int = 600, seed: int = 11) -> tuple[pd.DataFrame, pd.Series]:
     import numpy as np
