@@ -54,7 +54,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 # ----------------------------------------------------------------------------- CSV injection
 #: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_START_RE = r"[=+\-@\t\r]"
+# also seen to trigger or to survive a clean-up: the same characters after leading spaces or
+# a line break (" =1+1"; some spreadsheets trim before evaluating) and their full-width forms
+# ("＝1+1", which East Asian input methods type and spreadsheets may normalise)
+_FULLWIDTH = ("\uff1d", "\uff0b", "\uff0d", "\uff20")
+_FIRST_CHARS = (*FORMULA_START, *_FULLWIDTH, " ", "\n", "\u00a0", "\u3000")
+_FORMULA_START_RE = r"[\s\u00a0\u3000]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]"
 # a plain number written as text ("-12", "+3.5", "-1,234.5", "1e-3"): a spreadsheet reads it as
 # that number, never as a formula, so it is left as it is
 _PLAIN_NUMBER_RE = r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?"
@@ -74,11 +79,13 @@ def _starts_like_formula(s: pd.Series) -> pd.Series | None:
     except (pa.ArrowException, TypeError, ValueError):  # object column of mixed types
         arr = None
     if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        starts = pa.array(list(FORMULA_START), type=arr.type)
+        starts = pa.array(list(_FIRST_CHARS), type=arr.type)
         hit = pc.fill_null(pc.is_in(pc.utf8_slice_codeunits(arr, 0, 1), value_set=starts), False)
         if not pc.any(hit).as_py():
             return None
-        return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+        hit = pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+        hit[hit] = s[hit].str.match(_FORMULA_START_RE, na=False).fillna(False).astype(bool)
+        return hit if hit.any() else None
     if arr is not None and not pa.types.is_null(arr.type):
         return None  # not text (numbers, booleans, lists stored as objects)
     try:
@@ -95,7 +102,7 @@ def _neutralise(s: pd.Series) -> pd.Series | None:
     if risky is None:
         return None
     text = s[risky]
-    risky[risky] = ~text.str.fullmatch(_PLAIN_NUMBER_RE, na=False).fillna(False).astype(bool)
+    risky[risky] = ~text.str.strip().str.fullmatch(_PLAIN_NUMBER_RE, na=False).fillna(False).astype(bool)
     if not risky.any():
         return None
     return s.mask(risky, "'" + s[risky].astype(str)) if s.dtype == object else s.mask(risky, "'" + s)
@@ -104,7 +111,8 @@ def _neutralise(s: pd.Series) -> pd.Series | None:
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every text cell (and column name) that a spreadsheet would run as a formula
     neutralised, following OWASP's CSV-injection advice: a cell starting with ``=``, ``+``,
-    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (Excel and Sheets then show
+    ``-``, ``@``, a tab or a carriage return (also after leading spaces or a line break, and
+    in their full-width forms ``＝ ＋ － ＠``) gets a leading ``'`` (Excel and Sheets then show
     the text as typed and hide the quote).
 
     Only text columns are touched: numbers (a genuine ``-3.5`` in a numeric column) and a text

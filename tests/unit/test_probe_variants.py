@@ -158,3 +158,21 @@ def test_leak_names_in_any_naming_style(name, flagged):
     from icpml.features import _leak_named
 
     assert _leak_named(name) is flagged
+
+
+# ------------------------------------------------------------- csv-formula-injection
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_formula_cells_after_spaces_or_in_full_width_are_neutralised(tmp_path, dtype):
+    from icpml._io import write_table
+
+    vals = [" =1+1", "  @SUM(A1)", "\n=cmd", "\uff1dHYPERLINK(\"x\")", "\uff0b1", "+1+1",
+            "\t=1", " -12", "+3.5", " plain", "a=b"]
+    df = pd.DataFrame({"id": [f"0{i}" for i in range(len(vals))],
+                       "v": pd.Series(vals, dtype=dtype)})
+    before = df.copy()
+    out = tmp_path / "o.csv"
+    write_table(df, out)
+    back = pd.read_csv(out, dtype=str, keep_default_na=False)["v"].tolist()
+    want = ["'" + v for v in vals[:7]] + vals[7:]
+    assert back == want
+    assert df.equals(before)
