@@ -186,6 +186,8 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(p)
+            if wanted is not None:
+                _raise_near_duplicates(pf.schema_arrow.names, wanted, p)
             names = None if wanted is None else [c for c in pf.schema_arrow.names if c in wanted]
             if pf.metadata.num_rows == 0:
                 empty = pf.schema_arrow.empty_table()
@@ -197,6 +199,8 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
         _check_header(p)
         header = pd.read_csv(p, nrows=0)
         _check_delimiter(header, p)
+        if wanted is not None:
+            _raise_near_duplicates(header.columns, wanted, p)
         usecols = None if wanted is None else [c for c in header.columns if c in wanted]
         dtype = _text_dtype(text, header.columns, object)
         first = True
@@ -436,6 +440,13 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
         warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case or spacing were "
                         f"merged ({shown}{more})")
     return out, warnings
+
+
+def _raise_near_duplicates(names: Collection[object], wanted: Collection[str], p: Path) -> None:
+    """A :class:`DataError` when a column scoring reads is repeated up to case or spacing."""
+    problems = _near_duplicate_columns(names, list(wanted))
+    if problems:
+        raise DataError(problems, str(p))
 
 
 def _near_duplicate_columns(names: Collection[object], used: Collection[str]) -> list[str]:

@@ -176,3 +176,17 @@ def test_formula_cells_after_spaces_or_in_full_width_are_neutralised(tmp_path, d
     want = ["'" + v for v in vals[:7]] + vals[7:]
     assert back == want
     assert df.equals(before)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_prospect_header_repeated_up_to_case_is_an_error_when_scoring(tmp_path, suffix):
+    from icpml.data import iter_accounts
+
+    df = pd.DataFrame({"account_id": ["01", "02"], "Industry": ["SaaS", "Retail"],
+                       "industry ": ["FinTech", "SaaS"]})
+    p = tmp_path / f"prospects{suffix}"
+    df.to_csv(p, index=False) if suffix == ".csv" else df.to_parquet(p, index=False)
+    with pytest.raises(DataError, match="column 'Industry' is repeated as 'industry '"):
+        list(iter_accounts(p, 10, ["account_id", "Industry"]))
+    # a repeated label scoring does not read is left alone
+    assert [len(c) for c in iter_accounts(p, 10, ["account_id"])] == [2]
