@@ -2,13 +2,16 @@
 
 Every file icpml writes goes to a temporary file in the target folder first and
 is renamed into place (``os.replace`` is atomic on POSIX and Windows), so an
-interrupted run leaves the previous output intact, never a truncated one. A
+interrupted run leaves the previous output intact, never a truncated one. The temporary
+file's name carries the writer's pid; the next write of the same file removes temporary
+files whose writer is gone (a ``kill -9`` leaves one behind). A
 write that fails for lack of space or permission raises
 :class:`~icpml.errors.OutputError` (one line, exit code 5) and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import threading
@@ -27,13 +30,44 @@ __all__ = ["atomic_write_text", "atomic_write_bytes", "write_table", "write_tabl
 T = TypeVar("T")
 
 
+def _temp_prefix(p: Path) -> str:
+    """``.<name>.<pid>.``: the writer's pid in its temporary file's name, so that a later
+    write of the same file can tell a temporary file left by a killed writer (kill -9, OOM,
+    power loss) from one still being written, and remove it (:func:`_sweep_stale`)."""
+    return f".{p.name}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's live process, or cannot tell: keep its file
+    return True
+
+
+def _sweep_stale(p: Path) -> None:
+    """Remove ``p``'s temporary files left by writers that are gone (best effort)."""
+    try:
+        candidates = list(p.parent.glob(f".{glob.escape(p.name)}.*.tmp"))
+    except OSError:
+        return
+    for tmp in candidates:
+        middle = tmp.name[len(p.name) + 2:-len(".tmp")]
+        pid = middle.split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (creating parent folders)."""
     p = Path(path)
     tmp = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        _sweep_stale(p)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=_temp_prefix(p), suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, p)
@@ -178,7 +212,8 @@ def write_table_stream(frames: Iterable[pd.DataFrame], path: str | os.PathLike[s
     rows = 0
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        _sweep_stale(p)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=_temp_prefix(p), suffix=".tmp")
         os.close(fd)
         if suffix == ".csv":
             with open(tmp, "w", encoding="utf-8", newline="") as fh:

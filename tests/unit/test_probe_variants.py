@@ -190,3 +190,28 @@ def test_prospect_header_repeated_up_to_case_is_an_error_when_scoring(tmp_path, 
         list(iter_accounts(p, 10, ["account_id", "Industry"]))
     # a repeated label scoring does not read is left alone
     assert [len(c) for c in iter_accounts(p, 10, ["account_id"])] == [2]
+
+
+# ------------------------------------------------------------- kill9-orphans (score output)
+def test_temp_file_of_a_killed_writer_is_swept_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from icpml._io import write_table
+
+    out = tmp_path / "scored [1].csv"  # glob characters in the name are literal
+    # a writer killed mid-write leaves .<name>.<pid>.<random>.tmp; its pid is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".{out.name}.{dead}.abc123.tmp"
+    stale.write_text("half")
+    alive = tmp_path / f".{out.name}.{os.getppid()}.def456.tmp"  # a live writer's: kept
+    alive.write_text("busy")
+    other = tmp_path / ".notes.csv.1.x.tmp"  # another file's: not ours to judge
+    other.write_text("x")
+    write_table(pd.DataFrame({"id": ["007"]}), out)
+    assert pd.read_csv(out, dtype=str)["id"].tolist() == ["007"]
+    assert not stale.exists() and alive.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [out.name, alive.name, other.name])
