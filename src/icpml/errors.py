@@ -14,12 +14,19 @@ __all__ = ["IcpmlError", "ConfigError", "DataError", "TrackingError", "OutputErr
 
 # --------------------------------------------------------------------------- redaction
 #: Names of settings whose value is a secret: the word alone or as a part of a name joined by
-#: ``_``, ``-`` or ``.`` (``s3_secret_access_key``, ``api-token``, ``db.password``).
+#: ``_``, ``-`` or ``.`` (``s3_secret_access_key``, ``api-token``, ``db.password``), or
+#: capitalised in a camelCase name (``accessToken``, ``clientSecret``).
 _SECRET_WORDS = (r"password|passwd|pwd|secret|token|key|access_key|api_?key|apikey|credentials?"
                  r"|auth|authorization|private_key|sas|sig|signature|session"
                  # Azure/ODBC connection-string parts written in CamelCase, no separator
                  r"|accountkey|sharedaccesskey|sharedaccesssignature|connection_?string")
-_SECRET_NAME = (rf"(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_WORDS})(?:[_.-][A-Za-z0-9]+)*")
+# camelCase names (accessToken, clientSecret, dbPassword, AuthToken): a capitalised secret
+# word after a prefix; "monkey" or "keynote" are not secrets
+_CAMEL_SECRET = (r"[A-Za-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*?"
+                 r"(?-i:(?:Password|Passwd|Pwd|Secret|Token|Key|Credentials?|Auth|Signature|Sig))"
+                 r"(?:[A-Z][a-z0-9]*)*")
+_SECRET_NAME = (rf"(?:(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_WORDS})(?:[_.-][A-Za-z0-9]+)*"
+                rf"|{_CAMEL_SECRET})")
 _SECRET_NAME_RE = re.compile(rf"(?i){_SECRET_NAME}")
 # the value of a setting: quoted (with its escapes) or bare up to a delimiter
 _QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\""

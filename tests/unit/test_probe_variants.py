@@ -215,3 +215,18 @@ def test_temp_file_of_a_killed_writer_is_swept_by_the_next_write(tmp_path):
     assert not stale.exists() and alive.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [out.name, alive.name, other.name])
+
+
+@pytest.mark.parametrize("name", ["accessToken", "clientSecret", "dbPassword", "AuthToken",
+                                  "privateKey", "sasToken", "AccountKey"])
+def test_camelcase_secret_settings_are_redacted(name):
+    from icpml.errors import redact_setting
+
+    assert redact_setting(f"data.options.{name}", "Hunter2") == "***"
+    assert redact(f'{{"{name}": "Hunter2"}}') == f'{{"{name}": "***"}}'
+    assert redact(f"{name}=Hunter2;Server=x") == f"{name}=***;Server=x"
+
+
+@pytest.mark.parametrize("name", ["monkey", "keynote", "keyfile", "TokenCount"])
+def test_words_merely_containing_key_or_token_are_kept(name):
+    assert redact(f"{name}=Hunter2") == f"{name}=Hunter2"
