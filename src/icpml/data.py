@@ -26,9 +26,7 @@ from icpml.schema import (
     Schema,
     canonical_spellings,
     coerce,
-    date_unreadable,
     learn_schema,
-    read_dates,
     read_numbers,
 )
 
@@ -570,12 +568,17 @@ def validate_accounts(df: pd.DataFrame, cfg: Config, *, source: str = "data",
 
     if cols.date and cols.date in df.columns:
         raw_dates = df[cols.date]
-        parsed = read_dates(raw_dates)  # offsets to UTC; day-first decided per column
-        unreadable = date_unreadable(raw_dates, parsed)
+        parsed = pd.to_datetime(raw_dates, errors="coerce", utc=True)
+        if (parsed.isna() & raw_dates.notna()).any():  # ISO dates with and without a time
+            iso = pd.to_datetime(raw_dates.astype("string"), errors="coerce", utc=True,
+                                 format="ISO8601")
+            if iso.notna().sum() > parsed.notna().sum():
+                parsed = iso
+        unreadable = parsed.isna() & raw_dates.notna()
         if unreadable.any():
             examples = ", ".join(repr(_clip(v, 20)) for v in pd.unique(raw_dates[unreadable])[:3])
             problems.append(f"date column '{cols.date}' has {int(unreadable.sum())} unreadable "
-                            f"date(s) (e.g. {examples}); write every date as YYYY-MM-DD (or ISO 8601)")
+                            f"date(s) (e.g. {examples}); write every date as YYYY-MM-DD")
         out[cols.date] = parsed
     elif cols.date and require_outcomes:
         problems.append(f"missing date column '{cols.date}'; add it or remove columns.date")

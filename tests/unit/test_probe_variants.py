@@ -106,7 +106,7 @@ def test_day_and_month_first_mixed_in_one_column_is_one_line_error(tmp_path):
         _deals_window(tmp_path, ["13/04/2024", "04/13/2024"], None)
 
 
-def test_account_date_column_reads_day_first_column_consistently():
+def test_date_reader_decides_day_first_per_column():
     from icpml.schema import read_dates
 
     s = pd.Series(["13/04/2024", "02/04/2024", " ", "N/A", "2024-04-02T00:00:00+02:00"])
