@@ -2,13 +2,16 @@
 
 Every file icpml writes goes to a temporary file in the target folder first and
 is renamed into place (``os.replace`` is atomic on POSIX and Windows), so an
-interrupted run leaves the previous output intact, never a truncated one. A
+interrupted run leaves the previous output intact, never a truncated one. The temporary
+file's name carries the writer's pid; the next write of the same file removes temporary
+files whose writer is gone (a ``kill -9`` leaves one behind). A
 write that fails for lack of space or permission raises
 :class:`~icpml.errors.OutputError` (one line, exit code 5) and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import threading
@@ -27,13 +30,44 @@ __all__ = ["atomic_write_text", "atomic_write_bytes", "write_table", "write_tabl
 T = TypeVar("T")
 
 
+def _temp_prefix(p: Path) -> str:
+    """``.<name>.<pid>.``: the writer's pid in its temporary file's name, so that a later
+    write of the same file can tell a temporary file left by a killed writer (kill -9, OOM,
+    power loss) from one still being written, and remove it (:func:`_sweep_stale`)."""
+    return f".{p.name}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's live process, or cannot tell: keep its file
+    return True
+
+
+def _sweep_stale(p: Path) -> None:
+    """Remove ``p``'s temporary files left by writers that are gone (best effort)."""
+    try:
+        candidates = list(p.parent.glob(f".{glob.escape(p.name)}.*.tmp"))
+    except OSError:
+        return
+    for tmp in candidates:
+        middle = tmp.name[len(p.name) + 2:-len(".tmp")]
+        pid = middle.split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (creating parent folders)."""
     p = Path(path)
     tmp = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        _sweep_stale(p)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=_temp_prefix(p), suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, p)
@@ -54,7 +88,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 # ----------------------------------------------------------------------------- CSV injection
 #: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_START_RE = r"[=+\-@\t\r]"
+# also seen to trigger or to survive a clean-up: the same characters after leading spaces or
+# a line break (" =1+1"; some spreadsheets trim before evaluating) and their full-width forms
+# ("＝1+1", which East Asian input methods type and spreadsheets may normalise)
+_FULLWIDTH = ("\uff1d", "\uff0b", "\uff0d", "\uff20")
+_FIRST_CHARS = (*FORMULA_START, *_FULLWIDTH, " ", "\n", "\u00a0", "\u3000")
+_FORMULA_START_RE = r"[\s\u00a0\u3000]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]"
 # a plain number written as text ("-12", "+3.5", "-1,234.5", "1e-3"): a spreadsheet reads it as
 # that number, never as a formula, so it is left as it is
 _PLAIN_NUMBER_RE = r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?"
@@ -74,11 +113,13 @@ def _starts_like_formula(s: pd.Series) -> pd.Series | None:
     except (pa.ArrowException, TypeError, ValueError):  # object column of mixed types
         arr = None
     if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        starts = pa.array(list(FORMULA_START), type=arr.type)
+        starts = pa.array(list(_FIRST_CHARS), type=arr.type)
         hit = pc.fill_null(pc.is_in(pc.utf8_slice_codeunits(arr, 0, 1), value_set=starts), False)
         if not pc.any(hit).as_py():
             return None
-        return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+        hit = pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+        hit[hit] = s[hit].str.match(_FORMULA_START_RE, na=False).fillna(False).astype(bool)
+        return hit if hit.any() else None
     if arr is not None and not pa.types.is_null(arr.type):
         return None  # not text (numbers, booleans, lists stored as objects)
     try:
@@ -95,7 +136,7 @@ def _neutralise(s: pd.Series) -> pd.Series | None:
     if risky is None:
         return None
     text = s[risky]
-    risky[risky] = ~text.str.fullmatch(_PLAIN_NUMBER_RE, na=False).fillna(False).astype(bool)
+    risky[risky] = ~text.str.strip().str.fullmatch(_PLAIN_NUMBER_RE, na=False).fillna(False).astype(bool)
     if not risky.any():
         return None
     return s.mask(risky, "'" + s[risky].astype(str)) if s.dtype == object else s.mask(risky, "'" + s)
@@ -104,7 +145,8 @@ def _neutralise(s: pd.Series) -> pd.Series | None:
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every text cell (and column name) that a spreadsheet would run as a formula
     neutralised, following OWASP's CSV-injection advice: a cell starting with ``=``, ``+``,
-    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (Excel and Sheets then show
+    ``-``, ``@``, a tab or a carriage return (also after leading spaces or a line break, and
+    in their full-width forms ``＝ ＋ － ＠``) gets a leading ``'`` (Excel and Sheets then show
     the text as typed and hide the quote).
 
     Only text columns are touched: numbers (a genuine ``-3.5`` in a numeric column) and a text
@@ -170,7 +212,8 @@ def write_table_stream(frames: Iterable[pd.DataFrame], path: str | os.PathLike[s
     rows = 0
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        _sweep_stale(p)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=_temp_prefix(p), suffix=".tmp")
         os.close(fd)
         if suffix == ".csv":
             with open(tmp, "w", encoding="utf-8", newline="") as fh:

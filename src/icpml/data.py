@@ -22,7 +22,13 @@ import pandas as pd
 
 from icpml.config import Config
 from icpml.errors import DataError, redact
-from icpml.schema import Schema, canonical_spellings, coerce, learn_schema, read_numbers
+from icpml.schema import (
+    Schema,
+    canonical_spellings,
+    coerce,
+    learn_schema,
+    read_numbers,
+)
 
 __all__ = ["load_accounts", "iter_accounts", "iter_query", "load_source", "load_query", "validate_accounts", "normalize_categories", "spelling_key", "feature_kinds", "data_fingerprint", "coerce_bool"]
 
@@ -204,6 +210,8 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(p)
+            if wanted is not None:
+                _raise_near_duplicates(pf.schema_arrow.names, wanted, p)
             names = None if wanted is None else [c for c in pf.schema_arrow.names if c in wanted]
             if pf.metadata.num_rows == 0:
                 empty = pf.schema_arrow.empty_table()
@@ -215,6 +223,8 @@ def iter_accounts(path: str | os.PathLike[str], rows: int,
         _check_header(p)
         header = pd.read_csv(p, nrows=0)
         _check_delimiter(header, p)
+        if wanted is not None:
+            _raise_near_duplicates(header.columns, wanted, p)
         usecols = None if wanted is None else [c for c in header.columns if c in wanted]
         dtype = _text_dtype(text, header.columns, object)
         first = True
@@ -619,6 +629,29 @@ def _product_line_problems(df: pd.DataFrame, id_col: str, product_col: str) -> l
         problems.append(f"id column '{id_col}' repeats within a product line: {n} (id, "
                         f"{product_col}) pair(s) occur more than once (e.g. {_clip(first['id'])!r} "
                         f"with {_clip(first['product'])!r}); keep one row per customer and product")
+
+
+def _raise_near_duplicates(names: Collection[object], wanted: Collection[str], p: Path) -> None:
+    """A :class:`DataError` when a column scoring reads is repeated up to case or spacing."""
+    problems = _near_duplicate_columns(names, list(wanted))
+    if problems:
+        raise DataError(problems, str(p))
+
+
+def _near_duplicate_columns(names: Collection[object], used: Collection[str]) -> list[str]:
+    """One problem per column the config uses whose name another column repeats up to case
+    and spacing ("Industry" and "industry " or " INDUSTRY"): a CRM export with a standard and
+    an enrichment field of one label, where icpml would otherwise pick one silently."""
+    by_key: dict[str, list[str]] = {}
+    for n in dict.fromkeys(str(c) for c in names):
+        by_key.setdefault(spelling_key(n), []).append(n)
+    problems = []
+    for c in dict.fromkeys(used):
+        twins = [n for n in by_key.get(spelling_key(c), []) if n != c]
+        if twins and c in set(map(str, names)):
+            others = ", ".join(repr(n) for n in twins)
+            problems.append(f"column {c!r} is repeated as {others} (names differ only in case or "
+                            "spacing); rename or drop one so the header is unambiguous")
     return problems
 
 
@@ -707,6 +740,7 @@ def _column_problems(df: pd.DataFrame, cfg: Config, require_outcomes: bool) -> l
     if len(set(df.columns)) != df.shape[1]:
         dup = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
         problems.append(f"duplicate column name(s) {', '.join(dup)}; make the header unique")
+    problems += _near_duplicate_columns(df.columns, [*needed, *cols.post_sale])
     return problems
 
 

@@ -14,10 +14,19 @@ __all__ = ["IcpmlError", "ConfigError", "DataError", "TrackingError", "OutputErr
 
 # --------------------------------------------------------------------------- redaction
 #: Names of settings whose value is a secret: the word alone or as a part of a name joined by
-#: ``_``, ``-`` or ``.`` (``s3_secret_access_key``, ``api-token``, ``db.password``).
+#: ``_``, ``-`` or ``.`` (``s3_secret_access_key``, ``api-token``, ``db.password``), or
+#: capitalised in a camelCase name (``accessToken``, ``clientSecret``).
 _SECRET_WORDS = (r"password|passwd|pwd|secret|token|key|access_key|api_?key|apikey|credentials?"
-                 r"|auth|authorization|private_key|sas|sig|signature|session")
-_SECRET_NAME = (rf"(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_WORDS})(?:[_.-][A-Za-z0-9]+)*")
+                 r"|auth|authorization|private_key|sas|sig|signature|session"
+                 # Azure/ODBC connection-string parts written in CamelCase, no separator
+                 r"|accountkey|sharedaccesskey|sharedaccesssignature|connection_?string")
+# camelCase names (accessToken, clientSecret, dbPassword, AuthToken): a capitalised secret
+# word after a prefix; "monkey" or "keynote" are not secrets
+_CAMEL_SECRET = (r"[A-Za-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*?"
+                 r"(?-i:(?:Password|Passwd|Pwd|Secret|Token|Key|Credentials?|Auth|Signature|Sig))"
+                 r"(?:[A-Z][a-z0-9]*)*")
+_SECRET_NAME = (rf"(?:(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_WORDS})(?:[_.-][A-Za-z0-9]+)*"
+                rf"|{_CAMEL_SECRET})")
 _SECRET_NAME_RE = re.compile(rf"(?i){_SECRET_NAME}")
 # the value of a setting: quoted (with its escapes) or bare up to a delimiter
 _QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\""
@@ -36,6 +45,13 @@ _BEARER = re.compile(r"(?i)(?P<name>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._
 # are both hidden (a token is often the user part alone: ``https://ghp_xxx@github.com``)
 _URI = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<rest>[^\s'\"`<>\\]+)")
 
+
+# a credential recognisable by its issuer's prefix wherever it stands (GitHub, GitLab, Slack,
+# OpenAI-style, Databricks, Hugging Face tokens, AWS access key ids), not only after a name
+_KNOWN_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}"
+    r"|glpat-[A-Za-z0-9_-]{16,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"
+    r"|dapi[0-9a-f]{16,}|hf_[A-Za-z0-9]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16})(?![A-Za-z0-9])")
 
 _NOT_SECRET = re.compile(r"(?i)-?\d+(?:\.\d+)?|null|none|true|false")
 
@@ -78,7 +94,10 @@ def redact(text: object) -> str:
       ``"name": "value"`` (JSON stays valid JSON), ``name: value`` or as a URL
       query parameter (``?token=x&page=2`` -> ``?token=***&page=2``);
     * quoted values after such a name and a space (DuckDB ``SECRET 'x'``,
-      ``KEY_ID 'x'``) and ``Bearer``/``Basic`` credentials.
+      ``KEY_ID 'x'``) and ``Bearer``/``Basic`` credentials;
+    * Azure connection-string parts (``AccountKey=...``, ``SharedAccessSignature=...``);
+    * tokens recognisable by their issuer's prefix wherever they stand (``ghp_...``,
+      ``glpat-...``, ``xoxb-...``, ``sk-...``, ``dapi...``, ``hf_...``, ``AKIA...``).
 
     Quotes around a hidden value are kept and everything else is left as it was. A bare
     number, null or boolean after ``name:`` is kept (``column 'api_key': 3 non-numeric
@@ -103,7 +122,8 @@ def redact(text: object) -> str:
     out = _URI.sub(_hide_userinfo, str(text))
     out = _BEARER.sub(_hide, out)
     out = _SETTING.sub(_hide, out)
-    return _SPACED.sub(_hide, out)
+    out = _SPACED.sub(_hide, out)
+    return _KNOWN_TOKEN.sub("***", out)
 
 
 def redact_setting(name: str, value: object) -> str:

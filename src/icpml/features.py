@@ -148,8 +148,22 @@ class ColumnScreen:
 #: a name alone never sets a column aside (``funding_stage`` and ``intent_score`` are pre-sale).
 _LEAK_NAME = re.compile(
     r"health|status|stage|(^|_)tags?($|_)|duration|renewal|renew|(^|_)last_|days_to|days_since|"
-    r"_score$|(^|_)churn|(^|_)won($|_)|(^|_)lost($|_)|closed|outcome|result|call_len|length_of",
+    r"_score$|(^|_)churn|(^|_)won($|_)|(^|_)lost($|_)|closed|outcome|result|call_len|length_of|"
+    # contact-outcome and customer-success measures: call time, CSM activity, onboarding, usage
+    r"on_call|call_(time|min|sec|count|dur)|(^|_)(talk|handle)_time|"
+    r"(^|_)csm($|_)|notes_count|support_ticket|(^|_)tickets($|_)|(^|_)(nps|csat)($|_)|onboard|"
+    r"go_live|implementation|"
+    r"(^|_)(usage|adoption)($|_)|seats_used|active_users|(^|_)logins?($|_)|cancel|refund|"
+    r"upsell|expansion|retention|(^|_)(nrr|ltv|clv)($|_)",
     re.I)
+
+
+def _leak_named(column: str) -> bool:
+    """Whether ``column`` is named like a post-sale or contact-outcome measure, in any naming
+    style: ``days_to_renewal``, ``DaysToRenewal``, ``Days To Renewal``, ``time-on-call``."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", str(column))
+    snake = re.sub(r"[^A-Za-z0-9]+", "_", snake).strip("_").lower()
+    return bool(_LEAK_NAME.search(snake) or _LEAK_NAME.search(str(column)))
 
 
 def _codes(s: pd.Series, kind: str, n_bins: int = 10) -> np.ndarray:
@@ -417,7 +431,7 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
         if reason:
             reasons[c] = reason
             continue
-        sig: dict = {"name": bool(_LEAK_NAME.search(c))}
+        sig: dict = {"name": _leak_named(c)}
         if both:
             sig["auc_best"] = round(_cv_auc(_codes(rows[c], kind), y, seed), 4)
             screen.single_auc[c] = sig["auc_best"]

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Schema", "ColumnSchema", "CellIssues", "learn_schema", "coerce", "issue_table", "read_numbers",
+__all__ = ["Schema", "ColumnSchema", "CellIssues", "learn_schema", "coerce", "issue_table", "read_numbers", "read_dates",
+           "date_unreadable",
            "NUMBER_FORMATS", "TRUE_SPELLINGS", "FALSE_SPELLINGS"]
 
 #: Yes/no spellings accepted in a boolean column (compared after ``spelling_key``).
@@ -694,3 +695,66 @@ def _categorical_spec(c: str, s: pd.Series, warnings: list[str]) -> ColumnSchema
         warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case or spacing were "
                         f"merged ({shown}{more})")
     return ColumnSchema("categorical", categories=tuple(sorted(set(mapping.values()))))
+
+
+# ----------------------------------------------------------------------------- dates
+_DMY = r"(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})(?P<rest>(?:[ T].*)?)"
+
+
+def read_dates(raw: pd.Series) -> pd.Series:
+    """A date column as UTC timestamps (NaT: blank or unreadable), read the same way everywhere.
+
+    * ISO 8601 with or without a time, with any offset ("Z", "+02:00", "-0500"): converted to
+      UTC, so offsets that change with daylight saving mix freely; naive dates are taken as UTC.
+    * Numeric dates ("12/04/2024", "12.04.2024", "12-04-2024", with or without a time) are read
+      day-first or month-first for the *whole column*, never row by row: a value whose first
+      field exceeds 12 ("13/04/2024") or a dotted date (the European "12.04.2024") makes the
+      column day-first; one whose second field exceeds 12 ("04/13/2024") month-first; with no
+      evidence either way the US month-first reading is kept. A column holding both kinds of
+      evidence is unreadable as a whole (every such value is NaT, so the caller reports it).
+    * A column of only 10-digit (or only 13-digit) integers is Unix time in seconds (or
+      milliseconds), as CRM APIs such as HubSpot's write them.
+    * Blank cells and null tokens ("N/A", "null", "-") are NaT; use :func:`date_unreadable`
+      for the cells that held a value and could not be read.
+    * Other spellings pandas reads ("Apr 12, 2024") are read as pandas reads them.
+    """
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
+        return pd.to_datetime(raw, utc=True)
+    text = raw.astype("string").str.strip()
+    text = text.mask(text.str.casefold().isin(NULL_TOKENS).fillna(False) | (text == ""))
+    filled = text.dropna()
+    lengths = filled.str.len().unique()
+    if len(filled) and len(lengths) == 1 and filled.str.fullmatch(r"\d{10}|\d{13}").all():
+        unit = "ms" if lengths[0] == 13 else "s"
+        return pd.to_datetime(pd.to_numeric(text), unit=unit, utc=True, errors="coerce")
+    when = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    missed = when.isna() & text.notna()
+    if not missed.any():
+        return when
+    parts = text[missed].str.extract(_DMY)
+    dmy = parts["a"].notna()
+    if dmy.any():
+        a = parts.loc[dmy, "a"].astype(int)
+        b = parts.loc[dmy, "b"].astype(int)
+        day_first = bool((a > 12).any() or (parts.loc[dmy, "sep"] == ".").any())
+        month_first = bool((b > 12).any())
+        if not (day_first and month_first):
+            day, month = (a, b) if day_first else (b, a)
+            iso = (parts.loc[dmy, "y"] + "-" + month.astype(str).str.zfill(2) + "-"
+                   + day.astype(str).str.zfill(2) + parts.loc[dmy, "rest"].fillna(""))
+            when = when.mask(dmy.reindex(when.index, fill_value=False),
+                             pd.to_datetime(iso, errors="coerce", utc=True, format="ISO8601")
+                             .reindex(when.index))
+        missed = missed & ~dmy.reindex(missed.index, fill_value=False)
+    if missed.any():  # other spellings pandas reads ("Apr 12, 2024")
+        other = pd.to_datetime(text[missed], errors="coerce", utc=True, format="mixed")
+        when = when.mask(missed, other.reindex(when.index))
+    return when
+
+
+def date_unreadable(raw: pd.Series, when: pd.Series) -> pd.Series:
+    """Which cells of ``raw`` held a value (not blank, not a null token) that :func:`read_dates`
+    (giving ``when``) could not read."""
+    text = raw.astype("string").str.strip()
+    present = text.notna() & (text != "") & ~text.str.casefold().isin(NULL_TOKENS)
+    return (when.isna() & present.fillna(False)).astype(bool)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from icpml.errors import DataError
-from icpml.schema import read_numbers
+from icpml.schema import date_unreadable, read_dates, read_numbers
 
 if TYPE_CHECKING:
     from icpml.config import OpportunitiesConfig
@@ -30,17 +30,11 @@ def _slug(value: object) -> str:
 def _utc_dates(raw: pd.Series) -> pd.Series:
     """Dates as UTC timestamps: offsets ("+02:00", "Z") converted, naive dates taken as UTC.
 
-    Mixed offsets (daylight saving) are fine; ISO 8601 with and without a time too.
-    Unreadable values are NaT.
+    Mixed offsets (daylight saving) are fine; ISO 8601 with and without a time too;
+    "12/04/2024" is read day-first or month-first for the whole column
+    (:func:`icpml.schema.read_dates`). Unreadable values are NaT.
     """
-    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
-        return pd.to_datetime(raw, utc=True)
-    text = raw.astype("string").str.strip()
-    when = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    missed = when.isna() & text.notna() & (text != "")
-    if missed.any():  # other spellings pandas reads ("04/12/2024")
-        when = when.mask(missed, pd.to_datetime(text[missed], errors="coerce", utc=True, format="mixed"))
-    return when
+    return read_dates(raw)  # day-first or month-first decided for the whole column
 
 
 def _utc(day: str) -> pd.Timestamp:
@@ -93,7 +87,7 @@ def crm_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame,
     keep = key.notna().to_numpy(bool, copy=True)
     if spec.date:
         when = _utc_dates(opportunities[spec.date])
-        bad = int((when.isna() & opportunities[spec.date].notna()).sum())
+        bad = int(date_unreadable(opportunities[spec.date], when).sum())
         if bad:
             raise DataError(f"column '{spec.date}' (data.opportunities.date) has {bad} unreadable "
                             "date(s); export dates as YYYY-MM-DD or ISO 8601", source)
