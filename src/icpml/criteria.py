@@ -1567,9 +1567,25 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
         pair = _fit_pair(_make_pair([a, b], Criterion("icp", a.column, "in")), rows, y, every,
                          min_k)
         a, b = _best_cell(*pair.parts, rows, y, min_k)
-        pair = _make_pair([a, b], pair)
-        out.append(_fit_pair(pair, rows, y, every, min_k))
+        pair = _fit_pair(_make_pair([a, b], pair), rows, y, every, min_k)
+        if _still_interacts(pair, rows, ya, base_all):
+            out.append(pair)
     return list({c.key: c for c in out}.values()), searched
+
+
+def _still_interacts(pair: Criterion, rows: pd.DataFrame, y: np.ndarray, base: float) -> bool:
+    """Whether a pair whose parts were re-fitted is still an interaction on ``rows``: lift
+    at least :data:`_PAIR_MIN_LIFT`, and neither part alone reaching :data:`_PAIR_FLAT` of
+    its excess lift. Fitting a part given the other can turn it into a main effect (a
+    size band that helps everywhere); such a pair would stand for a column the greedy
+    finds alone, and a fold that picks it would disagree with the folds that pick the
+    column itself."""
+    def excess(m: np.ndarray) -> float:
+        return float(y[m].mean() / base - 1) if m.any() and base > 0 else 0.0
+
+    both = excess(pair.mask(rows).to_numpy(bool))
+    return both >= _PAIR_MIN_LIFT - 1 and all(
+        excess(part.mask(rows).to_numpy(bool)) < _PAIR_FLAT * both for part in pair.parts)
 
 
 # ----------------------------------------------------------------------------- set

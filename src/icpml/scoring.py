@@ -502,7 +502,7 @@ class Scorer:
         >>> y = X["employees"].between(150, 600).to_numpy(int)
         >>> fit = train_model("fit", X, y, X, y, {"employees": "numeric"}, ModelsConfig(max_iter=20))
         >>> cs = CriteriaSet(icp=[Criterion("icp", "employees", "between", low=150, high=600)])
-        >>> scorer = Scorer(fit=fit, churn=None, criteria=cs, id_column="account_id")
+        >>> scorer = Scorer(fit_model=fit, churn_model=None, criteria=cs, id_column="account_id")
         >>> prospects = pd.DataFrame({"account_id": ["p1", "p2", "p3"],
         ...                           "employees": ["320", "2,000", "many"]})
         >>> out = scorer.score(prospects)

@@ -170,7 +170,9 @@ def test_criteria_md_is_plain_markdown(small_discovery):
     md = render_markdown(small_discovery)
     assert md.endswith("\n") and not md.endswith("\n\n")
     assert not re.search(r"&(?:lt|gt|amp|quot|#\d+);", md)  # no HTML entities
-    assert re.search(r"\d <= employees <= \d", md)  # comparisons as written
+    # comparisons as written ("150 <= employees <= 600", or one-sided on 600 accounts)
+    assert re.search(r"\d <= employees|employees [<>]=? \d", md)
+    assert "employees &" not in md and "&lt;" not in md
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

@@ -34,7 +34,7 @@ def _model(name: str, target: str, seed: int) -> TrainedModel:
 def scorer() -> Scorer:
     crit = CriteriaSet(icp=[Criterion("icp", "employees", ">=", low=100.0)],
                        anti_icp=[Criterion("anti_icp", "requires_onprem", "==", values=("True",))])
-    return Scorer(fit=_model("fit", "churned", 3), churn=_model("churn", "churned", 4),
+    return Scorer(fit_model=_model("fit", "churned", 3), churn_model=_model("churn", "churned", 4),
                   criteria=crit, id_column="account_id", chunk_size=6_000)
 
 

@@ -135,7 +135,7 @@ def test_to_frame_of_an_evaluated_hypothesis_reports_its_evidence():
     assert list(f["side"]) == ["ICP", "ICP", "anti-ICP"]
     for row, c in zip(f.itertuples(index=False), cs.icp + cs.anti_icp, strict=True):
         ev = c.evidence
-        assert row.support == ev["support"] and row.coverage == ev["coverage"]
+        assert row.n_covered == ev["n_covered"] and row.coverage == ev["coverage"]
         assert row.lift == ev["lift"] and row.q_value == ev["q_value"]
         assert [row.lift_ci_low, row.lift_ci_high] == ev["lift_ci"]
         assert row.churn_inside == ev["churn_inside"]
