@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icpml.criteria import _bootstrap_lift
+from icpml.criteria.evidence import _bootstrap_lift
 
 
 def _rows_bootstrap(m: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> np.ndarray:

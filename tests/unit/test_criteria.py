@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icpml.criteria import CriteriaSet, Criterion, _roundest, segment_evidence
+from icpml.criteria import CriteriaSet, Criterion, segment_evidence
+from icpml.criteria.bands import _roundest
 
 
 @pytest.fixture()
@@ -113,7 +114,7 @@ def test_detectable_lift_shrinks_with_data():
 ])
 def test_numeric_code_gets_a_candidate_per_value(seed, values, good):
     """A 2-5 valued number yields a candidate selecting exactly the good values, whatever the split."""
-    from icpml.criteria import _numeric_candidates
+    from icpml.criteria.propose import _numeric_candidates
 
     rng = np.random.default_rng(seed)
     n = 600
@@ -139,7 +140,7 @@ def test_numeric_code_gets_a_candidate_per_value(seed, values, good):
 
 def test_two_valued_code_at_a_split_between_quantile_steps():
     """The 68/32 split of the Wholesale case: both values fell into one quantile bin."""
-    from icpml.criteria import _numeric_candidates
+    from icpml.criteria.propose import _numeric_candidates
 
     x = pd.Series([1.0] * 136 + [2.0] * 64)
     s = pd.Series([-0.2] * 136 + [0.5] * 64)
@@ -249,7 +250,7 @@ def test_fit_band_one_sided_when_the_top_is_open():
 
 
 def test_fit_set_completes_a_category_set():
-    from icpml.criteria import fit_set
+    from icpml.criteria.bands import fit_set
 
     rng = np.random.default_rng(0)
     n = 3000
@@ -290,7 +291,7 @@ def test_split_folds_use_every_account_once_as_evidence():
 def test_an_icp_whose_lift_interval_includes_1_is_withheld():
     """No reliable ICP: suggest nothing. Its criteria move to unconfirmed, so no account is
     matched, tiered Tier 1 or exported by it (a cross-fitted Maven product had kept them)."""
-    from icpml.criteria import _withhold_unreliable
+    from icpml.criteria.confirm import _withhold_unreliable
 
     c = Criterion(kind="icp", column="revenue", op="between", low=2250, high=3000)
     cs = CriteriaSet(icp=[c])

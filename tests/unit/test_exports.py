@@ -23,7 +23,8 @@ import pytest
 import sqlglot
 
 from _shared import CASES
-from icpml.criteria import MISSING, CriteriaSet, Criterion
+from icpml._vocab import MISSING
+from icpml.criteria import CriteriaSet, Criterion
 from icpml.data import spelling_key
 from icpml.errors import ConfigError, ExitCode
 

@@ -133,7 +133,7 @@ def test_a_scorer_pickled_with_old_caches_still_loads(scorer):
 
 def test_explanation_codes_are_a_declared_field(scorer):
     """The criteria stage's category codes live in a declared field, carried by subsets."""
-    from icpml.criteria import _category_codes, _subset
+    from icpml.criteria.propose import _category_codes, _subset
     from icpml.explain import Explanation, explain
 
     df = make_accounts(300, seed=26)

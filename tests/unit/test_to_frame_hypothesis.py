@@ -23,7 +23,7 @@ def _set() -> CriteriaSet:
     ind = Criterion("icp", "industry", "in", values=("SaaS", "FinTech"), evidence=_ev(lift=1.5))
     pair = Criterion("anti_icp", "requires_onprem", "==", values=("True",), source="churn_model",
                      also=(Criterion("anti_icp", "employees", "<", high=200),),
-                     evidence=_ev(support=40, coverage=0.04, lift=0.2, lift_ci=[0.1, 0.4]))
+                     evidence=_ev(n_covered=40, coverage=0.04, lift=0.2, lift_ci=[0.1, 0.4]))
     per = {size.describe(): 0.9, ind.describe(): 0.4, pair.describe(): 0.75}
     return CriteriaSet(icp=[size, ind], anti_icp=[pair],
                        meta={"stability": {"per_criterion": per, "unstable": [ind.describe()]}})

@@ -1,0 +1,578 @@
+"""Candidate criteria proposed from grouped SHAP values: numeric bands, category sets, low-cardinality codes, conditional and interaction candidates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from icpml._vocab import MISSING
+from icpml.config import CriteriaConfig
+from icpml.criteria.bands import _roundest, _stump, fit_band, fit_set
+from icpml.criteria.evidence import _min_count
+from icpml.criteria.rule import Criterion, _as_category
+from icpml.data import spelling_key
+from icpml.explain import GroupedShap
+
+
+# ----------------------------------------------------------------------------- candidates
+def _tau(s: np.ndarray) -> float:
+    return max(0.02, 0.1 * float(np.mean(np.abs(s)))) if len(s) else 0.02
+
+
+
+
+#: A numeric column with at most this many distinct values is read value by value (a code).
+_MAX_CODE_VALUES = 5
+
+
+def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: str,
+                        source: str, min_count: int, n_bins: int = 20) -> list[Criterion]:
+    """Ranges of ``col`` where SHAP has sign ``sign`` (see module docstring, step 1)."""
+    ok = x.notna().to_numpy()
+    xv = x.to_numpy(float)[ok]
+    sv = s.to_numpy(float)[ok]
+    out: list[Criterion] = []
+    if len(xv) < 2 * min_count or np.ptp(xv) == 0:
+        return out
+    order = np.argsort(xv, kind="stable")
+    xv, sv = xv[order], sv[order]
+    tau = _tau(sv)
+    distinct = np.unique(xv)
+    if len(distinct) <= _MAX_CODE_VALUES:
+        # a numeric code (Channel 1/2, a 1-5 grade): one bin per value, so each value can be
+        # cut off exactly; quantile edges would put both values of a 68/32 split in one bin
+        bin_id = np.searchsorted(distinct, xv)
+    else:
+        # quantile bins over rows, never splitting a run of equal values
+        edges = np.unique(np.quantile(xv, np.linspace(0, 1, n_bins + 1)))
+        bin_id = np.clip(np.searchsorted(edges, xv, side="right") - 1, 0, len(edges) - 2)
+    means = pd.Series(sv).groupby(bin_id).mean()
+    counts = pd.Series(sv).groupby(bin_id).size()
+    ids = means.index.to_numpy()
+    signed = means.to_numpy() * sign
+    peak = float(signed.max()) if len(signed) else 0.0
+    # two levels: every clearly signed bin, and the core where the effect is strongest
+    # (so "employees < 50" is found inside a broader "employees < 150" dip)
+    levels = [tau] + ([tau + 0.5 * (peak - tau)] if peak > 2 * tau else [])
+    runs = []
+    for level in levels:
+        start = None
+        for j, f in enumerate(signed > level):
+            if f and start is None:
+                start = j
+            if (not f or j == len(signed) - 1) and start is not None:
+                runs.append((start, j if f else j - 1))
+                start = None
+    scored = []
+    for a, z in dict.fromkeys(runs):
+        cnt = int(counts.iloc[a:z + 1].sum())
+        if cnt < min_count:
+            continue
+        mass = float((means.iloc[a:z + 1] * counts.iloc[a:z + 1]).sum() * sign)
+        scored.append((mass, a, z))
+    scored.sort(key=lambda t: -t[0])
+    for _, a, z in scored[:4]:
+        low = high = None
+        if len(distinct) <= _MAX_CODE_VALUES:  # a code: cut exactly between adjacent values
+            if a > 0:
+                low = _roundest(distinct[a - 1], distinct[a], include_lo=False, include_hi=True)
+            if z < len(distinct) - 1:
+                high = _roundest(distinct[z], distinct[z + 1], include_lo=True, include_hi=False)
+        elif a > 0:  # refine the lower edge within bins a-1 and a
+            sel = np.isin(bin_id, ids[max(a - 2, 0):a + 1])
+            xs, ss = xv[sel], sv[sel]
+            i = _stump(xs, ss * sign)
+            low = _roundest(xs[i - 1], xs[i], include_lo=False, include_hi=True) if i else None
+        if z < len(ids) - 1 and len(distinct) > _MAX_CODE_VALUES:
+            sel = np.isin(bin_id, ids[z:z + 3])
+            xs, ss = xv[sel], sv[sel]
+            i = _stump(xs, -ss * sign)
+            high = _roundest(xs[i - 1], xs[i], include_lo=True, include_hi=False) if i else None
+        crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
+        if low is not None and high is not None and low <= high:
+            out.append(Criterion(crit_kind, col, "between", low=low, high=high, source=source))
+        elif low is not None:
+            out.append(Criterion(crit_kind, col, ">=", low=low, source=source))
+        elif high is not None:
+            # exclusions read naturally as strict "below": employees < 50
+            if crit_kind == "anti_icp":
+                nxt = xv[xv > high]
+                bound = _roundest(high, nxt.min(), include_lo=False, include_hi=True) if len(nxt) else high
+                out.append(Criterion(crit_kind, col, "<", high=bound, source=source))
+            else:
+                out.append(Criterion(crit_kind, col, "<=", high=high, source=source))
+    if kind == "numeric" and x.isna().sum() >= min_count:
+        ms = s[x.isna()].to_numpy(float)
+        if ms.mean() * sign > tau:
+            crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
+            out.append(Criterion(crit_kind, col, "is_missing", source=source))
+    return out
+
+
+def _category_codes(expl: GroupedShap, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Category codes of ``col`` in ``expl.data`` (missing as ``(missing)``), computed once.
+
+    Candidates are proposed many times from subsets of one explanation (segments,
+    interactions, stability resamples' own explanations); :func:`_subset` hands the
+    codes on, so the text conversion and hashing happen once per column.
+    """
+    cache = expl.category_codes
+    if col not in cache:
+        codes, cats = pd.factorize(_as_category(expl.data[col]), sort=True)
+        cache[col] = (codes, np.asarray(cats, dtype=object))
+    return cache[col]
+
+
+def _categorical_candidates(col: str, codes: np.ndarray, cats: np.ndarray, s: pd.Series,
+                            sign: int, source: str, min_count: int) -> list[Criterion]:
+    """Category sets of ``col`` whose mean SHAP has sign ``sign``."""
+    sv = s.to_numpy(float)
+    n_per = np.bincount(codes, minlength=len(cats))
+    mean = np.bincount(codes, weights=sv, minlength=len(cats)) / np.maximum(n_per, 1)
+    supported = n_per >= min_count
+    tau = _tau(sv)
+    good = np.flatnonzero(supported & (mean * sign > tau))
+    good = good[np.argsort(-mean[good] * sign, kind="stable")]  # strongest first
+    out: list[Criterion] = []
+    if len(good) == 0 or len(good) == int(supported.sum()):
+        return out  # nothing stands out, or every category does (no contrast to draw)
+    crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
+    names = [str(cats[i]) for i in good]
+    values = tuple(sorted(names))
+    if crit_kind == "icp":
+        out.append(Criterion(crit_kind, col, "in", values=values, source=source))
+        if len(values) > 1:
+            out.append(Criterion(crit_kind, col, "in", values=(names[0],), source=source))
+    else:
+        for c in names[:3]:
+            out.append(Criterion(crit_kind, col, "in", values=(c,), source=source))
+        if len(values) > 1:
+            out.append(Criterion(crit_kind, col, "in", values=values, source=source))
+    return out
+
+
+def propose_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
+                       cfg: CriteriaConfig, *, source: str,
+                       min_count: int | None = None) -> list[Criterion]:
+    """Step 1: candidate criteria from one model's grouped SHAP values.
+
+    For the fit model, the positive side gives ICP candidates and the negative
+    side exclusion candidates; for the churn model only the positive (more
+    churn) side is used, as exclusion candidates. SHAP values are TreeSHAP
+    (Lundberg et al. 2020), grouped per business column (:mod:`icpml.explain`).
+
+    Parameters
+    ----------
+    expl : GroupedShap
+        Grouped SHAP values of one model on the proposal rows.
+    kinds : dict of str to str
+        Kind (``numeric``, ``categorical``, ``boolean``) of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    cfg : CriteriaConfig
+        ``top_features``, ``min_support`` and the other criteria settings.
+    source : str
+        ``fit_model`` or ``churn_model``: which side(s) are read.
+    min_count : int, optional
+        Fewest accounts a candidate must cover; from ``cfg.min_support`` when None.
+
+    Returns
+    -------
+    list of Criterion
+        Candidates without evidence, ICP and exclusion candidates mixed (see
+        :attr:`Criterion.kind`).
+    """
+    vals = expl.values[[c for c in expl.values.columns if c in allowed]]
+    if vals.empty:
+        return []
+    n = len(vals)
+    if min_count is None:
+        min_count = _min_count(cfg, n)
+    signs = (1, -1) if source == "fit_model" else (1,)
+    out: list[Criterion] = []
+    for sign in signs:
+        side = (vals * sign).clip(lower=0).mean().sort_values(ascending=False, kind="stable")
+        for col in side.index[: cfg.top_features]:
+            if side[col] <= 0:
+                continue
+            x, s = expl.data[col], vals[col]
+            if kinds[col] == "numeric":
+                out += _numeric_candidates(col, x, s, sign, kinds[col], source, min_count)
+            else:
+                codes, cats = _category_codes(expl, col)
+                out += _categorical_candidates(col, codes, cats, s, sign, source, min_count)
+    # deduplicate, keeping the first (strongest) occurrence
+    seen, uniq = set(), []
+    for c in out:
+        if c.key not in seen:
+            seen.add(c.key)
+            uniq.append(c)
+    return uniq
+
+
+def _subset(expl: GroupedShap, rows: np.ndarray) -> GroupedShap:
+    """The same explanation restricted to some of its accounts."""
+    return replace(expl, values=expl.values[rows], data=expl.data[rows],
+                   raw_output=np.asarray(expl.raw_output)[rows],
+                   category_codes={c: (codes[rows], cats)
+                                   for c, (codes, cats) in expl.category_codes.items()})
+
+
+def conditional_candidates(expl: GroupedShap, segment: np.ndarray, kinds: dict[str, str],
+                           allowed: list[str], cfg: CriteriaConfig, *, source: str,
+                           kind: str, min_count: int) -> list[Criterion]:
+    """Candidates read from the SHAP values of the accounts *inside* a segment only.
+
+    SHAP values are per account, so restricting them to a segment shows how each column
+    acts *there*: a size band that pays off only within some industries is diluted in the
+    SHAP of all accounts but plain within those industries. Used for the next ICP
+    criterion given the ones chosen so far, and for the second half of an interaction
+    exclusion (see the module docstring).
+
+    Parameters
+    ----------
+    expl : GroupedShap
+        Grouped SHAP values on the proposal rows.
+    segment : numpy.ndarray of bool
+        The rows of ``expl`` inside the segment.
+    kinds : dict of str to str
+        Kind of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    cfg : CriteriaConfig
+        The criteria settings.
+    source : str
+        ``fit_model`` or ``churn_model``.
+    kind : {"icp", "anti_icp"}
+        Which side's candidates to keep.
+    min_count : int
+        Fewest accounts (inside the segment) a candidate must cover.
+
+    Returns
+    -------
+    list of Criterion
+        Candidates of ``kind`` without evidence; empty when the segment is too small.
+    """
+    if int(segment.sum()) < 2 * min_count:
+        return []
+    sub = _subset(expl, segment)
+    return [c for c in propose_candidates(sub, kinds, allowed, cfg, source=source, min_count=min_count)
+            if c.kind == kind]
+
+
+def interaction_candidates(expl: GroupedShap, singles: list[Criterion], kinds: dict[str, str],
+                           allowed: list[str], cfg: CriteriaConfig, *, source: str,
+                           n_first: int = 6, n_second: int = 2) -> list[Criterion]:
+    """Exclusions on two columns: ``A and B`` where B's SHAP is clearly bad *among A's accounts*.
+
+    For the strongest single exclusion A of each of the ``n_first`` strongest columns of one
+    model (one per column, so the categories of one column do not crowd the others out), the exclusion
+    candidates proposed from the SHAP values of A's accounts alone, on other columns,
+    give the second condition (``requires_onprem = True and employees < 200``: on-prem
+    hurts only small companies). Selection (step 2) decides whether a pair beats its
+    parts; a pair whose first part is also kept is dropped as redundant.
+
+    Parameters
+    ----------
+    expl : GroupedShap
+        Grouped SHAP values of one model on the proposal rows.
+    singles : list of Criterion
+        Single-column exclusion candidates, strongest first; the first one of
+        each column from this ``source`` is a first condition A.
+    kinds : dict of str to str
+        Kind of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    cfg : CriteriaConfig
+        The criteria settings.
+    source : str
+        ``fit_model`` or ``churn_model``.
+    n_first : int, default 6
+        Strongest first conditions (columns) tried.
+    n_second : int, default 2
+        Second conditions tried per first condition (a pair is kept only when
+        the second part's SHAP is clearly bad among the first part's accounts).
+
+    Returns
+    -------
+    list of Criterion
+        Exclusion candidates with one ``also`` part each.
+    """
+    n = len(expl.values)
+    min_count = _min_count(cfg, n)
+    sign = -1 if source == "fit_model" else 1  # the bad direction of this model's SHAP
+    out: list[Criterion] = []
+    firsts: dict[str, Criterion] = {}  # the strongest candidate of each column, strongest columns first
+    for c in singles:
+        if c.source == source and not c.also and c.column not in firsts:
+            firsts[c.column] = c
+    for a in list(firsts.values())[:n_first]:
+        inside = a.mask(expl.data).to_numpy(bool)
+        others = [c for c in allowed if c != a.column]
+        for b in conditional_candidates(expl, inside, kinds, others, cfg, source=source,
+                                        kind="anti_icp", min_count=min_count)[:n_second]:
+            pair = replace(a, also=(replace(b, kind=a.kind, source=a.source),))
+            hit_b = b.mask(expl.data).to_numpy(bool)
+            if (int((inside & hit_b).sum()) >= min_count
+                    and _interacts(expl.values[b.column].to_numpy(float), inside, hit_b, sign)):
+                out.append(pair)
+    return out
+
+
+def _interacts(s: np.ndarray, a: np.ndarray, b: np.ndarray, sign: int) -> bool:
+    """Whether condition B is clearly worse *with* A than without it, by B's own SHAP.
+
+    In a model where A and B act additively, B's SHAP is the same whether or not A
+    holds, and "A and B" is just two shortfalls in one segment, not an interaction
+    (e.g. "not Salesforce and small" when both merely miss ICP bonuses). We require
+    B's mean SHAP among A's accounts to be in the bad direction by more than ``tau``
+    beyond its mean among the others, and at least twice as bad.
+    """
+    with_a, without_a = s[a & b], s[~a & b]
+    if len(with_a) == 0:
+        return False
+    inside = float(with_a.mean()) * sign
+    outside = float(without_a.mean()) * sign if len(without_a) else 0.0
+    return inside - outside > _tau(s) and inside > 2 * max(outside, 0.0)
+
+
+# ----------------------------------------------------------------------------- ICP interactions
+#: Columns searched for ICP interactions: the fit model's largest mean |SHAP| (a column that
+#: acts only together with another one still moves the model's output, up and down).
+PAIR_COLUMNS = 8
+
+
+#: Quantiles of a numeric column tried as one-sided cuts by the pair search.
+_PAIR_QUANTILES = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
+
+
+#: Categories per column tried by the pair search (the most frequent ones).
+_PAIR_MAX_CATEGORIES = 12
+
+
+#: Pairs one search hands to selection (largest WRAcc first, one per column pair).
+_PAIR_KEEP = 3
+
+
+#: A pair is an interaction when neither part alone reaches this share of its excess lift.
+_PAIR_FLAT = 1 / 3
+
+
+#: ... and the pair's own lift, on every row, is at least this.
+_PAIR_MIN_LIFT = 1.25
+
+
+def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion]:
+    """Single conditions on one column tried by the pair search.
+
+    Numeric: one-sided cuts ``<= t`` and ``>= t`` at the deciles (each bound the roundest
+    number between the two observed values it separates); a code (at most
+    :data:`_MAX_CODE_VALUES` values) also gets one ``t <= x <= t`` per value. Categorical
+    and boolean: each of the :data:`_PAIR_MAX_CATEGORIES` most frequent categories with
+    at least ``min_k`` accounts (``(missing)`` excluded).
+    """
+    out: list[Criterion] = []
+    if kind == "numeric":
+        v = pd.to_numeric(x, errors="coerce").to_numpy(float)
+        v = np.sort(v[np.isfinite(v)])
+        distinct = np.unique(v)
+        if len(distinct) < 2:
+            return out
+        if len(distinct) <= _MAX_CODE_VALUES:
+            cuts = list(range(1, len(distinct)))
+        else:
+            cuts = sorted({int(np.searchsorted(distinct, np.quantile(v, q), side="right"))
+                           for q in _PAIR_QUANTILES} - {0, len(distinct)})
+        for i in cuts:
+            lo, hi = float(distinct[i - 1]), float(distinct[i])
+            out.append(Criterion("icp", col, "<=",
+                                 high=_roundest(lo, hi, include_lo=True, include_hi=False)))
+            out.append(Criterion("icp", col, ">=",
+                                 low=_roundest(lo, hi, include_lo=False, include_hi=True)))
+        if len(distinct) <= _MAX_CODE_VALUES:
+            for i in range(1, len(distinct) - 1):  # the end values are one-sided cuts already
+                low = _roundest(float(distinct[i - 1]), float(distinct[i]), include_lo=False,
+                                include_hi=True)
+                high = _roundest(float(distinct[i]), float(distinct[i + 1]), include_lo=True,
+                                 include_hi=False)
+                out.append(Criterion("icp", col, "between", low=low, high=high))
+        return out
+    counts = _as_category(x).value_counts()
+    names = sorted((str(k) for k in counts.index if k != MISSING and counts[k] >= min_k),
+                   key=lambda k: (-int(counts[k]), k))
+    return [Criterion("icp", col, "in", values=(k,)) for k in names[:_PAIR_MAX_CATEGORIES]]
+
+
+def _complement(c: Criterion, rows: pd.DataFrame) -> Criterion | None:
+    """The single condition meeting the accounts ``c`` misses among those with a value:
+    the other side of a cut, the other categories seen in ``rows`` (``None`` for a
+    two-sided band or when nothing is left)."""
+    if c.op == "<=":
+        return replace(c, op=">", low=c.high, high=None)
+    if c.op == ">=":
+        return replace(c, op="<", low=None, high=c.low)
+    if c.op == "in":
+        seen = _as_category(rows[c.column])
+        keys = {spelling_key(str(v)) for v in c.values}
+        rest = sorted({str(v) for v in seen.unique() if v != MISSING and spelling_key(str(v)) not in keys})
+        return replace(c, values=tuple(rest)) if rest else None
+    return None
+
+
+def _best_cell(a: Criterion, b: Criterion, rows: pd.DataFrame, y: np.ndarray,
+               min_rows: int) -> tuple[Criterion, Criterion]:
+    """Of the cells ``A and B``, ``A and not B``, ``not A and B``, ``not A and not B`` (where
+    a complement is one condition), the one with the highest best rate ``y`` among
+    ``rows``, with at least ``min_rows`` accounts.
+
+    With compensated main effects the pair's cells are all off average: ``A and B`` is the
+    best, but ``not A and not B``, larger and above average too, can have the larger
+    WRAcc; the ICP is the best cell.
+    """
+    cells = []
+    for x in (a, _complement(a, rows)):
+        for z in (b, _complement(b, rows)):
+            if x is None or z is None:
+                continue
+            m = x.mask(rows).to_numpy(bool) & z.mask(rows).to_numpy(bool)
+            k = int(m.sum())
+            if k >= min_rows:
+                cells.append((float(y[m].mean()), k, x, z))
+    if not cells:
+        return a, b
+    _, _, x, z = max(cells, key=lambda t: (t[0], t[1]))
+    return x, z
+
+
+def _fit_pair(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.ndarray,
+              min_k: int, passes: int = 2) -> Criterion:
+    """Each part of an ICP pair re-chosen given the other part (and ``segment``).
+
+    The parts' bounds and category sets are fitted as any ICP criterion's
+    (:func:`fit_band`, :func:`fit_set`) among the accounts of ``segment`` that meet the
+    other part, two passes. Returns the pair with its parts in column order. Callers
+    pass a ``segment`` that ignores the exclusions: an exclusion on the pair's own
+    columns (the cell ``A and not B`` of a compensated interaction is bad) would leave
+    any cut in the excluded range equally good, and the pair's bounds must hold on
+    their own (its held-out evidence is on every account).
+    """
+    parts = list(c.parts)
+    for _ in range(passes):
+        for i, part in enumerate(parts):
+            seg = np.asarray(segment, dtype=bool).copy()
+            for j, other in enumerate(parts):
+                if j != i:
+                    seg &= other.mask(rows).to_numpy(bool)
+            parts[i] = fit_set(fit_band(part, rows, is_best, seg, min_k), rows, is_best, seg,
+                               min_k)
+    return _make_pair(parts, c)
+
+
+def _make_pair(parts: list[Criterion], like: Criterion) -> Criterion:
+    """One criterion requiring every part, parts in column order (a canonical form, so the
+    same pair found twice has the same columns and key)."""
+    parts = sorted((replace(p, kind=like.kind, source=like.source, also=(),
+                            evidence={}) for p in parts), key=lambda p: p.column)
+    return replace(parts[0], also=tuple(parts[1:]))
+
+
+def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
+                        rows: pd.DataFrame, is_best: np.ndarray, clear: np.ndarray,
+                        cfg: CriteriaConfig, *, n_cols: int = PAIR_COLUMNS,
+                        keep: int = _PAIR_KEEP) -> tuple[list[Criterion], int]:
+    """ICP candidates ``A and B`` whose parts are flat alone (pure interactions).
+
+    The greedy ICP selection adds one column at a time, each raising the best rate on its
+    own within the segment so far; when A helps only where B holds and hurts elsewhere
+    (the main effects cancel), neither A nor B ever passes first. This search proposes
+    the pair as one criterion:
+
+    * columns: the ``n_cols`` allowed columns with the largest mean |SHAP| of the fit
+      model (``expl``): a column acting only with another one moves the model's output
+      up in some accounts and down in others;
+    * each pair of those columns: every combination of their single conditions
+      (:func:`_pair_atoms`) is scored by WRAcc (coverage x (best rate - base rate)) on
+      ``rows`` within ``clear`` (no exclusion), with at least ``min_support`` accounts
+      inside and outside. Only *interactions* count: on all of ``rows`` (the population,
+      whatever the exclusions), the pair's lift is at least :data:`_PAIR_MIN_LIFT` and
+      neither part alone reaches :data:`_PAIR_FLAT` of the pair's excess lift (parts that
+      also act alone are found by the greedy one at a time). The best combination per
+      column pair is kept;
+    * the ``keep`` best pairs by WRAcc get each part's bounds or category set re-chosen
+      given the other part (:func:`_fit_pair`).
+
+    ``rows`` should be rows the selection will not test on (the model's training rows),
+    so the selection's test of a pair is not biased by its search. Returns the pairs (ICP
+    criteria with one ``also`` part, source ``fit_model``) and the number of column pairs
+    searched (each one hypothesis, for the multiple-testing correction).
+    """
+    y = np.asarray(is_best, dtype=bool)
+    clear = np.asarray(clear, dtype=bool)
+    n = int(clear.sum())
+    min_k = _min_count(cfg, n)
+    if n < 4 * min_k or not 0 < y[clear].sum() < n:
+        return [], 0
+    imp = expl.values[[c for c in expl.values.columns if c in allowed]].abs().mean()
+    cols = sorted(imp.index, key=lambda c: (-float(imp[c]), c))[:n_cols]
+    yc, ya = y[clear].astype(float), y.astype(float)
+    base, base_all = float(yc.mean()), float(ya.mean())
+    atoms: dict[str, tuple[list[Criterion], np.ndarray, np.ndarray]] = {}
+    for col in cols:
+        cand = _pair_atoms(col, rows[col][clear], kinds.get(col, "categorical"), min_k)
+        if cand:
+            masks = np.stack([c.mask(rows).to_numpy(bool) for c in cand]).astype(float)
+            # excess lift of each part alone, on every row
+            alone = masks @ ya / np.maximum(masks.sum(1), 1) / base_all - 1
+            atoms[col] = (cand, masks, alone)
+    scored: list[tuple[float, str, str, Criterion, Criterion]] = []
+    searched = 0
+    names = [c for c in cols if c in atoms]
+    for i, ca in enumerate(names):
+        a_c, a_m, a_ex = atoms[ca]
+        for cb in names[i + 1:]:
+            searched += 1
+            b_c, b_m, b_ex = atoms[cb]
+            cnt = a_m[:, clear] @ b_m[:, clear].T
+            pos = (a_m[:, clear] * yc) @ b_m[:, clear].T
+            cnt_all = a_m @ b_m.T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ex = pos / cnt / base - 1
+                ex_all = ((a_m * ya) @ b_m.T) / cnt_all / base_all - 1
+            wracc = (pos - base * cnt) / n
+            ok = ((cnt >= min_k) & (n - cnt >= min_k) & (ex > 0)
+                  & (ex_all >= _PAIR_MIN_LIFT - 1) & (a_ex[:, None] < _PAIR_FLAT * ex_all)
+                  & (b_ex[None, :] < _PAIR_FLAT * ex_all))
+            if not ok.any():
+                continue
+            w = np.where(ok, wracc, -np.inf)
+            ia, ib = divmod(int(np.argmax(w)), w.shape[1])
+            scored.append((float(w[ia, ib]), ca, cb, a_c[ia], b_c[ib]))
+    scored.sort(key=lambda t: (-t[0], t[1], t[2]))
+    out = []
+    every = np.ones(len(rows), dtype=bool)
+    for _, _, _, a, b in scored[:keep]:
+        # fit the parts, take the best cell of the 2x2 they form, fit again
+        pair = _fit_pair(_make_pair([a, b], Criterion("icp", a.column, "in")), rows, y, every,
+                         min_k)
+        a, b = _best_cell(*pair.parts, rows, y, min_k)
+        pair = _fit_pair(_make_pair([a, b], pair), rows, y, every, min_k)
+        if _still_interacts(pair, rows, ya, base_all):
+            out.append(pair)
+    return list({c.key: c for c in out}.values()), searched
+
+
+def _still_interacts(pair: Criterion, rows: pd.DataFrame, y: np.ndarray, base: float) -> bool:
+    """Whether a pair whose parts were re-fitted is still an interaction on ``rows``: lift
+    at least :data:`_PAIR_MIN_LIFT`, and neither part alone reaching :data:`_PAIR_FLAT` of
+    its excess lift. Fitting a part given the other can turn it into a main effect (a
+    size band that helps everywhere); such a pair would stand for a column the greedy
+    finds alone, and a fold that picks it would disagree with the folds that pick the
+    column itself."""
+    def excess(m: np.ndarray) -> float:
+        return float(y[m].mean() / base - 1) if m.any() and base > 0 else 0.0
+
+    both = excess(pair.mask(rows).to_numpy(bool))
+    return both >= _PAIR_MIN_LIFT - 1 and all(
+        excess(part.mask(rows).to_numpy(bool)) < _PAIR_FLAT * both for part in pair.parts)

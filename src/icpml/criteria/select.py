@@ -1,0 +1,332 @@
+"""Selection: the ICP conjunction and the anti-ICP exclusions, chosen on the selection rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from icpml.cohorts import BEST, WORST
+from icpml.config import CriteriaConfig
+from icpml.criteria.bands import fit_band, fit_set, refine_numeric
+from icpml.criteria.evidence import _fisher_greater, _min_count, _odds_ratio
+from icpml.criteria.propose import (
+    _fit_pair,
+    conditional_candidates,
+    icp_pair_candidates,
+    interaction_candidates,
+    propose_candidates,
+)
+from icpml.criteria.rule import Criterion
+from icpml.explain import GroupedShap
+
+
+def _exclusion_p(m: np.ndarray, b: np.ndarray, w: np.ndarray, ch: np.ndarray | None,
+                 source: str, cfg: CriteriaConfig) -> float:
+    """One-sided p-value that accounts in ``m`` are actively bad; 1.0 if an effect-size gate fails.
+
+    Fit side: best rate at most half of average and worst rate at least
+    ``min_exclusion_worst_lift`` times average (point estimates), and the larger of the
+    one-sided Fisher p-values of a higher worst rate and a lower best rate inside than
+    outside. Churn side: churn significantly above 1.5x the rest.
+    """
+    k, n = int(m.sum()), len(m)
+    if k < 3 or k == n:
+        return 1.0
+    if source == "churn_model":
+        if ch is None:
+            return 1.0
+        rout = ch[~m].mean()
+        p0 = min(1.5 * rout, 0.999)
+        if not rout > 0:
+            return 1.0
+        # the churn rate inside must *significantly* exceed 1.5x the rest's
+        return float(stats.binomtest(int(ch[m].sum()), k, p0, alternative="greater").pvalue)
+    base, wbase = b.mean(), w.mean()
+    if not (base > 0 and wbase > 0 and b[m].mean() <= 0.5 * base
+            and w[m].mean() >= cfg.min_exclusion_worst_lift * wbase):
+        return 1.0
+    # effect sizes as point estimates; significance as both rates differing from the rest's
+    # (a test against min_exclusion_worst_lift x average, as before, needs about 30 accounts
+    # inside to pass even at a 3x worst rate, so a 5% segment of a few hundred selection
+    # rows was never proposed for confirmation; the held-out / out-of-fold test and the
+    # Benjamini-Hochberg correction there guard against what the selection lets through)
+    p_worst = _fisher_greater(int(w[m].sum()), k, int(w[~m].sum()), n - k)
+    return float(max(p_worst, _fisher_greater(int(b[~m].sum()), n - k, int(b[m].sum()), k)))
+
+
+def _select_exclusions(cands: list[Criterion], sel: pd.DataFrame, cohort: pd.Series,
+                       churned: pd.Series | None, cfg: CriteriaConfig) -> list[Criterion]:
+    """Greedy: among exclusions significant at ``alpha``, the one with the strongest
+    effect (odds ratio of worst cohort, or of churn) first; each later one must
+    still hold on the accounts the earlier ones left in, so proxies of one cause
+    and broad "outside the ICP" ranges drop out."""
+    b = (cohort == BEST).to_numpy(bool)
+    w = (cohort == WORST).to_numpy(bool)
+    ch = churned.to_numpy(bool) if churned is not None else None
+    masks = {c.key: c.mask(sel).to_numpy(bool) for c in cands}
+    pool = []
+    for c in cands:
+        m = masks[c.key]
+        if b.any() and m[b].mean() > cfg.max_wrongly_excluded:
+            continue  # would drop too many of the best customers
+        pool.append(c)
+    kept: list[Criterion] = []
+    left = np.ones(len(sel), dtype=bool)
+    while pool and len(kept) < cfg.max_anti_criteria:
+        scored = []
+        for c in pool:
+            m = masks[c.key]
+            p = _exclusion_p(m[left], b[left], w[left], ch[left] if ch is not None else None,
+                             c.source, cfg)
+            if p < cfg.alpha:
+                bad = ch if c.source == "churn_model" else w
+                effect = _odds_ratio(bad[left], m[left])
+                scored.append((-effect, p, c.describe(), c))
+        if not scored:
+            break
+        scored.sort(key=lambda t: t[:3])
+        best = scored[0][3]
+        kept.append(best)
+        left &= ~masks[best.key]
+        pool = [c for c in pool if c.key != best.key]
+    # an interaction inside a kept exclusion adds nothing: "on-prem and < 200 employees"
+    # when "on-prem" itself is kept (the greedy takes the narrower, stronger one first)
+    return [c for c in kept
+            if not any(d is not c and not (masks[c.key] & ~masks[d.key]).any() for d in kept)]
+
+
+class _IcpProposer:
+    """What the fit model says inside the ICP segment chosen so far (for the greedy of step 2).
+
+    ``candidates(kept)``: ICP candidates from the SHAP values of the proposal accounts that
+    meet every kept criterion and no exclusion (:func:`conditional_candidates`).
+    ``strength(kept)``: per column, the mean positive SHAP there, i.e. how much the model
+    says each column still adds within that segment.
+    """
+
+    def __init__(self, expl: GroupedShap, anti: list[Criterion], kinds: dict[str, str],
+                 allowed: list[str], cfg: CriteriaConfig) -> None:
+        self.expl, self.kinds, self.allowed, self.cfg = expl, kinds, allowed, cfg
+        self.min_count = _min_count(cfg, len(expl.values))
+        self.clear = np.ones(len(expl.data), dtype=bool)
+        for c in anti:
+            self.clear &= ~c.mask(expl.data).to_numpy(bool)
+
+    def _inside(self, kept: list[Criterion]) -> np.ndarray:
+        inside = self.clear.copy()
+        for c in kept:
+            inside &= c.mask(self.expl.data).to_numpy(bool)
+        return inside
+
+    def candidates(self, kept: list[Criterion]) -> list[Criterion]:
+        return conditional_candidates(self.expl, self._inside(kept), self.kinds, self.allowed,
+                                      self.cfg, source="fit_model", kind="icp",
+                                      min_count=self.min_count)
+
+    def strength(self, kept: list[Criterion]) -> dict[str, float]:
+        inside = self._inside(kept)
+        if not inside.any():
+            return {}
+        return self.expl.values[inside].clip(lower=0).mean().to_dict()
+
+
+def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Series,
+                       start: pd.Series, cfg: CriteriaConfig,
+                       proposer: _IcpProposer | None = None) -> list[Criterion]:
+    """Greedy ICP (see the module docstring, step 2).
+
+    Each round, every candidate is tested within the segment so far (one-sided Fisher,
+    matching vs not matching, on the selection rows). Among the columns with a candidate
+    significant at ``alpha``, the one the model says adds most within the segment
+    (``proposer.strength``) is taken, with its most significant candidate: the selection
+    rows decide *whether* and *where* to cut, the model's SHAP on many more rows decides
+    *which column* when several pass (on a few dozen selection rows, p-values of a strong
+    and a weak column can tie by chance).
+    """
+    kept: list[Criterion] = []
+    seg = start.copy()
+    b = is_best.to_numpy(bool)
+    min_k = _min_count(cfg, len(sel))
+    remaining = list(cands)
+    while len(kept) < cfg.max_icp_criteria:
+        if proposer is not None and kept:
+            have = {c.key for c in remaining}
+            taken = {col for k in kept for col in k.columns}
+            remaining += [c for c in proposer.candidates(kept) if c.key not in have
+                          and not taken & set(c.columns)]
+        if not remaining:
+            break
+        s = seg.to_numpy(bool)
+        passing: dict[str, tuple[float, Criterion]] = {}
+        for c in remaining:
+            p = _p_within(c, sel, s, b, min_k)
+            if p is not None and p < cfg.alpha and (c.column not in passing or p < passing[c.column][0]):
+                passing[c.column] = (p, c)
+        if not passing:
+            break
+        strength = proposer.strength(kept) if proposer is not None else {}
+        col = min(passing, key=lambda k: (-strength.get(k, 0.0), passing[k][0], k))
+        best_c = passing[col][1]
+        kept.append(best_c)
+        seg = seg & best_c.mask(sel)
+        remaining = [c for c in remaining if not set(c.columns) & set(best_c.columns)]
+    return kept
+
+
+def _p_within(c: Criterion, rows: pd.DataFrame, seg: np.ndarray, b: np.ndarray,
+              min_k: int) -> float | None:
+    """One-sided Fisher p that ``c`` raises the best rate ``b`` within segment ``seg`` of ``rows``.
+
+    ``None`` when ``c`` covers fewer than ``min_k`` of the segment or all of it (no test).
+    """
+    m = c.mask(rows).to_numpy(bool)
+    inside, outside = seg & m, seg & ~m
+    k = int(inside.sum())
+    if k < min_k or not outside.any():
+        return None
+    return _fisher_greater(int(b[inside].sum()), k, int(b[outside].sum()), int(outside.sum()))
+
+
+def _backfit(kept: list[Criterion], sel: pd.DataFrame, b: np.ndarray, start: pd.Series,
+             proposer: _IcpProposer, min_k: int) -> list[Criterion]:
+    """Re-choose each kept criterion's cut given all the *others* (one pass, in order).
+
+    A criterion chosen early was cut before the later ones existed: a size band taken
+    before the industries it matters in is too wide. Its column's candidates are proposed
+    again from the SHAP values inside the other criteria's segment, and the most
+    significant one there (the current cut included, kept on ties) replaces it. Which
+    columns form the ICP is settled; this only moves cuts, on all non-held-out rows.
+    """
+    kept = list(kept)
+    for i, c in enumerate(kept):
+        if c.also:  # a pair's parts are re-chosen given each other (_fit_pair)
+            continue
+        others = kept[:i] + kept[i + 1:]
+        seg = start.to_numpy(bool).copy()
+        for o in others:
+            seg &= o.mask(sel).to_numpy(bool)
+        alts = [c] + [a for a in proposer.candidates(others) if a.column == c.column and a.key != c.key]
+        best_p, best = None, c
+        for a in alts:
+            p = _p_within(a, sel, seg, b, min_k)
+            if p is not None and (best_p is None or p < best_p):
+                best_p, best = p, a
+        kept[i] = best
+    return kept
+
+
+def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
+                    kinds: dict[str, str], allowed: list[str], select: pd.DataFrame,
+                    select_cohort: pd.Series, *, select_churn: pd.Series | None = None,
+                    refine_rows: pd.DataFrame | None = None,
+                    refine_cohort: pd.Series | None = None,
+                    cfg: CriteriaConfig) -> tuple[list[Criterion], list[Criterion], int]:
+    """Steps 1 and 2: propose candidates, select exclusions then inclusions, refine bounds.
+
+    Parameters
+    ----------
+    fit_expl : GroupedShap
+        Grouped SHAP values of the fit model on the proposal rows.
+    churn_expl : GroupedShap, optional
+        The same for the churn model (None without a churn column).
+    kinds : dict of str to str
+        Kind of each targetable column.
+    allowed : list of str
+        Columns criteria may name.
+    select : pandas.DataFrame
+        Coerced accounts of the selection split (candidates are chosen here).
+    select_cohort : pandas.Series
+        Cohort of each row of ``select``.
+    select_churn : pandas.Series of bool, optional
+        Churn of each row of ``select``.
+    refine_rows : pandas.DataFrame, optional
+        Accounts on which numeric bounds are refined on outcome labels.
+    refine_cohort : pandas.Series, optional
+        Cohort of each row of ``refine_rows``.
+    cfg : CriteriaConfig
+        The criteria settings.
+
+    Returns
+    -------
+    tuple
+        ``(exclusions, inclusions, n_candidates)``: two lists of
+        :class:`Criterion` without held-out evidence yet, and the number of
+        candidates proposed.
+    """
+    cands = propose_candidates(fit_expl, kinds, allowed, cfg, source="fit_model")
+    if churn_expl is not None:
+        cands += propose_candidates(churn_expl, kinds, allowed, cfg, source="churn_model")
+    anti_c = [c for c in cands if c.kind == "anti_icp"]
+    icp_c = [c for c in cands if c.kind == "icp"]
+    pairs = interaction_candidates(fit_expl, anti_c, kinds, allowed, cfg, source="fit_model")
+    if churn_expl is not None:
+        pairs += interaction_candidates(churn_expl, anti_c, kinds, allowed, cfg, source="churn_model")
+    anti = _select_exclusions(anti_c + pairs, select, select_cohort, select_churn, cfg)
+    not_excluded = pd.Series(True, index=select.index)
+    for c in anti:
+        not_excluded &= ~c.mask(select)
+    icp_pairs, n_pairs = _pair_search(fit_expl, kinds, allowed, anti, select, select_cohort,
+                                      refine_rows, refine_cohort, cfg)
+    proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
+    icp = _select_inclusions(icp_c + icp_pairs, select, select_cohort == BEST, not_excluded, cfg,
+                             proposer)
+    # cuts are re-chosen only when they are also refined (the real run): the stability
+    # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
+    if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
+        rows, cohort = refine_rows, refine_cohort
+        clear = pd.Series(True, index=rows.index)
+        for c in anti:
+            clear &= ~c.mask(rows)
+        icp = _backfit(icp, rows, (cohort == BEST).to_numpy(bool), clear, proposer,
+                       _min_count(cfg, len(rows)))
+    if refine_rows is not None and refine_cohort is not None:
+        anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
+        icp = _fit_bands(icp, anti, refine_rows, refine_cohort, cfg)
+    return anti, icp, len(cands) + len(pairs) + n_pairs
+
+
+def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
+                 anti: list[Criterion], select: pd.DataFrame, select_cohort: pd.Series,
+                 refine_rows: pd.DataFrame | None, refine_cohort: pd.Series | None,
+                 cfg: CriteriaConfig) -> tuple[list[Criterion], int]:
+    """:func:`icp_pair_candidates` on the refinement rows the selection does not test on
+    (the model's training rows), else on the selection rows; accounts an exclusion
+    removes are left out. Returns the pairs and the number of column pairs searched."""
+    rows, cohort = select, select_cohort
+    if refine_rows is not None and refine_cohort is not None:
+        rest = ~refine_rows.index.isin(select.index)
+        enough = int(rest.sum()) >= 4 * _min_count(cfg, len(refine_rows))
+        rows, cohort = ((refine_rows[rest], refine_cohort[rest]) if enough
+                        else (refine_rows, refine_cohort))
+    clear = np.ones(len(rows), dtype=bool)
+    for c in anti:
+        clear &= ~c.mask(rows).to_numpy(bool)
+    return icp_pair_candidates(fit_expl, kinds, allowed, rows, (cohort == BEST).to_numpy(bool),
+                               clear, cfg)
+
+
+def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
+               cohort: pd.Series, cfg: CriteriaConfig, passes: int = 2) -> list[Criterion]:
+    """Each ICP criterion's bounds or category set chosen given all the others.
+
+    :func:`fit_band` for numeric criteria, :func:`fit_set` for category sets; two passes
+    in order, so a criterion chosen before another one moved is chosen again.
+    """
+    b = (cohort == BEST).to_numpy(bool)
+    clear = np.ones(len(rows), dtype=bool)
+    for c in anti:
+        clear &= ~c.mask(rows).to_numpy(bool)
+    min_k = _min_count(cfg, len(rows))
+    icp = list(icp)
+    for _ in range(passes):
+        for i, c in enumerate(icp):
+            seg = clear.copy()
+            for j, o in enumerate(icp):
+                if j != i:
+                    seg &= o.mask(rows).to_numpy(bool)
+            if c.also:  # a pair's parts are chosen on every row: see _fit_pair
+                icp[i] = _fit_pair(c, rows, b, seg | ~clear, min_k)
+            else:
+                icp[i] = fit_set(fit_band(c, rows, b, seg, min_k), rows, b, seg, min_k)
+    return icp
