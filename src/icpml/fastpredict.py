@@ -66,6 +66,15 @@ def warn_fallback(model: str, reason: str) -> None:
     """Log, once per ``reason`` in this process, that ``model`` scores with scikit-learn.
 
     The scores are the same (the pipeline's own ``predict_proba``); only the speed differs.
+    Reasons are compared by their first line; a repeated one logs nothing.
+
+    Parameters
+    ----------
+    model : str
+        Label of the model in the warning (``"fit"``, ``"churn"``).
+    reason : str
+        Why the compiled kernel is unavailable (a :class:`KernelUnavailable` message);
+        only its first line is logged.
     """
     first_line = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
     if first_line in _WARNED:
@@ -119,7 +128,14 @@ class FastPredictor:
     model so that a registered model scores without recompiling; :meth:`current` tells
     whether an unpickled one was compiled by this format and this scikit-learn version.
     It holds no pool, cache or scikit-learn object: threads are per call (or the caller's
-    executor), and it is not modified after :meth:`compile`.
+    executor), and it is not modified after :meth:`compile`. Build it with
+    :meth:`compile` (checked against the pipeline) or :meth:`build`, not directly.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A fitted ``Pipeline([("prep", ColumnTransformer), ("clf", HistGradientBoostingClassifier)])``
+        whose tables are compiled (not kept).
 
     Attributes
     ----------
@@ -127,6 +143,13 @@ class FastPredictor:
         The inverse link applied to the raw score: ``"logit"`` (``expit``).
     sklearn_version : str
         The scikit-learn version the pipeline was compiled under.
+
+    Raises
+    ------
+    KernelUnavailable
+        The classifier's link is not one the kernel applies, a feature has more than
+        65,535 values, a tree has more than 64 leaves, or a split's right side is not
+        one range of values.
     """
 
     #: Bumped whenever the attributes change; older pickles are rebuilt, not used.
@@ -225,7 +248,20 @@ class FastPredictor:
 
     @classmethod
     def current(cls, fast) -> bool:
-        """Whether ``fast`` (e.g. unpickled) was compiled by this format and scikit-learn version."""
+        """Whether ``fast`` (e.g. unpickled) was compiled by this format and scikit-learn version.
+
+        Parameters
+        ----------
+        fast : object
+            A candidate predictor, typically unpickled with a model; anything else
+            (``None`` included) is not current.
+
+        Returns
+        -------
+        bool
+            True when ``fast`` is a :class:`FastPredictor` of this :attr:`FORMAT` compiled
+            under the installed scikit-learn version.
+        """
         return (isinstance(fast, cls) and getattr(fast, "_format", None) == cls.FORMAT
                 and getattr(fast, "sklearn_version", None) == _sklearn_version())
 
@@ -276,8 +312,22 @@ class FastPredictor:
     def build(cls, pipeline, columns: list[str], name: str = "fit") -> FastPredictor | None:
         """:meth:`compile`, or ``None`` after a warning (:func:`warn_fallback`) naming why.
 
-        ``name`` labels the model in the warning. With ``None`` the caller scores with the
-        pipeline itself (same probabilities, slower).
+        With ``None`` the caller scores with the pipeline itself (same probabilities,
+        slower). Never raises :class:`KernelUnavailable`.
+
+        Parameters
+        ----------
+        pipeline : Pipeline
+            A fitted pipeline, as for :meth:`compile`.
+        columns : list of str
+            The business columns the pipeline reads, in order.
+        name : str, default "fit"
+            Label of the model in the fallback warning.
+
+        Returns
+        -------
+        FastPredictor or None
+            The checked predictor, or ``None`` when it cannot stand in for the pipeline.
         """
         try:
             return cls.compile(pipeline, columns)
@@ -347,6 +397,20 @@ class FastPredictor:
 
         Column 1 is :meth:`predict_positive`, column 0 is ``1 - `` it, as scikit-learn
         computes them.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Coerced accounts holding the model's columns (n rows); not modified.
+        n_threads : int, optional
+            Threads to score with; by default :func:`scoring_threads` of ``len(X)``.
+        codes : dict, optional
+            Cache of factorized categorical columns shared across models (see :meth:`inputs`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Float64 array of shape ``(len(X), 2)``: P(negative), P(positive) per row.
         """
         p = self.predict_positive(X, n_threads=n_threads, codes=codes)
         proba = np.empty((len(p), 2))
@@ -361,8 +425,26 @@ class FastPredictor:
         With ``n_threads`` > 1 the rows are cut into that many blocks, each scored by its own
         Python thread (the kernel releases the GIL): unlike an OpenMP team, threads that
         finish early do not spin, so a busy machine slows scoring down gracefully instead of
-        several-fold. Each row's sum is the same either way. ``codes``: see :meth:`inputs`.
-        The threads are started and joined within the call; nothing is kept.
+        several-fold. Each row's sum is the same either way. The threads are started and
+        joined within the call; nothing is kept.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Coerced accounts holding the model's columns (n rows); not modified.
+        n_threads : int, optional
+            Threads to score with (values below 1 count as 1); by default
+            :func:`scoring_threads` of ``len(X)``. Fewer than ``2 * n_threads`` rows are
+            scored on the calling thread.
+        codes : dict, optional
+            Cache of factorized categorical columns shared across models (see :meth:`inputs`);
+            filled in place.
+
+        Returns
+        -------
+        numpy.ndarray
+            Float64 array of shape ``(len(X),)``: the positive-class probability (0-1) of
+            each row, ``expit`` of the raw score.
         """
         from scipy.special import expit
 

@@ -216,8 +216,22 @@ class TrainedModel:
     kernel: FastPredictor | None = field(default=None, repr=False, compare=False)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Class probabilities as scikit-learn gives them: shape (n, 2), column 1 the positive
-        class (best cohort, or churn). Identical to ``pipeline.predict_proba(X[columns])``."""
+        """Class probabilities as scikit-learn gives them, column 1 the positive class.
+
+        Identical to ``pipeline.predict_proba(X[columns])``; computed as
+        :meth:`predict_positive` (with :attr:`kernel` when there is one).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Coerced accounts holding at least :attr:`columns` (n rows); not modified.
+
+        Returns
+        -------
+        numpy.ndarray
+            Float64 array of shape ``(n, 2)``: P(negative), P(positive) per row, the
+            positive class being the best cohort (``fit``) or churn (``churn``).
+        """
         p = self.predict_positive(X)
         proba = np.empty((len(p), 2))
         proba[:, 1] = p
@@ -230,10 +244,25 @@ class TrainedModel:
 
         Identical to ``pipeline.predict_proba(X[columns])[:, 1]``, computed by the compiled
         ``kernel`` (default :attr:`kernel`; ``False``: the pipeline; compiled trees, several
-        threads on large tables) when there is one. ``codes``: a dict shared by models scoring the same ``X``, so each
-        categorical column is hashed once (see :meth:`FastPredictor.inputs`). If the kernel
-        fails here (e.g. numba cannot compile or cache), a warning names the reason (once per
-        run) and the pipeline scores instead.
+        threads on large tables) when there is one. If the kernel fails here (e.g. numba
+        cannot compile or cache), a warning names the reason (once per run) and the
+        pipeline scores instead: the result is the same, only slower.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Coerced accounts holding at least :attr:`columns` (n rows); not modified.
+        codes : dict, optional
+            Shared by models scoring the same ``X``, so each categorical column is hashed
+            once (see :meth:`FastPredictor.inputs`); filled in place. Unused by the pipeline.
+        kernel : FastPredictor or False, optional
+            The compiled predictor to use; ``None`` (default) uses :attr:`kernel`,
+            ``False`` forces the pipeline.
+
+        Returns
+        -------
+        numpy.ndarray
+            Float64 array of shape ``(n,)``: the positive-class probability (0-1) of each row.
         """
         kernel = self.kernel if kernel is None else kernel
         if kernel is not None and kernel is not False:
@@ -247,8 +276,18 @@ class TrainedModel:
             return self.pipeline.predict_proba(X[self.columns])[:, 1]
 
     def compile(self) -> TrainedModel:
-        """Set :attr:`kernel` to a checked compiled predictor (or ``None`` after a warning
-        naming why it cannot be used); returns the model. A current kernel is kept."""
+        """Set :attr:`kernel` to a checked compiled predictor, in place.
+
+        A current kernel (this format and scikit-learn version) is kept; otherwise
+        :meth:`FastPredictor.build` compiles one, or sets ``None`` after a warning naming
+        why it cannot be used (predictions then use the pipeline). Never raises for an
+        unsupported pipeline.
+
+        Returns
+        -------
+        TrainedModel
+            This model (``self``), for chaining.
+        """
         from icpml.fastpredict import FastPredictor
 
         if not FastPredictor.current(self.kernel):

@@ -93,12 +93,19 @@ class ProductDiscovery:
         Per product pair: accounts meeting each ICP, both, and the Jaccard index.
     summary : DataFrame
         Per product: verdict, ICP criteria, lift and interval, fit AUC, rows used.
+    timings : dict of str to float
+        Product -> wall-clock seconds its discovery took (failed ones included).
     failed : dict
         Product -> why no ICP could be discovered from its rows (e.g. too few rows for a
         best and a worst cohort). Such a product claims nothing: ``icp_<p>`` is False and
         its fit and tier are missing.
     product_column : str, optional
         ``columns.product`` when the table had one row per customer and product.
+    id_column : str, default "account_id"
+        The account id column (``columns.id``) of :attr:`scored` and :meth:`score`.
+    best_values : dict of str to float
+        Product -> mean first outcome of its best cohort (0.0 when none is finite),
+        the weight of its fit in ``expected_value``.
     """
 
     per_product: dict[str, Discovery]
@@ -139,9 +146,19 @@ class ProductDiscovery:
         return _score_all(self.products, self.scorers, accounts, self.id_column, self.best_values)
 
     def exports(self) -> dict[str, dict]:
-        """Per product with an ICP run: ``criteria.json`` text, SQL and pandas expressions
-        (``{"json": str, "sql": {icp, anti_icp}, "pandas": {icp, anti_icp}}``); each
-        criteria.json carries the column schema learned at that product's discovery."""
+        """The criteria of every product whose discovery ran, as JSON, SQL and pandas.
+
+        Each criteria.json carries the column schema learned at that product's discovery.
+
+        Returns
+        -------
+        dict of str to dict
+            Product -> ``{"json": str, "sql": {"icp", "anti_icp"}, "pandas": {"icp",
+            "anti_icp"}}`` (:meth:`~icpml.criteria.CriteriaSet.to_json`, ``to_sql`` and
+            ``to_pandas``). When the criteria cannot be written as pandas expressions the
+            ``pandas`` entry is ``{"icp": None, "anti_icp": None, "note": <why>}``.
+            Products in :attr:`failed` have no entry.
+        """
         out = {}
         for p, res in self.per_product.items():
             cs = res.criteria
@@ -373,6 +390,25 @@ def product_config(cfg: Config, product: str) -> Config:
     * with ``products:``: the product's outcomes.
 
     Run names and registered models get the product as a suffix (``<name>-<product>``).
+
+    Parameters
+    ----------
+    cfg : Config
+        The multi-product config (``columns.product`` or ``products:`` set); not modified.
+    product : str
+        The product line; with ``products:`` it must be one of its keys.
+
+    Returns
+    -------
+    Config
+        A copy of ``cfg`` with ``name``, ``tracking.experiment``,
+        ``tracking.fit_model_name`` and ``tracking.churn_model_name`` suffixed
+        ``-<product slug>``, the columns above, and ``products`` emptied.
+
+    Raises
+    ------
+    KeyError
+        Without ``columns.product``, ``product`` is not a key of ``cfg.products``.
     """
     update = ({"product": None} if cfg.columns.product
               else {"outcomes": cfg.products[product]})

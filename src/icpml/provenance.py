@@ -47,15 +47,43 @@ def library_versions() -> dict[str, str]:
 
 
 def config_hash(cfg: Config) -> str:
-    """16 hex digits: a hash of the settings that change a model (project root excluded)."""
+    """A short hash of the settings that change a model (project root excluded).
+
+    Parameters
+    ----------
+    cfg : Config
+        The validated config; not modified.
+
+    Returns
+    -------
+    str
+        16 lowercase hex digits: the start of the SHA-256 of ``cfg.to_dict()`` without
+        ``project_root``, as JSON with sorted keys. Equal settings give equal hashes
+        wherever the project lives.
+    """
     d = cfg.to_dict()
     d.pop("project_root", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def git_commit(root: str | Path | None) -> str | None:
-    """The commit checked out in the git repository at ``root`` (read from ``.git``, no
-    subprocess); None when ``root`` is not a git checkout or the commit cannot be read."""
+    """The commit checked out in the git repository at ``root``, read from ``.git``.
+
+    No subprocess is run: ``HEAD`` is followed to its ref, loose or packed, in the
+    repository or (for a worktree or submodule, whose ``.git`` is a file) its common
+    directory. Unreadable files are not an error.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path or None
+        The directory holding ``.git`` (the project root); ``None`` gives ``None``.
+
+    Returns
+    -------
+    str or None
+        The commit's 40-hex-digit id (whatever ``HEAD`` holds when detached); ``None``
+        when ``root`` is not a git checkout or the commit cannot be read.
+    """
     if root is None:
         return None
     git = Path(root) / ".git"
@@ -85,8 +113,23 @@ def _common_dir(git: Path) -> Path:
 
 
 def run_provenance(cfg: Config, data_fingerprint: str) -> dict[str, str]:
-    """MLflow tags saying what produced a run: config name and hash, data fingerprint,
-    git commit (when known) and ``icpml.version.<library>`` for each library."""
+    """MLflow tags saying what produced a run.
+
+    Parameters
+    ----------
+    cfg : Config
+        The run's config: its name, :func:`config_hash` and project root (for
+        :func:`git_commit`).
+    data_fingerprint : str
+        Fingerprint of the account table the run read.
+
+    Returns
+    -------
+    dict of str to str
+        ``icpml.config_name``, ``icpml.config_hash``, ``icpml.data_fingerprint``,
+        ``icpml.git_commit`` (only when known) and ``icpml.version.<library>`` for
+        icpml and each of :data:`LIBRARIES` (:func:`library_versions`).
+    """
     tags = {"icpml.config_name": cfg.name, "icpml.config_hash": config_hash(cfg),
             "icpml.data_fingerprint": data_fingerprint}
     commit = git_commit(cfg.project_root)

@@ -386,6 +386,12 @@ def write_report(res: Discovery, out_dir: Path | None = None, *, run_id: str | N
         The discovery to report. Not modified.
     out_dir : pathlib.Path, optional
         Default: ``<report.dir>/<config name>_<run id[:8]>`` (``_local`` when untracked).
+    run_id : str, optional
+        The MLflow run the report belongs to (None: untracked); names the default
+        folder and is shown in the report.
+    retrain : dict, optional
+        The retraining decision shown in "Changes since the last champion"
+        (:func:`icpml.retrain.retrain`).
 
     Returns
     -------

@@ -93,6 +93,10 @@ class RetrainResult:
         The champion's criteria on fresh data (:func:`icpml.drift.criteria_drift`).
     challenger : Discovery, optional
         The challenger's discovery.
+    run : DiscoveryRun, optional
+        Where the challenger was recorded (:func:`icpml.run.record_discovery`: run id,
+        registered model versions, report folder); not set on a dry run or when nothing
+        was trained.
     run_id : str, optional
         The challenger's MLflow run (not set on a dry run).
     """

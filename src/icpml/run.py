@@ -32,19 +32,19 @@ log = logging.getLogger(__name__)
 class DiscoveryRun:
     """A discovery and where it was recorded.
 
-    Attributes
+    Parameters
     ----------
     discovery : Discovery
         The pure result (frozen).
     run_id : str or None
         The MLflow run; None when untracked.
-    report_dir : Path or None
+    report_dir : pathlib.Path or None
         The report folder; None when no report was written.
-    model_versions : dict
-        ``{"fit": "models:/<name>/<version>", "churn": ...}`` when tracked.
-    model_aliases : dict
+    model_versions : dict of str to str
+        ``{"fit": "models:/<name>/<version>", "churn": ...}`` when tracked; empty otherwise.
+    model_aliases : dict of str to str
         The alias each model got (``"champion"`` / ``"challenger"``), when tracked.
-    timings : dict
+    timings : dict of str to float
         Seconds per stage, the discovery's and the recording's.
     """
 
@@ -63,9 +63,22 @@ def preflight(cfg: Config, *, track: bool, report: bool) -> None:
     (orphan runs, half-done promotions) is repaired first (:func:`icpml.tracking.recover`).
     With ``report`` the report folder (or its nearest existing parent) must be writable.
 
+    Parameters
+    ----------
+    cfg : Config
+        The run's config (``tracking``, ``report.dir``, project root).
+    track : bool
+        Whether the run will log to the tracking store and register models.
+    report : bool
+        Whether the run will write a report folder.
+
     Raises
     ------
-    TrackingError, OutputError
+    TrackingError
+        With ``track``: the tracking store is unreachable.
+    OutputError
+        With ``report``: the report folder, or its nearest existing parent, is a
+        directory that cannot be written.
     """
     if track:
         from icpml import tracking

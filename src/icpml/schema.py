@@ -717,6 +717,21 @@ def read_dates(raw: pd.Series) -> pd.Series:
     * Blank cells and null tokens ("N/A", "null", "-") are NaT; use :func:`date_unreadable`
       for the cells that held a value and could not be read.
     * Other spellings pandas reads ("Apr 12, 2024") are read as pandas reads them.
+
+    A column that already holds datetimes is converted to UTC (naive ones taken as UTC).
+    Unreadable values are NaT, never an error here: callers count them with
+    :func:`date_unreadable` and raise their own one-line error.
+
+    Parameters
+    ----------
+    raw : pandas.Series
+        The raw column (text, integers or datetimes). Not modified.
+
+    Returns
+    -------
+    pandas.Series
+        Timezone-aware (UTC) timestamps, same length and index as ``raw``; NaT where a
+        cell is blank, a null token, or unreadable.
     """
     if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
         return pd.to_datetime(raw, utc=True)
@@ -753,8 +768,21 @@ def read_dates(raw: pd.Series) -> pd.Series:
 
 
 def date_unreadable(raw: pd.Series, when: pd.Series) -> pd.Series:
-    """Which cells of ``raw`` held a value (not blank, not a null token) that :func:`read_dates`
-    (giving ``when``) could not read."""
+    """Which cells of ``raw`` held a value that :func:`read_dates` could not read.
+
+    Parameters
+    ----------
+    raw : pandas.Series
+        The raw date column given to :func:`read_dates`. Not modified.
+    when : pandas.Series
+        What :func:`read_dates` returned for ``raw`` (same index).
+
+    Returns
+    -------
+    pandas.Series
+        Boolean, same index as ``raw``: True where the cell held a value (not blank,
+        not a null token such as "N/A") and ``when`` is NaT.
+    """
     text = raw.astype("string").str.strip()
     present = text.notna() & (text != "") & ~text.str.casefold().isin(NULL_TOKENS)
     return (when.isna() & present.fillna(False)).astype(bool)

@@ -434,12 +434,28 @@ class Scorer:
         """Align a raw table to the training columns and types; never mutates ``df``.
 
         Every cell is read by :func:`icpml.schema.coerce` with the discovery schema, as
-        discovery read it. Returns the aligned copy and the data issues found (see
-        :class:`DataIssue`): an unreadable cell is scored as unknown and named, its column
-        kept. ``codes``, if given, receives each categorical column's ``pd.factorize``
-        (computed here anyway), for the models to reuse (see :meth:`FastPredictor.inputs`).
-        ``known``: a cache of values already read, kept by a :class:`ScoringSession` across
-        chunks (``None``: a fresh one).
+        discovery read it: an unreadable cell is scored as unknown and named, its column
+        kept; an absent column is all missing.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Raw accounts (n rows). Not modified.
+        codes : dict, optional
+            If given, receives each categorical column's ``pd.factorize`` (computed here
+            anyway), for the models to reuse (see
+            :meth:`~icpml.fastpredict.FastPredictor.inputs`); filled in place.
+        known : dict, optional
+            A cache of values already read, kept by a :class:`ScoringSession` across
+            chunks (``None``: a fresh one); filled in place.
+
+        Returns
+        -------
+        tuple of (pandas.DataFrame, list of DataIssue)
+            ``(X, issues)``: ``X`` holds :attr:`input_columns` coerced to their discovery
+            types (numbers float64, yes/no nullable boolean, categories string), same
+            index as ``df``; ``issues`` are the missing columns and unreadable cells,
+            in :attr:`input_columns` order.
         """
         columns = self.input_columns
         X, cells = coerce(df, self._schema(), columns=columns, codes=codes,
@@ -463,7 +479,14 @@ class Scorer:
         self.__dict__.update(state)
 
     def session(self) -> ScoringSession:
-        """A :class:`ScoringSession` for one scoring job (use it as a context manager)."""
+        """A new scoring job on this scorer (use it as a context manager).
+
+        Returns
+        -------
+        ScoringSession
+            An open session owning its own caches and pools; close it (or leave its
+            ``with`` block) to stop its worker thread and processes.
+        """
         return ScoringSession(self)
 
     def score(self, df: pd.DataFrame, *, explain: bool = False) -> pd.DataFrame:
@@ -528,6 +551,20 @@ class Scorer:
         Memory stays that of one chunk whatever the stream's length. The data issues of
         the whole stream are logged once, as one warning, when the stream ends. The
         stream's :class:`ScoringSession` is closed when it ends or is closed.
+
+        Parameters
+        ----------
+        batches : iterable of pandas.DataFrame
+            Raw account tables, as for :meth:`score`, read lazily. Not modified.
+        explain : bool, default False
+            SHAP ``top_reasons`` instead of the criteria met or missed (see :meth:`score`).
+
+        Yields
+        ------
+        pandas.DataFrame
+            The scores of each batch (a batch longer than :attr:`chunk_size` yields one
+            frame per chunk), with the columns of :meth:`score`, in input order; an empty
+            batch yields an empty frame.
         """
         with self.session() as session:
             yield from session.score_batches(batches, explain=explain)
@@ -539,6 +576,11 @@ class ScoringSession:
     Use as a context manager (``with scorer.session() as s: s.score(df)``); :meth:`close`
     (called on exit) stops the prediction thread and the SHAP worker processes. Nothing
     it holds is pickled with the :class:`Scorer`.
+
+    Parameters
+    ----------
+    scorer : Scorer
+        The immutable model scored with (not modified).
 
     Attributes
     ----------
@@ -571,7 +613,26 @@ class ScoringSession:
         self.close()
 
     def score(self, df: pd.DataFrame, *, explain: bool = False) -> pd.DataFrame:
-        """:meth:`Scorer.score` within this session."""
+        """:meth:`Scorer.score` within this session, reusing its caches and pools.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Raw accounts, as for :meth:`Scorer.score`. Not modified.
+        explain : bool, default False
+            SHAP ``top_reasons`` instead of the criteria met or missed.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per input row, in order, default index, with the columns of
+            :meth:`Scorer.score`; the same values whatever :attr:`Scorer.chunk_size` is.
+
+        Raises
+        ------
+        RuntimeError
+            The session is closed (and ``df`` has rows).
+        """
         size = self.scorer.chunk_size
         parts = list(self.score_batches(
             (df.iloc[i:i + size] for i in range(0, max(len(df), 1), size)), explain=explain))
@@ -579,7 +640,29 @@ class ScoringSession:
 
     def score_batches(self, batches: Iterable[pd.DataFrame], *,
                       explain: bool = False) -> Iterator[pd.DataFrame]:
-        """:meth:`Scorer.score_batches` within this session (which stays open afterwards)."""
+        """:meth:`Scorer.score_batches` within this session (which stays open afterwards).
+
+        Data issues of the whole stream are logged once, as one warning, after the last batch.
+
+        Parameters
+        ----------
+        batches : iterable of pandas.DataFrame
+            Raw account tables, read lazily. Not modified.
+        explain : bool, default False
+            SHAP ``top_reasons`` instead of the criteria met or missed; from the second
+            chunk on, large chunks are explained in worker processes.
+
+        Yields
+        ------
+        pandas.DataFrame
+            The scores of each chunk of at most :attr:`Scorer.chunk_size` rows, with the
+            columns of :meth:`Scorer.score`, in input order.
+
+        Raises
+        ------
+        RuntimeError
+            The session is closed (and a batch has rows).
+        """
         tally = _IssueTally()
         done = 0
         size = self.scorer.chunk_size
@@ -636,7 +719,20 @@ class ScoringSession:
 
         The model's own kernel when it has a current one; otherwise one compiled here (once
         per session) when a chunk of at least :data:`_COMPILE_MIN_ROWS` rows comes - below
-        that, compiling (~0.1 s) costs more than it saves; ``None``: use the pipeline.
+        that, compiling (~0.1 s) costs more than it saves. The choice is remembered per
+        model name for the session (``None`` from a failed compile included).
+
+        Parameters
+        ----------
+        model : TrainedModel
+            The fit or churn model about to score.
+        n_rows : int
+            Rows in the chunk about to be scored.
+
+        Returns
+        -------
+        FastPredictor or None
+            The predictor to use; ``None``: score with the model's pipeline.
         """
         from icpml.fastpredict import FastPredictor
 

@@ -253,13 +253,32 @@ def start_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
     (each resample is seeded by its number; a refit the stopping rule does not need is
     discarded). Only on a pool larger than
     :data:`MAX_REFIT_ROWS` with several worker processes (:func:`refit_jobs`), else
-    an empty dict. ``churn_kinds`` must be what the churn model will use (None when
-    there will be none).
+    an empty dict.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Coerced accounts, one per row. Not modified.
+    cohorts : pandas.Series
+        Cohort of each account, same index.
+    split : pandas.Series
+        ``train`` / ``selection`` / ``holdout`` per account; held-out rows are
+        never drawn.
+    fit_kinds : dict of str to str
+        Kind of each column of the fit model.
+    churn_kinds : dict of str to str or None
+        Kind of each column the churn model will use (None: there will be none).
+    cfg : Config
+        ``criteria.stability_resamples``, ``criteria.min_stability`` and the model
+        settings; the same as given to :func:`criteria_stability`.
+    churned : pandas.Series of bool, optional
+        Churn of each account.
 
     Returns
     -------
-    dict: resample number -> (rows drawn, future of its criteria or None when that
-    resample cannot be refitted).
+    dict of int to tuple
+        Resample number -> ``(rows drawn, future of its criteria)``, the future None
+        when that resample cannot be refitted; empty when nothing is started early.
     """
     n = cfg.criteria.stability_resamples
     pool = df.index[(split != "holdout").to_numpy()]

@@ -551,15 +551,16 @@ def _version_list(client, name: str) -> list[str]:
 class LoggedRun:
     """What :func:`log_discovery` recorded.
 
-    Attributes
+    Parameters
     ----------
     run_id : str
-    model_versions : dict
+        The MLflow run the discovery was logged as.
+    model_versions : dict of str to str
         ``{"fit": "models:/<name>/<version>", "churn": ...}`` (churn when trained).
-    model_aliases : dict
+    model_aliases : dict of str to str
         Alias each model got (``"champion"`` / ``"challenger"``); empty when retraining
         (it promotes by itself).
-    report_dir : Path or None
+    report_dir : pathlib.Path or None
         The report folder written inside the run.
     """
 
@@ -1541,13 +1542,42 @@ def sweep_orphans(cfg: Config, *, before: float | None = None) -> list[str]:
 
 # ----------------------------------------------------------------------------- promotion history
 def promotion_history(cfg: Config) -> list[dict]:
-    """The decisions in ``reports/promotions.json``, oldest first (empty when there is none)."""
+    """The promotion decisions recorded for this project, oldest first.
+
+    Parameters
+    ----------
+    cfg : Config
+        The project's config; the file is ``<report.dir>/promotions.json``.
+
+    Returns
+    -------
+    list of dict
+        The file's entries as written by :func:`record_promotion` (``time``,
+        ``version``, ``decision``, ``reasons``, ...); empty when there is no file.
+
+    Raises
+    ------
+    ValueError
+        The file exists but is not valid JSON (``json.JSONDecodeError``).
+    """
     hist_path = cfg.resolve(cfg.report.dir) / "promotions.json"
     return json.loads(hist_path.read_text()) if hist_path.is_file() else []
 
 
 def record_promotion(cfg: Config, entry: dict) -> None:
-    """Append to reports/promotions.json and rewrite reports/index.md (atomically)."""
+    """Append a decision to reports/promotions.json and rewrite reports/index.md (atomically).
+
+    Each file is replaced as a whole (written beside it, then renamed), so a killed
+    process leaves the previous version, never half a file.
+
+    Parameters
+    ----------
+    cfg : Config
+        The project's config (``report.dir``, ``name``, ``tracking.fit_model_name``).
+    entry : dict
+        The decision: ``time``, ``version``, ``decision`` (``"promoted"``, ...),
+        ``reasons`` (list of str), and optionally ``report`` (its folder) and ``run_id``.
+    """
     _write_history(cfg, [*promotion_history(cfg), entry])
 
 
@@ -1577,8 +1607,25 @@ def _write_history(cfg: Config, history: list[dict]) -> None:
 
 # ----------------------------------------------------------------------------- recovery
 def reconcile_history(cfg: Config) -> list[str]:
-    """Add to reports/promotions.json the decisions recorded on runs (``icpml.promotion``) but
-    missing from it: a run stopped after its decision was tagged and before the file was written."""
+    """Add to reports/promotions.json the decisions recorded on runs but missing from it.
+
+    A run stopped after its decision was tagged (``icpml.promotion``) and before the
+    file was written left such a gap. The runs of ``tracking.experiment`` with this
+    config name are read (up to 1,000); the file and reports/index.md are rewritten,
+    sorted by time, only when something was missing.
+
+    Parameters
+    ----------
+    cfg : Config
+        The project's config (``tracking.experiment``, ``name``, ``report.dir``); the
+        tracking store must already be configured.
+
+    Returns
+    -------
+    list of str
+        One message per decision added (run id, decision, version); empty when nothing
+        was missing or the experiment does not exist.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -1617,8 +1664,20 @@ def recover(cfg: Config, *, history: bool = True) -> list[str]:
     -> FAILED, their versions removed, their reports renamed ``-unfinished``, stale
     ``.<name>.*`` temporary folders removed), :func:`repair_promotions`
     (a half-done promotion finished or rolled back, split champions reunited) and, with
-    ``history``, decisions missing from ``reports/promotions.json`` added. Every message
-    is logged as a warning and returned.
+    ``history``, decisions missing from ``reports/promotions.json`` added
+    (:func:`reconcile_history`). Every message is logged as a warning and returned.
+
+    Parameters
+    ----------
+    cfg : Config
+        The project's config; the tracking store must already be configured.
+    history : bool, default True
+        Also reconcile ``reports/promotions.json`` with the runs' decisions.
+
+    Returns
+    -------
+    list of str
+        One message per repair, in the order made; empty when nothing needed repair.
     """
     msgs = sweep_orphans(cfg)
     msgs += repair_promotions(cfg)

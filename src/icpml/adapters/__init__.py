@@ -27,7 +27,7 @@ __all__ = ["Adapter", "ADAPTERS", "get_adapter", "public_datasets"]
 class Adapter:
     """One registered builder.
 
-    Attributes
+    Parameters
     ----------
     name : str
         The ``data.adapter`` value that selects it.
@@ -63,12 +63,34 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in (
 
 
 def get_adapter(name: str) -> Adapter:
-    """The registered adapter ``name``; ``KeyError`` when there is none (config validation
-    names the choices first)."""
+    """The registered adapter called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A ``data.adapter`` value, a key of :data:`ADAPTERS` (``"olist_sellers"``).
+
+    Returns
+    -------
+    Adapter
+        The registry entry; its ``build`` property imports the builder.
+
+    Raises
+    ------
+    KeyError
+        No adapter has that name (config validation names the choices before this
+        is reached).
+    """
     return ADAPTERS[name]
 
 
 def public_datasets() -> dict[str, Adapter]:
-    """The adapters that read a public dataset with a ready config, by short dataset name
-    (``{"olist": ..., "telco": ..., "maven": ...}``)."""
+    """The adapters that read a public dataset with a ready config, by short dataset name.
+
+    Returns
+    -------
+    dict of str to Adapter
+        Short dataset name -> its adapter, for every adapter with both ``dataset`` and
+        ``config`` set (``{"olist": ..., "telco": ..., "maven": ...}``).
+    """
     return {a.dataset: a for a in ADAPTERS.values() if a.dataset and a.config}

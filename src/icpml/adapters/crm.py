@@ -67,6 +67,29 @@ def crm_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame,
     ``<name>__<product slug>`` (for a cross-product ICP). Accounts with no deal
     get zero counts. Neither input is modified.
 
+    Parameters
+    ----------
+    accounts : pandas.DataFrame
+        The account table, one row per account; not modified.
+    opportunities : pandas.DataFrame
+        The opportunities (deals) export, one row per deal; not modified.
+    spec : OpportunitiesConfig
+        ``data.opportunities``: the column names (``account``, ``stage``, and optional
+        ``amount``, ``date``, ``product``), the ``won`` / ``lost`` stage values and the
+        optional ``after`` / ``before`` date window.
+    id_column : str
+        The accounts' id column (``columns.id``) that ``spec.account`` refers to.
+    source : str, default "opportunities"
+        Name of the opportunities input, used in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``accounts`` (same rows, same order) with the outcome columns
+        added (five, plus five per product line with ``spec.product``); ``attrs``
+        carries ``n_deals_matched`` and ``n_deals_unmatched`` (deals in the window
+        that matched / matched no account).
+
     Raises
     ------
     DataError
