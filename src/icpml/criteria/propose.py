@@ -504,9 +504,36 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
       given the other part (:func:`_fit_pair`).
 
     ``rows`` should be rows the selection will not test on (the model's training rows),
-    so the selection's test of a pair is not biased by its search. Returns the pairs (ICP
-    criteria with one ``also`` part, source ``fit_model``) and the number of column pairs
-    searched (each one hypothesis, for the multiple-testing correction).
+    so the selection's test of a pair is not biased by its search. A pair whose re-fitted
+    parts act alone is dropped (:func:`_still_interacts`).
+
+    Parameters
+    ----------
+    expl : GroupedShap
+        SHAP values of the fit model per business column (ranks the columns).
+    kinds : dict of str to str
+        Kind of each column (``numeric``, ``categorical``, ``boolean``).
+    allowed : list of str
+        Columns that may appear in a criterion (targetable, not set aside).
+    rows : pandas.DataFrame
+        Coerced accounts the search runs on (the model's training rows). Not modified.
+    is_best : numpy.ndarray of bool
+        Best-cohort membership of each row, shape ``(len(rows),)``.
+    clear : numpy.ndarray of bool
+        Rows no exclusion removes, shape ``(len(rows),)``.
+    cfg : CriteriaConfig
+        ``min_support_share`` sets the fewest accounts inside and outside a pair.
+    n_cols : int, default PAIR_COLUMNS
+        Columns with the largest mean |SHAP| that are paired.
+    keep : int, default _PAIR_KEEP
+        Best pairs (by WRAcc) whose parts are re-fitted and returned.
+
+    Returns
+    -------
+    pairs : list of Criterion
+        ICP criteria with one ``also`` part, source ``fit_model``, best first.
+    n_searched : int
+        Column pairs searched (each one hypothesis, for the multiple-testing correction).
     """
     y = np.asarray(is_best, dtype=bool)
     clear = np.asarray(clear, dtype=bool)
