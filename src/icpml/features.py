@@ -295,6 +295,72 @@ def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
     return None
 
 
+#: a numeric column must reach this AUC for best vs worst before its tracking of the value
+#: score inside the cohorts is measured (see :func:`_tracking`)
+_TRACK_AUC = 0.85
+
+
+def _value_proxy(rows: pd.DataFrame, value: pd.Series | None,
+                 outcome_cols: list[str]) -> pd.DataFrame | None:
+    """The value score of ``rows`` as a one-column frame when ``value`` is given, else the
+    numeric outcome columns of ``rows`` (each is tried on its own: their directions are not
+    known here). None when neither is available."""
+    if value is not None:
+        return pd.DataFrame({"value": pd.to_numeric(value.reindex(rows.index), errors="coerce")
+                             .astype(float)})
+    cols = [c for c in outcome_cols if pd.api.types.is_numeric_dtype(rows[c])
+            and not pd.api.types.is_bool_dtype(rows[c])]
+    return rows[cols].astype(float) if cols else None
+
+
+def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float, float, int]:
+    """Spearman correlation of a numeric column with the value score inside the best cohort
+    and inside the worst cohort (``y`` 1 / 0), and the smaller cohort's size.
+
+    ``scores`` holds the value score, or several stand-ins for it (then the one the column
+    follows most closely in both cohorts is reported). A measure taken after the outcome (a
+    call length, a health score) keeps rising with the value score inside each cohort; a
+    pre-sale trait that decides membership (a size band, a segment) is nearly flat inside
+    at least one cohort.
+    """
+    from scipy.stats import spearmanr
+
+    xv = pd.to_numeric(x, errors="coerce").astype(float).to_numpy()
+    best: tuple[float, float, int] = (0.0, 0.0, 0)
+    top = -1.0
+    for col in scores.columns:
+        sv = scores[col].to_numpy(dtype=float)
+        out, sizes = [], []
+        for side in (1, 0):
+            m = (y == side) & np.isfinite(xv) & np.isfinite(sv)
+            sizes.append(int(m.sum()))
+            if m.sum() < 30 or np.ptp(xv[m]) == 0 or np.ptp(sv[m]) == 0:
+                out.append(0.0)
+            else:
+                out.append(float(spearmanr(xv[m], sv[m]).statistic))
+        strength = min(abs(out[0]), abs(out[1])) if out[0] * out[1] > 0 else 0.0
+        if strength > top:
+            top = strength
+            best = (round(out[0], 4), round(out[1], 4), min(sizes))
+    return best
+
+
+def _tracks(t: tuple[float, float, int] | None) -> bool:
+    """Whether :func:`_tracking` shows a column that follows the value score inside both
+    cohorts, in the same direction, each correlation at least 0.2 and three standard
+    errors (1 / sqrt(n)) of the smaller cohort."""
+    if not t or t[2] < 30:
+        return False
+    r_best, r_worst, n = t
+    floor = max(0.2, 3 / np.sqrt(n))
+    return r_best * r_worst > 0 and min(abs(r_best), abs(r_worst)) >= floor
+
+
+def _tracking_words(t: tuple[float, float, int]) -> str:
+    return (f"it follows the value score inside the best and inside the worst cohort alike "
+            f"(Spearman {t[0]:.2f} and {t[1]:.2f}), as a measure taken after the outcome does")
+
+
 def _outcome_kinds(frame: pd.DataFrame) -> dict[str, str]:
     return {c: ("numeric" if pd.api.types.is_numeric_dtype(frame[c])
                 and not pd.api.types.is_bool_dtype(frame[c]) else "categorical")
@@ -304,7 +370,7 @@ def _outcome_kinds(frame: pd.DataFrame) -> dict[str, str]:
 def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *,
                    trusted: list[str] = (), leakage_auc: float = 0.97,
                    churned: pd.Series | None = None, outcome_columns: list[str] = (),
-                   post_sale: list[str] = (),
+                   post_sale: list[str] = (), value: pd.Series | None = None,
                    seed: int = 0, max_rows: int = 3000) -> ColumnScreen:
     """Find constant, identifier-like and leakage-suspect feature columns.
 
@@ -372,12 +438,11 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
     with threadpool_limits(limits=int(n) if n.isdigit() and int(n) > 0 else 1, user_api="openmp"):
         return _screen(df, kinds, y_best, trusted=trusted, leakage_auc=leakage_auc,
                        churned=churned, outcome_columns=outcome_columns, post_sale=post_sale,
-                       seed=seed,
-                       max_rows=max_rows)
+                       value=value, seed=seed, max_rows=max_rows)
 
 
 def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trusted, leakage_auc,
-            churned, outcome_columns, post_sale, seed, max_rows) -> ColumnScreen:
+            churned, outcome_columns, post_sale, value, seed, max_rows) -> ColumnScreen:
     screen = ColumnScreen()
     rng = np.random.default_rng(seed)
     ends = y_best.index
@@ -398,6 +463,7 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
     out_frame = df.loc[all_rows, ocols]
     okinds = _outcome_kinds(out_frame)
     post_only = [c for c in ocols if c in set(post_sale)]
+    score = _value_proxy(df.loc[ends], value, [c for c in ocols if c not in set(post_sale)])
 
     reasons: dict[str, str] = {}
     for c, kind in kinds.items():
@@ -441,18 +507,41 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
         sig, kind = screen.signals[c], kinds[c]
         a = assoc(c)
         why: list[str] = []
-        if a >= leakage_auc:
-            which = "best from worst" if sig.get("auc_best", 0) >= sig.get("auc_churn", 0) else "churn"
-            why.append(f"alone it separates {which} almost perfectly (AUC {a:.3f})")
         codes_all = _codes(df.loc[all_rows, c], kind)
         few_values = len(np.unique(codes_all)) <= 30
         shown = df.loc[all_rows, c] if kind == "numeric" else _as_category_text(df.loc[all_rows, c])
+        numeric_target = kind == "numeric" and len(np.unique(codes_all)) > 5
+        a_best, a_churn = sig.get("auc_best", 0.5), sig.get("auc_churn", 0.5)
+        if numeric_target and score is not None and both and a_best >= _TRACK_AUC:
+            sig["tracking"] = _tracking(rows[c], score, y)
+        if a_churn >= leakage_auc:
+            # churn is a noisy post-sale event: a pre-sale trait does not decide it
+            why.append(f"alone it separates churn almost perfectly (AUC {a_churn:.3f})")
+        elif a_best >= leakage_auc:
+            # a strong true ICP column separates best from worst as well: that alone is not
+            # enough, it must be backed by a second, independent sign of an outcome
+            support = []
+            if sig["name"]:
+                support.append("it is named like a post-sale or contact-outcome measure")
+            if _tracks(sig.get("tracking")):
+                support.append(_tracking_words(sig["tracking"]))
+            if ocols:
+                if c not in outcome_fit:
+                    outcome_fit[c] = _outcome_fit(df.loc[all_rows, c], kind, out_frame, okinds, seed)
+                sig["outcome_fit"] = round(outcome_fit[c], 4)
+                if not numeric_target and outcome_fit[c] >= leakage_auc:
+                    support.append(f"the outcome and post-sale columns predict its values almost "
+                                   f"exactly (AUC {outcome_fit[c]:.2f})")
+            if support:
+                why.append(f"alone it separates best from worst almost perfectly (AUC {a_best:.3f}) "
+                           "and " + "; ".join(support))
+            else:
+                sig["strong_presale"] = True
         if not why and ch is not None and few_values:
             d = _deterministic_value(codes_all, ch, shown, min_n)
             if d:
                 sig["deterministic"] = f"churn: {d}"
                 why.append(f"the value {d} decides churn outright")
-        numeric_target = kind == "numeric" and len(np.unique(codes_all)) > 5
         # a number the outcomes predict almost exactly is derived from them (a health score,
         # an ARR band as a number); categories are left to the value and name signals: a
         # genuine channel or contract type can be well predicted from a rich spend profile
@@ -471,6 +560,9 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                     and outcome_fit[c] - outcome_fit.get(c + "\0post", 0.0) >= 0.05):
                 why.append(f"the outcome and post-sale columns ({', '.join(ocols)}) predict it "
                            f"almost exactly (R^2 {outcome_fit[c]:.2f})")
+        if not why and _tracks(sig.get("tracking")):
+            why.append(f"alone it separates best from worst (AUC {a_best:.3f}) and "
+                       + _tracking_words(sig["tracking"]))
         if not why and sig["name"] and a >= 0.6:
             support: list[str] = []
             for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):

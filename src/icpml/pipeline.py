@@ -425,7 +425,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *, track: bool =
             leakage_auc=cfg.models.leakage_auc,
             churned=df[churn_col].astype(bool) if churn_col else None,
             outcome_columns=outcome_cols + ([churn_col] if churn_col else []),
-            post_sale=list(cfg.columns.post_sale),
+            post_sale=list(cfg.columns.post_sale), value=score,
             seed=cfg.models.seed)
         warnings += screen.warnings
         fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
