@@ -266,13 +266,14 @@ def _outcome_fit(target: pd.Series, kind: str, outcomes: pd.DataFrame, okinds: d
 
 
 def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
-                         min_n: int) -> str | None:
+                         min_n: int, sides: tuple[int, ...] = (0, 1)) -> str | None:
     """A value of the column whose accounts (nearly) all share one label (p <= 1e-6).
 
     ``labels`` is binary. A value with at least ``min_n`` accounts, at most 1% of them
     against the rule, and a binomial tail probability of so few exceptions at the overall
     rate of at most 1e-6, is an outcome in disguise (a status "Churned" that is only
-    given to churned accounts). Returns a description, or None.
+    given to churned accounts). ``sides``: which outcomes count, 1 (all accounts of the
+    value labelled 1) and / or 0 (none labelled 1). Returns a description, or None.
     """
     from scipy import stats
 
@@ -285,8 +286,8 @@ def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
         if n < min_n:
             continue
         pos = int(labels[hit].sum())
-        for k, p in ((pos, base), (n - pos, 1 - base)):  # exceptions to "all 0", "all 1"
-            if k <= 0.01 * n and stats.binom.cdf(k, n, p) <= 1e-6:
+        for side, k, p in ((0, pos, base), (1, n - pos, 1 - base)):  # exceptions to "all 0", "all 1"
+            if side in sides and k <= 0.01 * n and stats.binom.cdf(k, n, p) <= 1e-6:
                 x = pd.to_numeric(text[hit], errors="coerce")
                 first = text[hit].iloc[0]
                 shown = (f"{x.min():g}-{x.max():g}" if x.notna().all() and x.nunique() > 1
@@ -538,7 +539,12 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
             else:
                 sig["strong_presale"] = True
         if not why and ch is not None and few_values:
-            d = _deterministic_value(codes_all, ch, shown, min_n)
+            # a value whose accounts all churn is an outcome in disguise; one whose accounts
+            # (nearly) never churn is also what a strong true ICP segment looks like, so that
+            # needs a name or a near-deterministic churn association beside it
+            d = _deterministic_value(codes_all, ch, shown, min_n, sides=(1,))
+            if d is None and (sig["name"] or a_churn >= 0.85):
+                d = _deterministic_value(codes_all, ch, shown, min_n, sides=(0,))
             if d:
                 sig["deterministic"] = f"churn: {d}"
                 why.append(f"the value {d} decides churn outright")
@@ -565,6 +571,8 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                        + _tracking_words(sig["tracking"]))
         if not why and sig["name"] and a >= 0.6:
             support: list[str] = []
+            if numeric_target and score is not None and both and "tracking" not in sig:
+                sig["tracking"] = _tracking(rows[c], score, y)
             for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):
                 if target not in sig or target not in noise:
                     continue
@@ -596,7 +604,11 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                 without = _model_auc(rows, fit_kinds, [o for o in live if o != c], y, seed)
                 share = (auc_all[0] - without) / max(auc_all[0] - 0.5, 1e-9)
                 sig["drop_share"] = round(float(share), 4)
-                if share >= 0.2:
+                # a column carrying much of the model is also what a strong true ICP column
+                # is: a number must also follow the value score inside both cohorts, a
+                # category must carry at least half the model
+                if (share >= 0.5 if not numeric_target
+                        else share >= 0.2 and _tracks(sig.get("tracking"))):
                     support.append(f"the model's AUC falls from {auc_all[0]:.2f} to {without:.2f} "
                                    "without it")
             if support:
