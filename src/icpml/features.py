@@ -348,12 +348,12 @@ def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float,
 
 def _tracks(t: tuple[float, float, int] | None) -> bool:
     """Whether :func:`_tracking` shows a column that follows the value score inside both
-    cohorts, in the same direction, each correlation at least 0.2 and three standard
+    cohorts, in the same direction, each correlation at least 0.12 and three standard
     errors (1 / sqrt(n)) of the smaller cohort."""
     if not t or t[2] < 30:
         return False
     r_best, r_worst, n = t
-    floor = max(0.2, 3 / np.sqrt(n))
+    floor = max(0.12, 3 / np.sqrt(n))
     return r_best * r_worst > 0 and min(abs(r_best), abs(r_worst)) >= floor
 
 

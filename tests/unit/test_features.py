@@ -28,8 +28,6 @@ def test_screen_flags_identifiers_and_disguised_outcomes():
     df = validate_accounts(make_accounts(1500, seed=6), cfg)
     df["website"] = df["domain"]
     df["arr_band"] = pd.cut(df["arr"], [0, 2e4, 5e4, 1e9], labels=["low", "mid", "high"]).astype("string")
-    lab = label_cohorts(value_score(df, cfg.columns.outcomes))
-    ends = lab[lab != "middle"]
     kinds = {**feature_kinds(df, cfg), "website": "categorical", "arr_band": "categorical"}
     # as discover() calls it: with the outcome columns (a best-vs-worst AUC alone, which a
     # strong true ICP column also reaches, does not set a column aside)
