@@ -299,6 +299,9 @@ def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
 #: a numeric column must reach this AUC for best vs worst before its tracking of the value
 #: score inside the cohorts is measured (see :func:`_tracking`)
 _TRACK_AUC = 0.85
+#: the outcome columns predict a category's values this well (one-vs-rest AUC) only when it
+#: is computed from them
+_EXACT_FIT = 0.995
 
 
 def _value_proxy(rows: pd.DataFrame, value: pd.Series | None,
@@ -530,7 +533,9 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                 if c not in outcome_fit:
                     outcome_fit[c] = _outcome_fit(df.loc[all_rows, c], kind, out_frame, okinds, seed)
                 sig["outcome_fit"] = round(outcome_fit[c], 4)
-                if not numeric_target and outcome_fit[c] >= leakage_auc:
+                # a category the outcomes give exactly (an ARR band): a strong true segment
+                # is predicted well from the outcomes too, but not without error
+                if not numeric_target and outcome_fit[c] >= _EXACT_FIT:
                     support.append(f"the outcome and post-sale columns predict its values almost "
                                    f"exactly (AUC {outcome_fit[c]:.2f})")
             if support:
@@ -596,6 +601,10 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                                          min_n)
                 if d:
                     sig["deterministic"] = f"best vs worst: {d}"
+                # a range of a number that decides best vs worst is what a planted band
+                # gives: for a number it counts only when it also follows the value score
+                # inside both cohorts
+                if d and (not numeric_target or _tracks(sig.get("tracking"))):
                     support.append(f"the value {d} decides best vs worst outright")
             if both and not support and len(live) > 1:
                 fit_kinds = {o: kinds[o] for o in live}
