@@ -319,7 +319,8 @@ def _value_proxy(rows: pd.DataFrame, value: pd.Series | None,
 
 def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float, float, int]:
     """Spearman correlation of a numeric column with the value score inside the best cohort
-    and inside the worst cohort (``y`` 1 / 0), and the smaller cohort's size.
+    and inside the worst cohort (``y`` 1 / 0), and the smaller cohort's size (0 when it
+    cannot be measured: fewer than 30 accounts, or a column or score flat inside a cohort).
 
     ``scores`` holds the value score, or several stand-ins for it (then the one the column
     follows most closely in both cohorts is reported). A measure taken after the outcome (a
@@ -340,6 +341,7 @@ def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float,
             sizes.append(int(m.sum()))
             if m.sum() < 30 or np.ptp(xv[m]) == 0 or np.ptp(sv[m]) == 0:
                 out.append(0.0)
+                sizes[-1] = 0  # not measurable (a yes/no outcome: the score is flat inside)
             else:
                 out.append(float(spearmanr(xv[m], sv[m]).statistic))
         strength = min(abs(out[0]), abs(out[1])) if out[0] * out[1] > 0 else 0.0
@@ -578,8 +580,13 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
             support: list[str] = []
             if numeric_target and score is not None and both and "tracking" not in sig:
                 sig["tracking"] = _tracking(rows[c], score, y)
+            # a number whose tracking of the value score can be measured must follow it
+            # inside both cohorts before its strength counts: a strong true numeric ICP
+            # (a band) dominates the AUCs as much as a call length does
+            flat = (numeric_target and sig.get("tracking") is not None
+                    and sig["tracking"][2] > 0 and not _tracks(sig["tracking"]))
             for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):
-                if target not in sig or target not in noise:
+                if target not in sig or target not in noise or flat:
                     continue
                 own = sig[target]
                 others = [screen.signals[o].get(target, 0.5) for o in live if o != c]
