@@ -317,10 +317,11 @@ def _value_proxy(rows: pd.DataFrame, value: pd.Series | None,
     return rows[cols].astype(float) if cols else None
 
 
-def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float, float, int]:
+def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float, float, int, float]:
     """Spearman correlation of a numeric column with the value score inside the best cohort
     and inside the worst cohort (``y`` 1 / 0), and the smaller cohort's size (0 when it
-    cannot be measured: fewer than 30 accounts, or a column or score flat inside a cohort).
+    cannot be measured: fewer than 30 accounts, or a column or score flat inside a cohort),
+    and its Spearman correlation with ``y`` over both cohorts (the direction it separates them).
 
     ``scores`` holds the value score, or several stand-ins for it (then the one the column
     follows most closely in both cohorts is reported). A measure taken after the outcome (a
@@ -331,7 +332,7 @@ def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float,
     from scipy.stats import spearmanr
 
     xv = pd.to_numeric(x, errors="coerce").astype(float).to_numpy()
-    best: tuple[float, float, int] = (0.0, 0.0, 0)
+    best: tuple = (0.0, 0.0, 0, 0.0)
     top = -1.0
     for col in scores.columns:
         sv = scores[col].to_numpy(dtype=float)
@@ -347,22 +348,36 @@ def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float,
         strength = min(abs(out[0]), abs(out[1])) if out[0] * out[1] > 0 else 0.0
         if strength > top:
             top = strength
-            best = (round(out[0], 4), round(out[1], 4), min(sizes))
+            ok = np.isfinite(xv)
+            overall = (float(spearmanr(xv[ok], y[ok]).statistic)
+                       if ok.sum() >= 30 and np.ptp(xv[ok]) > 0 and np.ptp(y[ok]) > 0 else 0.0)
+            best = (round(out[0], 4), round(out[1], 4), min(sizes), round(overall, 4))
     return best
 
 
-def _tracks(t: tuple[float, float, int] | None) -> bool:
+def _follows(t: tuple | None) -> bool:
+    """A weaker form of :func:`_tracks`, used only beside a telling name: inside both
+    cohorts the column moves with the value score in the same direction as it separates
+    the cohorts, each correlation at least two standard errors (2 / sqrt(n))."""
+    if not t or t[2] < 30 or len(t) < 4:
+        return False
+    r_best, r_worst, n, overall = t
+    floor = 2 / np.sqrt(n)
+    return r_best * overall > 0 and r_worst * overall > 0 and min(abs(r_best), abs(r_worst)) >= floor
+
+
+def _tracks(t: tuple | None) -> bool:
     """Whether :func:`_tracking` shows a column that follows the value score inside both
     cohorts, in the same direction, each correlation at least 0.12 and three standard
     errors (1 / sqrt(n)) of the smaller cohort."""
     if not t or t[2] < 30:
         return False
-    r_best, r_worst, n = t
+    r_best, r_worst, n = t[:3]
     floor = max(0.12, 3 / np.sqrt(n))
     return r_best * r_worst > 0 and min(abs(r_best), abs(r_worst)) >= floor
 
 
-def _tracking_words(t: tuple[float, float, int]) -> str:
+def _tracking_words(t: tuple) -> str:
     return (f"it follows the value score inside the best and inside the worst cohort alike "
             f"(Spearman {t[0]:.2f} and {t[1]:.2f}), as a measure taken after the outcome does")
 
@@ -584,7 +599,7 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
             # inside both cohorts before its strength counts: a strong true numeric ICP
             # (a band) dominates the AUCs as much as a call length does
             flat = (numeric_target and sig.get("tracking") is not None
-                    and sig["tracking"][2] > 0 and not _tracks(sig["tracking"]))
+                    and sig["tracking"][2] > 0 and not _follows(sig["tracking"]))
             for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):
                 if target not in sig or target not in noise or flat:
                     continue
