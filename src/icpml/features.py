@@ -134,7 +134,9 @@ class ColumnScreen:
     signals : dict of str to dict
         Column -> the leakage signals measured for it (see :func:`screen_columns`):
         ``auc_best``, ``auc_churn``, ``name`` (bool), and where computed ``outcome_fit``,
-        ``drop_share``, ``deterministic``.
+        ``drop_share``, ``deterministic``, ``tracking`` (Spearman inside best, inside worst,
+        smaller cohort size, over both), ``strong_presale`` (True: alone near-perfect for best
+        vs worst with no second sign of an outcome, so kept).
     """
 
     excluded: dict[str, str] = field(default_factory=dict)
@@ -409,19 +411,34 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
     * ``drop_share``: the share of the fit-like model's AUC above 0.5 that is lost when the
       column is left out (a quick 3-fold gradient-boosted model);
     * ``name``: the column is named like a post-sale or contact-outcome measure (health,
-      status, stage, tag, duration, renewal, last_, days_to, _score, ...).
+      status, stage, tag, duration, renewal, last_, days_to, _score, ...);
+    * ``tracking``: for a number with AUC >= 0.85 (or named like an outcome), its Spearman
+      correlation with the value score inside the best and inside the worst cohort, and
+      with the cohort itself. A measure taken after the outcome (a call length, a health
+      score) keeps following the outcome inside each cohort; a pre-sale trait that decides
+      membership (a size band, a segment) is flat inside at least one cohort.
 
-    Rule. Set aside when (1) the AUC alone reaches ``leakage_auc``; or (2) the outcome
-    columns predict it almost exactly (a number: R^2 >= 0.9, at least 0.05 of it owed to
-    the outcome columns) and it is associated with the outcome (AUC >= 0.6); or (3) a value is deterministic for churn; or (4) it is
-    named like an outcome AND one of: it dominates the single-column AUCs for best vs
-    worst or for churn (at least 1.5 times the next column's Gini, AUC >= 0.65 and three
-    standard errors above 0.5), or its AUC alone reaches 0.75 (both only with 50 accounts
-    or more on each side), the fit-like model
-    loses at least 20% of its signal without it, the outcome columns predict it
-    (R^2 >= 0.5 / AUC >= 0.85), or a value is deterministic for best vs worst.
+    Rule: converging evidence, never one signal that a strong true ICP column also shows.
+    Set aside when (1) the AUC alone for churn reaches ``leakage_auc`` (churn is a noisy
+    post-sale event a pre-sale trait does not decide); or (1b) the AUC alone for best vs
+    worst reaches ``leakage_auc`` AND a second sign: a telling name, tracking of the
+    value score in both cohorts (same sign, each >= 0.12 and 3 standard errors), or, for a
+    category, values the outcome columns give exactly (one-vs-rest AUC >= 0.995, an ARR
+    band); or (1c) a number with AUC >= 0.85 that tracks the value score in both cohorts;
+    or (2) the outcome columns predict a number almost exactly (R^2 >= 0.9, at least 0.05
+    of it owed to the outcome columns) and it is associated with the outcome (AUC >= 0.6);
+    or (3) a value's accounts all churn (or all stay, only beside a name or a churn AUC
+    >= 0.85); or (4) it is named like an outcome AND one of: it dominates the single-column
+    AUCs for best vs worst or for churn (at least 1.5 times the next column's Gini, AUC
+    >= 0.65 and three standard errors above 0.5), or its AUC alone reaches 0.75 (both only
+    with 50 accounts or more on each side; for a number whose tracking can be measured, only
+    when it follows the value score inside both cohorts in its own direction, 2 standard
+    errors), the fit-like model loses at least half its signal without it (a number: 20%,
+    and tracking), the outcome columns predict it (R^2 >= 0.5 / AUC >= 0.85), or a value
+    is deterministic for best vs worst (for a number, with tracking).
     A name alone, or a strong but plausible pre-sale signal alone (a column carrying most
-    of the model: a channel, a contract type), never sets a column aside.
+    of the model, a column alone at AUC 0.98: a channel, a segment, a size band), never
+    sets a column aside; the fit model's AUC >= 0.95 warning names such columns instead.
 
     Parameters
     ----------
@@ -439,6 +456,9 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
         Churn of every account of ``df``.
     outcome_columns : list of str
         Outcome, post-sale and churn columns of ``df`` (for ``outcome_fit``).
+    value : Series, optional
+        The value score of every account (``icpml.cohorts.value_score``), for ``tracking``.
+        Without it each numeric outcome column stands in for it.
     post_sale : list of str
         Which of ``outcome_columns`` are post-sale columns (usage, tickets). A number they
         alone predict almost exactly, with the outcomes adding nothing, is not set aside on
