@@ -135,7 +135,9 @@ class ColumnScreen:
     signals : dict of str to dict
         Column -> the leakage signals measured for it (see :func:`screen_columns`):
         ``auc_best``, ``auc_churn``, ``name`` (bool), and where computed ``outcome_fit``,
-        ``drop_share``, ``deterministic``.
+        ``drop_share``, ``deterministic``, ``tracking`` (Spearman inside best, inside worst,
+        smaller cohort size, over both), ``strong_presale`` (True: alone near-perfect for best
+        vs worst with no second sign of an outcome, so kept).
     """
 
     excluded: dict[str, str] = field(default_factory=dict)
@@ -281,13 +283,14 @@ def _outcome_fit(target: pd.Series, kind: str, outcomes: pd.DataFrame, okinds: d
 
 
 def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
-                         min_n: int) -> str | None:
+                         min_n: int, sides: tuple[int, ...] = (0, 1)) -> str | None:
     """A value of the column whose accounts (nearly) all share one label (p <= 1e-6).
 
     ``labels`` is binary. A value with at least ``min_n`` accounts, at most 1% of them
     against the rule, and a binomial tail probability of so few exceptions at the overall
     rate of at most 1e-6, is an outcome in disguise (a status "Churned" that is only
-    given to churned accounts). Returns a description, or None.
+    given to churned accounts). ``sides``: which outcomes count, 1 (all accounts of the
+    value labelled 1) and / or 0 (none labelled 1). Returns a description, or None.
     """
     from scipy import stats
 
@@ -300,14 +303,100 @@ def _deterministic_value(codes: np.ndarray, labels: np.ndarray, text: pd.Series,
         if n < min_n:
             continue
         pos = int(labels[hit].sum())
-        for k, p in ((pos, base), (n - pos, 1 - base)):  # exceptions to "all 0", "all 1"
-            if k <= 0.01 * n and stats.binom.cdf(k, n, p) <= 1e-6:
+        for side, k, p in ((0, pos, base), (1, n - pos, 1 - base)):  # exceptions to "all 0", "all 1"
+            if side in sides and k <= 0.01 * n and stats.binom.cdf(k, n, p) <= 1e-6:
                 x = pd.to_numeric(text[hit], errors="coerce")
                 first = text[hit].iloc[0]
                 shown = (f"{x.min():g}-{x.max():g}" if x.notna().all() and x.nunique() > 1
                          else MISSING if pd.isna(first) else str(first))
                 return f"{shown} ({n} accounts, rate {pos / n:.0%})"
     return None
+
+
+#: a numeric column must reach this AUC for best vs worst before its tracking of the value
+#: score inside the cohorts is measured (see :func:`_tracking`)
+_TRACK_AUC = 0.85
+#: the outcome columns predict a category's values this well (one-vs-rest AUC) only when it
+#: is computed from them
+_EXACT_FIT = 0.995
+
+
+def _value_proxy(rows: pd.DataFrame, value: pd.Series | None,
+                 outcome_cols: list[str]) -> pd.DataFrame | None:
+    """The value score of ``rows`` as a one-column frame when ``value`` is given, else the
+    numeric outcome columns of ``rows`` (each is tried on its own: their directions are not
+    known here). None when neither is available."""
+    if value is not None:
+        return pd.DataFrame({"value": pd.to_numeric(value.reindex(rows.index), errors="coerce")
+                             .astype(float)})
+    cols = [c for c in outcome_cols if pd.api.types.is_numeric_dtype(rows[c])
+            and not pd.api.types.is_bool_dtype(rows[c])]
+    return rows[cols].astype(float) if cols else None
+
+
+def _tracking(x: pd.Series, scores: pd.DataFrame, y: np.ndarray) -> tuple[float, float, int, float]:
+    """Spearman correlation of a numeric column with the value score inside the best cohort
+    and inside the worst cohort (``y`` 1 / 0), and the smaller cohort's size (0 when it
+    cannot be measured: fewer than 30 accounts, or a column or score flat inside a cohort),
+    and its Spearman correlation with ``y`` over both cohorts (the direction it separates them).
+
+    ``scores`` holds the value score, or several stand-ins for it (then the one the column
+    follows most closely in both cohorts is reported). A measure taken after the outcome (a
+    call length, a health score) keeps rising with the value score inside each cohort; a
+    pre-sale trait that decides membership (a size band, a segment) is nearly flat inside
+    at least one cohort.
+    """
+    from scipy.stats import spearmanr
+
+    xv = pd.to_numeric(x, errors="coerce").astype(float).to_numpy()
+    best: tuple = (0.0, 0.0, 0, 0.0)
+    top = -1.0
+    for col in scores.columns:
+        sv = scores[col].to_numpy(dtype=float)
+        out, sizes = [], []
+        for side in (1, 0):
+            m = (y == side) & np.isfinite(xv) & np.isfinite(sv)
+            sizes.append(int(m.sum()))
+            if m.sum() < 30 or np.ptp(xv[m]) == 0 or np.ptp(sv[m]) == 0:
+                out.append(0.0)
+                sizes[-1] = 0  # not measurable (a yes/no outcome: the score is flat inside)
+            else:
+                out.append(float(spearmanr(xv[m], sv[m]).statistic))
+        strength = min(abs(out[0]), abs(out[1])) if out[0] * out[1] > 0 else 0.0
+        if strength > top:
+            top = strength
+            ok = np.isfinite(xv)
+            overall = (float(spearmanr(xv[ok], y[ok]).statistic)
+                       if ok.sum() >= 30 and np.ptp(xv[ok]) > 0 and np.ptp(y[ok]) > 0 else 0.0)
+            best = (round(out[0], 4), round(out[1], 4), min(sizes), round(overall, 4))
+    return best
+
+
+def _follows(t: tuple | None) -> bool:
+    """A weaker form of :func:`_tracks`, used only beside a telling name: inside both
+    cohorts the column moves with the value score in the same direction as it separates
+    the cohorts, each correlation at least two standard errors (2 / sqrt(n))."""
+    if not t or t[2] < 30 or len(t) < 4:
+        return False
+    r_best, r_worst, n, overall = t
+    floor = 2 / np.sqrt(n)
+    return r_best * overall > 0 and r_worst * overall > 0 and min(abs(r_best), abs(r_worst)) >= floor
+
+
+def _tracks(t: tuple | None) -> bool:
+    """Whether :func:`_tracking` shows a column that follows the value score inside both
+    cohorts, in the same direction, each correlation at least 0.12 and three standard
+    errors (1 / sqrt(n)) of the smaller cohort."""
+    if not t or t[2] < 30:
+        return False
+    r_best, r_worst, n = t[:3]
+    floor = max(0.12, 3 / np.sqrt(n))
+    return r_best * r_worst > 0 and min(abs(r_best), abs(r_worst)) >= floor
+
+
+def _tracking_words(t: tuple) -> str:
+    return (f"it follows the value score inside the best and inside the worst cohort alike "
+            f"(Spearman {t[0]:.2f} and {t[1]:.2f}), as a measure taken after the outcome does")
 
 
 def _outcome_kinds(frame: pd.DataFrame) -> dict[str, str]:
@@ -319,7 +408,7 @@ def _outcome_kinds(frame: pd.DataFrame) -> dict[str, str]:
 def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *,
                    trusted: list[str] = (), leakage_auc: float = 0.97,
                    churned: pd.Series | None = None, outcome_columns: list[str] = (),
-                   post_sale: list[str] = (),
+                   post_sale: list[str] = (), value: pd.Series | None = None,
                    seed: int = 0, max_rows: int = 3000) -> ColumnScreen:
     """Find constant, identifier-like and leakage-suspect feature columns.
 
@@ -337,19 +426,34 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
     * ``drop_share``: the share of the fit-like model's AUC above 0.5 that is lost when the
       column is left out (a quick 3-fold gradient-boosted model);
     * ``name``: the column is named like a post-sale or contact-outcome measure (health,
-      status, stage, tag, duration, renewal, last_, days_to, _score, ...).
+      status, stage, tag, duration, renewal, last_, days_to, _score, ...);
+    * ``tracking``: for a number with AUC >= 0.85 (or named like an outcome), its Spearman
+      correlation with the value score inside the best and inside the worst cohort, and
+      with the cohort itself. A measure taken after the outcome (a call length, a health
+      score) keeps following the outcome inside each cohort; a pre-sale trait that decides
+      membership (a size band, a segment) is flat inside at least one cohort.
 
-    Rule. Set aside when (1) the AUC alone reaches ``leakage_auc``; or (2) the outcome
-    columns predict it almost exactly (a number: R^2 >= 0.9, at least 0.05 of it owed to
-    the outcome columns) and it is associated with the outcome (AUC >= 0.6); or (3) a value is deterministic for churn; or (4) it is
-    named like an outcome AND one of: it dominates the single-column AUCs for best vs
-    worst or for churn (at least 1.5 times the next column's Gini, AUC >= 0.65 and three
-    standard errors above 0.5), or its AUC alone reaches 0.75 (both only with 50 accounts
-    or more on each side), the fit-like model
-    loses at least 20% of its signal without it, the outcome columns predict it
-    (R^2 >= 0.5 / AUC >= 0.85), or a value is deterministic for best vs worst.
+    Rule: converging evidence, never one signal that a strong true ICP column also shows.
+    Set aside when (1) the AUC alone for churn reaches ``leakage_auc`` (churn is a noisy
+    post-sale event a pre-sale trait does not decide); or (1b) the AUC alone for best vs
+    worst reaches ``leakage_auc`` AND a second sign: a telling name, tracking of the
+    value score in both cohorts (same sign, each >= 0.12 and 3 standard errors), or, for a
+    category, values the outcome columns give exactly (one-vs-rest AUC >= 0.995, an ARR
+    band); or (1c) a number with AUC >= 0.85 that tracks the value score in both cohorts;
+    or (2) the outcome columns predict a number almost exactly (R^2 >= 0.9, at least 0.05
+    of it owed to the outcome columns) and it is associated with the outcome (AUC >= 0.6);
+    or (3) a value's accounts all churn (or all stay, only beside a name or a churn AUC
+    >= 0.85); or (4) it is named like an outcome AND one of: it dominates the single-column
+    AUCs for best vs worst or for churn (at least 1.5 times the next column's Gini, AUC
+    >= 0.65 and three standard errors above 0.5), or its AUC alone reaches 0.75 (both only
+    with 50 accounts or more on each side; for a number whose tracking can be measured, only
+    when it follows the value score inside both cohorts in its own direction, 2 standard
+    errors), the fit-like model loses at least half its signal without it (a number: 20%,
+    and tracking), the outcome columns predict it (R^2 >= 0.5 / AUC >= 0.85), or a value
+    is deterministic for best vs worst (for a number, with tracking).
     A name alone, or a strong but plausible pre-sale signal alone (a column carrying most
-    of the model: a channel, a contract type), never sets a column aside.
+    of the model, a column alone at AUC 0.98: a channel, a segment, a size band), never
+    sets a column aside; the fit model's AUC >= 0.95 warning names such columns instead.
 
     Parameters
     ----------
@@ -367,6 +471,9 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
         Churn of every account of ``df``.
     outcome_columns : list of str
         Outcome, post-sale and churn columns of ``df`` (for ``outcome_fit``).
+    value : Series, optional
+        The value score of every account (``icpml.cohorts.value_score``), for ``tracking``.
+        Without it each numeric outcome column stands in for it.
     post_sale : list of str
         Which of ``outcome_columns`` are post-sale columns (usage, tickets). A number they
         alone predict almost exactly, with the outcomes adding nothing, is not set aside on
@@ -387,12 +494,11 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
     with threadpool_limits(limits=int(n) if n.isdigit() and int(n) > 0 else 1, user_api="openmp"):
         return _screen(df, kinds, y_best, trusted=trusted, leakage_auc=leakage_auc,
                        churned=churned, outcome_columns=outcome_columns, post_sale=post_sale,
-                       seed=seed,
-                       max_rows=max_rows)
+                       value=value, seed=seed, max_rows=max_rows)
 
 
 def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trusted, leakage_auc,
-            churned, outcome_columns, post_sale, seed, max_rows) -> ColumnScreen:
+            churned, outcome_columns, post_sale, value, seed, max_rows) -> ColumnScreen:
     screen = ColumnScreen()
     rng = np.random.default_rng(seed)
     ends = y_best.index
@@ -413,6 +519,7 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
     out_frame = df.loc[all_rows, ocols]
     okinds = _outcome_kinds(out_frame)
     post_only = [c for c in ocols if c in set(post_sale)]
+    score = _value_proxy(df.loc[ends], value, [c for c in ocols if c not in set(post_sale)])
 
     reasons: dict[str, str] = {}
     for c, kind in kinds.items():
@@ -456,18 +563,48 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
         sig, kind = screen.signals[c], kinds[c]
         a = assoc(c)
         why: list[str] = []
-        if a >= leakage_auc:
-            which = "best from worst" if sig.get("auc_best", 0) >= sig.get("auc_churn", 0) else "churn"
-            why.append(f"alone it separates {which} almost perfectly (AUC {a:.3f})")
         codes_all = _codes(df.loc[all_rows, c], kind)
         few_values = len(np.unique(codes_all)) <= 30
         shown = df.loc[all_rows, c] if kind == "numeric" else _as_category_text(df.loc[all_rows, c])
+        numeric_target = kind == "numeric" and len(np.unique(codes_all)) > 5
+        a_best, a_churn = sig.get("auc_best", 0.5), sig.get("auc_churn", 0.5)
+        if numeric_target and score is not None and both and a_best >= _TRACK_AUC:
+            sig["tracking"] = _tracking(rows[c], score, y)
+        if a_churn >= leakage_auc:
+            # churn is a noisy post-sale event: a pre-sale trait does not decide it
+            why.append(f"alone it separates churn almost perfectly (AUC {a_churn:.3f})")
+        elif a_best >= leakage_auc:
+            # a strong true ICP column separates best from worst as well: that alone is not
+            # enough, it must be backed by a second, independent sign of an outcome
+            support = []
+            if sig["name"]:
+                support.append("it is named like a post-sale or contact-outcome measure")
+            if _tracks(sig.get("tracking")):
+                support.append(_tracking_words(sig["tracking"]))
+            if ocols:
+                if c not in outcome_fit:
+                    outcome_fit[c] = _outcome_fit(df.loc[all_rows, c], kind, out_frame, okinds, seed)
+                sig["outcome_fit"] = round(outcome_fit[c], 4)
+                # a category the outcomes give exactly (an ARR band): a strong true segment
+                # is predicted well from the outcomes too, but not without error
+                if not numeric_target and outcome_fit[c] >= _EXACT_FIT:
+                    support.append(f"the outcome and post-sale columns predict its values almost "
+                                   f"exactly (AUC {outcome_fit[c]:.2f})")
+            if support:
+                why.append(f"alone it separates best from worst almost perfectly (AUC {a_best:.3f}) "
+                           "and " + "; ".join(support))
+            else:
+                sig["strong_presale"] = True
         if not why and ch is not None and few_values:
-            d = _deterministic_value(codes_all, ch, shown, min_n)
+            # a value whose accounts all churn is an outcome in disguise; one whose accounts
+            # (nearly) never churn is also what a strong true ICP segment looks like, so that
+            # needs a name or a near-deterministic churn association beside it
+            d = _deterministic_value(codes_all, ch, shown, min_n, sides=(1,))
+            if d is None and (sig["name"] or a_churn >= 0.85):
+                d = _deterministic_value(codes_all, ch, shown, min_n, sides=(0,))
             if d:
                 sig["deterministic"] = f"churn: {d}"
                 why.append(f"the value {d} decides churn outright")
-        numeric_target = kind == "numeric" and len(np.unique(codes_all)) > 5
         # a number the outcomes predict almost exactly is derived from them (a health score,
         # an ARR band as a number); categories are left to the value and name signals: a
         # genuine channel or contract type can be well predicted from a rich spend profile
@@ -486,10 +623,20 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                     and outcome_fit[c] - outcome_fit.get(c + "\0post", 0.0) >= 0.05):
                 why.append(f"the outcome and post-sale columns ({', '.join(ocols)}) predict it "
                            f"almost exactly (R^2 {outcome_fit[c]:.2f})")
+        if not why and _tracks(sig.get("tracking")):
+            why.append(f"alone it separates best from worst (AUC {a_best:.3f}) and "
+                       + _tracking_words(sig["tracking"]))
         if not why and sig["name"] and a >= 0.6:
             support: list[str] = []
+            if numeric_target and score is not None and both and "tracking" not in sig:
+                sig["tracking"] = _tracking(rows[c], score, y)
+            # a number whose tracking of the value score can be measured must follow it
+            # inside both cohorts before its strength counts: a strong true numeric ICP
+            # (a band) dominates the AUCs as much as a call length does
+            flat = (numeric_target and sig.get("tracking") is not None
+                    and sig["tracking"][2] > 0 and not _follows(sig["tracking"]))
             for target, label in (("auc_best", "best vs worst"), ("auc_churn", "churn")):
-                if target not in sig or target not in noise:
+                if target not in sig or target not in noise or flat:
                     continue
                 own = sig[target]
                 others = [screen.signals[o].get(target, 0.5) for o in live if o != c]
@@ -511,6 +658,10 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                                          min_n)
                 if d:
                     sig["deterministic"] = f"best vs worst: {d}"
+                # a range of a number that decides best vs worst is what a planted band
+                # gives: for a number it counts only when it also follows the value score
+                # inside both cohorts
+                if d and (not numeric_target or _tracks(sig.get("tracking"))):
                     support.append(f"the value {d} decides best vs worst outright")
             if both and not support and len(live) > 1:
                 fit_kinds = {o: kinds[o] for o in live}
@@ -519,7 +670,11 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
                 without = _model_auc(rows, fit_kinds, [o for o in live if o != c], y, seed)
                 share = (auc_all[0] - without) / max(auc_all[0] - 0.5, 1e-9)
                 sig["drop_share"] = round(float(share), 4)
-                if share >= 0.2:
+                # a column carrying much of the model is also what a strong true ICP column
+                # is: a number must also follow the value score inside both cohorts, a
+                # category must carry at least half the model
+                if (share >= 0.5 if not numeric_target
+                        else share >= 0.2 and _tracks(sig.get("tracking"))):
                     support.append(f"the model's AUC falls from {auc_all[0]:.2f} to {without:.2f} "
                                    "without it")
             if support:

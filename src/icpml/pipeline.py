@@ -329,8 +329,9 @@ def _cohorts(df: pd.DataFrame, cfg: Config, kinds: dict[str, str], source: str,
 
 
 def _screen(df: pd.DataFrame, cfg: Config, kinds: dict[str, str], cohorts: pd.Series,
-            source: str) -> tuple[ColumnScreen, dict[str, str]]:
-    """Identifier / leakage screen and the kinds of the columns the models may use."""
+            score: pd.Series, source: str) -> tuple[ColumnScreen, dict[str, str]]:
+    """Identifier / leakage screen (``score``: the value score, for the within-cohort
+    tracking signal) and the kinds of the columns the models may use."""
     ends = cohorts[cohorts != MIDDLE]
     churn_col = cfg.columns.churn
     outcome_cols = [m.column for m in cfg.columns.outcomes] + list(cfg.columns.post_sale)
@@ -339,7 +340,7 @@ def _screen(df: pd.DataFrame, cfg: Config, kinds: dict[str, str], cohorts: pd.Se
         leakage_auc=cfg.models.leakage_auc,
         churned=df[churn_col].astype(bool) if churn_col else None,
         outcome_columns=outcome_cols + ([churn_col] if churn_col else []),
-        post_sale=list(cfg.columns.post_sale),
+        post_sale=list(cfg.columns.post_sale), value=score,
         seed=cfg.models.seed)
     fit_kinds = {c: k for c, k in kinds.items() if c not in screen.excluded}
     if not fit_kinds:
@@ -534,7 +535,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
     with stages.stage("cohorts"):
         score, cohorts, contrast = _cohorts(df, cfg, kinds, source, warnings)
     with stages.stage("screen"):
-        screen, fit_kinds = _screen(df, cfg, kinds, cohorts, source)
+        screen, fit_kinds = _screen(df, cfg, kinds, cohorts, score, source)
         warnings += screen.warnings
         split = _split(cohorts, cfg, df[cfg.columns.date] if cfg.columns.date else None)
         churned = df[cfg.columns.churn].astype(bool) if cfg.columns.churn else None

@@ -108,3 +108,107 @@ def test_planted_icp_found_and_leaks_set_aside(seed):
     pred = res.criteria.icp_mask(df)
     f1 = 2 * (pred & truth).sum() / (pred.sum() + truth.sum())
     assert f1 >= 0.7
+
+
+# ----------------------------------------------------------------------------- strong true effects
+# A genuine strong pre-sale effect (one column alone separating best from worst at AUC >= 0.95)
+# must not be taken for a leak; post-outcome columns of the three shapes users list (a health
+# score from usage and churn, a status tag set after the outcome, a contact duration that
+# follows the outcome) still must be, even when named neutrally.
+_NEUTRAL_LEAKS = ("pulse_index", "crm_label", "touch_minutes")
+
+
+def _strong_effect_table(n: int, seed: int) -> tuple[pd.DataFrame, str, object]:
+    """A drawn table whose planted ICP is ONE pre-sale column (a category set, or a one- or
+    two-sided numeric band, drawn at random) with a strong effect, plus noise columns, two
+    outcomes, churn, a post-sale usage column, and three neutrally named leaks.
+
+    Returns the table, the strong column's name and the config.
+    """
+    rng = np.random.default_rng([seed, 14])
+    region = rng.choice(["N", "S", "E", "W"], n)
+    employees = np.round(np.exp(rng.normal(4.0, 1.0, n)))
+    noise = rng.normal(0, 1, n).round(3)
+    if rng.random() < 0.5:
+        strong = "segment"
+        vals = np.array(["Alpha", "Beta", "Gamma", "Delta", "Omega"])
+        good = rng.choice(vals, size=2, replace=False)  # 40% of accounts: more than the best 25%
+        x = rng.choice(vals, n)
+        icp = np.isin(x, good)
+        col = pd.array(list(x), dtype="string")
+    else:
+        strong = "seats"
+        x = np.round(np.exp(rng.normal(5.0, 1.0, n)))
+        lo = np.quantile(x, rng.uniform(0.3, 0.6))
+        hi = np.quantile(x, 0.92) if rng.random() < 0.5 else np.inf
+        icp = (x >= lo) & (x <= hi)
+        col = x
+    v = rng.uniform(4.5, 6.0) * icp + rng.normal(0, 1, n)
+    arr = np.round(np.exp(10 + 0.4 * v + rng.normal(0, 0.15, n)), -1)
+    expansion = np.round(v + rng.normal(0, 0.3, n), 3)
+    churned = rng.random(n) < 1 / (1 + np.exp(1.5 + rng.uniform(0.6, 1.2) * v))
+    usage = np.clip(0.55 + 0.1 * v + rng.normal(0, 0.12, n), 0, 1).round(3)
+    # the three leak shapes, each with its own drawn noise
+    pulse = np.clip(np.round(30 + 40 * usage + 25 * (~churned) + rng.normal(0, rng.uniform(3, 7), n)),
+                    0, 100)
+    q1, q3 = np.quantile(v, [0.25, 0.75])
+    tag = np.where(churned, "Churned", np.where(v >= q3, "Expanding", np.where(v <= q1, "At risk", "Active")))
+    flip = rng.random(n) < rng.uniform(0.02, 0.08)
+    tag = np.where(flip, rng.choice(["Active", "At risk", "Expanding"], n), tag)
+    top = v >= np.quantile(v, 0.75)
+    minutes = np.round(np.exp(4.5 + 0.7 * top + rng.uniform(0.15, 0.35) * v
+                              + rng.normal(0, rng.uniform(0.3, 0.5), n)))
+    df = pd.DataFrame({"cid": np.arange(n), strong: col, "region": region, "employees": employees,
+                       "noise": noise, "pulse_index": pulse,
+                       "crm_label": pd.array(list(tag), dtype="string"), "touch_minutes": minutes,
+                       "usage": usage, "arr": arr, "expansion": expansion, "churned": churned})
+    cfg = config_from_dict({
+        "columns": {"id": "cid",
+                    "features": {"firmographic": [strong, "region", "employees", "noise"],
+                                 "intent": list(_NEUTRAL_LEAKS)},
+                    "post_sale": ["usage"],
+                    "outcomes": [{"column": "arr"}, {"column": "expansion"}], "churn": "churned"},
+        "criteria": {"stability_resamples": 0}})
+    return df, strong, cfg
+
+
+def _screen_as_discover(df: pd.DataFrame, cfg):
+    """``screen_columns`` called as ``discover()`` calls it."""
+    from icpml.cohorts import label_cohorts, value_score
+    from icpml.data import feature_kinds, validate_accounts
+    from icpml.features import screen_columns
+
+    df = validate_accounts(df, cfg)
+    score = value_score(df, cfg.columns.outcomes)
+    lab = label_cohorts(score)
+    ends = lab[lab != "middle"] == "best"
+    return screen_columns(df, feature_kinds(df, cfg), ends, churned=df["churned"].astype(bool),
+                          outcome_columns=["arr", "expansion", "usage", "churned"],
+                          post_sale=["usage"], value=score, seed=cfg.models.seed)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_strong_true_effect_kept_and_neutral_leaks_set_aside(seed):
+    df, strong, cfg = _strong_effect_table(2000, seed)
+    before = df.copy()
+    s = _screen_as_discover(df, cfg)
+    assert s.signals[strong]["auc_best"] >= 0.95  # the drawn effect is as strong as a leak
+    assert strong not in s.excluded, s.excluded[strong]
+    assert set(s.excluded) == set(_NEUTRAL_LEAKS), s.excluded
+    pd.testing.assert_frame_equal(df, before)
+
+
+def test_strong_true_effect_becomes_the_icp_with_a_warning():
+    """End to end: the strong column stays a feature and names a segment, and the fit
+    AUC >= 0.95 warning names it (a warning, not a removal)."""
+    df, strong, cfg = _strong_effect_table(2000, 1)
+    df = df.drop(columns=list(_NEUTRAL_LEAKS))
+    data = cfg.model_dump(mode="json", exclude={"project_root"})
+    del data["columns"]["features"]["intent"]
+    res = discover(config_from_dict(data), df, track=False, report=False)
+    assert strong not in res.screen.excluded and strong in res.fit.columns
+    # it carries the segments (ICP or anti-ICP: which side depends on the drawn share)
+    assert strong in {c.column for c in res.criteria.icp + res.criteria.anti_icp}
+    assert res.fit.holdout["roc_auc"] >= 0.95
+    (w,) = [w for w in res.warnings if "almost perfectly" in w]
+    assert f"{strong} " in w and "before the sale" in w  # warned, not removed

@@ -28,14 +28,14 @@ def test_screen_flags_identifiers_and_disguised_outcomes():
     df = validate_accounts(make_accounts(1500, seed=6), cfg)
     df["website"] = df["domain"]
     df["arr_band"] = pd.cut(df["arr"], [0, 2e4, 5e4, 1e9], labels=["low", "mid", "high"]).astype("string")
-    lab = label_cohorts(value_score(df, cfg.columns.outcomes))
-    ends = lab[lab != "middle"]
     kinds = {**feature_kinds(df, cfg), "website": "categorical", "arr_band": "categorical"}
-    s = screen_columns(df, kinds, ends == "best")
+    # as discover() calls it: with the outcome columns (a best-vs-worst AUC alone, which a
+    # strong true ICP column also reaches, does not set a column aside)
+    s = _screen(df, cfg, kinds)
     assert "website" in s.excluded and "identifier" in s.excluded["website"]
     assert "arr_band" in s.excluded and "outcome" in s.excluded["arr_band"]
     assert not set(s.excluded) & set(cfg.columns.feature_columns)
-    kept = screen_columns(df, kinds, ends == "best", trusted=["arr_band"])
+    kept = _screen(df, cfg, kinds, trusted=["arr_band"])
     assert "arr_band" not in kept.excluded and any("kept" in w for w in kept.warnings)
 
 
@@ -72,14 +72,15 @@ def _with_leaks(df: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def _screen(df, cfg, kinds=None, **kw):
-    lab = label_cohorts(value_score(df, cfg.columns.outcomes))
+    score = value_score(df, cfg.columns.outcomes)
+    lab = label_cohorts(score)
     ends = lab[lab != "middle"] == "best"
     churn = cfg.columns.churn
     outcome_cols = [m.column for m in cfg.columns.outcomes] + list(cfg.columns.post_sale)
     return screen_columns(df, kinds or feature_kinds(df, cfg), ends,
                           churned=df[churn].astype(bool) if churn else None,
                           outcome_columns=outcome_cols + ([churn] if churn else []),
-                          post_sale=list(cfg.columns.post_sale),
+                          post_sale=list(cfg.columns.post_sale), value=score,
                           seed=cfg.models.seed, **kw)
 
 
