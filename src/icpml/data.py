@@ -629,6 +629,7 @@ def _product_line_problems(df: pd.DataFrame, id_col: str, product_col: str) -> l
         problems.append(f"id column '{id_col}' repeats within a product line: {n} (id, "
                         f"{product_col}) pair(s) occur more than once (e.g. {_clip(first['id'])!r} "
                         f"with {_clip(first['product'])!r}); keep one row per customer and product")
+    return problems
 
 
 def _raise_near_duplicates(names: Collection[object], wanted: Collection[str], p: Path) -> None:
