@@ -22,9 +22,11 @@ _SECRET_WORDS = (r"password|passwd|pwd|secret|token|key|access_key|api_?key|apik
                  r"|accountkey|sharedaccesskey|sharedaccesssignature|connection_?string")
 # camelCase names (accessToken, clientSecret, dbPassword, AuthToken): a capitalised secret
 # word after a prefix; "monkey" or "keynote" are not secrets
-_CAMEL_SECRET = (r"[A-Za-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*?"
-                 r"(?-i:(?:Password|Passwd|Pwd|Secret|Token|Key|Credentials?|Auth|Signature|Sig))"
-                 r"(?:[A-Z][a-z0-9]*)*")
+# Case-sensitive as a whole: under (?i) "[A-Z][a-z0-9]*" could split a run of letters in
+# exponentially many ways (a long bare word took minutes); with case each split is unique.
+_CAMEL_SECRET = (r"(?-i:[A-Za-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*?"
+                 r"(?:Password|Passwd|Pwd|Secret|Token|Key|Credentials?|Auth|Signature|Sig)"
+                 r"(?:[A-Z][a-z0-9]*)*)")
 _SECRET_NAME = (rf"(?:(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_WORDS})(?:[_.-][A-Za-z0-9]+)*"
                 rf"|{_CAMEL_SECRET})")
 _SECRET_NAME_RE = re.compile(rf"(?i){_SECRET_NAME}")

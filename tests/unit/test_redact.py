@@ -171,3 +171,20 @@ def test_case_token_never_stored_in_params_or_config(case_dir, monkeypatch):
     assert TOKEN not in text and "Hunter2" not in text
     assert "http://***@127.0.0.1:9" in text and "https://h.example/x" in text
     assert TOKEN not in json.dumps(params) and os.environ["MLFLOW_TRACKING_URI"].startswith("sqlite")
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 20_000,                       # a long bare word (a logged param, a pasted blob)
+    "aB" * 10_000,                      # camel-like runs
+    "X" * 20_000 + "=1",
+    ("ab" * 50 + "_") * 200,            # separator-joined parts
+    "accessToken" * 2_000,
+])
+def test_redaction_takes_linear_time_on_long_text(text):
+    """The secret-name patterns must not backtrack exponentially: a 20,000-character value
+    once took minutes (a case-insensitive camelCase part split a run of letters many ways)."""
+    import time
+
+    t0 = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - t0 < 2.0
