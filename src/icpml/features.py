@@ -471,14 +471,14 @@ def screen_columns(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *
         Churn of every account of ``df``.
     outcome_columns : list of str
         Outcome, post-sale and churn columns of ``df`` (for ``outcome_fit``).
-    value : Series, optional
-        The value score of every account (``icpml.cohorts.value_score``), for ``tracking``.
-        Without it each numeric outcome column stands in for it.
     post_sale : list of str
         Which of ``outcome_columns`` are post-sale columns (usage, tickets). A number they
         alone predict almost exactly, with the outcomes adding nothing, is not set aside on
         that ground (Telco's MonthlyCharges is recovered exactly from TotalCharges and
         tenure, and is the plan's price, known before the sale).
+    value : Series, optional
+        The value score of every account (``icpml.cohorts.value_score``), for ``tracking``.
+        Without it each numeric outcome column stands in for it.
     seed : int
     max_rows : int
         Accounts sampled (deterministically) for the model-based signals.

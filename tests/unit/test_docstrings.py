@@ -118,7 +118,7 @@ def test_public_means_something():
     objs = public_objects()
     # the entry points are in, private helpers and the command line are not
     for q in ("icpml.pipeline.discover", "icpml.config.load_config", "icpml.scoring.Scorer.score",
-              "icpml.criteria.CriteriaSet.to_sql", "icpml.criteria.CriteriaSet.to_frame"):
+              "icpml.criteria.rule.CriteriaSet.to_sql", "icpml.criteria.rule.CriteriaSet.to_frame"):
         assert q in objs
     assert not any(q.rsplit(".", 1)[-1].startswith("_") for q in objs)
     assert not any(q.startswith("icpml.cli") for q in objs)
@@ -127,8 +127,8 @@ def test_public_means_something():
 # the main entry points show how they are called, as doctests (run by --doctest-modules)
 ENTRY_POINTS_WITH_EXAMPLES = (
     "icpml.pipeline.discover", "icpml.scoring.Scorer.score", "icpml.config.load_config",
-    "icpml.config.config_from_dict", "icpml.criteria.CriteriaSet.to_sql",
-    "icpml.criteria.CriteriaSet.to_pandas", "icpml.criteria.CriteriaSet.to_frame",
+    "icpml.config.config_from_dict", "icpml.criteria.rule.CriteriaSet.to_sql",
+    "icpml.criteria.rule.CriteriaSet.to_pandas", "icpml.criteria.rule.CriteriaSet.to_frame",
     "icpml.hypothesis.load_hypothesis",
 )
 

@@ -134,7 +134,7 @@ def test_a_scorer_pickled_with_old_caches_still_loads(scorer):
 def test_explanation_codes_are_a_declared_field(scorer):
     """The criteria stage's category codes live in a declared field, carried by subsets."""
     from icpml.criteria.propose import _category_codes, _subset
-    from icpml.explain import Explanation, explain
+    from icpml.explain import GroupedShap, explain
 
     df = make_accounts(300, seed=26)
     X, _ = scorer.prepare(df)
@@ -147,6 +147,6 @@ def test_explanation_codes_are_a_declared_field(scorer):
     assert np.array_equal(_category_codes(sub, "industry")[1], cats)
     old = {k: v for k, v in expl.__dict__.items() if k != "category_codes"}
     old["_codes"] = dict(expl.category_codes)  # pickled when the codes were a stash
-    back = Explanation.__new__(Explanation)
+    back = GroupedShap.__new__(GroupedShap)
     back.__setstate__(pickle.loads(pickle.dumps(old)))
     assert set(back.category_codes) == {"industry"} and "_codes" not in back.__dict__
