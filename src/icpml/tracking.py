@@ -445,11 +445,12 @@ def log_run_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
 
 
-def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str, *,
-              kind: str, config_name: str) -> dict:
-    """Log ``model`` in the active run and register it as a new version (no alias yet)."""
+def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str) -> dict:
+    """Log ``model`` in the active run and register it as a new version (no alias yet).
+
+    Four positional arguments, a signature kept stable: crash drills (the
+    ``split-champion-on-kill`` case) wrap this function to kill the process inside it."""
     import mlflow
-    from mlflow import MlflowClient
 
     code = str(Path(__file__).resolve().parent)
     chatter = io.StringIO()  # mlflow prints "Successfully registered..." to stderr itself
@@ -460,10 +461,6 @@ def _register(name: str, model: IcpPyfuncModel, signature, registered_name: str,
             code_paths=[code],
         )
     log.debug(chatter.getvalue().strip())
-    client = MlflowClient()
-    # what the model is, so `icpml score` without --config can find a store's fit models
-    client.set_registered_model_tag(registered_name, "icpml.kind", kind)
-    client.set_registered_model_tag(registered_name, "icpml.config_name", config_name[:5000])
     version = str(info.registered_model_version)
     return {"name": registered_name, "version": version, "alias": None,
             "uri": f"models:/{registered_name}/{version}"}
@@ -677,12 +674,17 @@ def _register_models(res: Discovery, cfg: Config) -> dict[str, dict]:
 
     example = _input_example(res.scorer, res.accounts)
     sig = _signature(res.scorer, example)
+    from mlflow import MlflowClient
+
     versions = {"fit": _register("fit_model", IcpPyfuncModel(res.scorer, "scored"), sig,
-                                 cfg.tracking.fit_model_name, kind="fit", config_name=cfg.name)}
+                                 cfg.tracking.fit_model_name)}
     if res.churn_model is not None:
         versions["churn"] = _register("churn_model", IcpPyfuncModel(res.scorer, "churn"), sig,
-                                      cfg.tracking.churn_model_name, kind="churn",
-                                      config_name=cfg.name)
+                                      cfg.tracking.churn_model_name)
+    client = MlflowClient()
+    for kind, v in versions.items():  # so `icpml score` without --config finds a store's fit models
+        client.set_registered_model_tag(v["name"], "icpml.kind", kind)
+        client.set_registered_model_tag(v["name"], "icpml.config_name", cfg.name[:5000])
     mlflow.set_tags({f"icpml.{k}_model_version": v["version"] for k, v in versions.items()})
     return versions
 

@@ -118,7 +118,7 @@ def _f1(pred: np.ndarray, true: np.ndarray) -> float:
 def _check(seed: int, n: int = 3000) -> None:
     plant = _plant(seed)
     df, _ = _sample(plant, n, seed)
-    cs = discover(_config(), df, track=False, report=False).criteria
+    cs = discover(_config(), df).criteria
     fresh, truth = _sample(plant, 4000, 10_000 + seed)
     from icpml.data import validate_accounts
 
@@ -160,6 +160,6 @@ def test_drawn_plants_cover_the_kinds():
 def test_same_seed_byte_identical_criteria_json():
     plant = _plant(0)
     df, _ = _sample(plant, 1500, 0)
-    a = discover(_config(), df, track=False, report=False).criteria.to_json()
-    b = discover(_config(), df, track=False, report=False).criteria.to_json()
+    a = discover(_config(), df).criteria.to_json()
+    b = discover(_config(), df).criteria.to_json()
     assert a == b

@@ -205,7 +205,7 @@ def test_strong_true_effect_becomes_the_icp_with_a_warning():
     df = df.drop(columns=list(_NEUTRAL_LEAKS))
     data = cfg.model_dump(mode="json", exclude={"project_root"})
     del data["columns"]["features"]["intent"]
-    res = discover(config_from_dict(data), df, track=False, report=False)
+    res = discover(config_from_dict(data), df)
     assert strong not in res.screen.excluded and strong in res.fit.columns
     # it carries the segments (ICP or anti-ICP: which side depends on the drawn share)
     assert strong in {c.column for c in res.criteria.icp + res.criteria.anti_icp}
