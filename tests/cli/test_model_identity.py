@@ -330,10 +330,10 @@ def test_first_version_is_champion_only_once_the_run_completed(tmp_path, monkeyp
     res = dataclasses.replace(res, config=load_config(_gen_config(root, "fresh")))
     real = tracking._register
 
-    def churn_fails(*args, kind, **kw):
-        if kind == "churn":
+    def churn_fails(name, *args, **kw):
+        if name == "churn_model":
             raise OSError("no space left on device")
-        return real(*args, kind=kind, **kw)
+        return real(name, *args, **kw)
 
     monkeypatch.setattr(tracking, "_register", churn_fails)
     with pytest.raises(tracking.TrackingError):

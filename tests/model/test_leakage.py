@@ -206,9 +206,9 @@ def test_strong_true_effect_becomes_the_icp_with_a_warning():
     data = cfg.model_dump(mode="json", exclude={"project_root"})
     del data["columns"]["features"]["intent"]
     res = discover(config_from_dict(data), df)
-    assert strong not in res.screen.excluded and strong in res.fit.columns
+    assert strong not in res.screen.excluded and strong in res.fit_model.columns
     # it carries the segments (ICP or anti-ICP: which side depends on the drawn share)
     assert strong in {c.column for c in res.criteria.icp + res.criteria.anti_icp}
-    assert res.fit.holdout["roc_auc"] >= 0.95
+    assert res.fit_model.holdout["roc_auc"] >= 0.95
     (w,) = [w for w in res.warnings if "almost perfectly" in w]
     assert f"{strong} " in w and "before the sale" in w  # warned, not removed
