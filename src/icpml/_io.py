@@ -11,8 +11,10 @@ write that fails for lack of space or permission raises
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -317,3 +319,54 @@ def folder_name(config_name: str, run_id: str | None) -> str:
     """A report folder's name, ``<config name>_<run id[:8]>`` (``_local`` when untracked);
     the MLflow run carries the same name, so a run and its report are found by one name."""
     return f"{safe_name(config_name)}_{run_id[:8] if run_id else 'local'}"
+
+
+@contextlib.contextmanager
+def staged_folder(dest: str | os.PathLike[str], *, merge: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``dest`` to write into; put in place only if the block ends.
+
+    Nothing is half-written: the files are written into the yielded folder, and only when
+    the ``with`` block finishes without an exception does it become ``dest``:
+
+    * a new ``dest``: the folder is renamed into place whole;
+    * an existing ``dest`` (``merge=False``): swapped for the new folder (the old one is
+      moved aside, the new one renamed in, the old one removed);
+    * an existing ``dest`` (``merge=True``): each new file replaces its namesake with an
+      atomic rename; other files there are left alone.
+
+    On an exception the temporary folder is removed and the exception propagates.
+
+    Parameters
+    ----------
+    dest : str or path-like
+        The destination folder (its parents are created).
+    merge : bool, default False
+        Merge into an existing ``dest`` instead of replacing it.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary folder (``.<name>.<random>`` beside ``dest``).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if not dest.exists():
+            os.replace(tmp, dest)
+        elif merge:
+            for f in sorted(q for q in tmp.rglob("*") if q.is_file()):
+                target = dest / f.relative_to(tmp)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, target)
+        else:
+            old = dest.with_name(f".{dest.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

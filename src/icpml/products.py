@@ -47,8 +47,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from icpml._io import staged_folder, write_table
 from icpml.cohorts import BEST
 from icpml.config import Config, model_slug
 from icpml.data import load_source, product_lines, validate_accounts
@@ -212,12 +211,10 @@ class ProductDiscovery:
         Path
             ``folder``.
         """
-        from icpml._io import write_table
+        from icpml._io import staged_folder
 
         dest = Path(folder)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        try:
+        with staged_folder(dest) as tmp:
             fits = {c: SCORE_DECIMALS for c in self.scored.columns if c.startswith("fit_")}
             write_table(self.scored.round({**fits, "expected_value": 2}),
                         tmp / "products_scored.csv")
@@ -242,12 +239,6 @@ class ProductDiscovery:
                 (sub / "criteria_pandas.txt").write_text(
                     f"# ICP of product {p} (DataFrame.query)\n{ex['pandas']['icp']}\n\n"
                     f"# anti-ICP of product {p}\n{ex['pandas']['anti_icp']}\n", encoding="utf-8")
-            if dest.exists():
-                shutil.rmtree(dest)
-            tmp.rename(dest)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
     def to_markdown(self, links: bool = False) -> str:
@@ -326,22 +317,11 @@ def write_folder(folder: str | os.PathLike[str], files: dict[str, str]) -> Path:
         ``folder``.
     """
     dest = Path(folder)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with staged_folder(dest, merge=True) as tmp:
         for rel, text in files.items():
             f = tmp / rel
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(text, encoding="utf-8")
-        if not dest.exists():
-            tmp.rename(dest)
-        else:
-            for rel in files:
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp / rel, dest / rel)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

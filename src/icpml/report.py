@@ -32,10 +32,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
 import re
-import shutil
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +40,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from icpml import plots
-from icpml._io import folder_name, neutralise_formulas
+from icpml._io import folder_name, neutralise_formulas, staged_folder
 from icpml._io import safe_name as _safe
 from icpml._vocab import EXCLUDED, TIERS
 from icpml.cohorts import BEST, MIDDLE
@@ -408,34 +405,19 @@ def write_report(res: Discovery, out_dir: Path | None = None, *, run_id: str | N
         out_dir = cfg.resolve(cfg.report.dir) / folder_name(cfg.name, run_id)
     out_dir = Path(out_dir)
     figures = _figures(res)
-    tmp = None
     try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-        (tmp / "figures").mkdir()
-        for name, data in figures.items():
-            (tmp / "figures" / name).write_bytes(data)
-        (tmp / "report.html").write_text(
-            render_html(res, figures, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
-        (tmp / "criteria.md").write_text(
-            render_markdown(res, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
-        (tmp / "criteria.json").write_text(res.criteria.to_json(), encoding="utf-8")
-        # for people, opened in spreadsheets: formula-like text cells neutralised (see _io)
-        neutralise_formulas(res.contrast).to_csv(tmp / "contrast.csv", index=False)
-        neutralise_formulas(round_scores(res.scored)).to_csv(tmp / "scored.csv", index=False)
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException as err:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OSError):
-            raise output_error(out_dir, err) from None
-        raise
+        with staged_folder(out_dir) as tmp:
+            (tmp / "figures").mkdir()
+            for name, data in figures.items():
+                (tmp / "figures" / name).write_bytes(data)
+            (tmp / "report.html").write_text(
+                render_html(res, figures, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
+            (tmp / "criteria.md").write_text(
+                render_markdown(res, out_dir, run_id=run_id, retrain=retrain), encoding="utf-8")
+            (tmp / "criteria.json").write_text(res.criteria.to_json(), encoding="utf-8")
+            # for people, opened in spreadsheets: formula-like text cells neutralised (see _io)
+            neutralise_formulas(res.contrast).to_csv(tmp / "contrast.csv", index=False)
+            neutralise_formulas(round_scores(res.scored)).to_csv(tmp / "scored.csv", index=False)
+    except OSError as err:
+        raise output_error(out_dir, err) from None
     return out_dir

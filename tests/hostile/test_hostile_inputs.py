@@ -652,7 +652,7 @@ def test_disk_full_while_writing_scores(project, trained, monkeypatch):
 def test_disk_full_while_writing_the_report(trained, tmp_path, monkeypatch):
     from icpml.report import write_report
 
-    monkeypatch.setattr("icpml.report.os.replace", _disk_full)
+    monkeypatch.setattr("icpml._io.os.replace", _disk_full)  # where the staged folder is put in place
     with pytest.raises(OutputError, match="No space left on device"):
         write_report(trained.discovery, tmp_path / "reports" / "run")
     assert _files(tmp_path) == set()  # the half-built report folder is removed
