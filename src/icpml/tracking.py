@@ -199,8 +199,17 @@ def configure(cfg: Config | None, *, experiment: bool = True, create: bool = Tru
                     f"tracking store folder '{redact(str(db.parent))}' cannot be created "
                     f"({why}); set tracking.uri or MLFLOW_TRACKING_URI to a store in a "
                     "writable folder") from None
+    # mlflow.set_*_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ;
+    # left there, the next config in this process (a notebook, a test session, products)
+    # would read them as the user's override and log into this config's store
+    user = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for k, v in user.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     if cfg is None or not experiment:
         return None
     _check_reachable(uri)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,23 @@ def test_unregistrable_model_name_is_a_config_error():
 
     with pytest.raises(ConfigError, match="tracking.fit_model_name"):
         config_from_dict(_cfg(name="a", tracking={"fit_model_name": "a/b"}))
+
+
+def test_a_second_config_in_one_process_uses_its_own_store(tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; icpml must not take
+    that for the user's override: two configs in one process (a notebook, products) each log
+    into their own store."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    a, b = demo_config(project_root=tmp_path / "a"), demo_config(project_root=tmp_path / "b")
+    configure(a)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    configure(b)
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'b' / 'mlruns' / 'mlflow.db'}"
+    assert (tmp_path / "b" / "mlruns" / "mlflow.db").is_file()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'user.db'}")
+    configure(a)  # the user's own override still wins, and stays set
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'user.db'}"
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'user.db'}"
