@@ -74,7 +74,10 @@ class _RuleSpec(BaseModel):
         return self
 
     def criterion(self, kind: str) -> Criterion:
-        return Criterion(kind, self.column, self.op, values=tuple(str(v) for v in self.values),
+        # numbers stay numbers: a code set on a numeric column (risk_class in [1, 4])
+        values = tuple(v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+                       for v in self.values)
+        return Criterion(kind, self.column, self.op, values=values,
                          low=self.low, high=self.high, source="hypothesis",
                          also=tuple(p.criterion(kind) for p in self.also))
 

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["Schema", "ColumnSchema", "CellIssues", "learn_schema", "coerce", "issue_table", "read_numbers", "read_dates",
-           "date_unreadable",
+           "date_unreadable", "numeric_codes", "MAX_CODE_VALUES",
            "NUMBER_FORMATS", "TRUE_SPELLINGS", "FALSE_SPELLINGS"]
 
 #: Yes/no spellings accepted in a boolean column (compared after ``spelling_key``).
@@ -51,6 +51,16 @@ NUMBER_FORMATS: dict[str, tuple[str | None, str]] = {
 #: Cells that mean "no value" in a number or yes/no column (compared after case folding).
 #: In a category column they stay values: "NA" may be North America, "None" an ERP choice.
 NULL_TOKENS = frozenset({"na", "n/a", "n.a.", "nan", "null", "none", "nil", "-", "--", "#n/a", "?"})
+
+#: A numeric column is a *code* (Channel 1/2, a risk class 1-5) when its values are integers,
+#: 2 to this many distinct ones, each distinct value backed by at least :data:`CODE_ROWS_PER_VALUE`
+#: cells on average. Criteria on a code name values and value sets (``channel = 2``,
+#: ``risk_class in {1, 4}``), not ranges. (0/1 alone is a yes/no column.)
+MAX_CODE_VALUES = 10
+
+#: Fewest non-missing cells per distinct value for a numeric column to read as a code (a
+#: tiny table whose sizes repeat is not coded).
+CODE_ROWS_PER_VALUE = 5
 
 _GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")  # thousands separators seen in exports
 _CURRENCY = r"^[$€£¥]\s*|\s*[$€£¥]$|^(?:USD|EUR|GBP|CHF)\s*|\s*(?:USD|EUR|GBP|CHF)$"
@@ -93,6 +103,10 @@ class ColumnSchema:
         True and False.
     categories : tuple of str
         Categorical: the canonical spellings seen at discovery.
+    codes : tuple of int
+        Numeric: the values of a code column (see :func:`numeric_codes`); empty for
+        a measure. Criteria on a code are value sets; cells are still read as numbers, so
+        ``2``, ``2.0`` and ``"2"`` are one value.
     fold : str, default "spelling_key"
         Categorical: how spellings are compared.
     """
@@ -106,6 +120,7 @@ class ColumnSchema:
     false: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     fold: str = "spelling_key"
+    codes: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         """The column's reading as JSON-able data.
@@ -116,8 +131,9 @@ class ColumnSchema:
             ``kind`` and the fields of that kind only (see :meth:`Schema.to_dict`).
         """
         if self.kind == "numeric":
-            return {"kind": "numeric", "thousands": self.thousands, "decimal": self.decimal,
-                    "currency": self.currency, "percent": self.percent}
+            out = {"kind": "numeric", "thousands": self.thousands, "decimal": self.decimal,
+                   "currency": self.currency, "percent": self.percent}
+            return out | ({"codes": [int(v) for v in self.codes]} if self.codes else {})
         if self.kind == "boolean":
             return {"kind": "boolean", "true": list(self.true), "false": list(self.false)}
         return {"kind": "categorical", "categories": list(self.categories), "fold": self.fold}
@@ -148,7 +164,8 @@ class ColumnSchema:
                    currency=bool(d.get("currency", False)), percent=bool(d.get("percent", False)),
                    true=tuple(d.get("true", TRUE_SPELLINGS if kind == "boolean" else ())),
                    false=tuple(d.get("false", FALSE_SPELLINGS if kind == "boolean" else ())),
-                   categories=tuple(d.get("categories", ())), fold=d.get("fold", "spelling_key"))
+                   categories=tuple(d.get("categories", ())), fold=d.get("fold", "spelling_key"),
+                   codes=tuple(int(v) for v in d.get("codes", ())))
 
 
 @dataclass
@@ -172,7 +189,8 @@ class Schema:
     def to_dict(self) -> dict:
         """The JSON-able contract: ``{"version": 1, "columns": {column: {"kind": ..., ...}}}``.
 
-        Numeric columns carry ``thousands``, ``decimal``, ``currency``, ``percent``; boolean
+        Numeric columns carry ``thousands``, ``decimal``, ``currency``, ``percent`` (and
+        ``codes``, the values of a code column, see :func:`numeric_codes`); boolean
         columns ``true`` and ``false`` (spellings after ``spelling_key``); categorical columns
         ``categories`` (canonical spellings) and ``fold`` (``"spelling_key"``).
 
@@ -626,8 +644,42 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
     convention = votes.pop() if len(votes) == 1 else None
     for c, ev in evidence.items():
         specs[c] = _number_spec(c, ev, declared.get(c, declared.get("*")), convention, warnings)
+    for c, spec in specs.items():  # numeric codes (Channel 1/2): criteria name values
+        if spec.kind == "numeric" and c not in outcomes:
+            codes = numeric_codes(_numbers(df[c], spec)[0])
+            if codes:
+                specs[c] = replace(spec, codes=codes)
     ordered = {c: specs[c] for c in dict.fromkeys(columns) if c in specs}
     return Schema(ordered, warnings)
+
+
+def numeric_codes(values: Iterable[float] | np.ndarray) -> tuple[int, ...]:
+    """The values of a numeric *code* column, or ``()`` when the column is a measure.
+
+    A code: every non-missing value an integer, 2 to :data:`MAX_CODE_VALUES` distinct
+    values, and at least :data:`CODE_ROWS_PER_VALUE` non-missing cells per distinct value.
+    The same rule decides at discovery (:func:`learn_schema`) and in candidate proposal.
+
+    Parameters
+    ----------
+    values : array-like of float
+        The column read as numbers (NaN: missing).
+
+    Returns
+    -------
+    tuple of int
+        The distinct values, sorted; empty when not a code.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return ()
+    distinct = np.unique(v)
+    if not (2 <= len(distinct) <= MAX_CODE_VALUES) or len(v) < CODE_ROWS_PER_VALUE * len(distinct):
+        return ()
+    if not np.all(distinct == np.round(distinct)):
+        return ()
+    return tuple(int(x) for x in distinct)
 
 
 def _number_spec(c: str, ev: _NumberEvidence, fmt: str | None, convention: str | None,

@@ -145,7 +145,7 @@ def test_two_valued_code_at_a_split_between_quantile_steps():
     x = pd.Series([1.0] * 136 + [2.0] * 64)
     s = pd.Series([-0.2] * 136 + [0.5] * 64)
     (c,) = [c for c in _numeric_candidates("Channel", x, s, 1, "numeric", "fit_model", 6)]
-    assert c.describe() == "Channel >= 2"
+    assert c.describe() == "Channel = 2" and c.values == (2,)
 
 
 # ----------------------------------------------------------------------------- stability

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from icpml._vocab import MISSING
 from icpml.cohorts import BEST, WORST
-from icpml.criteria.rule import OPERATORS, Criterion, _as_category
+from icpml.criteria.rule import OPERATORS, Criterion, _as_category, _code_value
 from icpml.data import spelling_key
 
 
@@ -356,8 +357,14 @@ def fit_set(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.n
     n = int(seg.sum())
     if n < max(4 * min_k, _MIN_SET_ROWS):
         return c
-    cat = _as_category(rows[c.column]).to_numpy(object)[seg]
-    keys = np.array([spelling_key(v) for v in cat], dtype=object)
+    code = c.is_code(None, rows[c.column])
+    if code:  # a code set: the values as numbers (the same key for 2, 2.0 and "2")
+        num = pd.to_numeric(rows[c.column], errors="coerce").to_numpy(float)[seg]
+        cat = np.array([MISSING if np.isnan(v) else _code_value(v) for v in num], dtype=object)
+        keys = np.array([str(v) for v in cat], dtype=object)
+    else:
+        cat = _as_category(rows[c.column]).to_numpy(object)[seg]
+        keys = np.array([spelling_key(v) for v in cat], dtype=object)
     y = np.asarray(is_best, dtype=bool)[seg]
     uk, inv = np.unique(keys, return_inverse=True)
     if len(uk) < 3:
@@ -375,6 +382,8 @@ def fit_set(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.n
     if not np.isfinite(stat[j]) or stat[j] < _chi2_in(c, rows, is_best, seg) + bar:
         return c  # the data do not clearly prefer another set: keep the model's
     chosen = set(uk[order[:j + 1]])
+    if code:
+        return replace(c, values=tuple({v for v, k in zip(cat, keys, strict=True) if k in chosen}))
     # one shown spelling per key: the most frequent one in the segment
     names = {}
     for v, k in zip(cat, keys, strict=True):

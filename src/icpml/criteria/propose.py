@@ -11,9 +11,10 @@ from icpml._vocab import MISSING
 from icpml.config import CriteriaConfig
 from icpml.criteria.bands import _roundest, _stump, fit_band, fit_set
 from icpml.criteria.evidence import _min_count
-from icpml.criteria.rule import Criterion, _as_category
+from icpml.criteria.rule import Criterion, _as_category, _code_value, _is_number
 from icpml.data import spelling_key
 from icpml.explain import GroupedShap
+from icpml.schema import numeric_codes
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -29,13 +30,23 @@ _MAX_CODE_VALUES = 5
 
 def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: str,
                         source: str, min_count: int, n_bins: int = 20) -> list[Criterion]:
-    """Ranges of ``col`` where SHAP has sign ``sign`` (see module docstring, step 1)."""
+    """Ranges of ``col`` where SHAP has sign ``sign`` (see module docstring, step 1).
+
+    A code column (:func:`icpml.schema.numeric_codes`: Channel 1/2, a risk class 1-5) gets
+    value sets instead, as a category would (``channel = 2``, ``risk_class in {1, 4}``).
+    """
     ok = x.notna().to_numpy()
     xv = x.to_numpy(float)[ok]
     sv = s.to_numpy(float)[ok]
     out: list[Criterion] = []
     if len(xv) < 2 * min_count or np.ptp(xv) == 0:
         return out
+    codes = numeric_codes(xv)
+    if codes:
+        idx = np.searchsorted(np.asarray(codes, dtype=float), xv)
+        out = _categorical_candidates(col, idx, np.asarray(codes, dtype=object), pd.Series(sv),
+                                      sign, source, min_count)
+        return out + _missing_candidate(col, x, s, sign, kind, source, min_count)
     order = np.argsort(xv, kind="stable")
     xv, sv = xv[order], sv[order]
     tau = _tau(sv)
@@ -103,12 +114,18 @@ def _numeric_candidates(col: str, x: pd.Series, s: pd.Series, sign: int, kind: s
                 out.append(Criterion(crit_kind, col, "<", high=bound, source=source))
             else:
                 out.append(Criterion(crit_kind, col, "<=", high=high, source=source))
+    return out + _missing_candidate(col, x, s, sign, kind, source, min_count)
+
+
+def _missing_candidate(col: str, x: pd.Series, s: pd.Series, sign: int, kind: str, source: str,
+                       min_count: int) -> list[Criterion]:
+    """``col is unknown`` when the missing cells' mean SHAP has sign ``sign``."""
     if kind == "numeric" and x.isna().sum() >= min_count:
         ms = s[x.isna()].to_numpy(float)
-        if ms.mean() * sign > tau:
+        if ms.mean() * sign > _tau(s.to_numpy(float)[x.notna().to_numpy()]):
             crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
-            out.append(Criterion(crit_kind, col, "is_missing", source=source))
-    return out
+            return [Criterion(crit_kind, col, "is_missing", source=source)]
+    return []
 
 
 def _category_codes(expl: GroupedShap, col: str) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +144,11 @@ def _category_codes(expl: GroupedShap, col: str) -> tuple[np.ndarray, np.ndarray
 
 def _categorical_candidates(col: str, codes: np.ndarray, cats: np.ndarray, s: pd.Series,
                             sign: int, source: str, min_count: int) -> list[Criterion]:
-    """Category sets of ``col`` whose mean SHAP has sign ``sign``."""
+    """Category sets of ``col`` whose mean SHAP has sign ``sign``.
+
+    ``cats`` holds the category text, or the numbers of a code column (the criteria then
+    hold numbers: ``risk_class in {1, 4}``).
+    """
     sv = s.to_numpy(float)
     n_per = np.bincount(codes, minlength=len(cats))
     mean = np.bincount(codes, weights=sv, minlength=len(cats)) / np.maximum(n_per, 1)
@@ -139,7 +160,7 @@ def _categorical_candidates(col: str, codes: np.ndarray, cats: np.ndarray, s: pd
     if len(good) == 0 or len(good) == int(supported.sum()):
         return out  # nothing stands out, or every category does (no contrast to draw)
     crit_kind = "icp" if (sign > 0 and source == "fit_model") else "anti_icp"
-    names = [str(cats[i]) for i in good]
+    names = [_code_value(cats[i]) if _is_number(cats[i]) else str(cats[i]) for i in good]
     values = tuple(sorted(names))
     if crit_kind == "icp":
         out.append(Criterion(crit_kind, col, "in", values=values, source=source))

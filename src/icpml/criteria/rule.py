@@ -32,7 +32,11 @@ class _Operator:
 
     ``family`` says what the operator compares: ``numeric`` (``bounds``: each a
     comparison and the criterion attribute holding its bound), ``category`` (the
-    criterion's ``values``; ``negate`` for ``not_in``) or ``missing``. ``word`` is how a
+    criterion's ``values``; ``negate`` for ``not_in``) or ``missing``. A ``category``
+    operator whose values are numbers is a *code set* (``channel = 2``,
+    ``risk_class in {1, 4}``) on a numeric column: every rendering compares the cell read
+    as a number with the values (``IN (1, 4)`` in SQL, ``.isin([1, 4])`` in pandas), see
+    :meth:`Criterion.is_code`. ``word`` is how a
     set of values is written (``in`` / ``not in``). :meth:`Criterion._render` walks this
     once for the mask, the SQL, the pandas expression; :meth:`Criterion.describe` and
     :meth:`Criterion.reason` read the same fields for the words.
@@ -145,6 +149,10 @@ class _MaskOps:
 
     def num_missing(self, x: pd.Series) -> pd.Series:
         return x.isna()
+
+    @staticmethod
+    def num_in(x: pd.Series, values: list[float]) -> pd.Series:
+        return x.isin(values).fillna(False).astype(bool)
 
     @staticmethod
     def all_(parts: list) -> pd.Series:
@@ -265,6 +273,10 @@ class _SqlOps:
         return sqlx.Is(this=x, expression=sqlx.Null())
 
     @staticmethod
+    def num_in(x: sqlx.Expression, values: list[float]) -> sqlx.Expression:
+        return sqlx.In(this=x, expressions=[sqlx.Literal.number(_sqlnum(v)) for v in values])
+
+    @staticmethod
     def all_(parts: list) -> sqlx.Expression:
         return parts[0] if len(parts) == 1 else sqlx.Paren(this=sqlx.and_(*parts, wrap=True))
 
@@ -348,6 +360,10 @@ class _PandasOps:
         return f"{x}.isna()"
 
     @staticmethod
+    def num_in(x: str, values: list[float]) -> str:
+        return f"{x}.isin([{', '.join(_sqlnum(v) for v in values)}])"
+
+    @staticmethod
     def all_(parts: list) -> str:
         return parts[0] if len(parts) == 1 else "(" + " & ".join(parts) + ")"
 
@@ -379,8 +395,9 @@ class Criterion:
     op : str
         ``in``, ``not_in``, ``between`` (inclusive), ``<``, ``<=``, ``>``,
         ``>=``, ``==``, ``is_missing`` (see :data:`OPERATORS`).
-    values : tuple of str, default ()
-        Category values for ``in`` / ``not_in`` / ``==``.
+    values : tuple of str or number, default ()
+        Category values for ``in`` / ``not_in`` / ``==``. Numbers (a code set on a
+        numeric column, ``channel = 2``) are kept as numbers, integral ones as ``int``.
     low, high : float, optional
         Bounds for numeric operators (``between`` uses both), in the column's
         own units.
@@ -397,6 +414,8 @@ class Criterion:
     Category values match a cell when their :func:`icpml.data.spelling_key` agree
     ("saas " meets ``industry in {SaaS}``); missing and blank cells match only
     ``(missing)`` / ``is_missing``. Boolean criteria hold ``("True",)`` / ``("False",)``.
+    Number values on a numeric column (:meth:`is_code`) compare the cell read as a number,
+    so a prospect's ``2``, ``2.0`` and ``"2"`` all meet ``channel = 2``.
 
     Examples
     --------
@@ -418,6 +437,37 @@ class Criterion:
     also: tuple = ()
     evidence: dict = field(default_factory=dict, compare=False, hash=False)
 
+    def __post_init__(self):
+        if any(_is_number(v) for v in self.values):  # 2.0 and np.int64(2) are the code 2; a set is sorted
+            nums = sorted({_code_value(v) for v in self.values if _is_number(v)})
+            object.__setattr__(self, "values", (*nums, *(v for v in self.values if not _is_number(v))))
+
+    def is_code(self, schema: dict | None = None, s: pd.Series | None = None) -> bool:
+        """Whether this is a code set: a category operator with number values on a numeric column.
+
+        The column counts as numeric unless the schema (or, without one, the data ``s``)
+        says it is categorical or boolean: ``values: [1, 4]`` on a text column compares text.
+
+        Parameters
+        ----------
+        schema : dict, optional
+            The column schema (``CriteriaSet.schema``).
+        s : pandas.Series, optional
+            The column's data, when rendering a mask without a schema.
+
+        Returns
+        -------
+        bool
+        """
+        spec = OPERATORS[self.op]
+        nums = [v for v in self.values if v != MISSING]
+        if spec.family != "category" or not nums or not all(_is_number(v) for v in nums):
+            return False
+        known = _column_schema(schema, self.column).get("kind")
+        if known is not None:
+            return known == "numeric"
+        return s is None or (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+
     @property
     def parts(self) -> tuple[Criterion, ...]:
         """The single-column conditions this criterion requires (itself alone, or a conjunction)."""
@@ -438,7 +488,7 @@ class Criterion:
     def _column_kind(self, schema: dict | None, s: pd.Series | None = None) -> str:
         """``numeric``, ``boolean`` or ``categorical``: the schema's, else the data's, else the values'."""
         family = OPERATORS[self.op].family
-        if family == "numeric":
+        if family == "numeric" or self.is_code(schema, s):
             return "numeric"
         known = _column_schema(schema, self.column).get("kind")
         if known in ("numeric", "boolean", "categorical"):
@@ -466,8 +516,14 @@ class Criterion:
                 return ops.num_missing(ops.num(col, _number_format(info)))
             return ops.missing(col, _spellings(info, True) + _spellings(info, False)
                                if kind == "boolean" else None)
-        wanted = [str(v) for v in self.values if v != MISSING]
         with_missing = MISSING in self.values and not spec.negate
+        if self.is_code(schema, ops.series(col)):  # a code set: the cell read as a number
+            x = ops.num(col, _number_format(info))
+            hit = ops.num_in(x, sorted(float(v) for v in self.values if v != MISSING))
+            if spec.negate:
+                return ops.all_([ops.not_(hit), ops.not_(ops.num_missing(x))])
+            return ops.any_([hit, ops.num_missing(x)]) if with_missing else hit
+        wanted = [str(v) for v in self.values if v != MISSING]
         if kind == "boolean":  # to truth values, then to their spellings
             truth = {v == "True" for v in wanted if v in _BOOL_VALUES}
             if spec.negate:
@@ -710,6 +766,16 @@ class Criterion:
                                     **p}) for p in d.get("also", ()))
         return cls(values=tuple(d.get("values", ())), evidence=d.get("evidence", {}), also=also,
                    **known)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _code_value(v: Any) -> int | float:
+    """A code as JSON and words show it: ``2.0`` -> ``2``."""
+    x = float(v)
+    return int(x) if x.is_integer() else x
 
 
 def _pandas_or_none(c: Criterion, schema: dict | None) -> str | None:
