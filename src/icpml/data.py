@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import unicodedata
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -514,7 +515,7 @@ def _coerce_numeric(s: pd.Series) -> tuple[pd.Series, float]:
 
 
 def spelling_key(value: str) -> str:
-    """What two spellings of one category share: case and spacing ignored ("SaaS " ~ "saas").
+    """What two spellings of one category share: case, spacing and width ignored ("SaaS " ~ "saas").
 
     Parameters
     ----------
@@ -524,15 +525,19 @@ def spelling_key(value: str) -> str:
     Returns
     -------
     str
-        Whitespace runs collapsed to one space, trimmed, case-folded.
+        Unicode compatibility-normalised (NFKC: full-width "Ｓａｌｅｓｆｏｒｃｅ" is
+        "Salesforce", a no-break space a space), whitespace runs collapsed to one space,
+        trimmed, case-folded.
 
     Examples
     --------
     >>> from icpml.data import spelling_key
     >>> spelling_key(" SaaS  Cloud ")
     'saas cloud'
+    >>> spelling_key("Ｓａｌｅｓｆｏｒｃｅ")
+    'salesforce'
     """
-    return " ".join(str(value).split()).casefold()
+    return " ".join(unicodedata.normalize("NFKC", str(value)).split()).casefold()
 
 
 def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -576,7 +581,7 @@ def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
         out[c] = out[c].astype("string").map(mapping).astype("string")
         shown = ", ".join(f"{v!r} -> {t!r}" for v, t in list(changed.items())[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case or spacing were "
+        warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case, spacing or width were "
                         f"merged ({shown}{more})")
     return out, warnings
 

@@ -28,6 +28,7 @@ The work is vectorised: each column's distinct values are parsed once and mapped
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -69,7 +70,12 @@ _HAS_CURRENCY = r"^\s*[-+(]?\s*(?:[$€£¥]|USD|EUR|GBP|CHF)|(?:[$€£¥]|USD|
 
 def _fold(value: object) -> str:
     """``icpml.data.spelling_key`` (kept here so that this module imports nothing of icpml)."""
-    return " ".join(str(value).split()).casefold()
+    return " ".join(unicodedata.normalize("NFKC", str(value)).split()).casefold()
+
+
+def _plain_fold(value: object) -> str:
+    """The fold SQL can do (``LOWER(TRIM(...))``, spaces collapsed): no NFKC, no casefold."""
+    return " ".join(str(value).split()).lower()
 
 
 def _grouped_pattern(decimal: str) -> str:
@@ -108,7 +114,11 @@ class ColumnSchema:
         a measure. Criteria on a code are value sets; cells are still read as numbers, so
         ``2``, ``2.0`` and ``"2"`` are one value.
     fold : str, default "spelling_key"
-        Categorical: how spellings are compared.
+        Categorical: how spellings are compared (NFKC, spacing, case).
+    aliases : dict of str to str
+        Categorical: spellings seen at discovery that SQL's ``LOWER(TRIM(...))`` cannot
+        fold onto their category (full-width "Ｓａｌｅｓｆｏｒｃｅ", "STRASSE" for "Straße")
+        -> the category; the SQL export lists them.
     """
 
     kind: str
@@ -121,6 +131,7 @@ class ColumnSchema:
     categories: tuple[str, ...] = ()
     fold: str = "spelling_key"
     codes: tuple[int, ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict:
         """The column's reading as JSON-able data.
@@ -136,7 +147,8 @@ class ColumnSchema:
             return out | ({"codes": [int(v) for v in self.codes]} if self.codes else {})
         if self.kind == "boolean":
             return {"kind": "boolean", "true": list(self.true), "false": list(self.false)}
-        return {"kind": "categorical", "categories": list(self.categories), "fold": self.fold}
+        out = {"kind": "categorical", "categories": list(self.categories), "fold": self.fold}
+        return out | ({"aliases": dict(sorted(self.aliases.items()))} if self.aliases else {})
 
     @classmethod
     def from_dict(cls, d: Mapping) -> ColumnSchema:
@@ -165,7 +177,8 @@ class ColumnSchema:
                    true=tuple(d.get("true", TRUE_SPELLINGS if kind == "boolean" else ())),
                    false=tuple(d.get("false", FALSE_SPELLINGS if kind == "boolean" else ())),
                    categories=tuple(d.get("categories", ())), fold=d.get("fold", "spelling_key"),
-                   codes=tuple(int(v) for v in d.get("codes", ())))
+                   codes=tuple(int(v) for v in d.get("codes", ())),
+                   aliases=dict(d.get("aliases") or {}))
 
 
 @dataclass
@@ -400,6 +413,18 @@ def _booleans(s: pd.Series, spec: ColumnSchema) -> tuple[pd.Series, np.ndarray]:
     return out, bad_u[codes]
 
 
+def _digit_aliases(by_key: dict[str, str]) -> dict[str, str]:
+    """Digit codes ('02', '007') under the forms a type-guessing reader gives them ('2', '7',
+    '7.0'), when every category is digits and none collide without leading zeros; else ``{}``.
+    A prospect file typed INT then reads 7 as '007', as the exports compare it."""
+    if not by_key or not all(re.fullmatch(r"\d+", k) for k in by_key):
+        return {}
+    bare = {(k.lstrip("0") or "0"): v for k, v in by_key.items()}
+    if len(bare) != len(by_key):
+        return {}
+    return bare | {f"{k}.0": v for k, v in bare.items()}
+
+
 def _categories(s: pd.Series, spec: ColumnSchema, cache: dict | None
                 ) -> tuple[pd.Series, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Canonical category text of ``s``, which cells hold a value never seen, and the codes."""
@@ -408,6 +433,7 @@ def _categories(s: pd.Series, spec: ColumnSchema, cache: dict | None
         by_key = cache["by_key"]
     else:
         by_key = {_fold(v): v for v in known}
+        by_key |= {k: v for k, v in _digit_aliases(by_key).items() if k not in by_key}
         if cache is not None:
             cache["by_key"] = by_key
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
@@ -523,7 +549,8 @@ def coerce(df: pd.DataFrame, schema: Schema, *, columns: Iterable[str] | None = 
 # ----------------------------------------------------------------------------- learning
 def canonical_spellings(s: pd.Series) -> dict[str, str]:
     """Raw spelling -> its category: spellings equal after ``spelling_key`` become the most
-    frequent of them, stripped (ties: the first in sort order), so the result is deterministic."""
+    frequent of them, stripped and NFKC-normalised (ties: the first in sort order), so the
+    result is deterministic and 'Ｓａｌｅｓｆｏｒｃｅ' is 'Salesforce'."""
     counts = s.astype("string").value_counts(dropna=True)
     counts = counts[[_fold(v) != "" for v in counts.index]]
     if counts.empty:
@@ -531,7 +558,8 @@ def canonical_spellings(s: pd.Series) -> dict[str, str]:
     ranked = pd.DataFrame({"value": counts.index, "n": counts.to_numpy(),
                            "key": [_fold(v) for v in counts.index]})
     ranked = ranked.sort_values(["key", "n", "value"], ascending=[True, False, True], kind="stable")
-    canonical = ranked.groupby("key", sort=False)["value"].first().str.strip()
+    canonical = ranked.groupby("key", sort=False)["value"].first().map(
+        lambda v: unicodedata.normalize("NFKC", v).strip())  # never a full-width spelling
     return {v: canonical[k] for v, k in zip(ranked["value"], ranked["key"], strict=True)}
 
 
@@ -604,6 +632,10 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
     columns : iterable of str, optional
         Only these columns (default: every feature, post-sale and outcome column present).
 
+    Text columns of digit codes some of which are zero-padded ('02', '007') are categorical
+    (the padding is part of the code); a numeric column of 2 to :data:`MAX_CODE_VALUES`
+    integers gets its ``codes`` (:func:`numeric_codes`).
+
     Returns
     -------
     Schema
@@ -630,6 +662,8 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
             specs[c] = ColumnSchema("boolean", true=TRUE_SPELLINGS, false=FALSE_SPELLINGS)
         elif not _is_text(s):
             specs[c] = ColumnSchema("numeric")
+        elif c not in outcomes and _zero_padded(s):  # '007': the padding is part of the code
+            specs[c] = _categorical_spec(c, s, warnings)
         else:
             ev = _number_evidence(s)
             if ev.n and max(ev.ok.values()) * 2 > ev.n:  # mostly numbers (the rest: data errors)
@@ -651,6 +685,17 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
                 specs[c] = replace(spec, codes=codes)
     ordered = {c: specs[c] for c in dict.fromkeys(columns) if c in specs}
     return Schema(ordered, warnings)
+
+
+def _zero_padded(s: pd.Series) -> bool:
+    """Whether a text column holds digit codes some of which are zero-padded ('02', '007'):
+    every non-blank cell digits only, and at least one with a leading zero."""
+    text = s.dropna().astype("string").str.strip()
+    text = text[(text != "") & ~text.str.casefold().isin(NULL_TOKENS)].unique()
+    if not len(text):
+        return False
+    text = pd.Series(text, dtype="string")
+    return bool(text.str.fullmatch(r"\d+").all() and text.str.fullmatch(r"0\d+").any())
 
 
 def numeric_codes(values: Iterable[float] | np.ndarray) -> tuple[int, ...]:
@@ -744,9 +789,11 @@ def _categorical_spec(c: str, s: pd.Series, warnings: list[str]) -> ColumnSchema
     if changed:
         shown = ", ".join(f"{v!r} -> {t!r}" for v, t in list(changed.items())[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case or spacing were "
-                        f"merged ({shown}{more})")
-    return ColumnSchema("categorical", categories=tuple(sorted(set(mapping.values()))))
+        warnings.append(f"'{c}': {len(changed)} spelling(s) differing only in case, spacing or "
+                        f"width were merged ({shown}{more})")
+    aliases = {v.strip(): t for v, t in changed.items() if _plain_fold(v) != _plain_fold(t)}
+    return ColumnSchema("categorical", categories=tuple(sorted(set(mapping.values()))),
+                        aliases=aliases)
 
 
 # ----------------------------------------------------------------------------- dates

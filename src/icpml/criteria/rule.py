@@ -139,8 +139,11 @@ class _MaskOps:
                        if_missing)
         return pd.Series(out.astype(bool), index=self.df.index)
 
-    def one_of(self, col: str, keys: list[str]) -> pd.Series:
-        return self._by_value(col, np.isin(self._fold(col)[1], keys), False)
+    def one_of(self, col: str, keys: list[str], digits: bool = False) -> pd.Series:
+        ukeys = self._fold(col)[1]
+        if digits:
+            ukeys = np.array([_digit_key(k) for k in ukeys], dtype=object)
+        return self._by_value(col, np.isin(ukeys, keys), False)
 
     def missing(self, col: str, known: list[str] | None = None) -> pd.Series:
         ukeys = self._fold(col)[1]
@@ -180,8 +183,10 @@ class _SqlOps:
     whitespace run. Without a dialect the SQL is portable (runs in DuckDB and SQLite
     alike): tabs become spaces and runs of up to 64 spaces are halved away by nested
     ``REPLACE``; SQLite also folds newlines, CR, VT and FF. ``LOWER`` is not
-    ``casefold`` ("ß" stays), so both foldings of each value are listed. Non-ASCII
-    spaces are not folded in SQL. Numbers are cast only when the text looks like one
+    ``casefold`` ("ß" stays), so both foldings of each value are listed. SQL has no
+    NFKC: compatibility spellings seen at discovery (the schema's ``aliases``) and the
+    full-width forms of each value are listed too (:func:`_text_keys`); other unseen
+    compatibility spellings and non-ASCII spaces are not folded in SQL. Numbers are cast only when the text looks like one
     (``TRY_CAST`` where the dialect has it), so a stray word is NULL, never 0.
     """
 
@@ -256,9 +261,14 @@ class _SqlOps:
     def cmp(self, x: sqlx.Expression, op: str, bound: float) -> sqlx.Expression:
         return _COMPARE[op][1](this=x, expression=sqlx.Literal.number(_sqlnum(bound)))
 
-    def one_of(self, col: str, keys: list[str]) -> sqlx.Expression:
+    def one_of(self, col: str, keys: list[str], digits: bool = False) -> sqlx.Expression:
         if not keys:
             return sqlx.false()
+        if digits:  # '007' typed as INT 7: compare without leading zeros ('0' -> ''), never a blank
+            bare = sorted({k.lstrip("0") for k in keys})
+            x = sqlx.Trim(this=self._fold(col), expression=sqlx.Literal.string("0"), position="LEADING")
+            return self.all_([sqlx.In(this=x, expressions=[sqlx.Literal.string(k) for k in bare]),
+                              sqlx.NEQ(this=self._fold(col), expression=sqlx.Literal.string(""))])
         return sqlx.In(this=self._fold(col), expressions=[sqlx.Literal.string(k) for k in keys])
 
     def missing(self, col: str, known: list[str] | None = None) -> sqlx.Expression:
@@ -304,7 +314,8 @@ class _PandasOps:
     ``code=False``: a ``DataFrame.query`` / ``eval`` expression naming columns in
     backticks (pandas cannot quote a backtick inside one: :class:`ConfigError`);
     ``code=True``: Python over ``df["column"]`` (any name). Text is folded exactly like
-    :func:`icpml.data.spelling_key` (``.str.split().str.join(" ").str.casefold()``).
+    :func:`icpml.data.spelling_key` (``.str.normalize("NFKC").str.split().str.join(" ")
+    .str.casefold()``).
     """
 
     def __init__(self, code: bool = False):
@@ -324,7 +335,8 @@ class _PandasOps:
         return f"`{col}`"
 
     def _fold(self, col: str) -> str:
-        return f'{self.col(col)}.astype("string").str.split().str.join(" ").str.casefold()'
+        return (f'{self.col(col)}.astype("string").str.normalize("NFKC").str.split().str.join(" ")'
+                '.str.casefold()')
 
     def num(self, col: str, fmt: dict | None) -> str:
         if fmt is None:
@@ -345,10 +357,14 @@ class _PandasOps:
     def cmp(x: str, op: str, bound: float) -> str:
         return f"({x} {op} {_sqlnum(bound)})"
 
-    def one_of(self, col: str, keys: list[str]) -> str:
+    def one_of(self, col: str, keys: list[str], digits: bool = False) -> str:
         if not keys:
             return self.false()
-        return f"{self._fold(col)}.isin({json.dumps(keys, ensure_ascii=False)})"
+        x = self._fold(col)
+        if digits:  # '007' read by read_csv as 7 (or 7.0 beside blanks): compare the bare number
+            x += (r'.str.replace(r"^(\d+)\.0*$", r"\1", regex=True)'
+                  r'.str.replace(r"^0+(?=\d)", "", regex=True)')
+        return f"{x}.isin({json.dumps(keys, ensure_ascii=False)})"
 
     def missing(self, col: str, known: list[str] | None = None) -> str:
         if known is not None:
@@ -532,8 +548,12 @@ class Criterion:
             hit = ops.one_of(col, keys)
             known = _spellings(info, True) + _spellings(info, False)
             return ops.any_([hit, ops.missing(col, known)]) if with_missing else hit
-        keys = sorted({spelling_key(v) for v in wanted} | {" ".join(v.split()).lower() for v in wanted})
-        hit = ops.one_of(col, keys)
+        digits = _digit_codes(info)
+        if digits:
+            keys = sorted({_digit_key(spelling_key(v)) for v in wanted})
+        else:
+            keys = sorted(_text_keys(wanted, info))
+        hit = ops.one_of(col, keys, digits)
         if spec.negate:
             return ops.all_([ops.not_(hit), ops.not_(ops.missing(col))])
         return ops.any_([hit, ops.missing(col)]) if with_missing else hit
@@ -766,6 +786,52 @@ class Criterion:
                                     **p}) for p in d.get("also", ()))
         return cls(values=tuple(d.get("values", ())), evidence=d.get("evidence", {}), also=also,
                    **known)
+
+
+_DIGITS_RX = re.compile(r"\d+")
+
+
+def _digit_codes(info: dict) -> bool:
+    """Whether a categorical column holds digit codes ('02', '007', '12') that stay distinct
+    without their leading zeros: a reader that guesses types (``pd.read_csv``, a warehouse
+    column typed INT) turns them into numbers, so the exports compare the bare number
+    (:func:`_digit_key`), and :func:`icpml.schema.coerce` reads a typed ``7`` as ``'007'``."""
+    cats = [spelling_key(c) for c in info.get("categories") or ()] if info.get("kind") == "categorical" else []
+    if not cats or not all(_DIGITS_RX.fullmatch(c) for c in cats):
+        return False
+    return len({_digit_key(c) for c in cats}) == len(cats)
+
+
+def _digit_key(key: str) -> str:
+    """A folded cell as a bare number when it is one ('007' -> '7', '7.0' -> '7', '0' -> '0')."""
+    m = re.fullmatch(r"(\d+)(?:\.0*)?", key)
+    if not m:
+        return key
+    return m.group(1).lstrip("0") or "0"
+
+
+def _full_width(text: str) -> str:
+    """ASCII text in its full-width form (the compatibility spelling NFKC folds back)."""
+    return "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in text)
+
+
+def _text_keys(wanted: list[str], info: dict) -> set[str]:
+    """The spellings a category criterion lists: :func:`spelling_key` (what the mask and
+    pandas compare, both NFKC-folded), and for SQL, which can only ``LOWER(TRIM(...))``: the
+    plain lower-case fold, the schema's aliases of those categories seen at discovery
+    (full-width, "STRASSE" for "Straße") and the full-width forms of each value (as written
+    and lower-cased; SQLite's ``LOWER`` leaves non-ASCII letters alone)."""
+    plain = [" ".join(v.split()) for v in wanted]
+    keys = {spelling_key(v) for v in wanted} | {v.lower() for v in plain}
+    wanted_keys = {spelling_key(v) for v in wanted}
+    for alias, cat in (info.get("aliases") or {}).items():
+        if spelling_key(cat) in wanted_keys:
+            a = " ".join(alias.split())
+            keys |= {a.lower(), "".join(ch.lower() if ch.isascii() else ch for ch in a)}
+    for v in plain:
+        if any("!" <= ch <= "~" for ch in v):
+            keys |= {_full_width(v), _full_width(v.lower())}
+    return keys
 
 
 def _is_number(v: Any) -> bool:
