@@ -461,8 +461,9 @@ class Criterion:
     def is_code(self, schema: dict | None = None, s: pd.Series | None = None) -> bool:
         """Whether this is a code set: a category operator with number values on a numeric column.
 
-        The column counts as numeric unless the schema (or, without one, the data ``s``)
-        says it is categorical or boolean: ``values: [1, 4]`` on a text column compares text.
+        The column counts as numeric unless the schema says it is categorical or boolean
+        (``values: [1, 4]`` on a categorical column compares text) or, without a schema,
+        the data ``s`` is boolean; text cells are then read as numbers (``"2.0"`` is 2).
 
         Parameters
         ----------
@@ -482,7 +483,7 @@ class Criterion:
         known = _column_schema(schema, self.column).get("kind")
         if known is not None:
             return known == "numeric"
-        return s is None or (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+        return s is None or not pd.api.types.is_bool_dtype(s)
 
     @property
     def parts(self) -> tuple[Criterion, ...]:
