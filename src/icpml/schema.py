@@ -109,12 +109,12 @@ class ColumnSchema:
         True and False.
     categories : tuple of str
         Categorical: the canonical spellings seen at discovery.
+    fold : str, default "spelling_key"
+        Categorical: how spellings are compared (NFKC, spacing, case).
     codes : tuple of int
         Numeric: the values of a code column (see :func:`numeric_codes`); empty for
         a measure. Criteria on a code are value sets; cells are still read as numbers, so
         ``2``, ``2.0`` and ``"2"`` are one value.
-    fold : str, default "spelling_key"
-        Categorical: how spellings are compared (NFKC, spacing, case).
     aliases : dict of str to str
         Categorical: spellings seen at discovery that SQL's ``LOWER(TRIM(...))`` cannot
         fold onto their category (full-width "Ｓａｌｅｓｆｏｒｃｅ", "STRASSE" for "Straße")
@@ -622,6 +622,10 @@ def _is_boolean(s: pd.Series) -> bool:
 def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None) -> Schema:
     """Learn how to read each typed column of the raw account table ``df``.
 
+    Text columns of digit codes some of which are zero-padded ('02', '007') are categorical
+    (the padding is part of the code); a numeric column of 2 to :data:`MAX_CODE_VALUES`
+    integers gets its ``codes`` (:func:`numeric_codes`).
+
     Parameters
     ----------
     df : DataFrame
@@ -631,10 +635,6 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
         are learned; ``data.number_format`` declares number formats.
     columns : iterable of str, optional
         Only these columns (default: every feature, post-sale and outcome column present).
-
-    Text columns of digit codes some of which are zero-padded ('02', '007') are categorical
-    (the padding is part of the code); a numeric column of 2 to :data:`MAX_CODE_VALUES`
-    integers gets its ``codes`` (:func:`numeric_codes`).
 
     Returns
     -------

@@ -108,6 +108,10 @@ def test_code_sets_read_as_values_in_words_sql_pandas_json():
     assert Criterion("anti_icp", "risk_class", "not_in", values=(1, 4)).describe() == "risk_class not in {1, 4}"
 
 
+def test_a_one_value_band_reads_as_the_value():
+    assert Criterion("icp", "channel", "between", low=2, high=2).describe() == "channel = 2"
+
+
 def test_a_prospects_2_2point0_and_text_2_meet_channel_2():
     train = pd.DataFrame({"id": range(40), "channel": [1, 2] * 20, "arr": range(40)})
     schema = learn_schema(train, _cfg(["channel"]))

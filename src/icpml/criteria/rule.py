@@ -607,6 +607,8 @@ class Criterion:
             return f"{c} is unknown"
         if spec.family == "numeric":
             (cmp, attr), *rest = spec.bounds
+            if rest and getattr(self, attr) == getattr(self, rest[0][1]):  # a band of one value
+                return f"{c} = {_num(getattr(self, attr))}"
             if rest:
                 return f"{_num(getattr(self, attr))} {_MIRROR[cmp]} {c} {rest[0][0]} {_num(getattr(self, rest[0][1]))}"
             return f"{c} {cmp} {_num(getattr(self, attr))}"
