@@ -181,6 +181,18 @@ def test_a_hypothesis_code_set_stays_numeric():
     assert c.mask(x).tolist() == [True, False, True, False]
 
 
+def test_a_hypothesis_code_written_as_text_reads_as_the_number():
+    from icpml.hypothesis import load_hypothesis
+
+    schema = {"version": 1, "columns": {"risk_class": {"kind": "numeric", "codes": [1, 2, 4]}}}
+    cs = load_hypothesis({"icp": [{"column": "risk_class", "op": "in", "values": ["4", "1"]}]})
+    cs.schema = schema
+    x = pd.DataFrame({"risk_class": [1.0, 2.0, 4.0, np.nan]})
+    assert cs.icp_mask(x).tolist() == [True, False, True, False]
+    assert cs.to_sql()["icp"].endswith("IN (1, 4)")
+    assert x.query(cs.to_pandas()["icp"], engine="python").index.tolist() == [0, 2]
+
+
 def test_fit_set_keeps_a_code_set_numeric():
     from icpml.criteria.bands import fit_set
 

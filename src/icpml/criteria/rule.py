@@ -478,9 +478,14 @@ class Criterion:
         """
         spec = OPERATORS[self.op]
         nums = [v for v in self.values if v != MISSING]
+        known = _column_schema(schema, self.column).get("kind")
+        numeric_data = (known is None and s is not None and pd.api.types.is_numeric_dtype(s)
+                        and not pd.api.types.is_bool_dtype(s))
+        if ((known == "numeric" or numeric_data) and nums
+                and all(re.fullmatch(_NUMBER_RX, str(v).strip()) for v in nums)):
+            return spec.family == "category"  # values: ["2"] on a numeric column: the number 2
         if spec.family != "category" or not nums or not all(_is_number(v) for v in nums):
             return False
-        known = _column_schema(schema, self.column).get("kind")
         if known is not None:
             return known == "numeric"
         return s is None or not pd.api.types.is_bool_dtype(s)
@@ -695,8 +700,12 @@ class Criterion:
         Categories and yes/no cells compare spelling-folded text
         (``LOWER(TRIM(...)) IN ('saas', ...)``), so a text yes/no column and a real
         BOOLEAN both work; numbers the source writes as ``"$1,234.50"`` are cleaned
-        before the cast. NULL never matches (except ``is_missing``). The expression is
-        built once with sqlglot and rendered per dialect.
+        before the cast. Code sets compare numbers (``IN (1, 4)``). Digit codes of a
+        categorical column ('02', '007', see :func:`_digit_codes`) compare without leading
+        zeros (``LTRIM(..., '0') IN ('2', '7')``), so a column a warehouse typed INT still
+        matches. Full-width spellings match when discovery saw them or they are the
+        full-width form of a value. NULL never matches (except ``is_missing``). The
+        expression is built once with sqlglot and rendered per dialect.
 
         Parameters
         ----------
@@ -720,6 +729,10 @@ class Criterion:
 
     def to_pandas(self, schema: dict | None = None, *, code: bool = False) -> str:
         """A pandas boolean expression over the raw table as ``pd.read_csv`` reads it.
+
+        With ``read_csv``'s defaults: text is NFKC-folded like :func:`icpml.data.spelling_key`;
+        digit codes ('007', read as 7 or 7.0) compare without leading zeros; code sets
+        compare numbers (``.isin([1, 4])``).
 
         Parameters
         ----------
