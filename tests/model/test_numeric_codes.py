@@ -9,6 +9,7 @@ SQL (numbers), pandas and JSON, and the shared Wholesale case must read ``Channe
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,3 +82,73 @@ def test_case_numeric_code_reads_channel_equals_2():
     d = channel.to_dict(cs.schema)
     assert d["values"] == [2] and d["sql"].endswith("IN (2)") and d["pandas"] == "`Channel`.isin([2])"
     assert data.query(d["pandas"], engine="python").index.tolist() == data.index[data["Channel"] == 2].tolist()
+
+
+# ----------------------------------------------------------------------------- the CLI chain
+_INDUSTRY_CODES = {"SaaS": "03", "FinTech": "007", "E-commerce": "01", "Healthcare": "02",
+                   "Manufacturing": "04", "Retail": "05", "Education": "06", "Logistics": "08",
+                   "Media": "09"}
+
+
+def _coded_accounts(n: int, seed: int) -> pd.DataFrame:
+    """The demo accounts with industry as zero-padded digit codes and a third of the
+    Salesforce CRMs spelled full-width ('Ｓａｌｅｓｆｏｒｃｅ')."""
+    from icpml.synthetic import make_accounts
+
+    df = make_accounts(n=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    df["industry"] = df["industry"].map(_INDUSTRY_CODES)
+    wide = (df["crm"] == "Salesforce") & (rng.random(n) < 0.35)
+    df["crm"] = df["crm"].where(~wide, "Ｓａｌｅｓｆｏｒｃｅ")
+    return df
+
+
+def test_cli_exports_select_the_rows_icpml_score_marks(tmp_path):
+    """discover -> score -> export on digit codes and full-width spellings: the pandas
+    filter on the prospects as ``pd.read_csv`` reads them (industry as integers) and the
+    SQL in DuckDB select exactly the rows ``icpml score`` marks icp_match."""
+    import os
+    import subprocess
+    import sys
+
+    from _shared import project_env
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / ".icpml").touch()
+    _coded_accounts(2000, 0).to_csv(root / "accounts.csv", index=False)
+    _coded_accounts(600, 1).drop(columns=["arr", "nrr", "nps", "churned", "product_usage_pct",
+                                          "support_tickets_per_month"]).to_csv(root / "prospects.csv",
+                                                                               index=False)
+    demo = Path(__file__).resolve().parents[2] / "src" / "icpml" / "configs" / "demo.yaml"
+    text = demo.read_text().replace("path: data/demo/accounts.csv", "path: accounts.csv")
+    (root / "cfg.yaml").write_text(text + "models: {max_iter: 30, cv_folds: 2, min_samples_leaf: 5}\n"
+                                   "criteria: {stability_resamples: 0}\n")
+
+    def run(*args):
+        env = project_env(root) | {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        r = subprocess.run([sys.executable, "-m", "icpml", *args], cwd=root, capture_output=True,
+                           text=True, timeout=900, env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stdout
+
+    run("discover", "-c", "cfg.yaml")
+    crit = next((root / "reports").glob("*/criteria.json"))
+    doc = json.loads(crit.read_text())
+    assert doc["schema"]["columns"]["industry"]["kind"] == "categorical"
+    assert "Ｓａｌｅｓｆｏｒｃｅ" not in doc["schema"]["columns"]["crm"]["categories"]
+    texts = [c["text"] for c in doc["icp"]["criteria"]]
+    assert any(t.startswith("industry in {") and "007" in t for t in texts), texts
+    run("score", "--data", "prospects.csv", "--out", "scored.csv", "-c", "cfg.yaml")
+    scored = pd.read_csv(root / "scored.csv", dtype={"account_id": str}, keep_default_na=False)
+    icp_ids = set(scored.loc[scored["icp_match"].astype(str) == "True", "account_id"])
+    assert len(icp_ids) > 20
+    user = pd.read_csv(root / "prospects.csv")  # pandas defaults: industry read as integers
+    assert pd.api.types.is_integer_dtype(user["industry"])
+    got = set(user.query(doc["icp"]["pandas"], engine="python")["account_id"].astype(str))
+    assert got == icp_ids
+    duckdb = pytest.importorskip("duckdb")
+    got = {str(r[0]) for r in duckdb.sql(
+        f"SELECT account_id FROM read_csv('{root / 'prospects.csv'}', types={{'industry': 'BIGINT'}}) "
+        f"WHERE {doc['icp']['sql']}").fetchall()}
+    assert got == icp_ids
