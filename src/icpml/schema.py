@@ -15,6 +15,20 @@ cell in a yes/no column blanked the whole column of its chunk). Now:
   and is reported, per cell (:class:`CellIssues`, :func:`issue_table`); the rest of its
   column is kept.
 
+Codes and spellings:
+
+* A numeric column whose values are 2 to :data:`MAX_CODE_VALUES` distinct integers, with at
+  least :data:`CODE_ROWS_PER_VALUE` cells per value, is a *code* (Channel 1/2, a risk class
+  1-5): its ``codes`` are recorded and criteria on it are value sets (``channel = 2``,
+  ``risk_class in {1, 4}``) compared as numbers, so ``2``, ``2.0`` and ``"2"`` are one value.
+* A text column of digits some of which are zero-padded ('02', '007') is categorical (the
+  padding is part of the code); a cell a type-guessing reader turned into ``7`` or ``7.0``
+  reads as '007' when no other category collides with it.
+* Category spellings are compared NFKC-normalised, case-folded and space-collapsed
+  (``spelling_key``): 'Ｓａｌｅｓｆｏｒｃｅ', ' salesforce' and 'Salesforce' are one
+  category, named by its NFKC spelling; the full-width spellings seen are kept as
+  ``aliases`` for the SQL export, which cannot normalise.
+
 The number format of a text column is detected from the whole column: a value that only one
 reading accepts decides it ("21.72", "1.234.567", "1.234,5"); when every value fits both
 readings ("4.061", "12.500") the column is *ambiguous*: it is read like the file's other
