@@ -541,7 +541,7 @@ def spelling_key(value: str) -> str:
 
 
 def normalize_categories(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Merge spellings of one category that differ only in case or spacing.
+    """Merge spellings of one category that differ only in case, spacing or width (NFKC).
 
     CRM exports type the same industry as "SaaS", "saas" and " SaaS"; left alone, each
     spelling is a category of its own, thinning the evidence and splitting criteria.
