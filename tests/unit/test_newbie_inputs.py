@@ -6,6 +6,8 @@ with characters the fonts lack, and one-line errors that name the fix.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -132,3 +134,48 @@ def test_an_empty_outcome_column_names_the_fix():
     assert ("outcome column 'nrr' is entirely empty; fill it in the export or remove it "
             "from columns.outcomes") in msg
     assert "'arr'" not in msg  # the other outcome is fine and not named
+
+
+# ----------------------------------------------------------------------------- output modes
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("name", ["scored.csv", "scored.parquet", "criteria.sql"])
+def test_outputs_get_the_umask_mode_not_owner_only(tmp_path, name):
+    """scored.csv and exported filters came out 0600 (mkstemp's mode): a team's group could
+    not read what `icpml score` / `icpml export --out` wrote; `open` would have given 0644."""
+    from icpml._io import atomic_write_text, write_table_stream
+
+    old = os.umask(0o027)
+    try:
+        import icpml._io as io_mod
+
+        io_mod._UMASK = 0o027
+        out = tmp_path / name
+        frame = pd.DataFrame({"account_id": ["007", "=1+1"], "fit_score": [0.5, 0.25]})
+        if name == "criteria.sql":
+            atomic_write_text(out, "WHERE TRUE\n")
+        else:
+            assert write_table_stream([frame], out) == 2
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640
+        # an existing output keeps the mode its owner gave it
+        out.chmod(0o604)
+        if name == "criteria.sql":
+            atomic_write_text(out, "WHERE FALSE\n")
+            assert out.read_text() == "WHERE FALSE\n"
+        else:
+            write_table_stream([frame], out)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o604
+    finally:
+        os.umask(old)
+        io_mod._UMASK = io_mod._umask()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_umask_is_read_without_changing_it():
+    from icpml._io import _umask
+
+    old = os.umask(0o077)
+    try:
+        assert _umask() == 0o077
+        assert os.umask(0o077) == 0o077  # still what it was
+    finally:
+        os.umask(old)
