@@ -179,3 +179,67 @@ def test_umask_is_read_without_changing_it():
         assert os.umask(0o077) == 0o077  # still what it was
     finally:
         os.umask(old)
+
+
+# ----------------------------------------------------------------------------- score: headers
+class _FakeScorer:
+    """What icpml score's column check reads from a scorer."""
+
+    id_column = "account_id"
+    input_columns = ["industry", "employees", "crm"]
+
+    class criteria:  # noqa: N801 - the attribute name of the real scorer
+        columns = ["employees", "crm"]
+        icp: list = []
+        anti_icp: list = []
+
+
+def _frames(df):
+    yield df
+
+
+@pytest.mark.parametrize("header", [
+    ["Account_ID", "industry", "CRM", "Employees "],
+    ["account_id", "industry", " crm", "EMPLOYEES"],
+])
+def test_score_names_headers_that_differ_only_in_case_or_spacing(header, caplog):
+    from icpml.cli import _ColumnCheck
+
+    chunk = pd.DataFrame({"industry": ["SaaS"]})  # the reader kept only the exact names
+    check = _ColumnCheck(_FakeScorer(), "prospects.csv", header=header)
+    icpml_log = logging.getLogger("icpml")  # the CLI's logger (it may not propagate to root)
+    icpml_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="icpml"):
+            assert list(check.first(_frames(chunk)))[0] is chunk
+    finally:
+        icpml_log.removeHandler(caplog.handler)
+    lines = list(dict.fromkeys(r.getMessage() for r in caplog.records if r.name == "icpml"))
+    assert len(lines) == 1
+    twins = {spelled.strip().casefold(): spelled for spelled in header}
+    for col in ("employees", "crm") + (("account_id",) if "Account_ID" in header else ()):
+        assert f"{twins[col]!r} to {col!r}" in lines[0]
+    assert "industry" not in lines[0].split("rename", 1)[1]  # present as written: not named
+
+
+def test_score_with_only_differently_cased_headers_is_one_error_naming_the_renames():
+    from icpml.cli import _ColumnCheck
+
+    header = ["ACCOUNT_ID", "INDUSTRY", "EMPLOYEES", "CRM"]
+    check = _ColumnCheck(_FakeScorer(), "prospects.csv", header=header)
+    with pytest.raises(DataError) as err:
+        check.first(_frames(pd.DataFrame({"account_id": []})))
+    msg = str(err.value)
+    assert "'INDUSTRY' to 'industry', 'EMPLOYEES' to 'employees', 'CRM' to 'crm'" in msg
+    assert "\n" not in msg
+
+
+def test_score_reads_every_header_name_of_csv_and_parquet(tmp_path):
+    from icpml.cli import _table_header
+
+    df = pd.DataFrame({"Account_ID": ["007"], "CRM": ["HubSpot"], "Größe": [3]})
+    df.to_csv(tmp_path / "p.csv", index=False, encoding="utf-8-sig")  # a BOM as Excel writes it
+    df.to_parquet(tmp_path / "p.parquet")
+    assert _table_header(tmp_path / "p.csv") == ["Account_ID", "CRM", "Größe"]
+    assert _table_header(tmp_path / "p.parquet") == ["Account_ID", "CRM", "Größe"]
+    assert _table_header(tmp_path / "absent.csv") is None
