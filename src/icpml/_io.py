@@ -62,6 +62,37 @@ def _sweep_stale(p: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    """The process umask (read without changing it where the OS tells it: Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (at import, before any thread writes)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def _publish_mode(tmp: str | os.PathLike[str], p: Path) -> None:
+    """Give the temporary file the mode the output should have before it is renamed into place.
+
+    ``mkstemp`` creates it readable by its owner only (0600), so every scored CSV and exported
+    filter came out unreadable for the team's group, unlike a file written with ``open``:
+    an existing output keeps its mode, a new one gets ``0666`` less the umask (0644 usually).
+    """
+    try:
+        mode = p.stat().st_mode & 0o777 if p.exists() else 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
+    except OSError:
+        pass  # a filesystem without modes (some network mounts): keep what it gave
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (creating parent folders)."""
     p = Path(path)
@@ -72,6 +103,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=_temp_prefix(p), suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        _publish_mode(tmp, p)
         os.replace(tmp, p)
     except BaseException as err:
         if tmp is not None:
@@ -225,6 +257,7 @@ def write_table_stream(frames: Iterable[pd.DataFrame], path: str | os.PathLike[s
                     rows += len(df)
         else:
             rows = _write_parquet(frames, tmp)
+        _publish_mode(tmp, p)
         os.replace(tmp, p)
     except BaseException as err:
         if tmp is not None:

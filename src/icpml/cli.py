@@ -400,7 +400,7 @@ def score(
     needed = [scorer.id_column, *scorer.label_columns, *scorer.input_columns]
     source = str(data) if data is not None else "the query"
     batches = prefetch(iter_accounts(data, rows, needed, text=scorer.text_columns) if data is not None else iter_query(query, rows))
-    check = _ColumnCheck(scorer, source)
+    check = _ColumnCheck(scorer, source, header=_table_header(data) if data is not None else None)
     batches = check.first(batches)  # exit 3 before any output when no model column is there
     counts = dict.fromkeys(TIERS, 0)
 
@@ -476,16 +476,48 @@ def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, rea
     _State.exit_now = True
 
 
+def _table_header(path: Path) -> list[str] | None:
+    """Every column name of a CSV or Parquet table (None when it cannot be read: the reader
+    then says why)."""
+    try:
+        p = Path(path).expanduser()
+        if "".join(p.suffixes).lower().endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(p).names)
+        import pandas as pd
+
+        return [str(c) for c in pd.read_csv(p, nrows=0).columns]
+    except Exception:  # noqa: BLE001 - best effort: iter_accounts reports unreadable files
+        return None
+
+
 class _ColumnCheck:
     """What a prospect table lacks for the model: no model column at all is an error (exit 3);
     a criterion column that is absent or never filled gets a warning saying which tiers it
     costs (an ICP criterion that cannot hold leaves no account in Tier 1)."""
 
-    def __init__(self, scorer, source: str):
+    def __init__(self, scorer, source: str, header: list[str] | None = None):
         self.scorer, self.source = scorer, source
+        self.header = header  # the table's every column (the chunks hold only the model's)
         self.present: list[str] = []
         self.filled: set[str] = set()
         self.criteria_columns = scorer.criteria.columns
+
+    def near_names(self, names) -> dict[str, str]:
+        """The model's columns (and id) the table lacks but holds up to case and spacing
+        ('CRM' for 'crm', 'Account_ID ' for 'account_id'): model name -> table name."""
+        from icpml.data import spelling_key
+
+        names = [str(n) for n in names]
+        by_key = {spelling_key(n): n for n in reversed(names)}  # the first one written
+        have = set(names)
+        out = {}
+        for c in [self.scorer.id_column, *self.scorer.input_columns]:
+            twin = by_key.get(spelling_key(c))
+            if c not in have and twin is not None:
+                out[c] = twin
+        return out
 
     def first(self, batches):
         from icpml.errors import DataError
@@ -494,15 +526,22 @@ class _ColumnCheck:
         head = next(it, None)
         cols = set(head.columns) if head is not None else set()
         self.present = [c for c in self.scorer.input_columns if c in cols]
+        near = self.near_names(self.header if self.header is not None else cols)
+        renames = ", ".join(f"{t!r} to {c!r}" for c, t in near.items())
         if not self.present:
             close = getattr(batches, "close", None)
             if close is not None:  # stop the reader thread
                 close()
             want = self.scorer.input_columns
             shown = ", ".join(want[:8]) + (f" and {len(want) - 8} more" if len(want) > 8 else "")
+            fix = (f"rename {renames} (the names differ only in case or spacing)" if near else
+                   "check the headers, or --model / --config")
             raise DataError(f"none of the model's columns is in the table ({shown}); every "
-                            "account would be scored on unknowns: check the headers, or "
-                            "--model / --config", self.source)
+                            f"account would be scored on unknowns: {fix}", self.source)
+        if near:
+            log.warning("%s: column name(s) %s differ from the model's only in case or "
+                        "spacing, so those columns are scored as missing: rename %s",
+                        self.source, ", ".join(repr(t) for t in near.values()), renames)
 
         def chain():
             if head is not None:

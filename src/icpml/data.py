@@ -844,7 +844,8 @@ def _type_outcomes(base: pd.DataFrame, typed: pd.DataFrame, found: dict, cfg: Co
                 "it must hold numbers (ARR, NRR, NPS...) or yes/no"
             )
         elif num.isna().all():
-            problems.append(f"outcome column '{m.column}' is entirely empty")
+            problems.append(f"outcome column '{m.column}' is entirely empty; fill it in the "
+                            "export or remove it from columns.outcomes")
         elif num.nunique() < 2:
             problems.append(
                 f"outcome column '{m.column}' has the same value ({_clip(num.dropna().iloc[0])}) "
@@ -870,8 +871,9 @@ def _type_churn(raw: pd.Series, name: str, out: pd.DataFrame) -> list[str]:
     if b.isna().any():
         return [f"churn column '{name}' has {int(b.isna().sum())} empty value(s); fill them"]
     if b.nunique() < 2:
-        return [f"churn column '{name}' has a single value; a churn model needs both churned "
-                "and retained accounts"]
+        return [f"churn column '{name}' has a single value ({_clip(b.dropna().iloc[0])} for "
+                "every account); a churn model needs both churned and retained accounts: "
+                "fix the export, or remove columns.churn to run without a churn model"]
     return []
 
 

@@ -27,8 +27,12 @@ _SECRET_WORDS = (r"password|passwd|pwd|secret|token|key|access_key|api_?key|apik
 _CAMEL_SECRET = (r"(?-i:[A-Za-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*?"
                  r"(?:Password|Passwd|Pwd|Secret|Token|Key|Credentials?|Auth|Signature|Sig)"
                  r"(?:[A-Z][a-z0-9]*)*)")
-_SECRET_NAME = (rf"(?:(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_WORDS})(?:[_.-][A-Za-z0-9]+)*"
-                rf"|{_CAMEL_SECRET})")
+# the unmistakable words also glued to a prefix in one case, as libpq, env vars and many SDKs
+# write them: sslpassword, PGPASSWORD, dbpassword, clientsecret, apitoken, accesstoken
+# ("key", "auth", "sig" are not: hotkey, oauth, design are not secrets)
+_GLUED_WORDS = r"password|passwd|pwd|secret|token"
+_SECRET_NAME = (rf"(?:(?:[A-Za-z0-9]+[_.-])*(?:[A-Za-z0-9]*?(?:{_GLUED_WORDS})|{_SECRET_WORDS})"
+                rf"(?:[_.-][A-Za-z0-9]+)*|{_CAMEL_SECRET})")
 _SECRET_NAME_RE = re.compile(rf"(?i){_SECRET_NAME}")
 # the value of a setting: quoted (with its escapes) or bare up to a delimiter
 _QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\""
@@ -92,7 +96,8 @@ def redact(text: object) -> str:
       ``postgresql://alice:p@ss@db/x`` -> ``postgresql://***@db/x``;
     * the value of any setting named password, passwd, pwd, secret, token, key,
       access_key, api_key, credentials, auth (alone or as part of a name such as
-      ``s3_secret_access_key``), written ``name=value``, ``name = 'value'``,
+      ``s3_secret_access_key``; password, passwd, pwd, secret and token also glued to a
+      prefix: ``sslpassword``, ``PGPASSWORD``, ``clientsecret``, ``apitoken``), written ``name=value``, ``name = 'value'``,
       ``"name": "value"`` (JSON stays valid JSON), ``name: value`` or as a URL
       query parameter (``?token=x&page=2`` -> ``?token=***&page=2``);
     * quoted values after such a name and a space (DuckDB ``SECRET 'x'``,

@@ -31,8 +31,12 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import math
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +55,8 @@ if TYPE_CHECKING:
     from icpml.pipeline import Discovery
 
 __all__ = ["write_report", "render_html", "render_markdown", "report_context"]
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -161,6 +167,10 @@ def _md_escape(value):
 _MD_ENV = _ENV.overlay(finalize=_md_escape)
 
 
+#: matplotlib's "Glyph 24467 (\\N{CJK UNIFIED IDEOGRAPH-5F93}) missing from font(s) DejaVu Sans."
+_MISSING_GLYPH = re.compile(r"Glyph \d+ \((?P<char>.*?)\) missing from font")
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -168,8 +178,49 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+@contextmanager
+def _one_font_warning() -> Iterator[None]:
+    """Characters the installed fonts lack (column names or values in CJK, Arabic, emoji...)
+    draw as boxes in the figures; matplotlib warns once per character and figure, each with
+    a source line, which buried the run's output. They are collected into one logged warning;
+    any other warning passes through unchanged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    missing: list[str] = []
+    for w in caught:
+        m = _MISSING_GLYPH.search(str(w.message))
+        if m is None:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        elif _glyph(m["char"]) not in missing:
+            missing.append(_glyph(m["char"]))
+    if missing:
+        log.warning("the report's figures draw %d character(s) the installed fonts lack as "
+                    "boxes (%s); the report's text and tables show them (install a font that "
+                    "has them, e.g. Noto Sans CJK, for the figures)", len(missing),
+                    "".join(missing[:8]))
+
+
+def _glyph(name: str) -> str:
+    r"""``\N{CJK UNIFIED IDEOGRAPH-5F93}`` -> the character; anything else as it is."""
+    import unicodedata
+
+    if name.startswith("\\N{") and name.endswith("}"):
+        try:
+            return unicodedata.lookup(name[3:-1])
+        except KeyError:
+            return name
+    return name
+
+
 def _figures(res: Discovery) -> dict[str, bytes]:
-    """Render every figure once (PNG bytes by file name)."""
+    """Render every figure once (PNG bytes by file name); characters no installed font has
+    are named in one logged warning (see :func:`_one_font_warning`)."""
+    with _one_font_warning():
+        return _render_figures(res)
+
+
+def _render_figures(res: Discovery) -> dict[str, bytes]:
     figs = {"shap_fit.png": _png(plots.shap_summary(res.fit_explanation))}
     if res.churn_explanation is not None:
         figs["shap_churn.png"] = _png(plots.shap_summary(res.churn_explanation, target="churn",
