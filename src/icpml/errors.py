@@ -34,17 +34,21 @@ _GLUED_WORDS = r"password|passwd|pwd|secret|token"
 _SECRET_NAME = (rf"(?:(?:[A-Za-z0-9]+[_.-])*(?:[A-Za-z0-9]*?(?:{_GLUED_WORDS})|{_SECRET_WORDS})"
                 rf"(?:[_.-][A-Za-z0-9]+)*|{_CAMEL_SECRET})")
 _SECRET_NAME_RE = re.compile(rf"(?i){_SECRET_NAME}")
+# a name starts after no letter/digit and not inside a dotted/underscored chain ("a_b_c"):
+# a match tried at every '_' of a long chain rescanned it each time (quadratic; 10k chars
+# took 17 s); "--password" still starts at "password"
+_NAME_START = r"(?<![A-Za-z0-9])(?<![A-Za-z0-9][_.-])"
 # the value of a setting: quoted (with its escapes) or bare up to a delimiter
 _QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\""
 _BARE = r"[^\s'\",;&(){}\[\]]+"
 # ``name=value``, ``name = 'value'``, ``"name": "value"``, ``'name': 'value'``, ``name: value``,
 # ``?token=value&...``: the name may be quoted; the value keeps its quotes, its content is hidden.
 _SETTING = re.compile(
-    rf"(?i)(?P<name>(?<![A-Za-z0-9])(?P<q>[\"']?){_SECRET_NAME}(?P=q)\s*[=:]\s*)"
+    rf"(?i)(?P<name>{_NAME_START}(?P<q>[\"']?){_SECRET_NAME}(?P=q)\s*[=:]\s*)"
     rf"(?!(?:bearer|basic)\s)(?P<value>{_QUOTED}|{_BARE})")
 # DuckDB ``CREATE SECRET (TYPE s3, KEY_ID 'x', SECRET 'y')`` and similar ``NAME 'value'`` pairs:
 # only a quoted value, so prose such as "secret sauce" stays as it is
-_SPACED = re.compile(rf"(?i)(?P<name>(?<![A-Za-z0-9])(?:{_SECRET_NAME}|key_id)\s+)(?P<value>{_QUOTED})")
+_SPACED = re.compile(rf"(?i)(?P<name>{_NAME_START}(?:{_SECRET_NAME}|key_id)\s+)(?P<value>{_QUOTED})")
 _BEARER = re.compile(r"(?i)(?P<name>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})")
 # ``scheme://userinfo@host``: the userinfo runs to the LAST '@' before the URI ends (whitespace,
 # a quote or a bracket), as urllib and requests read ``http://alice:p@ss@host``; user and password

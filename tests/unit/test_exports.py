@@ -501,3 +501,30 @@ def test_export_dialects_on_the_command_line(tmp_path):
     again = CriteriaSet.from_dict(json.loads(runner.invoke(app, ["export", "--criteria", str(crit),
                                                                   "--format", "json"]).output))
     assert again.schema == cs.schema
+
+
+def test_pandas_export_parses_numbers_stored_as_text_like_the_sql():
+    """A numeric column pd.read_csv reads as text ('N/A', '-' cells) is parsed, not compared as str.
+
+    Newcomer report: df.query(icp) raised "Invalid comparison between dtype=str and int" where
+    icpml score and the SQL agreed; without a number format the pandas filter now casts what looks
+    like a number and leaves the rest NaN, as the SQL's cast does.
+    """
+    cs = CriteriaSet(icp=[Criterion("icp", "employees", "between", low=50, high=600)],
+                     anti_icp=[Criterion("anti_icp", "employees", "<", high=10)])
+    raw = pd.read_csv(io.StringIO("employees\n120\nN/A\n-\n5\n700\n 300 \n"))
+    assert raw["employees"].dtype != float  # read as text, as a user's file would be
+    want = {"icp": [0, 5], "anti_icp": [3]}
+    for side, rows in want.items():
+        assert _pandas_rows(cs.to_pandas()[side], raw) == rows
+        assert _pandas_rows(cs.to_pandas(code=True)[side], raw, code=True) == rows
+    assert cs.icp_mask(raw).tolist() == [True, False, False, False, False, True]
+
+
+def test_pandas_anti_mask_without_exclusions_is_a_series():
+    """anti_icp_mask(df) with no exclusion is a boolean Series on df's index, like icp_mask(df)."""
+    cs = CriteriaSet(icp=[Criterion("icp", "employees", ">=", low=50)], anti_icp=[])
+    df = pd.DataFrame({"employees": [10, 100]}, index=[7, 9])
+    out = eval(cs.to_pandas(code=True)["anti_icp"], {"df": df})  # noqa: S307
+    assert isinstance(out, pd.Series)
+    assert out.index.tolist() == [7, 9] and out.tolist() == [False, False]

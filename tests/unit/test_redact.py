@@ -178,6 +178,8 @@ def test_case_token_never_stored_in_params_or_config(case_dir, monkeypatch):
     "aB" * 10_000,                      # camel-like runs
     "X" * 20_000 + "=1",
     ("ab" * 50 + "_") * 200,            # separator-joined parts
+    "x_" * 5_000,                       # short separator-joined parts (17 s before the fix)
+    "a." * 5_000 + "=1",
     "accessToken" * 2_000,
 ])
 def test_redaction_takes_linear_time_on_long_text(text):

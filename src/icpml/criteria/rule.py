@@ -339,8 +339,9 @@ class _PandasOps:
                 '.str.casefold()')
 
     def num(self, col: str, fmt: dict | None) -> str:
-        if fmt is None:
-            return self.col(col)
+        # without a number format the text is still parsed like the SQL's cast: a cell that
+        # does not look like a number ('N/A', '-') is NaN, never a TypeError on a str column
+        fmt = fmt or {"currency": False, "percent": False, "thousands": "", "decimal": "."}
         marks = [*(_CURRENCY_MARKS if fmt["currency"] else ()), *(("%",) if fmt["percent"] else ())]
         if fmt["thousands"]:
             marks.append(fmt["thousands"])
@@ -394,7 +395,8 @@ class _PandasOps:
     none_of = not_
 
     def false(self) -> str:
-        return "(df.index != df.index)" if self.code else "(index != index)"
+        # code: an empty disjunction, a boolean Series on df's index (not an ndarray)
+        return "df.iloc[:, :0].any(axis=1)" if self.code else "(index != index)"
 
 
 # ----------------------------------------------------------------------------- criterion
