@@ -394,7 +394,7 @@ def score(
         log.warning("--model %s is not the model of config '%s' (%s): scoring with %s as asked",
                     model, cfg.name, cfg.tracking.fit_model_name, ref.name)
     scorer = tracking.load_scorer(ref, cfg)
-    log.info("model: %s", ref.describe())  # which model scored, for the job log; --quiet hides it
+    log.info("model: %s", ref.describe())  # which model scored; the last line repeats it under --quiet
     rows = scorer.chunk_size
     # read, score and write overlap: each stage runs in its own thread, a chunk or two ahead
     needed = [scorer.id_column, *scorer.label_columns, *scorer.input_columns]
@@ -421,7 +421,8 @@ def score(
     # data issues were logged once by the scorer as a warning (shown even with --quiet)
     dt = time.perf_counter() - t0
     _out(f"scored {n} accounts in {dt:.1f}s ({n / max(dt, 1e-9):,.0f} rows/s)")
-    _out(f"scored:    {out}", always=True)
+    # a --quiet job's log still says which model version scored these rows
+    _out(f"scored:    {out} (model {ref.describe()})", always=True)
     _State.exit_now = True
 
 

@@ -14,6 +14,7 @@ Case ``score-ignores-config-model`` (from ../shared/cases) plus inputs generated
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -126,11 +127,15 @@ def test_score_with_a_config_never_discovered_names_what_the_store_holds(case, t
     assert not out.exists()
 
 
-def test_model_line_is_hidden_by_quiet(case, tmp_path):
+def test_quiet_score_still_names_the_model_version(case, tmp_path):
+    """--quiet drops the info lines, but the one output line says which model version scored
+    (a scheduled job's log must tell which model its rows came from)."""
     result = runner.invoke(app, ["--quiet", "score", "-c", "b_industry.yaml", "--data",
                                  "accounts.csv", "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 0, result.output
-    assert "model:" not in result.output and "scored:" in result.output
+    assert "model:" not in result.output
+    scored = [line for line in result.output.splitlines() if line.startswith("scored:")]
+    assert len(scored) == 1 and re.search(r"\(model models:/\S+ \(version \d+", scored[0]), scored
 
 
 def test_no_usable_column_is_exit_3_without_output(case, tmp_path):
