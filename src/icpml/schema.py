@@ -129,6 +129,10 @@ class ColumnSchema:
         Numeric: the values of a code column (see :func:`numeric_codes`); empty for
         a measure. Criteria on a code are value sets; cells are still read as numbers, so
         ``2``, ``2.0`` and ``"2"`` are one value.
+    integer : bool, default False
+        Numeric: every value at discovery was a whole number. A later text cell such as
+        "1.234" (a thousands dot, or a decimal?) is then flagged ``ambiguous number``
+        (read as the schema says, 1.234, and named in the scoring warning).
     aliases : dict of str to str
         Categorical: spellings seen at discovery that SQL's ``LOWER(TRIM(...))`` cannot
         fold onto their category (full-width "Ｓａｌｅｓｆｏｒｃｅ", "STRASSE" for "Straße")
@@ -146,6 +150,7 @@ class ColumnSchema:
     fold: str = "spelling_key"
     codes: tuple[int, ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict, hash=False)
+    integer: bool = False
 
     def to_dict(self) -> dict:
         """The column's reading as JSON-able data.
@@ -158,6 +163,7 @@ class ColumnSchema:
         if self.kind == "numeric":
             out = {"kind": "numeric", "thousands": self.thousands, "decimal": self.decimal,
                    "currency": self.currency, "percent": self.percent}
+            out |= {"integer": True} if self.integer else {}
             return out | ({"codes": [int(v) for v in self.codes]} if self.codes else {})
         if self.kind == "boolean":
             return {"kind": "boolean", "true": list(self.true), "false": list(self.false)}
@@ -192,7 +198,7 @@ class ColumnSchema:
                    false=tuple(d.get("false", FALSE_SPELLINGS if kind == "boolean" else ())),
                    categories=tuple(d.get("categories", ())), fold=d.get("fold", "spelling_key"),
                    codes=tuple(int(v) for v in d.get("codes", ())),
-                   aliases=dict(d.get("aliases") or {}))
+                   aliases=dict(d.get("aliases") or {}), integer=bool(d.get("integer", False)))
 
 
 @dataclass
@@ -300,8 +306,9 @@ class CellIssues:
     column : str
         The column.
     kind : str
-        ``not a number``, ``infinite``, ``not yes/no`` or ``unseen`` (an unseen category keeps
-        its text and is not missing).
+        ``not a number``, ``infinite``, ``not yes/no``, ``unseen`` (an unseen category keeps
+        its text and is not missing) or ``ambiguous number`` ("1.234" in a column of whole
+        numbers: read as the schema says, but it may mean 1234).
     rows : numpy.ndarray of bool
         Which rows of the table (by position).
     values : pandas.Series
@@ -380,6 +387,19 @@ def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
     num = pd.to_numeric(u, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     out[todo] = np.where(neg, -num, num)
     return out
+
+
+def _ambiguous_grouping(s: pd.Series, spec: ColumnSchema) -> np.ndarray:
+    """Text cells like "1.234" in a column of whole numbers read with decimal "." and no grouping.
+
+    The schema reads them as 1.234; a European file means 1234. Which one cannot be told
+    from the cell, so they are flagged (``ambiguous number``), never silently read.
+    """
+    if not spec.integer or spec.decimal != "." or spec.thousands is not None or not _is_text(s):
+        return np.zeros(len(s), bool)
+    text = s.astype("string").str.strip()
+    # one dot, three digits after it ("1.234.567" is no decimal: it is "not a number")
+    return text.str.fullmatch(r"[+-]?\d{1,3}\.\d{3}").fillna(False).to_numpy(bool)
 
 
 def _numbers(s: pd.Series, spec: ColumnSchema) -> tuple[np.ndarray, np.ndarray]:
@@ -534,6 +554,9 @@ def coerce(df: pd.DataFrame, schema: Schema, *, columns: Iterable[str] | None = 
             num, bad = _numbers(s, spec)
             if bad.any():
                 issues.append(CellIssues(c, "not a number", bad, s[bad]))
+            odd = _ambiguous_grouping(s, spec)
+            if odd.any():
+                issues.append(CellIssues(c, "ambiguous number", odd, s[odd]))
             inf = np.isinf(num)
             if inf.any():
                 issues.append(CellIssues(c, "infinite", inf, s[inf]))
@@ -693,8 +716,12 @@ def learn_schema(df: pd.DataFrame, cfg, *, columns: Iterable[str] | None = None)
     for c, ev in evidence.items():
         specs[c] = _number_spec(c, ev, declared.get(c, declared.get("*")), convention, warnings)
     for c, spec in specs.items():  # numeric codes (Channel 1/2): criteria name values
-        if spec.kind == "numeric" and c not in outcomes:
-            codes = numeric_codes(_numbers(df[c], spec)[0])
+        if spec.kind == "numeric":
+            num = _numbers(df[c], spec)[0]
+            finite = num[np.isfinite(num)]
+            if len(finite) and bool(np.all(finite == np.round(finite))):
+                spec = specs[c] = replace(spec, integer=True)
+            codes = numeric_codes(num) if c not in outcomes else ()
             if codes:
                 specs[c] = replace(spec, codes=codes)
     ordered = {c: specs[c] for c in dict.fromkeys(columns) if c in specs}

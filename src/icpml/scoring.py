@@ -287,6 +287,8 @@ class DataIssue:
             "not yes/no": f"{c} {_shown(value)} is not yes/no: scored as unknown",
             "not a number": f"{c} {_shown(value)} is not a number: scored as unknown",
             "infinite": f"{c} is infinite: scored as unknown",
+            "ambiguous number": f"{c} {_shown(value)} read with '.' as the decimal point "
+                                "(whole numbers at discovery: a thousands dot?)",
             "unseen": f"{c} {_shown(value)} never seen in the discovery data: scored as a rare category",
         }[self.kind]
 
@@ -300,6 +302,9 @@ class _IssueTally:
         "not yes/no": "column '{c}': {n} value(s) not yes/no scored as unknown{eg}",
         "not a number": "column '{c}': {n} non-numeric value(s) scored as unknown{eg}",
         "infinite": "column '{c}': {n} infinite value(s) scored as unknown",
+        "ambiguous number": "column '{c}': {n} value(s){eg} read with '.' as the decimal point, "
+                            "though discovery saw only whole numbers; if '.' groups thousands "
+                            "in this file, write them without it (1234), as the discovery data does",
         "unseen": "column '{c}': {n} value(s) never seen in the discovery data{eg}; "
                   "scored as a rare category",
     }

@@ -41,12 +41,14 @@ def test_to_dict_is_exactly_the_contract_and_round_trips():
     schema = learn_schema(df, _cfg(["emp", "rev", "sso", "ind"]))
     d = schema.to_dict()
     assert d == {"version": 1, "columns": {
-        "emp": {"kind": "numeric", "thousands": ",", "decimal": ".", "currency": False, "percent": False},
+        "emp": {"kind": "numeric", "thousands": ",", "decimal": ".", "currency": False, "percent": False,
+                "integer": True},
         "rev": {"kind": "numeric", "thousands": ",", "decimal": ".", "currency": True, "percent": False},
         "sso": {"kind": "boolean", "true": ["1", "1.0", "t", "true", "y", "yes"],
                 "false": ["0", "0.0", "f", "false", "n", "no"]},
         "ind": {"kind": "categorical", "categories": ["FinTech", "SaaS"], "fold": "spelling_key"},
-        "arr": {"kind": "numeric", "thousands": None, "decimal": ".", "currency": False, "percent": False},
+        "arr": {"kind": "numeric", "thousands": None, "decimal": ".", "currency": False, "percent": False,
+                "integer": True},
     }}
     assert Schema.from_dict(json.loads(json.dumps(d))) == schema
     assert Schema.from_dict({}) == Schema() and Schema.from_dict(None).columns == {}
@@ -293,3 +295,38 @@ def test_null_words_are_missing_in_numbers_and_flags_but_values_in_categories(tm
     assert issue_table(issues).empty
     streamed = next(iter_accounts(src, 2, text=["id"]))  # scoring's read: the same values
     assert streamed["region"].tolist() == ["NA", "EMEA"] and streamed["erp"].tolist() == ["None", "SAP"]
+
+
+@pytest.mark.parametrize("cell", ["1.234", "12.500", "-3.000"])
+def test_a_thousands_dot_in_a_column_of_whole_numbers_is_flagged_not_silently_read(cell):
+    """Discovery saw whole numbers (no grouping); a prospect's "1.234" may be 1234 (a European
+    file) or 1.234: it is read as the schema says and flagged, the other cells are not."""
+    train = _text({"id": list("abcd"), "employees": ["120", "1500", "80", "42"], "arr": list("1234")})
+    schema = learn_schema(train, _cfg(["employees"]))
+    assert schema.columns["employees"].integer and schema.columns["employees"].thousands is None
+    prospects = _text({"id": ["p", "q", "r"], "employees": [cell, "75", "2.5"]})
+    X, issues = coerce(prospects, schema, columns=["employees"])
+    assert X["employees"].tolist()[1:] == [75.0, 2.5]
+    (issue,) = issues
+    assert (issue.column, issue.kind, issue.rows.tolist()) == ("employees", "ambiguous number",
+                                                                [True, False, False])
+    # a column with decimals at discovery, or a declared grouping: nothing to flag
+    dec = learn_schema(_text({"id": list("ab"), "employees": ["1.5", "2"], "arr": ["1", "2"]}),
+                       _cfg(["employees"]))
+    assert not dec.columns["employees"].integer
+    assert coerce(prospects, dec, columns=["employees"])[1] == []
+    # two dots cannot be a decimal: that cell is unreadable, not ambiguous
+    many = coerce(_text({"id": ["p"], "employees": ["1.234.567"]}), schema, columns=["employees"])[1]
+    assert [i.kind for i in many] == ["not a number"]
+
+
+def test_the_scoring_warning_and_row_words_name_an_ambiguous_number():
+    from icpml.scoring import DataIssue, _IssueTally
+
+    issue = DataIssue("employees", "ambiguous number", np.array([True, False]),
+                      pd.Series(["1.234"], index=[0]))
+    tally = _IssueTally()
+    tally.add([issue], 2)
+    msg = tally.message()
+    assert msg.startswith("column 'employees': 1 value(s) (e.g. '1.234') read with '.' as the decimal point")
+    assert "1234" in msg and "employees '1.234' read with '.'" in issue.words("1.234")
