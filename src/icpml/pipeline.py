@@ -47,7 +47,13 @@ from icpml.models import TrainedModel, train_model
 from icpml.provenance import library_versions
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import TIER_DEFINITIONS, Scorer, assign_tiers, tier_summary
-from icpml.stability import criteria_stability, fidelity, in_worker, start_stability
+from icpml.stability import (
+    criteria_stability,
+    fidelity,
+    in_worker,
+    start_stability,
+    warm_workers,
+)
 
 __all__ = ["discover", "Discovery"]
 
@@ -532,6 +538,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
     stages = _Stages(progress, total=N_STAGES)
     with stages.stage("load"):
         df, kinds, schema, fingerprint, source, warnings = _load(cfg, accounts, source)
+    warm_workers(len(df), cfg)  # a large table's refit workers import while cohorts / screen run
     with stages.stage("cohorts"):
         score, cohorts, contrast = _cohorts(df, cfg, kinds, source, warnings)
     with stages.stage("screen"):
