@@ -4,6 +4,9 @@ Usage::
 
     python benchmarks/discovery/run.py --quick   # 10,000 and 100,000 customers, ~5 min
     python benchmarks/discovery/run.py           # and 1,000,000, ~25 min
+    python benchmarks/discovery/run.py --quick --compare /tmp/main-src   # + the icpml of that
+        # source folder (e.g. ``git archive main src | tar -x -C /tmp/main-src --strip-components 1``)
+        # at each size, in the same run: before / after under the same load
 
 What it measures, for each size:
 
@@ -26,6 +29,8 @@ What it measures, for each size:
 * **quality**: the ICP / anti-ICP criteria icpml reports (``criteria.json``) at each
   size, their stability shares, and whether they are the planted ones.
 
+The source folders are byte-compiled first (as ``pip install`` does; with
+``PYTHONDONTWRITEBYTECODE`` set every run and worker would compile icpml again).
 The growth curve is printed (seconds per 1,000 customers at each size). Writes
 ``benchmarks/discovery/results/{quick,latest}.{md,json}``. Needs the peers:
 ``pip install --no-deps -r benchmarks/criteria/requirements.txt``.

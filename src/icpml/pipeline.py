@@ -43,7 +43,7 @@ from icpml.data import (
 from icpml.errors import ConfigError, DataError
 from icpml.explain import GroupedShap, explain
 from icpml.features import ColumnScreen, screen_columns
-from icpml.models import TrainedModel, train_model
+from icpml.models import TrainedModel, blas_threads, train_model
 from icpml.provenance import library_versions
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import TIER_DEFINITIONS, Scorer, assign_tiers, tier_summary
@@ -535,6 +535,13 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
     if cfg.columns.product:  # one ICP per product line: products.discover_products runs this per line
         raise ConfigError(f"columns.product ('{cfg.columns.product}') gives one ICP per product "
                           "line: run icpml products (Python: icpml.products.discover_products)")
+    with blas_threads():  # numpy's BLAS threads only spin on these small products
+        return _discover(cfg, accounts, progress, source)
+
+
+def _discover(cfg: Config, accounts: pd.DataFrame | None,
+              progress: Callable[[str, int, int], None] | None, source: str | None) -> Discovery:
+    """:func:`discover`'s stages, in order."""
     stages = _Stages(progress, total=N_STAGES)
     with stages.stage("load"):
         df, kinds, schema, fingerprint, source, warnings = _load(cfg, accounts, source)

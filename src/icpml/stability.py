@@ -64,7 +64,7 @@ from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
-from icpml.models import TrainedModel, make_model, openmp_threads
+from icpml.models import TrainedModel, blas_threads, make_model, openmp_threads
 
 __all__ = ["criteria_stability", "start_stability", "warm_workers", "criteria_match", "fidelity",
            "TIER_ORDER"]
@@ -223,7 +223,8 @@ def _refit(boot: pd.DataFrame, boot_cohort: pd.Series, boot_churn: np.ndarray | 
 def _executor(jobs: int):
     from joblib.externals.loky import get_reusable_executor
 
-    return get_reusable_executor(max_workers=jobs, timeout=60)
+    # each worker limits its BLAS threads once, as discover does (:func:`blas_threads`)
+    return get_reusable_executor(max_workers=jobs, timeout=60, initializer=blas_threads)
 
 
 def _warm() -> int:
