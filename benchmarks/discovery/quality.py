@@ -6,8 +6,9 @@ Usage::
     python benchmarks/discovery/quality.py --n 20000  # smaller tables
 
 For each scenario ``discover()`` runs twice in this process on the same table: once with
-the settings before the speed work (``full``: each stability refit proposes from SHAP
-values on up to 2,500 of its drawn rows) and once with the current defaults (``fast``).
+the settings before the speed work (``full``: :data:`FULL`, e.g. each stability refit
+proposes from SHAP values on up to 2,500 of its drawn rows) and once with the current
+defaults (``fast``).
 It prints, for each: the ICP / anti-ICP criteria, the verdict (``icp_found``,
 ``tentative``), the stability shares, CPU seconds, and the F1 of the ICP segment
 (``icp_mask``: inclusions and no exclusion) against the planted ICP on the held-out rows.
@@ -33,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "benchmarks" / "criteria"))
 
-#: what ``full`` restores (the value before the speed work)
-FULL = {"MAX_REFIT_SHAP_ROWS": 2_500}
+#: what ``full`` restores (the values before the speed work), module -> name -> value
+FULL = {"icpml.stability": {"MAX_REFIT_SHAP_ROWS": 2_500, "MAX_REFIT_ROWS": 5_000}}
 
 
 def _f1(pred: np.ndarray, true: np.ndarray) -> float:
@@ -86,15 +87,17 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("icpml").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
-    from icpml import stability
+    import importlib
 
-    fast = {k: getattr(stability, k) for k in FULL}
+    mods = {m: importlib.import_module(m) for m in FULL}
+    fast = {m: {k: getattr(mods[m], k) for k in names} for m, names in FULL.items()}
     rows = []
     for name, cfg, df, truth in scenarios(args.n, args.seeds):
         out = {"scenario": name, "n": len(df)}
         for label, values in (("full", FULL), ("fast", fast)):
-            for k, v in values.items():
-                setattr(stability, k, v)
+            for m, names in values.items():
+                for k, v in names.items():
+                    setattr(mods[m], k, v)
             out[label] = run(cfg, df, truth)
             print(f"{name} [{label}]: {out[label]}", flush=True)
         f, q = out["full"], out["fast"]
