@@ -4,6 +4,9 @@ Usage::
 
     python benchmarks/discovery/run.py --quick   # 10,000 and 100,000 customers, ~5 min
     python benchmarks/discovery/run.py           # and 1,000,000, ~25 min
+    python benchmarks/discovery/run.py --quick --compare /tmp/main-src   # + the icpml of that
+        # source folder (e.g. ``git archive main src | tar -x -C /tmp/main-src --strip-components 1``)
+        # at each size, in the same run: before / after under the same load
 
 What it measures, for each size:
 
@@ -26,6 +29,8 @@ What it measures, for each size:
 * **quality**: the ICP / anti-ICP criteria icpml reports (``criteria.json``) at each
   size, their stability shares, and whether they are the planted ones.
 
+The source folders are byte-compiled first (as ``pip install`` does; with
+``PYTHONDONTWRITEBYTECODE`` set every run and worker would compile icpml again).
 The growth curve is printed (seconds per 1,000 customers at each size). Writes
 ``benchmarks/discovery/results/{quick,latest}.{md,json}``. Needs the peers:
 ``pip install --no-deps -r benchmarks/criteria/requirements.txt``.
@@ -130,9 +135,17 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_icpml(folder: Path) -> dict:
-    """``icpml discover`` in ``folder``: wall seconds, stage seconds, peak RSS, criteria."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+def compile_source(src: Path) -> None:
+    """Byte-compile ``src`` once, as ``pip install`` does: otherwise, with
+    ``PYTHONDONTWRITEBYTECODE`` set, every run (and every worker process) compiles icpml again."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def run_icpml(folder: Path, src: Path = REPO / "src") -> dict:
+    """``icpml discover`` in ``folder`` with the icpml of ``src``: wall seconds, stage seconds,
+    peak RSS, criteria."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
     cmd = [sys.executable, "-m", "icpml", "discover", "--config", "config.yaml"]
     cpu0 = _children_cpu()
     t0 = time.perf_counter()
@@ -254,6 +267,29 @@ def markdown(res: dict) -> str:
     for r in res["runs"]:
         lines.append(f"| {r['n']:,} | " + " | ".join(
             f"{r['icpml']['stages'].get(k, float('nan')):.1f}" for k in names) + " |")
+    if any("compare" in r for r in res["runs"]):
+        lines += ["", "Same-run before / after (icpml from the `--compare` source, then this tree's; "
+                  "ratios to pysubgroup's CPU seconds in the same run):", "",
+                  "| customers | before s | before CPU s | before / pysubgroup (CPU) | after s "
+                  "| after CPU s | after / pysubgroup (CPU) | after / before (CPU) |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in res["runs"]:
+            if "compare" not in r:
+                continue
+            b, a = r["compare"], r["icpml"]
+            pc = (r.get("pysubgroup") or {}).get("cpu_seconds")
+            rb = f"{b['cpu_seconds'] / pc:.2f}x" if pc else "n/a"
+            ra = f"{a['cpu_seconds'] / pc:.2f}x" if pc else "n/a"
+            lines.append(f"| {r['n']:,} | {b['seconds']:.1f} | {b['cpu_seconds']} | {rb} | "
+                         f"{a['seconds']:.1f} | {a['cpu_seconds']} | {ra} | "
+                         f"{a['cpu_seconds'] / b['cpu_seconds']:.2f} |")
+        lines += ["", "Criteria before (`--compare` source):", ""]
+        for r in res["runs"]:
+            if "compare" in r:
+                c = r["compare"]["criteria"]
+                lines.append(f"- {r['n']:,}: ICP {c['icp']}; anti-ICP {c['anti_icp']}; icp_found "
+                             f"{c['icp_found']}, tentative {c['tentative']}; shares "
+                             f"{c['stability'].get('per_criterion')}")
     lines += ["", "Criteria found:", ""]
     for r in res["runs"]:
         c = r["icpml"]["criteria"]
@@ -271,13 +307,27 @@ def main() -> None:
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=None,
                     help="comma-separated customer counts (overrides --quick)")
     ap.add_argument("--no-peer", action="store_true", help="skip pysubgroup")
+    ap.add_argument("--compare", type=Path, default=None, metavar="SRC",
+                    help="also run icpml from this source folder (e.g. an export of main's src) "
+                         "at each size, right before this tree's: a same-load before / after")
     args = ap.parse_args()
+    compile_source(REPO / "src")
+    if args.compare:
+        compile_source(args.compare)
     sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     runs = []
     for n in sizes:
         folder = prepare(n)
+        row = {"n": n}
+        if args.compare:
+            print(f"{n:,} customers: icpml discover from {args.compare} ...", flush=True)
+            row["compare"] = {"src": str(args.compare), **run_icpml(folder, args.compare)}
+            c = row["compare"]
+            print(f"  {c['seconds']:.1f} s ({c['cpu_seconds']} s CPU), peak {c['peak_rss_mb']} MB, "
+                  f"stages {c['stages']}", flush=True)
+            folder = prepare(n)
         print(f"{n:,} customers: icpml discover ...", flush=True)
-        row = {"n": n, "icpml": run_icpml(folder)}
+        row["icpml"] = run_icpml(folder)
         print(f"  {row['icpml']['seconds']:.1f} s ({row['icpml']['cpu_seconds']} s CPU), peak {row['icpml']['peak_rss_mb']} MB, "
               f"stages {row['icpml']['stages']}", flush=True)
         if not args.no_peer:
@@ -292,9 +342,14 @@ def main() -> None:
     for r in runs:
         s = r["icpml"]["seconds"]
         peer = r.get("pysubgroup", {}).get("seconds")
+        pc = r.get("pysubgroup", {}).get("cpu_seconds")
         print(f"  {r['n']:>9,}  {s:7.1f} s  x{s / base['icpml']['seconds']:5.1f} time for "
               f"x{r['n'] / base['n']:g} rows" + (f"  pysubgroup {peer:.1f} s, ratio {s / peer:.2f}"
-                                                 if peer else ""))
+                                                 if peer else "")
+              + (f"; CPU {r['icpml']['cpu_seconds']} s vs pysubgroup {pc} s, ratio "
+                 f"{r['icpml']['cpu_seconds'] / pc:.2f}" if pc else "")
+              + (f"; before (--compare) CPU {r['compare']['cpu_seconds']} s"
+                 if "compare" in r else ""))
     res = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": f"{os.cpu_count()} CPUs, {platform.python_version()}, load "
                       f"{os.getloadavg()[0]:.1f} at the end",

@@ -43,11 +43,17 @@ from icpml.data import (
 from icpml.errors import ConfigError, DataError
 from icpml.explain import GroupedShap, explain
 from icpml.features import ColumnScreen, screen_columns
-from icpml.models import TrainedModel, train_model
+from icpml.models import TrainedModel, blas_threads, train_model
 from icpml.provenance import library_versions
 from icpml.schema import Schema, learn_schema
 from icpml.scoring import TIER_DEFINITIONS, Scorer, assign_tiers, tier_summary
-from icpml.stability import criteria_stability, fidelity, in_worker, start_stability
+from icpml.stability import (
+    criteria_stability,
+    fidelity,
+    in_worker,
+    start_stability,
+    warm_workers,
+)
 
 __all__ = ["discover", "Discovery"]
 
@@ -529,9 +535,17 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
     if cfg.columns.product:  # one ICP per product line: products.discover_products runs this per line
         raise ConfigError(f"columns.product ('{cfg.columns.product}') gives one ICP per product "
                           "line: run icpml products (Python: icpml.products.discover_products)")
+    with blas_threads():  # numpy's BLAS threads only spin on these small products
+        return _discover(cfg, accounts, progress, source)
+
+
+def _discover(cfg: Config, accounts: pd.DataFrame | None,
+              progress: Callable[[str, int, int], None] | None, source: str | None) -> Discovery:
+    """:func:`discover`'s stages, in order."""
     stages = _Stages(progress, total=N_STAGES)
     with stages.stage("load"):
         df, kinds, schema, fingerprint, source, warnings = _load(cfg, accounts, source)
+    warm_workers(len(df), cfg)  # a large table's refit workers import while cohorts / screen run
     with stages.stage("cohorts"):
         score, cohorts, contrast = _cohorts(df, cfg, kinds, source, warnings)
     with stages.stage("screen"):

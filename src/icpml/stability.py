@@ -64,9 +64,10 @@ from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
 from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
-from icpml.models import TrainedModel, make_model, openmp_threads
+from icpml.models import TrainedModel, blas_threads, make_model, openmp_threads
 
-__all__ = ["criteria_stability", "start_stability", "criteria_match", "fidelity", "TIER_ORDER"]
+__all__ = ["criteria_stability", "start_stability", "warm_workers", "criteria_match", "fidelity",
+           "TIER_ORDER"]
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,11 @@ def _fit_quick(name: str, X: pd.DataFrame, y: np.ndarray, kinds: dict[str, str],
 MAX_REFIT_ROWS = 5_000
 
 #: A resample computes SHAP values (which propose its candidates) on at most this many of
-#: its distinct drawn rows, each cohort in proportion: SHAP is most of a refit's cost.
-MAX_REFIT_SHAP_ROWS = 2_500
+#: its distinct drawn rows, each cohort in proportion: SHAP was most of a refit's cost. The
+#: proposals only seed the search (cuts are refined on every drawn row and selected on the
+#: out-of-bag rows); 1,000 rows gave the same criteria, shares and verdict as 2,500 on the
+#: planted scenarios of ``benchmarks/discovery/quality.py``.
+MAX_REFIT_SHAP_ROWS = 1_000
 
 
 def _draw(pool: pd.Index, pool_cohorts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +223,36 @@ def _refit(boot: pd.DataFrame, boot_cohort: pd.Series, boot_churn: np.ndarray | 
 def _executor(jobs: int):
     from joblib.externals.loky import get_reusable_executor
 
-    return get_reusable_executor(max_workers=jobs, timeout=60)
+    # each worker limits its BLAS threads once, as discover does (:func:`blas_threads`)
+    return get_reusable_executor(max_workers=jobs, timeout=60, initializer=blas_threads)
+
+
+def _warm() -> int:
+    """Import what a refit needs (a fresh worker process spends seconds on it)."""
+    import shap  # noqa: F401  (explain imports it on first use)
+
+    import icpml.criteria  # noqa: F401
+    import icpml.stability  # noqa: F401
+
+    return os.getpid()
+
+
+def warm_workers(n_accounts: int, cfg: Config) -> None:
+    """Start the refit worker processes now, when the stability stage will use them.
+
+    Each starts as a fresh Python process that must import pandas, scikit-learn, shap and
+    icpml (seconds of CPU): started right after the table is read, they do it while this
+    process labels cohorts and screens the columns, not when the first refit is due. The
+    pool is estimated as the ``n_accounts`` not held out (``models.holdout_size``); nothing
+    is started where :func:`in_worker` would run nothing (small table, one CPU, no
+    resamples). Changes no result."""
+    n_pool = n_accounts - int(round(cfg.models.holdout_size * n_accounts))
+    jobs = refit_jobs()
+    if not cfg.criteria.stability_resamples or n_pool <= MAX_REFIT_ROWS or jobs <= 1:
+        return
+    executor = _executor(jobs)
+    for _ in range(jobs):
+        executor.submit(_warm)
 
 
 def in_worker(n_pool: int, cfg: Config, fn: Callable, /, *args, **kwargs):

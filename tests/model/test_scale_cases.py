@@ -58,7 +58,7 @@ def test_bank_45k_stability_is_capped_settled_and_never_quiet(tmp_path):
     assert 1 <= stab["n_resamples"] <= 8
     assert stab["measures"] == (f"share of {stab['n_resamples']} refits, each on 5000 accounts "
                                 f"drawn with replacement from the {n_pool} non-held-out accounts "
-                                "(candidates proposed from SHAP values on at most 2500 of them), "
+                                "(candidates proposed from SHAP values on at most 1000 of them), "
                                 "in which the criterion reappeared")
     assert set(stab["per_criterion"]) == {c["text"] for c in crit["icp"]["criteria"]
                                           + crit["anti_icp"]["criteria"]}

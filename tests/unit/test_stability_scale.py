@@ -208,3 +208,55 @@ def test_a_model_trained_in_a_worker_is_the_one_trained_here(monkeypatch):
     assert np.array_equal(there.predict_proba(df), here.predict_proba(df))
     monkeypatch.setenv("ICPML_JOBS", "1")
     assert stab_mod.in_worker(1000, cfg, train_model, *args) is None
+
+
+def test_refit_workers_are_warmed_only_where_the_stability_stage_uses_them(monkeypatch):
+    """discover starts the refit workers right after the load (their imports then overlap
+    cohorts and screening), but only where :func:`in_worker` would use them."""
+    submitted = []
+
+    class Executor:
+        def submit(self, fn, *args):
+            submitted.append(fn)
+
+    monkeypatch.setattr(stab_mod, "_executor", lambda jobs: Executor())
+    monkeypatch.setenv("ICPML_JOBS", "2")
+    cfg = demo_config()
+    cap = stab_mod.MAX_REFIT_ROWS
+    stab_mod.warm_workers(int(cap / (1 - cfg.models.holdout_size)) - 10, cfg)  # pool under the cap
+    assert submitted == []
+    stab_mod.warm_workers(100_000, cfg)
+    assert submitted == [stab_mod._warm, stab_mod._warm]  # one per worker
+    submitted.clear()
+    stab_mod.warm_workers(100_000, cfg.model_copy(update={"criteria": cfg.criteria.model_copy(
+        update={"stability_resamples": 0})}))
+    monkeypatch.setenv("ICPML_JOBS", "1")
+    stab_mod.warm_workers(100_000, cfg)
+    assert submitted == []
+    assert stab_mod._warm() > 0  # imports what a refit needs; returns the worker's pid
+
+
+def test_discovery_and_refit_workers_run_blas_on_one_thread(monkeypatch):
+    """numpy's BLAS threads spin on the criteria search's small products (7x the CPU on a
+    busy 2-core machine): discover runs with one (ICPML_THREADS for more), and the refit
+    workers set the same limit when they start."""
+    from threadpoolctl import threadpool_info
+
+    from icpml.models import blas_threads
+
+    def blas() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    monkeypatch.delenv("ICPML_THREADS", raising=False)
+    seen = []
+    monkeypatch.setattr(pipeline_mod, "_discover", lambda *a: seen.append(blas()))
+    pipeline_mod.discover(demo_config(), make_accounts(50, seed=0))
+    assert seen and seen[0] <= {1}
+    monkeypatch.setenv("ICPML_THREADS", "2")
+    with blas_threads():
+        assert blas() <= {1, 2}
+    captured = {}
+    monkeypatch.setattr("joblib.externals.loky.get_reusable_executor",
+                        lambda **kw: captured.update(kw))
+    stab_mod._executor(2)
+    assert captured["initializer"] is blas_threads
