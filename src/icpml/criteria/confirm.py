@@ -304,7 +304,7 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
         a_k, i_k, _ = select_criteria(
             fe, ce, kinds, allowed, df.iloc[tr], coh.iloc[tr],
             select_churn=ch.iloc[tr] if ch is not None else None,
-            refine_rows=df.iloc[tr], refine_cohort=coh.iloc[tr], cfg=cfg)
+            refine_rows=df.iloc[tr], refine_cohort=coh.iloc[tr], crossfit=True, cfg=cfg)
         cs_k = CriteriaSet(icp=i_k, anti_icp=a_k)
         rows = df.iloc[te]
         oof_icp[te] = cs_k.icp_mask(rows).to_numpy(bool)
@@ -312,7 +312,8 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
         per_fold.append((te, cs_k))
     fe, ce = split.refit(df.index)
     anti, icp, n_cands = select_criteria(fe, ce, kinds, allowed, df, coh, select_churn=ch,
-                                         refine_rows=df, refine_cohort=coh, cfg=cfg)
+                                         refine_rows=df, refine_cohort=coh, crossfit=True,
+                                         cfg=cfg)
     best, worst = coh == BEST, coh == WORST
     b = best.to_numpy(bool)
     k_folds = len(per_fold)
