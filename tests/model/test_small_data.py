@@ -95,8 +95,7 @@ def _f1(pred: np.ndarray, true: np.ndarray) -> float:
     return 2 * tp / d if d else 0.0
 
 
-@pytest.mark.parametrize("seed", [0])
-def test_small_single_category_icp_is_found(seed):
+def _found(seed: int):
     df, sch, cfg = _draw(seed, 250)
     assert _lift(df, sch, cfg) >= 2.5
     cs = discover(cfg, df).criteria
@@ -107,12 +106,21 @@ def test_small_single_category_icp_is_found(seed):
     assert hit and level in hit[0].values, [c.describe() for c in cs.icp]
     fresh = validate_accounts(_draw(seed, 5000, rows_seed=seed + 999)[0], cfg)
     assert _f1(cs.icp_mask(fresh).to_numpy(bool), _truth(fresh, sch)) >= 0.7
+    return cs, sch
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_small_single_category_icp_is_found(seed):
+    cs, sch = _found(seed)
+    # this draw's planted exclusion (8% of the accounts, 2.5 SD lower value) is detectable:
+    # it is proposed from the category contrasts and confirmed out of fold
+    assert [c.describe() for c in cs.anti_icp] == [f"{sch['anti'][0]} = {sch['anti'][1]}"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_small_single_category_icp_other_seeds(seed):
-    test_small_single_category_icp_is_found(seed)
+    _found(seed)
 
 
 @pytest.mark.parametrize("seed", [0])
@@ -121,3 +129,7 @@ def test_small_null_table_claims_nothing(seed):
     cs = discover(cfg, df).criteria
     assert not cs.verdict["icp_found"]
     assert not cs.icp and not cs.anti_icp, [c.describe() for c in cs.icp + cs.anti_icp]
+    # the verdict says what this size cannot conclude, for the ICP and for exclusions
+    assert "could be told apart from chance" in cs.verdict["message"]
+    assert "No exclusion (anti-ICP) held up out of fold: with 250 accounts" in cs.verdict["message"]
+    assert 1.5 < cs.verdict["anti_detectable_worst_lift"] < 2.5
