@@ -60,9 +60,8 @@ in three steps that never share rows:
    often as average (one-sided binomial test), so an exclusion marks accounts
    that are actively bad, not merely outside the ICP; a churn-side exclusion if
    they churn significantly more than 1.5 times as often as the rest; both only
-   if they drop at most ``max_wrongly_excluded`` of the best accounts (above it but
-   under twice it, only when significantly above it: on a few hundred accounts the
-   share is noise). The
+   if they drop at most ``max_wrongly_excluded`` of the best accounts (counted in
+   whole accounts, rounded up). The
    strongest exclusion goes first; each later one must still pass on the
    accounts the earlier ones left in, so proxies of one cause drop out.
    An interaction whose part is itself kept is dropped as redundant.
