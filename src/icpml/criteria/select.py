@@ -235,7 +235,11 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
     and a weak column can tie by chance). With ``by_p`` (cross-fitting: the model was
     fitted on the selection rows themselves, so its SHAP adds no rows and overfits them,
     and cannot see categories its leaves could not split) the most significant column
-    is taken instead.
+    is taken instead, its p-value multiplied by the number of cuts its kind of
+    criterion could have been chosen among (:func:`_search_size`): a 0.1-SD-wide
+    numeric band is one of ~n^2/2 windows, and the best of them is a fluke of the sample
+    that every fold shares (it then also holds out of fold: the folds choose it from
+    each other's rows).
     """
     kept: list[Criterion] = []
     seg = start.copy()
@@ -258,13 +262,29 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
                 passing[c.column] = (p, c)
         if not passing:
             break
-        strength = proposer.strength(kept) if proposer is not None and not by_p else {}
-        col = min(passing, key=lambda k: (-strength.get(k, 0.0), passing[k][0], k))
+        if by_p:
+            col = min(passing, key=lambda k: (passing[k][0] * _search_size(passing[k][1], sel),
+                                              passing[k][0], k))
+        else:
+            strength = proposer.strength(kept) if proposer is not None else {}
+            col = min(passing, key=lambda k: (-strength.get(k, 0.0), passing[k][0], k))
         best_c = passing[col][1]
         kept.append(best_c)
         seg = seg & best_c.mask(sel)
         remaining = [c for c in remaining if not set(c.columns) & set(best_c.columns)]
     return kept
+
+
+def _search_size(c: Criterion, rows: pd.DataFrame) -> float:
+    """How many cuts of its kind ``c`` was chosen among on ``rows`` (a Bonferroni factor
+    for ranking, never for confirmation): distinct values for a one-sided numeric cut,
+    half their square for a band, the levels for a category set; the product over an
+    interaction's parts."""
+    size = 1.0
+    for part in c.parts:
+        u = max(int(rows[part.column].nunique()), 2) if part.column in rows.columns else 2
+        size *= u * u / 2 if part.op == "between" else u
+    return size
 
 
 def _p_within(c: Criterion, rows: pd.DataFrame, seg: np.ndarray, b: np.ndarray,
