@@ -150,7 +150,8 @@ def _select_exclusions(cands: list[Criterion], sel: pd.DataFrame, cohort: pd.Ser
     greedy: otherwise each fold keeps a few chance exclusions, and every one of them
     is a hypothesis the out-of-fold confirmation must correct for. The most significant
     exclusion then goes first (not the strongest: on a few hundred rows the narrowest
-    slice of a cause, an interaction inside it, has the largest odds ratio by chance)."""
+    slice of a cause, an interaction inside it, has the largest odds ratio by chance),
+    single-column exclusions before interactions."""
     b = (cohort == BEST).to_numpy(bool)
     w = (cohort == WORST).to_numpy(bool)
     ch = churned.to_numpy(bool) if churned is not None else None
@@ -171,11 +172,12 @@ def _select_exclusions(cands: list[Criterion], sel: pd.DataFrame, cohort: pd.Ser
             if p < cfg.alpha:
                 bad = ch if c.source == "churn_model" else w
                 effect = _odds_ratio(bad[left], m[left])
-                scored.append(((p, -effect) if fdr else (-effect, p)) + (c.describe(), c))
+                scored.append(((bool(c.also), p, -effect) if fdr else (-effect, p, 0))
+                              + (c.describe(), c))
         if not scored:
             break
-        scored.sort(key=lambda t: t[:3])
-        best = scored[0][3]
+        scored.sort(key=lambda t: t[:4])
+        best = scored[0][-1]
         kept.append(best)
         left &= ~masks[best.key]
         pool = [c for c in pool if c.key != best.key]
