@@ -227,10 +227,55 @@ def run_unit(spec: Spec, key: str, accounts: pd.DataFrame, fresh_raw: pd.DataFra
             else []
     out["methods"] = {m: evaluate(o, hold, best_h, truth_h, fresh, fresh_truth, names)
                       for m, o in outs.items()}
+    if plant is not None and plant.anti:
+        out["oracle_anti"] = oracle_anti(plant, res)
     if determinism:
         res2 = (rerun().per_product[key] if lines is not None
                 else discover(cfg, accounts))
         out["deterministic"] = res.criteria.to_json() == res2.criteria.to_json()
+    return out
+
+
+#: Oracle detectability of a planted anti condition: significant at this level divided by
+#: the number of columns the fit model reads (Bonferroni over the columns a search must
+#: look through, even knowing the right cut of each).
+ORACLE_ALPHA = 0.05
+
+
+def oracle_anti(plant, res) -> list[dict]:
+    """Per planted anti condition: is it detectable at all on this draw's accounts?
+
+    The oracle knows the condition (no search, no cut to choose) and tests it on every
+    account icpml has, against icpml's cohorts: the larger of the one-sided Fisher
+    p-values of a higher worst-cohort rate and a lower best-cohort rate inside than
+    outside (the two tests icpml's exclusion test makes, without its effect-size gates).
+    ``detectable``: that p is below :data:`ORACLE_ALPHA` / (columns the fit model reads).
+    Also the condition's accounts and its best and worst lifts."""
+    from scipy import stats
+
+    df = res.accounts
+    b = (res.cohorts == BEST).to_numpy(bool)
+    w = (res.cohorts == "worst").to_numpy(bool)
+    n_cols = max(len(res.fit_model.columns), 1)
+
+    def greater(a, an, c, cn):
+        if an == 0 or cn == 0:
+            return 1.0
+        return float(stats.fisher_exact([[a, an - a], [c, cn - c]], alternative="greater").pvalue)
+
+    out = []
+    for cond in plant.anti:
+        try:
+            m = np.asarray(cond.mask(df, observed=True), dtype=bool)
+        except Exception:  # noqa: BLE001 - a condition icpml's table cannot express
+            m = np.zeros(len(df), dtype=bool)
+        k, n = int(m.sum()), len(m)
+        p = max(greater(int(w[m].sum()), k, int(w[~m].sum()), n - k),
+                greater(int(b[~m].sum()), n - k, int(b[m].sum()), k)) if 0 < k < n else 1.0
+        out.append({"condition": cond.describe(), "accounts": k,
+                    "best_lift": ratio(b[m].mean() if k else float("nan"), b.mean()),
+                    "worst_lift": ratio(w[m].mean() if k else float("nan"), w.mean()),
+                    "p_value": p, "detectable": bool(p < ORACLE_ALPHA / n_cols)})
     return out
 
 
@@ -276,6 +321,10 @@ def run_draw(task: tuple[str, int, bool]) -> dict:
                                   lines=lines))
         out["units"] = units
         out["methods"] = combine_units(units)
+        oracle = [o for u in units for o in u.get("oracle_anti", [])]
+        if oracle:
+            out["oracle_anti"] = oracle
+            out["anti_detectable"] = all(o["detectable"] for o in oracle)
         if determinism:
             out["deterministic"] = units[0].get("deterministic")
     except Exception as err:  # noqa: BLE001 - a failing draw is reported, the run goes on
@@ -432,6 +481,7 @@ def to_markdown(results: dict) -> str:
         cells = [count(f, m, "unplanted_in_criteria") for f in agg if f != "null"]
         lines.append(f"| {m} | " + " | ".join(cells)
                      + f" | {count('confounder', m, 'confounder_in_criteria')} |")
+    lines += _oracle_markdown(results["draws"])
     det = results.get("determinism")
     if det is not None:
         lines += ["", f"Same draw run twice gives byte-identical `criteria.to_json()`: "
@@ -455,8 +505,47 @@ def to_markdown(results: dict) -> str:
         lines.append(f"| {d['family']} | {d['seed']} | {d['n']:,} | {_md(planted)}"
                      f"{f' ({lift_txt})' if lift_txt else ''} "
                      f"| {_md(me.get('icp_rule') or me.get('error') or '(none)')} | {f1s} "
-                     f"| {_f(me.get('anti_f1'))} | {_f(me.get('seconds'), 0)} |")
+                     f"| {_f(me.get('anti_f1'))}{_oracle_cell(d)} | {_f(me.get('seconds'), 0)} |")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _oracle_cell(d: dict) -> str:
+    o = d.get("oracle_anti")
+    return f" (oracle: {sum(x['detectable'] for x in o)} of {len(o)} detectable)" if o else ""
+
+
+def _oracle_markdown(draws: list[dict]) -> list[str]:
+    """Anti-ICP F1 split by whether the planted anti-ICP is detectable at all (oracle)."""
+    fams = [f for f in dict.fromkeys(d["family"] for d in draws)
+            if any("anti_detectable" in d for d in draws if d["family"] == f)]
+    if not fams:
+        return []
+    lines = ["", "## Anti-ICP: is the planted exclusion detectable at all? (oracle)", "",
+             "A planted anti condition is *oracle-detectable* when, knowing the condition, "
+             "its one-sided Fisher tests (worst-cohort rate higher and best-cohort rate lower "
+             "inside than outside, on every account of the draw, icpml's cohorts) give "
+             f"p < {ORACLE_ALPHA} / (columns the fit model reads). A draw counts as detectable "
+             "when all of its anti conditions are. The anti-ICP F1 itself is unchanged; this "
+             "splits it by what the data could show.", "",
+             "| family | draws detectable | anti F1 icpml: detectable draws | anti F1 icpml: "
+             "not detectable | best peer anti F1: detectable draws |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for fam in fams:
+        ds = [d for d in draws if d["family"] == fam and not d.get("error")
+              and "anti_detectable" in d]
+        det = [d for d in ds if d["anti_detectable"]]
+        rest = [d for d in ds if not d["anti_detectable"]]
+
+        def med(rows, m="icpml"):
+            vals = [r["methods"].get(m, {}).get("anti_f1") for r in rows]
+            vals = [v for v in vals if _finite(v)]
+            return f"{_f(_q(vals, 50))} / {_f(_q(vals, 10))}" if vals else "n/a"
+
+        peer = max(PEER_NAMES, key=lambda m: _q([v for v in (r["methods"].get(m, {}).get(
+            "anti_f1") for r in det) if _finite(v)], 50) or -1)
+        lines.append(f"| {fam} | {len(det)} of {len(ds)} | {med(det)} | {med(rest)} "
+                     f"| {med(det, peer)} ({peer}) |")
+    return lines
 
 
 # ----------------------------------------------------------------------------- main

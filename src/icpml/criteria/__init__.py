@@ -60,7 +60,8 @@ in three steps that never share rows:
    often as average (one-sided binomial test), so an exclusion marks accounts
    that are actively bad, not merely outside the ICP; a churn-side exclusion if
    they churn significantly more than 1.5 times as often as the rest; both only
-   if they drop at most ``max_wrongly_excluded`` of the best accounts. The
+   if they drop at most ``max_wrongly_excluded`` of the best accounts (counted in
+   whole accounts, rounded up). The
    strongest exclusion goes first; each later one must still pass on the
    accounts the earlier ones left in, so proxies of one cause drop out.
    An interaction whose part is itself kept is dropped as redundant.
@@ -109,7 +110,15 @@ K-1 folds (models refit there), the fold's criteria are applied to its left-out
 accounts, and the pooled out-of-fold memberships are the evidence: every account
 serves as held-out evidence once. The final criteria come from the same procedure on
 all accounts; the interval is a bootstrap of the pooled out-of-fold accounts (see
-:func:`_derive_crossfit`).
+:func:`_derive_crossfit`). There the selection rows are the models' own training
+rows, so steps 1-2 change (``select_criteria(..., crossfit=True)``): plain per-category
+best / worst contrasts are proposed beside SHAP's candidates (the trees cannot split a
+category of a few dozen accounts); the ICP greedy takes the column whose candidate is
+most significant, its p-value multiplied by the number of cuts of its kind (SHAP
+strength measured on the training rows adds nothing there); exclusion candidates must
+pass Benjamini-Hochberg across all of them before the greedy, which takes the most
+significant first. When no exclusion is confirmed, the verdict says how much worse than
+average a 10% group would have to be to be detected at this size.
 
 Only targetable columns reach step 1: outcomes, post-sale columns, identifiers
 and leakage suspects are removed before (see :mod:`icpml.features`).

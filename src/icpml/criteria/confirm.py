@@ -95,6 +95,11 @@ CROSSFIT_BELOW = 1500
 CROSSFIT_LIFT = 2.0
 
 
+#: Small data without a confirmed exclusion: the verdict says how strong a bad segment of
+#: this share of the accounts would have to be to be detected.
+ANTI_LIMIT_COVERAGE = 0.10
+
+
 #: Cross-fitting needs at least this many accounts per fold (fewer: the three-way split).
 _MIN_FOLD_ROWS = 10
 
@@ -304,7 +309,7 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
         a_k, i_k, _ = select_criteria(
             fe, ce, kinds, allowed, df.iloc[tr], coh.iloc[tr],
             select_churn=ch.iloc[tr] if ch is not None else None,
-            refine_rows=df.iloc[tr], refine_cohort=coh.iloc[tr], cfg=cfg)
+            refine_rows=df.iloc[tr], refine_cohort=coh.iloc[tr], crossfit=True, cfg=cfg)
         cs_k = CriteriaSet(icp=i_k, anti_icp=a_k)
         rows = df.iloc[te]
         oof_icp[te] = cs_k.icp_mask(rows).to_numpy(bool)
@@ -312,7 +317,8 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
         per_fold.append((te, cs_k))
     fe, ce = split.refit(df.index)
     anti, icp, n_cands = select_criteria(fe, ce, kinds, allowed, df, coh, select_churn=ch,
-                                         refine_rows=df, refine_cohort=coh, cfg=cfg)
+                                         refine_rows=df, refine_cohort=coh, crossfit=True,
+                                         cfg=cfg)
     best, worst = coh == BEST, coh == WORST
     b = best.to_numpy(bool)
     k_folds = len(per_fold)
@@ -366,6 +372,15 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
                                         side="exclude")
     cs.verdict = _verdict(cs, n, rows=f"accounts, each judged by criteria chosen without it "
                                       f"({k_folds}-fold cross-fitting)")
+    if not cs.anti_icp:
+        need = detectable_lift(n, float(worst.mean()), coverage=ANTI_LIMIT_COVERAGE)
+        if np.isfinite(need):
+            cs.verdict["anti_detectable_worst_lift"] = need
+            cs.verdict["message"] += (
+                f" No exclusion (anti-ICP) held up out of fold: with {n} accounts, a group of "
+                f"{ANTI_LIMIT_COVERAGE:.0%} of them would have to land in the worst cohort at least "
+                f"{need:.1f}x as often as average to be told apart from chance, so weaker bad "
+                "segments cannot be concluded either way.")
     _withhold_unreliable(cs)
     return cs
 

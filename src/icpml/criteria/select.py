@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from icpml._stats import benjamini_hochberg
 from icpml.cohorts import BEST, WORST
 from icpml.config import CriteriaConfig
 from icpml.criteria.bands import fit_band, fit_set, refine_numeric
@@ -17,8 +20,78 @@ from icpml.criteria.propose import (
     interaction_candidates,
     propose_candidates,
 )
-from icpml.criteria.rule import Criterion
+from icpml.criteria.rule import Criterion, _as_category
 from icpml.explain import GroupedShap
+
+
+def category_contrasts(rows: pd.DataFrame, cohort: pd.Series, kinds: dict[str, str],
+                       allowed: list[str], cfg: CriteriaConfig) -> list[Criterion]:
+    """Candidates from plain best / worst rates per category (small data), beside SHAP's.
+
+    On a few hundred accounts the fit model's trees cannot split a category held by a
+    few dozen of them (the leaf size forbids it), so SHAP proposes nothing there. Per
+    categorical or boolean column of ``allowed``, over the levels covering at least
+    ``_min_count`` of ``rows``: the ICP candidates are the level set whose one-sided
+    Fisher p of a higher best rate inside is smallest (levels added in order of their
+    best rate) and the single strongest level; the exclusion candidates are the (at
+    most two) levels with the smallest :func:`_exclusion_p`. Only levels significant
+    at ``cfg.alpha`` on ``rows`` are proposed; selection and the out-of-fold
+    confirmation judge them like any other candidate.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Coerced accounts the candidates are drawn from (the selection rows).
+    cohort : pandas.Series
+        Cohort of each row of ``rows``.
+    kinds, allowed, cfg
+        Column kinds, the columns criteria may name, the criteria settings.
+
+    Returns
+    -------
+    list of Criterion
+        ICP and exclusion candidates (``source="fit_model"``), without evidence.
+    """
+    b = (cohort == BEST).to_numpy(bool)
+    w = (cohort == WORST).to_numpy(bool)
+    n = len(rows)
+    if n == 0 or not b.any() or not w.any():
+        return []
+    min_k = _min_count(cfg, n)
+    nb = int(b.sum())
+    out: list[Criterion] = []
+    for col in allowed:
+        if kinds.get(col) not in ("categorical", "boolean") or col not in rows.columns:
+            continue
+        codes, cats = pd.factorize(_as_category(rows[col]), sort=True)
+        if len(cats) < 2:
+            continue
+        n_per = np.bincount(codes, minlength=len(cats))
+        b_per = np.bincount(codes, weights=b.astype(float), minlength=len(cats))
+        ok = np.flatnonzero(n_per >= min_k)
+        # ICP: levels by best rate, the prefix with the smallest Fisher p (one level or a set)
+        order = ok[np.argsort(-(b_per[ok] / n_per[ok]), kind="stable")]
+        best_p, best_set, k, pos = 1.0, [], 0, 0
+        for j, lv in enumerate(order[:-1]):  # never every level (no contrast)
+            k, pos = k + int(n_per[lv]), pos + int(b_per[lv])
+            p = _fisher_greater(pos, k, nb - pos, n - k)
+            if p < best_p:
+                best_p, best_set = p, [str(cats[i]) for i in order[: j + 1]]
+        if best_set and best_p < cfg.alpha:
+            out.append(Criterion("icp", col, "in", values=tuple(sorted(best_set)),
+                                 source="fit_model"))
+            if len(best_set) > 1:
+                out.append(Criterion("icp", col, "in", values=(best_set[0],), source="fit_model"))
+        # exclusions: single levels where accounts are actively bad
+        scored = []
+        for lv in ok:
+            m = codes == lv
+            p = _exclusion_p(m, b, w, None, "fit_model", cfg)
+            if p < cfg.alpha:
+                scored.append((p, str(cats[lv])))
+        for _, name in sorted(scored)[:2]:
+            out.append(Criterion("anti_icp", col, "in", values=(name,), source="fit_model"))
+    return out
 
 
 def _exclusion_p(m: np.ndarray, b: np.ndarray, w: np.ndarray, ch: np.ndarray | None,
@@ -55,22 +128,39 @@ def _exclusion_p(m: np.ndarray, b: np.ndarray, w: np.ndarray, ch: np.ndarray | N
     return float(max(p_worst, _fisher_greater(int(b[~m].sum()), n - k, int(b[m].sum()), k)))
 
 
+def _drops_too_many_best(m: np.ndarray, b: np.ndarray, cfg: CriteriaConfig) -> bool:
+    """Whether exclusion ``m`` drops more than ``cfg.max_wrongly_excluded`` of the best
+    accounts ``b``, the cap counted in whole accounts rounded up: on 78 best accounts
+    the cap is 4 (3.9), where a share test would veto an exclusion for its 4th best
+    account (5.1%) on a few hundred accounts."""
+    return int(m[b].sum()) > math.ceil(cfg.max_wrongly_excluded * int(b.sum()) - 1e-9)
+
+
 def _select_exclusions(cands: list[Criterion], sel: pd.DataFrame, cohort: pd.Series,
-                       churned: pd.Series | None, cfg: CriteriaConfig) -> list[Criterion]:
+                       churned: pd.Series | None, cfg: CriteriaConfig,
+                       fdr: bool = False) -> list[Criterion]:
     """Greedy: among exclusions significant at ``alpha``, the one with the strongest
     effect (odds ratio of worst cohort, or of churn) first; each later one must
     still hold on the accounts the earlier ones left in, so proxies of one cause
-    and broad "outside the ICP" ranges drop out."""
+    and broad "outside the ICP" ranges drop out.
+
+    With ``fdr`` (cross-fitting: the candidates were proposed by a model fitted on
+    these same rows, dozens of them), only candidates whose :func:`_exclusion_p` on all
+    of ``sel`` passes Benjamini-Hochberg at ``alpha`` across the candidates enter the
+    greedy: otherwise each fold keeps a few chance exclusions, and every one of them
+    is a hypothesis the out-of-fold confirmation must correct for. The most significant
+    exclusion then goes first (not the strongest: on a few hundred rows the narrowest
+    slice of a cause, an interaction inside it, has the largest odds ratio by chance),
+    single-column exclusions before interactions."""
     b = (cohort == BEST).to_numpy(bool)
     w = (cohort == WORST).to_numpy(bool)
     ch = churned.to_numpy(bool) if churned is not None else None
     masks = {c.key: c.mask(sel).to_numpy(bool) for c in cands}
-    pool = []
-    for c in cands:
-        m = masks[c.key]
-        if b.any() and m[b].mean() > cfg.max_wrongly_excluded:
-            continue  # would drop too many of the best customers
-        pool.append(c)
+    pool = [c for c in cands if not _drops_too_many_best(masks[c.key], b, cfg)]
+    if fdr and pool:
+        p0 = np.array([_exclusion_p(masks[c.key], b, w, ch, c.source, cfg) for c in pool])
+        q0 = benjamini_hochberg(p0)
+        pool = [c for c, q in zip(pool, q0, strict=True) if q < cfg.alpha]
     kept: list[Criterion] = []
     left = np.ones(len(sel), dtype=bool)
     while pool and len(kept) < cfg.max_anti_criteria:
@@ -82,11 +172,12 @@ def _select_exclusions(cands: list[Criterion], sel: pd.DataFrame, cohort: pd.Ser
             if p < cfg.alpha:
                 bad = ch if c.source == "churn_model" else w
                 effect = _odds_ratio(bad[left], m[left])
-                scored.append((-effect, p, c.describe(), c))
+                scored.append(((bool(c.also), p, -effect) if fdr else (-effect, p, 0))
+                              + (c.describe(), c))
         if not scored:
             break
-        scored.sort(key=lambda t: t[:3])
-        best = scored[0][3]
+        scored.sort(key=lambda t: t[:4])
+        best = scored[0][-1]
         kept.append(best)
         left &= ~masks[best.key]
         pool = [c for c in pool if c.key != best.key]
@@ -133,7 +224,8 @@ class _IcpProposer:
 
 def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Series,
                        start: pd.Series, cfg: CriteriaConfig,
-                       proposer: _IcpProposer | None = None) -> list[Criterion]:
+                       proposer: _IcpProposer | None = None,
+                       by_p: bool = False) -> list[Criterion]:
     """Greedy ICP (see the module docstring, step 2).
 
     Each round, every candidate is tested within the segment so far (one-sided Fisher,
@@ -142,7 +234,14 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
     (``proposer.strength``) is taken, with its most significant candidate: the selection
     rows decide *whether* and *where* to cut, the model's SHAP on many more rows decides
     *which column* when several pass (on a few dozen selection rows, p-values of a strong
-    and a weak column can tie by chance).
+    and a weak column can tie by chance). With ``by_p`` (cross-fitting: the model was
+    fitted on the selection rows themselves, so its SHAP adds no rows and overfits them,
+    and cannot see categories its leaves could not split) the most significant column
+    is taken instead, its p-value multiplied by the number of cuts its kind of
+    criterion could have been chosen among (:func:`_search_size`): a 0.1-SD-wide
+    numeric band is one of ~n^2/2 windows, and the best of them is a fluke of the sample
+    that every fold shares (it then also holds out of fold: the folds choose it from
+    each other's rows).
     """
     kept: list[Criterion] = []
     seg = start.copy()
@@ -165,13 +264,29 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
                 passing[c.column] = (p, c)
         if not passing:
             break
-        strength = proposer.strength(kept) if proposer is not None else {}
-        col = min(passing, key=lambda k: (-strength.get(k, 0.0), passing[k][0], k))
+        if by_p:
+            col = min(passing, key=lambda k: (passing[k][0] * _search_size(passing[k][1], sel),
+                                              passing[k][0], k))
+        else:
+            strength = proposer.strength(kept) if proposer is not None else {}
+            col = min(passing, key=lambda k: (-strength.get(k, 0.0), passing[k][0], k))
         best_c = passing[col][1]
         kept.append(best_c)
         seg = seg & best_c.mask(sel)
         remaining = [c for c in remaining if not set(c.columns) & set(best_c.columns)]
     return kept
+
+
+def _search_size(c: Criterion, rows: pd.DataFrame) -> float:
+    """How many cuts of its kind ``c`` was chosen among on ``rows`` (a Bonferroni factor
+    for ranking, never for confirmation): distinct values for a one-sided numeric cut,
+    half their square for a band, the levels for a category set; the product over an
+    interaction's parts."""
+    size = 1.0
+    for part in c.parts:
+        u = max(int(rows[part.column].nunique()), 2) if part.column in rows.columns else 2
+        size *= u * u / 2 if part.op == "between" else u
+    return size
 
 
 def _p_within(c: Criterion, rows: pd.DataFrame, seg: np.ndarray, b: np.ndarray,
@@ -221,6 +336,7 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
                     select_cohort: pd.Series, *, select_churn: pd.Series | None = None,
                     refine_rows: pd.DataFrame | None = None,
                     refine_cohort: pd.Series | None = None,
+                    crossfit: bool = False,
                     cfg: CriteriaConfig) -> tuple[list[Criterion], list[Criterion], int]:
     """Steps 1 and 2: propose candidates, select exclusions then inclusions, refine bounds.
 
@@ -244,6 +360,11 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
         Accounts on which numeric bounds are refined on outcome labels.
     refine_cohort : pandas.Series, optional
         Cohort of each row of ``refine_rows``.
+    crossfit : bool, default False
+        The selection rows are the fit model's own training rows (K-fold cross-fitting
+        on small data): also propose :func:`category_contrasts` from them (the trees
+        cannot split rare categories), and let the greedy take the most significant
+        column rather than the one with the most SHAP (``by_p`` of the greedy).
     cfg : CriteriaConfig
         The criteria settings.
 
@@ -257,12 +378,17 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
     cands = propose_candidates(fit_expl, kinds, allowed, cfg, source="fit_model")
     if churn_expl is not None:
         cands += propose_candidates(churn_expl, kinds, allowed, cfg, source="churn_model")
+    if crossfit:
+        have = {c.key for c in cands}
+        cands += [c for c in category_contrasts(select, select_cohort, kinds, allowed, cfg)
+                  if c.key not in have]
     anti_c = [c for c in cands if c.kind == "anti_icp"]
     icp_c = [c for c in cands if c.kind == "icp"]
     pairs = interaction_candidates(fit_expl, anti_c, kinds, allowed, cfg, source="fit_model")
     if churn_expl is not None:
         pairs += interaction_candidates(churn_expl, anti_c, kinds, allowed, cfg, source="churn_model")
-    anti = _select_exclusions(anti_c + pairs, select, select_cohort, select_churn, cfg)
+    anti = _select_exclusions(anti_c + pairs, select, select_cohort, select_churn, cfg,
+                              fdr=crossfit)
     not_excluded = pd.Series(True, index=select.index)
     for c in anti:
         not_excluded &= ~c.mask(select)
@@ -270,7 +396,7 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
                                       refine_rows, refine_cohort, cfg)
     proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
     icp = _select_inclusions(icp_c + icp_pairs, select, select_cohort == BEST, not_excluded, cfg,
-                             proposer)
+                             proposer, by_p=crossfit)
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
     if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
