@@ -88,11 +88,12 @@ class CriteriaSplit:
 
 
 #: Below this many accounts, criteria are selected and confirmed by K-fold cross-fitting.
-#: A three-way split of a few thousand accounts leaves about 17% of them to select on and
-#: 30% to confirm on: a third or fourth condition of a conjunction, tested inside the
-#: few hundred accounts that meet the others, was seldom admitted (2-4 condition ICPs
-#: at 1,500-6,000 accounts came back with one or two conditions, or none).
-CROSSFIT_BELOW = 6000
+#: A three-way split of 1,500-3,000 accounts leaves 260-520 of them to select on and
+#: 450-900 to confirm on: a third or fourth condition of a conjunction, tested inside the
+#: few dozen accounts that meet the others, was seldom admitted (3-4 condition ICPs came
+#: back with one or two conditions, or none). (At 4,000-6,000 accounts cross-fitting lost
+#: single-condition ICPs to ICP pairs searched and selected on the same rows.)
+CROSSFIT_BELOW = 3000
 
 
 #: ... and also when the held-out split could not confirm a segment this much better than average.
@@ -293,7 +294,8 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
       majority of the folds (consistency) and, on the pooled left-out rows, the twins
       raise the best rate alone (exclusions and a lone ICP criterion; rows of folds
       without a twin count as not matching) or given the fold's other ICP criteria (ICP
-      side, :func:`_icp_p`), at Benjamini-Hochberg ``alpha``
+      side, :func:`_icp_p`; an ICP criterion that fails is dropped, the weakest first, and
+      the others are tested again without its twins), at Benjamini-Hochberg ``alpha``
       across the hypotheses tested out of fold: every (side, columns) that some fold
       selected, plus the final criteria. (Each fold chose its criteria without its
       left-out rows, so the candidates a fold rejected were never tested on them.)
@@ -334,37 +336,61 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
     best, worst = coh == BEST, coh == WORST
     b = best.to_numpy(bool)
     k_folds = len(per_fold)
-    chosen, p, ok = [], {}, {}
+    # per fold: its left-out rows, criteria, rows no exclusion of its removes, ICP masks
+    folds = []
+    for te, cs_k in per_fold:
+        rows = df.iloc[te]
+        folds.append((te, cs_k, ~cs_k.anti_mask(rows).to_numpy(bool),
+                      [(o, o.mask(rows).to_numpy(bool)) for o in cs_k.icp]))
+    chosen, p, ok, twins = [], {}, {}, {}
     for c in anti + icp:
-        m, seg, hits = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), 0
-        for te, cs_k in per_fold:
-            twin = _twin(c, cs_k)
-            if twin is None:
-                continue
-            hits += 1
-            rows = df.iloc[te]
-            m[te] = twin.mask(rows).to_numpy(bool)
-            if c.kind == "icp":
-                s = ~cs_k.anti_mask(rows).to_numpy(bool)
-                for o in cs_k.icp:
-                    if o is not twin:
-                        s &= o.mask(rows).to_numpy(bool)
-                seg[te] = s
+        m, tw = np.zeros(n, dtype=bool), []
+        for te, cs_k, _, _ in folds:
+            tw.append(_twin(c, cs_k))
+            if tw[-1] is not None:
+                m[te] = tw[-1].mask(df.iloc[te]).to_numpy(bool)
+        hits = sum(t is not None for t in tw)
         evd = segment_evidence(pd.Series(m, index=df.index), best, ch, is_worst=worst,
                                n_bootstrap=cfg.n_bootstrap, seed=seed, side=_side(c))
         evd["p_alone"] = evd["p_value"]
         evd["folds_selected"] = hits
-        if c.kind == "icp":
-            evd["p_given_others"] = _given_others_p(m, seg, b)
-            evd["p_value"] = _icp_p(evd["p_alone"], evd["p_given_others"], len(icp))
         c = replace(c, evidence=evd)
+        twins[c.key] = (m, tw)
         p[c.key], ok[c.key] = evd["p_value"], 2 * hits > k_folds
         chosen.append(c)
     # the hypotheses tested on out-of-fold rows: every (side, columns) some fold selected,
     # and the final criteria (the folds chose theirs without their left-out rows)
     family = {(c.kind, tuple(c.columns)) for _, cs_k in per_fold for c in cs_k.icp + cs_k.anti_icp}
     family |= {(c.kind, tuple(c.columns)) for c in chosen}
-    confirmed, unconfirmed = _confirm(chosen, p, len(family), cfg.alpha, ok)
+    dropped: list[Criterion] = []
+    while True:
+        icp_now = [c for c in chosen if c.kind == "icp"]
+        for c in icp_now:
+            m, tw = twins[c.key]
+            seg = np.zeros(n, dtype=bool)
+            for k, (te, _, clear, icp_masks) in enumerate(folds):
+                if tw[k] is None:
+                    continue
+                gone = [twins[d.key][1][k] for d in dropped]
+                s_k = clear.copy()
+                for o, om in icp_masks:
+                    if o is not tw[k] and not any(o is g for g in gone):
+                        s_k &= om
+                seg[te] = s_k
+            c.evidence["p_given_others"] = _given_others_p(m, seg, b)
+            c.evidence["p_value"] = _icp_p(c.evidence["p_alone"], c.evidence["p_given_others"],
+                                           len(icp_now))
+            p[c.key] = c.evidence["p_value"]
+        confirmed, unconfirmed = _confirm(chosen, p, len(family), cfg.alpha, ok)
+        failed = [c for c in unconfirmed if c.kind == "icp"]
+        if not failed or len(icp_now) <= 1:
+            break
+        # as on held-out rows: the weakest goes, the others are tested again without it
+        weakest = max(failed, key=lambda c: (c.evidence["q_value"], c.describe()))
+        weakest.evidence["dropped"] = "did not improve the segment given the other criteria"
+        dropped.append(weakest)
+        chosen = [c for c in chosen if c.key != weakest.key]
+    unconfirmed += dropped
     cs = CriteriaSet(icp=[c for c in confirmed if c.kind == "icp"],
                      anti_icp=[c for c in confirmed if c.kind == "anti_icp"],
                      unconfirmed=unconfirmed)
