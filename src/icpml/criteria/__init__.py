@@ -92,10 +92,11 @@ in three steps that never share rows:
    no exclusion) and anti-ICP (any exclusion): coverage, best-cohort rate, lift
    with a bootstrap confidence interval, WRAcc, churn inside vs outside, and for
    exclusions the share of best customers wrongly excluded. An ICP criterion
-   must also improve the segment *given the others* on these rows (Fisher test
-   inside the accounts meeting every other ICP criterion and no exclusion): of two
-   correlated columns, the one that only rode along with the cause adds nothing
-   there. P-values are corrected with Benjamini-Hochberg across *every candidate
+   must improve the segment *given the others* on these rows (Fisher test
+   inside the accounts meeting every other ICP criterion and no exclusion; a lone
+   ICP criterion is tested alone): of two correlated columns, the one that only rode
+   along with the cause adds nothing there, and a condition of a conjunction need
+   not pay off on its own. P-values are corrected with Benjamini-Hochberg across *every candidate
    proposed* in step 1 (the ones not selected count with p = 1); a criterion that
    is not confirmed (q >= alpha) is dropped (the weakest ICP criterion first, the
    others tested again without it) and listed as unconfirmed. If no

@@ -230,7 +230,8 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
 
     Each round, every candidate is tested within the segment so far (one-sided Fisher,
     matching vs not matching, on the selection rows). Among the columns with a candidate
-    significant at ``alpha``, the one the model says adds most within the segment
+    significant at ``alpha`` (single conditions before pairs: a pair is taken only in a
+    round where no single condition passes), the one the model says adds most within the segment
     (``proposer.strength``) is taken, with its most significant candidate: the selection
     rows decide *whether* and *where* to cut, the model's SHAP on many more rows decides
     *which column* when several pass (on a few dozen selection rows, p-values of a strong
@@ -264,6 +265,10 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
                 passing[c.column] = (p, c)
         if not passing:
             break
+        # single conditions first: a pair is for parts that are flat alone, and one found by
+        # the pair search on these same rows (cross-fitting) passes here too easily
+        single = {k: v for k, v in passing.items() if not v[1].also}
+        passing = single or passing
         if by_p:
             col = min(passing, key=lambda k: (passing[k][0] * _search_size(passing[k][1], sel),
                                               passing[k][0], k))
