@@ -129,14 +129,14 @@ class ColumnSchema:
         Numeric: the values of a code column (see :func:`numeric_codes`); empty for
         a measure. Criteria on a code are value sets; cells are still read as numbers, so
         ``2``, ``2.0`` and ``"2"`` are one value.
-    integer : bool, default False
-        Numeric: every value at discovery was a whole number. A later text cell such as
-        "1.234" (a thousands dot, or a decimal?) is then flagged ``ambiguous number``
-        (read as the schema says, 1.234, and named in the scoring warning).
     aliases : dict of str to str
         Categorical: spellings seen at discovery that SQL's ``LOWER(TRIM(...))`` cannot
         fold onto their category (full-width "Ｓａｌｅｓｆｏｒｃｅ", "STRASSE" for "Straße")
         -> the category; the SQL export lists them.
+    integer : bool, default False
+        Numeric: every value at discovery was a whole number. A later text cell such as
+        "1.234" (a thousands dot, or a decimal?) is then flagged ``ambiguous number``
+        (read as the schema says, 1.234, and named in the scoring warning).
     """
 
     kind: str

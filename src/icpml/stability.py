@@ -245,7 +245,15 @@ def warm_workers(n_accounts: int, cfg: Config) -> None:
     process labels cohorts and screens the columns, not when the first refit is due. The
     pool is estimated as the ``n_accounts`` not held out (``models.holdout_size``); nothing
     is started where :func:`in_worker` would run nothing (small table, one CPU, no
-    resamples). Changes no result."""
+    resamples). Changes no result.
+
+    Parameters
+    ----------
+    n_accounts : int
+        Accounts in the discovery table (before the held-out split).
+    cfg : Config
+        The run's config (``models.holdout_size``, ``criteria.stability_resamples``).
+    """
     n_pool = n_accounts - int(round(cfg.models.holdout_size * n_accounts))
     jobs = refit_jobs()
     if not cfg.criteria.stability_resamples or n_pool <= MAX_REFIT_ROWS or jobs <= 1:
