@@ -187,6 +187,11 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
     (``p_alone``, ``p_given_others``), and is what Benjamini-Hochberg corrects. An ICP
     criterion that fails is dropped and the others are tested again without it (the
     weakest first), so a correlated column that only rode along with the cause drops out.
+    For an interaction pair (a criterion with ``also`` parts), ``p_alone`` is taken among
+    the accounts no exclusion removes: the cells ``A and not B`` / ``not A and B`` of a
+    compensated interaction are below average and often where an exclusion lies, so on
+    every account the excluded ones dilute the pair's test, though the ICP segment never
+    contains them.
     """
     hold, hold_coh, hold_ch = split.rows("holdout")
     base = float((hold_coh == BEST).mean()) if len(hold_coh) else float("nan")
@@ -212,6 +217,9 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
     for c in chosen:
         if c.kind == "anti_icp":
             clear &= ~masks[c.key]
+    for c in chosen:
+        if c.kind == "icp" and c.also:  # a pair alone: among accounts no exclusion removes
+            c.evidence["p_alone"] = _given_others_p(masks[c.key], clear, b)
     dropped: list[Criterion] = []
     while True:
         icp_now = [c for c in chosen if c.kind == "icp"]
@@ -277,7 +285,8 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
       raise the best rate alone (rows of folds without a twin count as not matching) and
       given the fold's other ICP criteria (ICP side), at Benjamini-Hochberg ``alpha``
       across the hypotheses tested out of fold: every (side, columns) that some fold
-      selected, plus the final criteria. (Each fold chose its criteria without its
+      selected, plus the final criteria. An interaction pair's test alone is among the
+      accounts its fold's exclusions leave (see :func:`derive_criteria`). (Each fold chose its criteria without its
       left-out rows, so the candidates a fold rejected were never tested on them.)
     * **ICP / anti-ICP evidence and interval**: the pooled out-of-fold memberships
       against the accounts' cohorts, with a percentile bootstrap of the pooled
@@ -317,6 +326,9 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
     b = best.to_numpy(bool)
     k_folds = len(per_fold)
     chosen, p, ok = [], {}, {}
+    clr = np.ones(n, dtype=bool)  # out of fold: no exclusion of the fold's
+    for te, cs_k in per_fold:
+        clr[te] = ~cs_k.anti_mask(df.iloc[te]).to_numpy(bool)
     for c in anti + icp:
         m, seg, hits = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), 0
         for te, cs_k in per_fold:
@@ -334,7 +346,7 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
                 seg[te] = s
         evd = segment_evidence(pd.Series(m, index=df.index), best, ch, is_worst=worst,
                                n_bootstrap=cfg.n_bootstrap, seed=seed, side=_side(c))
-        evd["p_alone"] = evd["p_value"]
+        evd["p_alone"] = evd["p_value"] if not c.also else _given_others_p(m, clr, b)
         evd["folds_selected"] = hits
         if c.kind == "icp":
             evd["p_given_others"] = _given_others_p(m, seg, b)

@@ -13,7 +13,7 @@ from icpml.criteria.evidence import _fisher_greater, _min_count, _odds_ratio
 from icpml.criteria.propose import (
     _fit_pair,
     conditional_candidates,
-    icp_pair_candidates,
+    crossfit_pairs,
     interaction_candidates,
     propose_candidates,
 )
@@ -269,8 +269,17 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
     icp_pairs, n_pairs = _pair_search(fit_expl, kinds, allowed, anti, select, select_cohort,
                                       refine_rows, refine_cohort, cfg)
     proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
-    icp = _select_inclusions(icp_c + icp_pairs, select, select_cohort == BEST, not_excluded, cfg,
-                             proposer)
+    if icp_pairs:  # the pair first, then the greedy within it (see _pair_search)
+        lead = icp_pairs[:1]
+        after = _After(proposer, lead)
+        rest = [c for c in icp_c + icp_pairs[1:] + after.candidates([])
+                if not set(c.columns) & set(lead[0].columns)]
+        icp = lead + _select_inclusions(
+            rest, select, select_cohort == BEST, not_excluded & lead[0].mask(select),
+            cfg.model_copy(update={"max_icp_criteria": cfg.max_icp_criteria - 1}), after)
+    else:
+        icp = _select_inclusions(icp_c, select, select_cohort == BEST, not_excluded, cfg,
+                                 proposer)
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
     if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
@@ -290,20 +299,45 @@ def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str
                  anti: list[Criterion], select: pd.DataFrame, select_cohort: pd.Series,
                  refine_rows: pd.DataFrame | None, refine_cohort: pd.Series | None,
                  cfg: CriteriaConfig) -> tuple[list[Criterion], int]:
-    """:func:`icp_pair_candidates` on the refinement rows the selection does not test on
-    (the model's training rows), else on the selection rows; accounts an exclusion
-    removes are left out. Returns the pairs and the number of column pairs searched."""
+    """ICP pairs selected on cross-fitted evidence (:func:`crossfit_pairs`).
+
+    The pairs are searched on the refinement rows (train + selection; the selection rows
+    alone without them), accounts an exclusion removes left out of the scoring, and each
+    is judged out of fold on those rows: every account serves as evidence once, instead of
+    the few hundred selection rows the greedy tests on (too few for a pair covering a few
+    percent of them). Kept: the pairs whose out-of-fold p-value (Bonferroni over the
+    pairs found) is below ``alpha``, most significant first. The first is taken into the
+    ICP before the greedy, which then works within it; later ones are ordinary greedy
+    candidates. Held-out (or outer cross-fitted) confirmation still judges them, with the
+    column pairs searched counted in the Benjamini-Hochberg family.
+
+    Returns the kept pairs and the number of column pairs searched."""
     rows, cohort = select, select_cohort
     if refine_rows is not None and refine_cohort is not None:
-        rest = ~refine_rows.index.isin(select.index)
-        enough = int(rest.sum()) >= 4 * _min_count(cfg, len(refine_rows))
-        rows, cohort = ((refine_rows[rest], refine_cohort[rest]) if enough
-                        else (refine_rows, refine_cohort))
+        rows, cohort = refine_rows, refine_cohort
     clear = np.ones(len(rows), dtype=bool)
     for c in anti:
         clear &= ~c.mask(rows).to_numpy(bool)
-    return icp_pair_candidates(fit_expl, kinds, allowed, rows, (cohort == BEST).to_numpy(bool),
-                               clear, cfg)
+    pairs, p_oof, searched = crossfit_pairs(fit_expl, kinds, allowed, rows,
+                                            (cohort == BEST).to_numpy(bool), clear, cfg)
+    kept = sorted((p, i) for i, p in enumerate(p_oof) if p < cfg.alpha)
+    return [pairs[i] for _, i in kept], searched
+
+
+class _After:
+    """``proposer`` as if ``first`` (the cross-fitted pair) were kept before the greedy's
+    picks; its candidates never name ``first``'s columns."""
+
+    def __init__(self, proposer: _IcpProposer, first: list[Criterion]) -> None:
+        self.proposer, self.first = proposer, first
+        self.cols = {col for c in first for col in c.columns}
+
+    def candidates(self, kept: list[Criterion]) -> list[Criterion]:
+        return [c for c in self.proposer.candidates(self.first + kept)
+                if not self.cols & set(c.columns)]
+
+    def strength(self, kept: list[Criterion]) -> dict[str, float]:
+        return self.proposer.strength(self.first + kept)
 
 
 def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
