@@ -668,7 +668,7 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
 
     Parameters
     ----------
-    expl, kinds, allowed, cfg
+    expl, kinds, allowed
         As for :func:`icp_pair_candidates`.
     rows : pandas.DataFrame
         Coerced accounts to search and judge on (not modified).
@@ -676,6 +676,8 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
         Best-cohort membership per row, shape ``(len(rows),)``.
     clear : numpy.ndarray of bool
         Rows no exclusion removes, shape ``(len(rows),)``.
+    cfg : CriteriaConfig
+        As for :func:`icp_pair_candidates`; ``alpha`` is not used here.
     n_folds : int, default PAIR_FOLDS
         Folds of the cross-fitting (fewer when a cohort has fewer rows).
     seed : int, default 0
