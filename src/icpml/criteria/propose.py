@@ -659,9 +659,11 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
       folds without one count as not matching);
     * a final pair's out-of-fold p-value: one-sided Fisher test that the pooled
       out-of-fold members within ``clear`` reach the best cohort more often than the
-      other rows within ``clear``, Bonferroni-multiplied by the number of final pairs
-      (capped at 1). Its pair must also have been found in a majority of the folds;
-      otherwise its p-value is 1.
+      other rows within ``clear``. Its pair must also have been found in a majority of
+      the folds; otherwise its p-value is 1. Like the greedy selection's per-candidate
+      test, this is a selection gate at plain ``alpha``, not the correction: the
+      confirmation on held-out (or outer cross-fitted) rows corrects for every
+      candidate and every column pair searched.
 
     The column ranking (mean |SHAP| of ``expl``) is shared by the folds: it only decides
     which columns are paired, not where the pairs cut.
@@ -688,7 +690,7 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
     pairs : list of Criterion
         The pairs found on all of ``rows``, best (by WRAcc) first.
     p_oof : list of float
-        Each pair's out-of-fold p-value (Bonferroni over the pairs), same order.
+        Each pair's out-of-fold p-value, same order.
     n_searched : int
         Column pairs searched (hypotheses, for the multiple-testing correction).
     """
@@ -718,5 +720,5 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
         inside, outside = clear & m, clear & ~m
         p = _fisher_greater(int(y[inside].sum()), int(inside.sum()), int(y[outside].sum()),
                             int(outside.sum()))
-        p_oof.append(min(1.0, p * len(pairs)) if 2 * hits[cols] > k else 1.0)
+        p_oof.append(p if 2 * hits[cols] > k else 1.0)
     return pairs, p_oof, searched

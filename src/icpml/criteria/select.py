@@ -305,8 +305,8 @@ def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str
     alone without them), accounts an exclusion removes left out of the scoring, and each
     is judged out of fold on those rows: every account serves as evidence once, instead of
     the few hundred selection rows the greedy tests on (too few for a pair covering a few
-    percent of them). Kept: the pairs whose out-of-fold p-value (Bonferroni over the
-    pairs found) is below ``alpha``, most significant first. The first is taken into the
+    percent of them). Kept: the pairs whose out-of-fold p-value is below ``alpha``,
+    most significant first. The first is taken into the
     ICP before the greedy, which then works within it; later ones are ordinary greedy
     candidates. Held-out (or outer cross-fitted) confirmation still judges them, with the
     column pairs searched counted in the Benjamini-Hochberg family.
