@@ -52,11 +52,13 @@ in three steps that never share rows:
    the best cell of the 2x2 the parts form and fits each part given the other.
    The search is cross-fitted (:func:`crossfit_pairs`): run again on K folds, each
    pair is judged on the rows its fold's search did not see, so every account is
-   evidence once; a pair significant out of fold enters the ICP at the start of
-   step 2's greedy, which then works within it (a pair covering a few percent of
-   the accounts is too rare among the few hundred selection rows of a 2k-customer
-   table to pass there). It is confirmed like any other criterion; the column
-   pairs searched count as hypotheses in the correction.
+   evidence once. Step 2 then also builds an ICP that starts with the best pair
+   significant out of fold and lets the greedy work within it (a pair covering a
+   few percent of the accounts is too rare among the few hundred selection rows of
+   a 2k-customer table to pass there), and keeps it instead of the plain greedy's
+   when its segment is the more significant on the non-held-out rows. A pair is
+   confirmed like any other criterion; the column pairs searched count as
+   hypotheses in the correction.
 
 2. **Select** (the selection split: rows the model was not fitted on).
    Exclusions first: a fit-side exclusion is kept if accounts matching it reach
