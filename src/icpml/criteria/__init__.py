@@ -48,10 +48,17 @@ in three steps that never share rows:
    hurts without it, the main effects cancel): for those, a pair search
    (:func:`icp_pair_candidates`) over the columns with the largest mean |SHAP|
    scores every combination of two single conditions (decile cuts, categories) by
-   WRAcc on the model's training rows, keeps pairs whose parts are flat alone, takes
-   the best cell of the 2x2 the parts form, fits each part given the other, and
-   offers ``A and B`` to step 2 as one ICP candidate (confirmed like any other; the
-   column pairs searched count as hypotheses in the correction).
+   WRAcc on the non-held-out rows, keeps pairs whose parts are flat alone, takes
+   the best cell of the 2x2 the parts form and fits each part given the other.
+   The search is cross-fitted (:func:`crossfit_pairs`): run again on K folds, each
+   pair is judged on the rows its fold's search did not see, so every account is
+   evidence once. Step 2 then also builds an ICP that starts with the best pair
+   significant out of fold and lets the greedy work within it (a pair covering a
+   few percent of the accounts is too rare among the few hundred selection rows of
+   a 2k-customer table to pass there), and keeps it instead of the plain greedy's
+   when its segment is the more significant on the non-held-out rows. A pair is
+   confirmed like any other criterion; the column pairs searched count as
+   hypotheses in the correction.
 
 2. **Select** (the selection split: rows the model was not fitted on).
    Exclusions first: a fit-side exclusion is kept if accounts matching it reach
@@ -145,6 +152,7 @@ from icpml.criteria.confirm import CriteriaSplit, apply_stability, derive_criter
 from icpml.criteria.evidence import detectable_lift, segment_evidence
 from icpml.criteria.propose import (
     conditional_candidates,
+    crossfit_pairs,
     icp_pair_candidates,
     interaction_candidates,
     propose_candidates,
@@ -154,4 +162,4 @@ from icpml.criteria.select import select_criteria
 
 __all__ = ["Criterion", "CriteriaSet", "CriteriaSplit", "derive_criteria", "use_crossfit", "fit_band", "select_criteria", "segment_evidence",
            "SCHEMA_VERSION", "propose_candidates", "apply_stability", "detectable_lift", "conditional_candidates", "interaction_candidates",
-           "icp_pair_candidates"]
+           "icp_pair_candidates", "crossfit_pairs"]

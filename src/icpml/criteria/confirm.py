@@ -232,6 +232,11 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
     Benjamini-Hochberg corrects. An ICP
     criterion that fails is dropped and the others are tested again without it (the
     weakest first), so a correlated column that only rode along with the cause drops out.
+    For an interaction pair (a criterion with ``also`` parts), ``p_alone`` is taken among
+    the accounts no exclusion removes: the cells ``A and not B`` / ``not A and B`` of a
+    compensated interaction are below average and often where an exclusion lies, so on
+    every account the excluded ones dilute the pair's test, though the ICP segment never
+    contains them.
     """
     hold, hold_coh, hold_ch = split.rows("holdout")
     base = float((hold_coh == BEST).mean()) if len(hold_coh) else float("nan")
@@ -257,6 +262,9 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
     for c in chosen:
         if c.kind == "anti_icp":
             clear &= ~masks[c.key]
+    for c in chosen:
+        if c.kind == "icp" and c.also:  # a pair alone: among accounts no exclusion removes
+            c.evidence["p_alone"] = _given_others_p(masks[c.key], clear, b)
     dropped: list[Criterion] = []
     while True:
         icp_now = [c for c in chosen if c.kind == "icp"]
@@ -325,7 +333,8 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
       side, :func:`_icp_p`; an ICP criterion that fails is dropped, the weakest first, and
       the others are tested again without its twins), at Benjamini-Hochberg ``alpha``
       across the hypotheses tested out of fold: every (side, columns) that some fold
-      selected, plus the final criteria. (Each fold chose its criteria without its
+      selected, plus the final criteria. An interaction pair's test alone is among the
+      accounts its fold's exclusions leave (see :func:`derive_criteria`). (Each fold chose its criteria without its
       left-out rows, so the candidates a fold rejected were never tested on them.)
     * **ICP / anti-ICP evidence and interval**: the pooled out-of-fold memberships
       against the accounts' cohorts, with a percentile bootstrap of the pooled
@@ -372,6 +381,9 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
         folds.append((te, cs_k, ~cs_k.anti_mask(rows).to_numpy(bool),
                       [(o, o.mask(rows).to_numpy(bool)) for o in cs_k.icp]))
     chosen, p, ok, twins = [], {}, {}, {}
+    clr = np.ones(n, dtype=bool)  # out of fold: no exclusion of the fold's
+    for te, _, keep, _ in folds:
+        clr[te] = keep
     for c in anti + icp:
         m, tw = np.zeros(n, dtype=bool), []
         for te, cs_k, _, _ in folds:
@@ -381,7 +393,7 @@ def _derive_crossfit(kinds: dict[str, str], allowed: list[str], split: CriteriaS
         hits = sum(t is not None for t in tw)
         evd = segment_evidence(pd.Series(m, index=df.index), best, ch, is_worst=worst,
                                n_bootstrap=cfg.n_bootstrap, seed=seed, side=_side(c))
-        evd["p_alone"] = evd["p_value"]
+        evd["p_alone"] = evd["p_value"] if not c.also else _given_others_p(m, clr, b)
         evd["folds_selected"] = hits
         c = replace(c, evidence=evd)
         twins[c.key] = (m, tw)

@@ -16,7 +16,7 @@ from icpml.criteria.evidence import _fisher_greater, _min_count, _odds_ratio
 from icpml.criteria.propose import (
     _fit_pair,
     conditional_candidates,
-    icp_pair_candidates,
+    crossfit_pairs,
     interaction_candidates,
     propose_candidates,
 )
@@ -397,11 +397,27 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
     not_excluded = pd.Series(True, index=select.index)
     for c in anti:
         not_excluded &= ~c.mask(select)
-    icp_pairs, n_pairs = _pair_search(fit_expl, kinds, allowed, anti, select, select_cohort,
-                                      refine_rows, refine_cohort, cfg)
+    icp_pairs, p_pairs, n_pairs = _pair_search(fit_expl, kinds, allowed, anti, select,
+                                               select_cohort, refine_rows, refine_cohort, cfg)
     proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
-    icp = _select_inclusions(icp_c + icp_pairs, select, select_cohort == BEST, not_excluded, cfg,
-                             proposer, by_p=crossfit)
+    icp = _select_inclusions(icp_c + icp_pairs, select, select_cohort == BEST, not_excluded,
+                             cfg, proposer, by_p=crossfit)
+    if icp_pairs:  # or the pair first, then the greedy within it (see _pair_search)
+        lead = icp_pairs[:1]
+        after = _After(proposer, lead)
+        rest = [c for c in icp_c + icp_pairs[1:] + after.candidates([])
+                if not set(c.columns) & set(lead[0].columns)]
+        led = lead + _select_inclusions(
+            rest, select, select_cohort == BEST, not_excluded & lead[0].mask(select),
+            cfg.model_copy(update={"max_icp_criteria": cfg.max_icp_criteria - 1}), after,
+            by_p=crossfit)
+        if refine_rows is not None and refine_cohort is not None:
+            rows, cohort = refine_rows, refine_cohort
+        else:
+            rows, cohort = select, select_cohort
+        if (p_pairs[0] < cfg.alpha / max(n_pairs, 1)
+                or _conjunction_p(led, anti, rows, cohort) < _conjunction_p(icp, anti, rows, cohort)):
+            icp = led
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
     if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
@@ -420,21 +436,72 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
 def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
                  anti: list[Criterion], select: pd.DataFrame, select_cohort: pd.Series,
                  refine_rows: pd.DataFrame | None, refine_cohort: pd.Series | None,
-                 cfg: CriteriaConfig) -> tuple[list[Criterion], int]:
-    """:func:`icp_pair_candidates` on the refinement rows the selection does not test on
-    (the model's training rows), else on the selection rows; accounts an exclusion
-    removes are left out. Returns the pairs and the number of column pairs searched."""
+                 cfg: CriteriaConfig) -> tuple[list[Criterion], list[float], int]:
+    """ICP pairs selected on cross-fitted evidence (:func:`crossfit_pairs`).
+
+    The pairs are searched on the refinement rows (train + selection; the selection rows
+    alone without them), accounts an exclusion removes left out of the scoring, and each
+    is judged out of fold on those rows: every account serves as evidence once, instead of
+    the few hundred selection rows the greedy tests on (too few for a pair covering a few
+    percent of them). Kept: the pairs whose out-of-fold p-value is below ``alpha``,
+    most significant first. :func:`select_criteria` then builds two ICPs: the greedy's
+    as before (the pairs among its candidates, tested on the selection rows), and one
+    that starts with the first pair and lets the greedy work within it. The pair's ICP
+    is kept when the pair's out-of-fold p-value is below ``alpha`` divided by the column
+    pairs searched (Bonferroni: a chance pair rarely gets there), or else when its whole
+    segment is the more significant on the refinement rows (one-sided Fisher among
+    accounts no exclusion removes, :func:`_conjunction_p`); otherwise the greedy's.
+    (Always starting with the pair let a chance pair crowd out a conjunctive ICP whose
+    conditions the greedy finds one at a time.) Held-out (or outer cross-fitted)
+    confirmation still judges them, with the column pairs searched counted in the
+    Benjamini-Hochberg family.
+
+    Returns the kept pairs, their out-of-fold p-values and the number of column pairs
+    searched."""
     rows, cohort = select, select_cohort
     if refine_rows is not None and refine_cohort is not None:
-        rest = ~refine_rows.index.isin(select.index)
-        enough = int(rest.sum()) >= 4 * _min_count(cfg, len(refine_rows))
-        rows, cohort = ((refine_rows[rest], refine_cohort[rest]) if enough
-                        else (refine_rows, refine_cohort))
+        rows, cohort = refine_rows, refine_cohort
     clear = np.ones(len(rows), dtype=bool)
     for c in anti:
         clear &= ~c.mask(rows).to_numpy(bool)
-    return icp_pair_candidates(fit_expl, kinds, allowed, rows, (cohort == BEST).to_numpy(bool),
-                               clear, cfg)
+    pairs, p_oof, searched = crossfit_pairs(fit_expl, kinds, allowed, rows,
+                                            (cohort == BEST).to_numpy(bool), clear, cfg)
+    kept = sorted((p, i) for i, p in enumerate(p_oof) if p < cfg.alpha)
+    return [pairs[i] for _, i in kept], [p for p, _ in kept], searched
+
+
+def _conjunction_p(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
+                   cohort: pd.Series) -> float:
+    """One-sided Fisher p that accounts meeting every criterion of ``icp`` reach the best
+    cohort more often than the others, among the ``rows`` no exclusion removes (1.0 for an
+    empty ``icp``)."""
+    if not icp:
+        return 1.0
+    clear = np.ones(len(rows), dtype=bool)
+    for c in anti:
+        clear &= ~c.mask(rows).to_numpy(bool)
+    m = clear.copy()
+    for c in icp:
+        m &= c.mask(rows).to_numpy(bool)
+    b = (cohort == BEST).to_numpy(bool)
+    out = clear & ~m
+    return _fisher_greater(int(b[m].sum()), int(m.sum()), int(b[out].sum()), int(out.sum()))
+
+
+class _After:
+    """``proposer`` as if ``first`` (the cross-fitted pair) were kept before the greedy's
+    picks; its candidates never name ``first``'s columns."""
+
+    def __init__(self, proposer: _IcpProposer, first: list[Criterion]) -> None:
+        self.proposer, self.first = proposer, first
+        self.cols = {col for c in first for col in c.columns}
+
+    def candidates(self, kept: list[Criterion]) -> list[Criterion]:
+        return [c for c in self.proposer.candidates(self.first + kept)
+                if not self.cols & set(c.columns)]
+
+    def strength(self, kept: list[Criterion]) -> dict[str, float]:
+        return self.proposer.strength(self.first + kept)
 
 
 def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
