@@ -24,10 +24,11 @@ from sklearn.base import clone
 from sklearn.calibration import calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from icpml._runtime import env_threads
+from icpml._stats import sample_by_class
 from icpml.config import ModelsConfig
 from icpml.features import make_preprocessor
 
@@ -392,9 +393,7 @@ def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: p
     if folds >= 2:
         X_cv, y_cv = X_train[columns], y_train
         if len(y_cv) > MAX_CV_ROWS:  # the same estimate of the AUC's spread, at a fixed cost
-            keep, _ = train_test_split(np.arange(len(y_cv)), train_size=MAX_CV_ROWS,
-                                       random_state=cfg.seed, stratify=y_cv)
-            keep = np.sort(keep)
+            keep = sample_by_class(y_cv, MAX_CV_ROWS, cfg.seed)
             X_cv, y_cv = X_cv.iloc[keep], y_cv[keep]
         cv["rows"] = int(len(y_cv))
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)

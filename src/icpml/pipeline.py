@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from icpml._stats import sample_by_class
 from icpml._vocab import VERSION as __version__
 from icpml.cohorts import BEST, MIDDLE, WORST, cohort_contrast, label_cohorts, value_score
 from icpml.config import Config
@@ -69,8 +70,7 @@ def _sample_by_cohort(rows: pd.DataFrame, cohort: pd.Series, n: int, seed: int) 
     """``rows`` when they are at most ``n``; else ``n`` of them, each cohort in proportion (seeded)."""
     if len(rows) <= n:
         return rows
-    keep, _ = train_test_split(rows.index.to_numpy(), train_size=n, random_state=seed,
-                               stratify=cohort.to_numpy())
+    keep = rows.index.to_numpy()[sample_by_class(cohort.to_numpy(), n, seed)]
     return rows.loc[rows.index.isin(keep)]
 
 

@@ -57,8 +57,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 
+from icpml._stats import sample_by_class
 from icpml._vocab import TIERS
 from icpml.cohorts import BEST, MIDDLE
 from icpml.config import Config
@@ -183,10 +183,9 @@ def _resample(b: int, df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series |
     uniq_cohort = cohorts.loc[uniq.index]
     shap_rows = uniq
     if len(uniq) > MAX_REFIT_SHAP_ROWS:  # proposals from a sample by cohort, as discovery's
-        keep, _ = train_test_split(np.arange(len(uniq)), train_size=MAX_REFIT_SHAP_ROWS,
-                                   random_state=cfg.models.seed + b,
-                                   stratify=uniq_cohort.astype(str).to_numpy())
-        shap_rows = uniq.iloc[np.sort(keep)]
+        keep = sample_by_class(uniq_cohort.astype(str).to_numpy(), MAX_REFIT_SHAP_ROWS,
+                               cfg.models.seed + b)
+        shap_rows = uniq.iloc[keep]
     with_churn = churn_kinds is not None and churned is not None
     return draw, {
         "boot": df.loc[in_bag].reset_index(drop=True), "boot_cohort": bc,
