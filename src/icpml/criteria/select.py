@@ -415,8 +415,13 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
             rows, cohort = refine_rows, refine_cohort
         else:
             rows, cohort = select, select_cohort
+        # against an empty greedy the comparison below is vacuous (any pair beats nothing):
+        # the pair must then pass Bonferroni over the column pairs searched on its own, or
+        # every fold of a cross-fitted null table proposes its chance pair and the out-of-fold
+        # test of that one hypothesis is a plain alpha-level coin
         if (p_pairs[0] < cfg.alpha / max(n_pairs, 1)
-                or _conjunction_p(led, anti, rows, cohort) < _conjunction_p(icp, anti, rows, cohort)):
+                or (icp and _conjunction_p(led, anti, rows, cohort)
+                    < _conjunction_p(icp, anti, rows, cohort))):
             icp = led
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
