@@ -305,14 +305,6 @@ def fit_band(c: Criterion, rows: pd.DataFrame, is_best: np.ndarray, segment: np.
             lo, hi = rlo, rhi
     low = _roundest(x[lo - 1], x[lo], include_lo=False, include_hi=True) if lo > 0 else None
     high = _roundest(x[hi - 1], x[hi], include_lo=True, include_hi=False) if hi < m else None
-    # an edge of the model's that the fit moves past fewer than `tail` accounts of the
-    # segment stays where the model put it: a handful of accounts between two edges (three
-    # best accounts between a planted 600 and 682) cannot place an edge, as they cannot
-    # make a cut (the same `tail`)
-    low = _keep_model_edge(c.low, low, x, tail, upper=False)
-    high = _keep_model_edge(c.high, high, x, tail, upper=True)
-    if low is not None and high is not None and low > high:
-        return c
     return _band(c, low, high)
 
 
@@ -325,17 +317,6 @@ def _band(c: Criterion, low: float | None, high: float | None) -> Criterion:
     if high is not None:
         return replace(c, op="<=", low=None, high=high)
     return c
-
-
-def _keep_model_edge(model: float | None, fitted: float | None, x: np.ndarray, tail: int, *,
-                     upper: bool) -> float | None:
-    """``model`` when both edges exist and fewer than ``tail`` values of ``x`` lie between them
-    (on the side that changes membership), else ``fitted``."""
-    if model is None or fitted is None or model == fitted:
-        return fitted
-    a, b = min(model, fitted), max(model, fitted)
-    between = (x > a) & (x <= b) if upper else (x >= a) & (x < b)
-    return model if int(between.sum()) < tail else fitted
 
 
 #: Fewer accounts than this in the segment: category sets stay as SHAP proposed them (a
