@@ -267,7 +267,7 @@ def test_use_crossfit_on_small_or_underpowered_data():
 
     assert use_crossfit(300, 90, 0.25)
     assert use_crossfit(1400, 420, 0.25)
-    assert use_crossfit(2400, 720, 0.25)  # a 3-4 condition ICP needs every row as evidence
+    assert not use_crossfit(2400, 720, 0.25)
     assert not use_crossfit(4000, 1200, 0.25)
     assert use_crossfit(5000, 20, 0.25)  # too few held-out rows to see lift 2
 
