@@ -24,6 +24,14 @@ from icpml.criteria.rule import Criterion, _as_category
 from icpml.explain import GroupedShap
 
 
+def _unexcluded(anti: list[Criterion], rows: pd.DataFrame) -> pd.Series:
+    """Which ``rows`` no exclusion of ``anti`` removes (boolean, indexed like ``rows``)."""
+    clear = pd.Series(True, index=rows.index)
+    for c in anti:
+        clear &= ~c.mask(rows)
+    return clear
+
+
 def category_contrasts(rows: pd.DataFrame, cohort: pd.Series, kinds: dict[str, str],
                        allowed: list[str], cfg: CriteriaConfig) -> list[Criterion]:
     """Candidates from plain best / worst rates per category (small data), beside SHAP's.
@@ -200,9 +208,7 @@ class _IcpProposer:
                  allowed: list[str], cfg: CriteriaConfig) -> None:
         self.expl, self.kinds, self.allowed, self.cfg = expl, kinds, allowed, cfg
         self.min_count = _min_count(cfg, len(expl.values))
-        self.clear = np.ones(len(expl.data), dtype=bool)
-        for c in anti:
-            self.clear &= ~c.mask(expl.data).to_numpy(bool)
+        self.clear = _unexcluded(anti, expl.data).to_numpy(bool)
 
     def _inside(self, kept: list[Criterion]) -> np.ndarray:
         inside = self.clear.copy()
@@ -394,9 +400,7 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
         pairs += interaction_candidates(churn_expl, anti_c, kinds, allowed, cfg, source="churn_model")
     anti = _select_exclusions(anti_c + pairs, select, select_cohort, select_churn, cfg,
                               fdr=crossfit)
-    not_excluded = pd.Series(True, index=select.index)
-    for c in anti:
-        not_excluded &= ~c.mask(select)
+    not_excluded = _unexcluded(anti, select)
     icp_pairs, p_pairs, n_pairs = _pair_search(fit_expl, kinds, allowed, anti, select,
                                                select_cohort, refine_rows, refine_cohort, cfg)
     proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
@@ -427,9 +431,7 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
     if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
         rows, cohort = refine_rows, refine_cohort
-        clear = pd.Series(True, index=rows.index)
-        for c in anti:
-            clear &= ~c.mask(rows)
+        clear = _unexcluded(anti, rows)
         icp = _backfit(icp, rows, (cohort == BEST).to_numpy(bool), clear, proposer,
                        _min_count(cfg, len(rows)))
     if refine_rows is not None and refine_cohort is not None:
@@ -453,9 +455,10 @@ def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str
     as before (the pairs among its candidates, tested on the selection rows), and one
     that starts with the first pair and lets the greedy work within it. The pair's ICP
     is kept when the pair's out-of-fold p-value is below ``alpha`` divided by the column
-    pairs searched (Bonferroni: a chance pair rarely gets there), or else when its whole
-    segment is the more significant on the refinement rows (one-sided Fisher among
-    accounts no exclusion removes, :func:`_conjunction_p`); otherwise the greedy's.
+    pairs searched (Bonferroni: a chance pair rarely gets there), or else, when the
+    greedy's ICP is not empty, when its whole segment is the more significant on the
+    refinement rows (one-sided Fisher among accounts no exclusion removes,
+    :func:`_conjunction_p`); otherwise the greedy's.
     (Always starting with the pair let a chance pair crowd out a conjunctive ICP whose
     conditions the greedy finds one at a time.) Held-out (or outer cross-fitted)
     confirmation still judges them, with the column pairs searched counted in the
@@ -466,9 +469,7 @@ def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str
     rows, cohort = select, select_cohort
     if refine_rows is not None and refine_cohort is not None:
         rows, cohort = refine_rows, refine_cohort
-    clear = np.ones(len(rows), dtype=bool)
-    for c in anti:
-        clear &= ~c.mask(rows).to_numpy(bool)
+    clear = _unexcluded(anti, rows).to_numpy(bool)
     pairs, p_oof, searched = crossfit_pairs(fit_expl, kinds, allowed, rows,
                                             (cohort == BEST).to_numpy(bool), clear, cfg)
     kept = sorted((p, i) for i, p in enumerate(p_oof) if p < cfg.alpha)
@@ -482,9 +483,7 @@ def _conjunction_p(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFra
     empty ``icp``)."""
     if not icp:
         return 1.0
-    clear = np.ones(len(rows), dtype=bool)
-    for c in anti:
-        clear &= ~c.mask(rows).to_numpy(bool)
+    clear = _unexcluded(anti, rows).to_numpy(bool)
     m = clear.copy()
     for c in icp:
         m &= c.mask(rows).to_numpy(bool)
@@ -517,9 +516,7 @@ def _fit_bands(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
     in order, so a criterion chosen before another one moved is chosen again.
     """
     b = (cohort == BEST).to_numpy(bool)
-    clear = np.ones(len(rows), dtype=bool)
-    for c in anti:
-        clear &= ~c.mask(rows).to_numpy(bool)
+    clear = _unexcluded(anti, rows).to_numpy(bool)
     min_k = _min_count(cfg, len(rows))
     icp = list(icp)
     for _ in range(passes):
