@@ -423,9 +423,11 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
         # the pair must then pass Bonferroni over the column pairs searched on its own, or
         # every fold of a cross-fitted null table proposes its chance pair and the out-of-fold
         # test of that one hypothesis is a plain alpha-level coin
-        if (p_pairs[0] < cfg.alpha / max(n_pairs, 1)
-                or (icp and _conjunction_p(led, anti, rows, cohort)
-                    < _conjunction_p(icp, anti, rows, cohort))):
+        if icp:
+            use_led = _conjunction_p(led, anti, rows, cohort) < _conjunction_p(icp, anti, rows, cohort)
+        else:
+            use_led = p_pairs[0] < cfg.alpha / max(n_pairs, 1)
+        if use_led:
             icp = led
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
@@ -453,12 +455,14 @@ def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str
     percent of them). Kept: the pairs whose out-of-fold p-value is below ``alpha``,
     most significant first. :func:`select_criteria` then builds two ICPs: the greedy's
     as before (the pairs among its candidates, tested on the selection rows), and one
-    that starts with the first pair and lets the greedy work within it. The pair's ICP
-    is kept when the pair's out-of-fold p-value is below ``alpha`` divided by the column
-    pairs searched (Bonferroni: a chance pair rarely gets there), or else, when the
-    greedy's ICP is not empty, when its whole segment is the more significant on the
-    refinement rows (one-sided Fisher among accounts no exclusion removes,
-    :func:`_conjunction_p`); otherwise the greedy's.
+    that starts with the first pair and lets the greedy work within it. Against a
+    greedy ICP, the pair's ICP is kept when its whole segment is the more significant on
+    the refinement rows (one-sided Fisher among accounts no exclusion removes,
+    :func:`_conjunction_p`). Against an empty greedy ICP, when the pair's out-of-fold
+    p-value is below ``alpha`` divided by the column pairs searched (Bonferroni: a chance
+    pair rarely gets there). Otherwise the greedy's. (The Bonferroni pass once also
+    overrode a non-empty greedy ICP: a proxy pair, revenue band and intent, replaced a
+    product's planted three-condition ICP.)
     (Always starting with the pair let a chance pair crowd out a conjunctive ICP whose
     conditions the greedy finds one at a time.) Held-out (or outer cross-fitted)
     confirmation still judges them, with the column pairs searched counted in the
