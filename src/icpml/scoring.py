@@ -254,8 +254,10 @@ class DataIssue:
     column : str
         The column concerned.
     kind : str
-        ``missing column``, ``missing id``, ``not yes/no``, ``not a number``, ``infinite`` or
-        ``unseen``; all but the first two concern single cells (:class:`icpml.schema.CellIssues`).
+        A key of ``_ISSUE_WORDS``: ``missing column`` and ``missing id`` concern every
+        row; ``blank id`` and ``duplicate id`` the id column's rows; ``not yes/no``,
+        ``not a number``, ``infinite``, ``ambiguous number`` and ``unseen`` single cells
+        (:class:`icpml.schema.CellIssues`).
     rows : numpy.ndarray of bool, optional
         The rows affected (``None``: every row).
     values : pandas.Series, optional
@@ -280,34 +282,39 @@ class DataIssue:
         str
             E.g. ``employees 'many' is not a number: scored as unknown``.
         """
-        c = self.column
-        return {
-            "missing column": f"column '{c}' missing: scored as unknown",
-            "missing id": f"id column '{c}' missing: rows numbered instead",
-            "not yes/no": f"{c} {_shown(value)} is not yes/no: scored as unknown",
-            "not a number": f"{c} {_shown(value)} is not a number: scored as unknown",
-            "infinite": f"{c} is infinite: scored as unknown",
-            "ambiguous number": f"{c} {_shown(value)} read with '.' as the decimal point "
-                                "(whole numbers at discovery: a thousands dot?)",
-            "unseen": f"{c} {_shown(value)} never seen in the discovery data: scored as a rare category",
-        }[self.kind]
+        return _ISSUE_WORDS[self.kind][0].format(c=self.column, v=_shown(value))
+
+
+# per issue kind: the words for one row ({c} column, {v} the row's value) and for a whole
+# table ({n} rows, {eg} a few example values)
+_ISSUE_WORDS = {
+    "missing column": ("column '{c}' missing: scored as unknown",
+                       "column '{c}' missing: scored as unknown"),
+    "missing id": ("id column '{c}' missing: rows numbered instead",
+                   "id column '{c}' missing: rows numbered instead"),
+    "blank id": ("{c} is blank", "column '{c}': {n} blank id(s)"),
+    "duplicate id": ("{c} {v} repeats an earlier row's",
+                     "column '{c}': {n} row(s) repeat an earlier row's id{eg}; each row is "
+                     "scored on its own, so a join on '{c}' will duplicate them"),
+    "not yes/no": ("{c} {v} is not yes/no: scored as unknown",
+                   "column '{c}': {n} value(s) not yes/no scored as unknown{eg}"),
+    "not a number": ("{c} {v} is not a number: scored as unknown",
+                     "column '{c}': {n} non-numeric value(s) scored as unknown{eg}"),
+    "infinite": ("{c} is infinite: scored as unknown",
+                 "column '{c}': {n} infinite value(s) scored as unknown"),
+    "ambiguous number": ("{c} {v} read with '.' as the decimal point "
+                         "(whole numbers at discovery: a thousands dot?)",
+                         "column '{c}': {n} value(s){eg} read with '.' as the decimal point, "
+                         "though discovery saw only whole numbers; if '.' groups thousands "
+                         "in this file, write them without it (1234), as the discovery data does"),
+    "unseen": ("{c} {v} never seen in the discovery data: scored as a rare category",
+               "column '{c}': {n} value(s) never seen in the discovery data{eg}; "
+               "scored as a rare category"),
+}
 
 
 class _IssueTally:
     """Data issues summed over every chunk of a table, for one warning at the end."""
-
-    _SUMMARY = {
-        "missing column": "column '{c}' missing: scored as unknown",
-        "missing id": "id column '{c}' missing: rows numbered instead",
-        "not yes/no": "column '{c}': {n} value(s) not yes/no scored as unknown{eg}",
-        "not a number": "column '{c}': {n} non-numeric value(s) scored as unknown{eg}",
-        "infinite": "column '{c}': {n} infinite value(s) scored as unknown",
-        "ambiguous number": "column '{c}': {n} value(s){eg} read with '.' as the decimal point, "
-                            "though discovery saw only whole numbers; if '.' groups thousands "
-                            "in this file, write them without it (1234), as the discovery data does",
-        "unseen": "column '{c}': {n} value(s) never seen in the discovery data{eg}; "
-                  "scored as a rare category",
-    }
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
@@ -330,7 +337,8 @@ class _IssueTally:
         parts = []
         for (c, kind), n in self.counts.items():
             eg = self.examples.get((c, kind))
-            parts.append(self._SUMMARY[kind].format(c=c, n=n, eg=f" (e.g. {', '.join(eg)})" if eg else ""))
+            parts.append(_ISSUE_WORDS[kind][1].format(
+                c=c, n=n, eg=f" (e.g. {', '.join(eg)})" if eg else ""))
         return "; ".join(parts)
 
 
@@ -669,6 +677,7 @@ class ScoringSession:
             The session is closed (and a batch has rows).
         """
         tally = _IssueTally()
+        seen_ids: list = []  # the sorted hashes of the ids of the stream so far
         done = 0
         size = self.scorer.chunk_size
         for batch in batches:
@@ -676,15 +685,16 @@ class ScoringSession:
                 part = batch.iloc[i:i + size]
                 # worker processes for SHAP only once the job has proven large (their
                 # start-up, a few seconds, is more than a single chunk would save)
-                out, issues = self._score_chunk(part, explain, parallel=done > 0)
+                out, issues = self._score_chunk(part, explain, parallel=done > 0,
+                                                seen_ids=seen_ids)
                 tally.add(issues, len(part))
                 done += 1
                 yield out
         if tally.counts:
             log.warning("scoring: %s", tally.message())
 
-    def _score_chunk(self, df: pd.DataFrame, explain: bool,
-                     parallel: bool = False) -> tuple[pd.DataFrame, list[DataIssue]]:
+    def _score_chunk(self, df: pd.DataFrame, explain: bool, parallel: bool = False,
+                     seen_ids: list | None = None) -> tuple[pd.DataFrame, list[DataIssue]]:
         sc = self.scorer
         codes: dict = {}  # each categorical column hashed once, for the checks and both models
         X, issues = sc.prepare(df, codes, known=self.known)
@@ -693,7 +703,9 @@ class ScoringSession:
         # one evaluates the criteria and words the reasons
         scores = self._background().submit(self._predict, X, codes) if n else None
         if sc.id_column in df.columns:
-            ids = df[sc.id_column].astype("string").to_numpy()
+            ids = df[sc.id_column].astype("string")
+            issues += _id_issues(sc.id_column, ids, [] if seen_ids is None else seen_ids)
+            ids = ids.to_numpy()
         else:
             ids = pd.array(range(n), dtype="Int64").astype("string")
             issues.append(DataIssue(sc.id_column, "missing id"))
@@ -861,6 +873,34 @@ def _shap_worker_init(model_bytes: bytes) -> None:
 def _shap_worker(X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     e = shap_explain(_WORKER_MODEL, X)
     return e.values.to_numpy(), list(e.values.columns)
+
+
+def _id_issues(column: str, ids: pd.Series, seen: list) -> list[DataIssue]:
+    """Blank ids, and ids already met in this chunk or an earlier one of the stream.
+
+    ``seen`` holds one sorted array of the 64-bit hashes of the ids met so far (``[]`` at
+    the start of a stream; replaced in place). An id's first row is not flagged, each
+    later one is. Ids compare as written, after trimming spaces.
+    """
+    text = ids.str.strip()
+    blank = (text.isna() | (text == "")).to_numpy(bool)
+    out = []
+    if blank.any():
+        out.append(DataIssue(column, "blank id", blank))
+    keyed = np.flatnonzero(~blank)
+    if len(keyed):
+        h = pd.util.hash_pandas_object(text.iloc[keyed], index=False).to_numpy()
+        before = seen[0] if seen else np.empty(0, dtype=np.uint64)
+        pos = np.searchsorted(before, h).clip(max=max(len(before) - 1, 0))
+        rep = (before[pos] == h) if len(before) else np.zeros(len(h), dtype=bool)
+        rep |= pd.Series(h).duplicated().to_numpy()
+        # two sorted runs: the stable sort (timsort) merges them in linear time
+        seen[:] = [np.sort(np.concatenate([before, np.sort(h)]), kind="stable")]
+        if rep.any():
+            again = np.zeros(len(ids), dtype=bool)
+            again[keyed[rep]] = True
+            out.append(DataIssue(column, "duplicate id", again, ids[again]))
+    return out
 
 
 def _issue_words(issues: list[DataIssue], n: int) -> pa.Array:

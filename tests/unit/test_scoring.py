@@ -72,6 +72,35 @@ def test_chunked_equals_whole(small_discovery, caplog):
     assert whole.loc[0, "data_issues"] == "" and whole.loc[5, "data_issues"] == ""
 
 
+def test_blank_and_repeated_ids_are_flagged_across_chunks(small_discovery, caplog):
+    """A repeated id is flagged on every row after its first, across chunk and batch edges;
+    a blank id on its own row; the rows are still scored, and one warning counts them."""
+    import dataclasses
+
+    df = make_accounts(120, seed=13)
+    df["account_id"] = df["account_id"].astype(object)
+    df.loc[[10, 100], "account_id"] = df.loc[3, "account_id"]        # repeats, one past a chunk edge
+    df.loc[70, "account_id"] = " " + str(df.loc[60, "account_id"])  # the same id, spaced
+    df.loc[[20, 21], "account_id"] = [None, "  "]
+    caplog.set_level("WARNING", logger="icpml.scoring")
+    small = dataclasses.replace(small_discovery.scorer, chunk_size=50)
+    out = pd.concat(small.score_batches(df.iloc[i:i + 45] for i in range(0, len(df), 45)),
+                    ignore_index=True)
+    assert len(out) == 120 and out["fit_score"].notna().all()
+    flagged = out.index[out["data_issues"].str.contains("repeats an earlier row")].tolist()
+    assert flagged == [10, 70, 100]
+    assert out.loc[10, "data_issues"] == f"account_id '{df.loc[3, 'account_id']}' repeats an earlier row's"
+    assert out.loc[3, "data_issues"] == "" and out.loc[60, "data_issues"] == ""
+    assert out.loc[20, "data_issues"] == out.loc[21, "data_issues"] == "account_id is blank"
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "column 'account_id': 3 row(s) repeat an earlier row's id" in msg
+    assert "column 'account_id': 2 blank id(s)" in msg
+    # the same ids in a second, separate table are not repeats of the first's
+    caplog.clear()
+    again = small.score(make_accounts(30, seed=13))
+    assert not again["data_issues"].str.contains("id").any() and not caplog.records
+
+
 def test_score_agrees_with_the_criteria_row_by_row(small_discovery):
     """Tiers, matches and reasons from the scorer's one-pass masks equal the criteria's own."""
     prospects = make_accounts(600, seed=12)
