@@ -727,7 +727,8 @@ def _export_config(config: Path, format: str, dialect: str | None, out: Path | N
             from icpml._io import atomic_write_text
 
             atomic_write_text(out, texts[None])
-            _out(f"written:   {out}", always=True)
+            # a --quiet job's log still says which model version the filters came from
+            _out(f"written:   {out} (model {ref.describe()})", always=True)
         else:
             typer.echo(texts[None], nl=False)
         return
@@ -855,22 +856,29 @@ def validate(
         sets.append(("hypothesis ICP", evaluate_criteria(load_hypothesis(criteria, cfg), df, cfg)))
     scorer = None
     if model is not None:
-        from icpml.tracking import load_scorer
+        from icpml import tracking
 
-        scorer = load_scorer(model, cfg)
-        sets.append((f"{model}", evaluate_criteria(scorer.criteria, df, cfg)))
+        ref = tracking.resolve_model(model, cfg)
+        if ref.name and ref.name != cfg.tracking.fit_model_name:
+            log.warning("--model %s is not the model of config '%s' (%s): validating %s as asked",
+                        model, cfg.name, cfg.tracking.fit_model_name, ref.name)
+        scorer = tracking.load_scorer(ref, cfg)
+        log.info("model: %s", ref.describe())
+        # the title names the version checked, so a --quiet log still says which one
+        sets.append((ref.describe(), evaluate_criteria(scorer.criteria, df, cfg)))
+    # the evidence is this command's output: printed under --quiet too (as export's text is)
     for title, cs in sets:
-        _out(f"\n== {title}: {cs.verdict['message']}")
+        _out(f"\n== {title}: {cs.verdict['message']}", always=True)
         for c in cs.icp + cs.anti_icp:
             ev = c.evidence
             lo, hi = ev["lift_ci"]
             sign = "+" if c.kind == "icp" else "-"
             _out(f"  {sign} {c.describe():<40} coverage {ev['coverage']:.0%}  lift {ev['lift']:.2f}x "
-                 f"(95% CI {lo:.2f}-{hi:.2f})  q {ev['q_value']:.3g}")
+                 f"(95% CI {lo:.2f}-{hi:.2f})  q {ev['q_value']:.3g}", always=True)
     if scorer is not None:
         table = validate_tiers(scorer, df, cfg)
-        _out("\nOutcomes per tier (rates with 95% Wilson intervals):")
-        _out(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        _out("\nOutcomes per tier (rates with 95% Wilson intervals):", always=True)
+        _out(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"), always=True)
 
 
 @app.command()
@@ -924,8 +932,14 @@ def report(
 
     cfg = load_config(config) if config else None
     dest_root = cfg.resolve(cfg.report.dir) if cfg else find_project_root() / "reports"
+    what = f"run {run}"
+    if run.startswith("models:/"):  # pin the version an alias points to now, and say which
+        from icpml.tracking import resolve_model
+
+        ref = resolve_model(run, cfg)
+        run, what = ref.load_uri, f"model {ref.describe()}"
     dest = restore_report(run, dest_root, cfg)
-    _out(f"report:    {dest / 'report.html'}", always=True)
+    _out(f"report:    {dest / 'report.html'} ({what})", always=True)
 
 
 class Interrupted(KeyboardInterrupt):
