@@ -40,6 +40,31 @@ __all__ = ["make_preprocessor", "business_column_map", "screen_columns", "Column
            "MISSING"]
 
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|name|domain|website|url|email|phone)($|_)", re.I)
+#: a calendar date or timestamp as text: 2024-03-01, 2024/03/01, 01.03.2024, 1/3/24, 2024-03,
+#: with an optional time ("2024-03-01 12:30", "2024-03-01T12:30:00Z")
+_DATE_TEXT = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}([-/.]\d{1,2})?|\d{1,2}[-/.]\d{1,2}[-/.](\d{4}|\d{2}))"
+                        r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?)?\s*$", re.I)
+
+
+def _date_example(s: pd.Series) -> str | None:
+    """A value of text column ``s`` when (nearly) every filled cell is a calendar date, else None.
+
+    A date cannot be a criterion for prospects (their dates are new, unseen values): the
+    screen sets such a feature aside and says how to use it instead. Decided on up to 500
+    distinct values: at least 95% must be written as a date (``2024-03-01``, ``01.03.2024``,
+    ``3/1/24``, ``2024-03``, with or without a time) and read as one.
+    """
+    from icpml.schema import read_dates
+
+    vals = pd.Series(s.dropna().astype(str).unique()[:500])
+    if vals.empty or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return None
+    written = vals.str.match(_DATE_TEXT)
+    if written.mean() < 0.95:
+        return None
+    if read_dates(vals[written]).notna().mean() < 0.95:
+        return None
+    return str(vals[written].iloc[0]).strip()
 
 
 def _as_text(X: pd.DataFrame) -> np.ndarray:
@@ -528,6 +553,11 @@ def _screen(df: pd.DataFrame, kinds: dict[str, str], y_best: pd.Series, *, trust
         reason = None
         if s.nunique(dropna=False) <= 1:
             reason = f"'{c}' has the same value for every account; it cannot separate customers"
+        day = _date_example(nonnull) if reason is None and kind == "categorical" else None
+        if day is not None:
+            reason = (f"'{c}' holds dates (e.g. '{day}'); a date cannot be a criterion (prospects' "
+                      "dates are new values): derive a number from it (e.g. years since founding), "
+                      "or name it in columns.date for an out-of-time holdout")
         if reason is None and kind == "categorical" and len(nonnull):
             ratio = nonnull.nunique() / len(nonnull)
             if ratio > 0.5 and nonnull.nunique() > 20:
