@@ -291,7 +291,8 @@ _ISSUE_WORDS = {
     "missing column": ("column '{c}' missing: scored as unknown",
                        "column '{c}' missing: scored as unknown"),
     "missing id": ("id column '{c}' missing: rows numbered instead",
-                   "id column '{c}' missing: rows numbered instead"),
+                   "id column '{c}' missing: rows numbered instead (0 = the first of the {n} "
+                   "rows, in input order); add the id column to join the scores back"),
     "blank id": ("{c} is blank", "column '{c}': {n} blank id(s)"),
     "duplicate id": ("{c} {v} repeats an earlier row's",
                      "column '{c}': {n} row(s) repeat an earlier row's id{eg}; each row is "
@@ -679,6 +680,7 @@ class ScoringSession:
         tally = _IssueTally()
         seen_ids: list = []  # the sorted hashes of the ids of the stream so far
         done = 0
+        rows = 0  # rows of the stream before this chunk: a table without ids is numbered on
         size = self.scorer.chunk_size
         for batch in batches:
             for i in range(0, max(len(batch), 1), size):
@@ -686,15 +688,17 @@ class ScoringSession:
                 # worker processes for SHAP only once the job has proven large (their
                 # start-up, a few seconds, is more than a single chunk would save)
                 out, issues = self._score_chunk(part, explain, parallel=done > 0,
-                                                seen_ids=seen_ids)
+                                                seen_ids=seen_ids, first_row=rows)
                 tally.add(issues, len(part))
                 done += 1
+                rows += len(part)
                 yield out
         if tally.counts:
             log.warning("scoring: %s", tally.message())
 
     def _score_chunk(self, df: pd.DataFrame, explain: bool, parallel: bool = False,
-                     seen_ids: list | None = None) -> tuple[pd.DataFrame, list[DataIssue]]:
+                     seen_ids: list | None = None,
+                     first_row: int = 0) -> tuple[pd.DataFrame, list[DataIssue]]:
         sc = self.scorer
         codes: dict = {}  # each categorical column hashed once, for the checks and both models
         X, issues = sc.prepare(df, codes, known=self.known)
@@ -707,7 +711,9 @@ class ScoringSession:
             issues += _id_issues(sc.id_column, ids, [] if seen_ids is None else seen_ids)
             ids = ids.to_numpy()
         else:
-            ids = pd.array(range(n), dtype="Int64").astype("string")
+            # the row's place in the whole stream (0 = the first data row), never restarting
+            # per chunk: two rows of one output never share a number
+            ids = pd.array(range(first_row, first_row + n), dtype="Int64").astype("string")
             issues.append(DataIssue(sc.id_column, "missing id"))
         # every criterion is evaluated once; tiers, matches and reasons all read these masks
         icp_hits = [c.mask(X).to_numpy(bool) for c in sc.criteria.icp]

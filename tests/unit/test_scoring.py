@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from icpml.criteria import CriteriaSet, Criterion
 from icpml.scoring import SCORED_COLUMNS, assign_tiers, round_scores
@@ -187,3 +188,25 @@ def test_round_scores_for_output_files(tmp_path):
     out.to_csv(tmp_path / "s.csv", index=False)
     text = (tmp_path / "s.csv").read_text()
     assert "0.1235" in text and "0.123456" not in text
+
+
+@pytest.mark.parametrize("chunk", [7, 1000])
+def test_rows_without_ids_are_numbered_across_chunks(small_discovery, chunk, caplog):
+    """A table without the id column: its rows are numbered 0, 1, ... in input order over the
+    whole stream. Each 50,000-row chunk used to restart at 0, so a 120k-row prospect list got
+    ids 0-49999 three times (and the same row number named different accounts)."""
+    import dataclasses
+    import logging
+
+
+    scorer = dataclasses.replace(small_discovery.scorer, chunk_size=chunk)
+    prospects = make_accounts(40, seed=21).drop(columns=["account_id"])
+    halves = [prospects.iloc[:25], prospects.iloc[25:]]  # two batches, as a file is read
+    with caplog.at_level(logging.WARNING, logger="icpml.scoring"):
+        parts = list(scorer.score_batches(iter(halves)))
+    ids = pd.concat(parts, ignore_index=True)["account_id"].tolist()
+    assert ids == [str(i) for i in range(40)]
+    assert "rows numbered instead (0 = the first of the 40 rows, in input order)" in caplog.text
+    # a table of another size, one batch: the same rule
+    out = scorer.score(make_accounts(17, seed=2).drop(columns=["account_id"]))
+    assert out["account_id"].tolist() == [str(i) for i in range(17)]
