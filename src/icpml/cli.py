@@ -717,11 +717,14 @@ def _export_config(config: Path, format: str, dialect: str | None, out: Path | N
         sets = {p: ps.scorers[p].criteria for p in ps.products if p in ps.scorers}
         for p, ref in ps.refs.items():
             log.info("model: %s [product %s]", ref.describe(), p)
+        sources = {p: ps.refs[p].describe() for p in sets if p in ps.refs}
     else:
         ref = tracking.resolve_model(None, cfg)
         log.info("model: %s", ref.describe())
         sets = {None: tracking.load_scorer(ref, cfg).criteria}
-    texts = {p: _export_text(cs, format, dialect) for p, cs in sets.items()}
+        sources = {None: ref.describe()}
+    # the SQL and pandas texts name the model version they came from (a --quiet job's file too)
+    texts = {p: _export_text(cs, format, dialect, source=sources.get(p)) for p, cs in sets.items()}
     if None in texts:
         if out:
             from icpml._io import atomic_write_text
@@ -748,8 +751,9 @@ def _export_config(config: Path, format: str, dialect: str | None, out: Path | N
         _out(f"written:   {out / model_slug(p) / _EXPORT_FILES[format]}", always=True)
 
 
-def _export_text(cs, format: str, dialect: str | None) -> str:
-    """One criteria set as the text ``icpml export`` writes in ``format``."""
+def _export_text(cs, format: str, dialect: str | None, source: str | None = None) -> str:
+    """One criteria set as the text ``icpml export`` writes in ``format``; ``source`` (the
+    model version, for ``export -c``) is named in a comment of the SQL and pandas texts."""
     if format == "sql":
         try:
             q = cs.to_sql(dialect)
@@ -758,6 +762,7 @@ def _export_text(cs, format: str, dialect: str | None) -> str:
                               "duckdb, sqlite, postgres, snowflake or bigquery") from None
         shown = dialect or "portable, runs in DuckDB and SQLite; --dialect for another engine"
         notes = [f"-- icpml criteria as SQL filters for the raw account table ({shown}).",
+                 *([f"-- model: {source}"] if source else []),
                  "-- Categories and yes/no cells compare case- and space-folded; formatted numbers "
                  "are cleaned before the cast."]
         if not cs.schema:
@@ -773,7 +778,8 @@ def _export_text(cs, format: str, dialect: str | None) -> str:
     if format == "pandas":
         code = cs.to_pandas(code=True)
         head = ["# icpml criteria as pandas filters on the raw account table as pd.read_csv reads it",
-                "# (category and yes/no spellings folded, formatted numbers parsed)."]
+                "# (category and yes/no spellings folded, formatted numbers parsed).",
+                *([f"# model: {source}"] if source else [])]
         try:
             q = cs.to_pandas()
             head += ['# df.query(icp, engine="python") keeps the ICP rows; icp_mask(df) is the same filter.',

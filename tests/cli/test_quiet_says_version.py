@@ -83,3 +83,22 @@ def test_quiet_report_and_export_say_which_version(project):
                                       "--out", "icp.sql"]))
     assert re.search(r"written: +icp\.sql \(model models:/qv-fit@champion \(version 1, run ", out), out
     assert (project / "icp.sql").read_text(encoding="utf-8").count("WHERE") == 2
+
+
+def test_exported_filters_name_their_model_version(project):
+    """``export -c`` to stdout under --quiet: the only output is the filters, so they say
+    where they came from (a comment), in SQL and in pandas; the pandas file still runs."""
+    out = _stdout(runner.invoke(app, ["-q", "export", "-c", "cfg.yaml", "--format", "sql"]))
+    assert re.search(r"^-- model: models:/qv-fit@champion \(version 1, run [0-9a-f]{32}\)$", out, re.M), out
+    res = runner.invoke(app, ["-q", "export", "-c", "cfg.yaml", "--format", "pandas", "--out", "icp.py"])
+    assert res.exit_code == 0, res.output
+    text = (project / "icp.py").read_text(encoding="utf-8")
+    assert re.search(r"^# model: models:/qv-fit@champion \(version 1, run [0-9a-f]{32}\)$", text, re.M)
+    ns: dict = {}
+    exec(compile(text, "icp.py", "exec"), ns)  # noqa: S102 - the file icpml wrote
+    table = pd.read_csv(project / "b.csv")
+    assert ns["icp_mask"](table).sum() > 0
+    # a criteria.json file (no model) gets no model line
+    out = _stdout(runner.invoke(app, ["-q", "export", "--criteria", str(next(
+        (project / "reports").glob("qv_*/criteria.json"))), "--format", "sql"]))
+    assert "-- model:" not in out
