@@ -451,6 +451,7 @@ def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, rea
 
     def scored_batches():
         first = True
+        done = 0  # rows before this batch: a table without ids is numbered over the stream
         for b in batches:
             if first and not any(c in b.columns for c in wanted):
                 shown = ", ".join(wanted[:8]) + (f" and {len(wanted) - 8} more"
@@ -459,6 +460,10 @@ def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, rea
                                 "check the headers or --config", source)
             first = False
             part = ps.score(b)
+            if ps.id_column not in b.columns:  # each product's scorer numbered this batch from 0
+                part[ps.id_column] = pd.array(range(done, done + len(part)),
+                                              dtype="Int64").astype("string")
+            done += len(b)
             for k, v in part["best_product"].fillna("(none)").value_counts().items():
                 counts[k] = counts.get(k, 0) + int(v)
             if readable:
@@ -473,7 +478,9 @@ def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, rea
     _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))
     dt = time.perf_counter() - t0
     _out(f"scored {n} accounts against {len(ps.scorers)} products in {dt:.1f}s")
-    _out(f"scored:    {out}", always=True)
+    # a --quiet job's log still says which model version scored each product
+    used = "; ".join(f"{p}: {ref.describe()}" for p, ref in ps.refs.items())
+    _out(f"scored:    {out} (models {used})", always=True)
     _State.exit_now = True
 
 
