@@ -11,8 +11,8 @@ column             meaning
 fit_score          fit model probability of the best cohort (trained on best
                    vs worst, so it ranks; see the report for its calibration)
 churn_risk         churn model probability (blank without a churn model)
-tier               ``Tier 1`` meets every ICP criterion; ``Tier 2`` misses one;
-                   ``Tier 3`` the rest; ``Excluded`` any anti-ICP criterion fires
+tier               ``Tier 1`` meets every ICP criterion; ``Tier 2`` misses one of two
+                   or more; ``Tier 3`` the rest; ``Excluded`` any anti-ICP criterion fires
 icp_match          meets every inclusion criterion and no exclusion
 anti_icp_match     any exclusion fires
 exclusion_reasons  the exclusions that fired, in words
@@ -65,8 +65,8 @@ log = logging.getLogger(__name__)
 #: what each tier means (the one definition; criteria.json and the report quote it)
 TIER_DEFINITIONS = {
     TIER_1: "meets every ICP criterion and no exclusion",
-    TIER_2: "misses exactly one ICP criterion, no exclusion",
-    TIER_3: "misses two or more ICP criteria, no exclusion",
+    TIER_2: "misses exactly one of two or more ICP criteria, no exclusion",
+    TIER_3: "misses two or more ICP criteria (or the only one), no exclusion",
     EXCLUDED: "at least one anti-ICP exclusion fires",
 }
 SCORED_COLUMNS = ["fit_score", "churn_risk", "tier", "icp_match", "anti_icp_match",
@@ -103,10 +103,11 @@ def round_scores(scored: pd.DataFrame, decimals: int = SCORE_DECIMALS) -> pd.Dat
 def assign_tiers(criteria: CriteriaSet, df: pd.DataFrame) -> pd.Series:
     """Tier of each account (see the module docstring).
 
-    ``Tier 1`` meets every ICP criterion, ``Tier 2`` misses one, ``Tier 3`` the
-    rest, and ``Excluded`` any anti-ICP criterion fires (which wins). With no
-    confirmed ICP criteria there is no Tier 1 or 2: every account that no
-    exclusion removes is Tier 3.
+    ``Tier 1`` meets every ICP criterion, ``Tier 2`` misses one of two or more (a near
+    miss: it meets the others), ``Tier 3`` the rest, and ``Excluded`` any anti-ICP
+    criterion fires (which wins). An ICP of one criterion has no Tier 2: an account
+    missing it meets nothing of the ICP, so it is Tier 3. With no confirmed ICP
+    criteria there is no Tier 1 or 2: every account that no exclusion removes is Tier 3.
 
     Parameters
     ----------
@@ -134,7 +135,10 @@ def _tiers_from_hits(icp_hits: list[np.ndarray], anti_hits: list[np.ndarray],
         missed = len(icp_hits) - np.sum(icp_hits, axis=0)
     else:
         missed = np.full(n, 99)
-    tier = np.where(missed == 0, TIER_1, np.where(missed == 1, TIER_2, TIER_3))
+    # Tier 2 is a near miss: one criterion missed while at least one other is met (with a
+    # one-criterion ICP, missing it is missing everything: Tier 3, not a second priority)
+    near = (missed == 1) & (len(icp_hits) >= 2)
+    tier = np.where(missed == 0, TIER_1, np.where(near, TIER_2, TIER_3))
     tier = np.where(anti, EXCLUDED, tier)
     return tier, (missed == 0) & ~anti, anti
 
@@ -546,8 +550,8 @@ class Scorer:
         >>> out[["account_id", "tier", "icp_match"]]
           account_id    tier  icp_match
         0         p1  Tier 1       True
-        1         p2  Tier 2      False
-        2         p3  Tier 2      False
+        1         p2  Tier 3      False
+        2         p3  Tier 3      False
         >>> out["top_reasons"].tolist()[:2]
         ['employees 320 is inside the 150-600 band', 'employees 2000 is outside the 150-600 band']
         >>> out.loc[2, "data_issues"]

@@ -210,3 +210,23 @@ def test_rows_without_ids_are_numbered_across_chunks(small_discovery, chunk, cap
     # a table of another size, one batch: the same rule
     out = scorer.score(make_accounts(17, seed=2).drop(columns=["account_id"]))
     assert out["account_id"].tolist() == [str(i) for i in range(17)]
+
+
+def test_one_criterion_icp_has_no_near_miss_tier():
+    """Tier 2 is a near miss (one ICP criterion missed, another met). With a one-criterion ICP
+    (wholesale 'Channel = 2', Olist 'lead_type = online_big') every other account was Tier 2,
+    "misses exactly one ICP criterion", at a best-cohort rate below average: RevOps read it
+    as the second priority. Those accounts meet nothing of the ICP: Tier 3."""
+    from icpml.scoring import TIER_DEFINITIONS
+
+    df = pd.DataFrame({"a": [1, 0, 0, 1], "b": [1, 1, 0, 0], "c": [0, 0, 1, 1]})
+    one = CriteriaSet(icp=[Criterion("icp", "a", ">=", low=1)],
+                      anti_icp=[Criterion("anti_icp", "c", ">=", low=1)])
+    assert assign_tiers(one, df).tolist() == ["Tier 1", "Tier 3", "Excluded", "Excluded"]
+    # one criterion that is a conjunction of two columns is still one criterion
+    both = Criterion("icp", "a", ">=", low=1, also=(Criterion("icp", "b", ">=", low=1),))
+    assert assign_tiers(CriteriaSet(icp=[both]), df).tolist() == ["Tier 1", "Tier 3", "Tier 3", "Tier 3"]
+    # two criteria: missing one of them is the near miss
+    two = CriteriaSet(icp=[Criterion("icp", "a", ">=", low=1), Criterion("icp", "b", ">=", low=1)])
+    assert assign_tiers(two, df).tolist() == ["Tier 1", "Tier 2", "Tier 3", "Tier 2"]
+    assert "two or more" in TIER_DEFINITIONS["Tier 2"]
