@@ -223,7 +223,9 @@ def _print_summary(run, elapsed: float, config_arg: str | None = None) -> None:
             _out(f"  - {c.describe():<42} coverage {ev['coverage']:>3.0%}  "
                  f"wrongly drops {ev['best_wrongly_excluded']:.0%} of best customers")
     elif cs.icp:
-        _out("\nAnti-ICP: none found (no exclusion held up on the held-out accounts; "
+        where = ("out of fold" if (cs.meta.get("evidence") or {}).get("method") == "crossfit"
+                 else "on the held-out accounts")
+        _out(f"\nAnti-ICP: none found (no exclusion held up {where}; "
              "no account is tiered Excluded)")
     fit = res.fit_model.holdout
     def auc(h: dict) -> str:

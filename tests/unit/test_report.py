@@ -196,3 +196,20 @@ def test_no_anti_icp_is_said_not_left_out(small_discovery):
     text = render_markdown(res)
     assert "## Anti-ICP: none found" in text and "no account is tiered Excluded" in text
     assert "## Anti-ICP: none found" not in render_markdown(small_discovery)
+
+
+@pytest.mark.parametrize("method, words", [("crossfit", "No exclusion held up out of fold,"),
+                                           ("holdout", "No exclusion held up on the held-out accounts,")])
+def test_no_anti_icp_says_where_the_evidence_was_measured(small_discovery, method, words):
+    """Under cross-fitting (under 1,500 accounts) the evidence is out of fold, not on held-out
+    accounts: criteria.md said "held up on the held-out accounts" right under a verdict that
+    says "out of fold". Both methods, on the unit discovery with its exclusions removed."""
+    import copy
+
+
+
+    cs = copy.deepcopy(small_discovery.criteria)
+    cs.anti_icp = []
+    cs.meta = {**cs.meta, "evidence": {**(cs.meta.get("evidence") or {}), "method": method}}
+    text = render_markdown(dataclasses.replace(small_discovery, criteria=cs))
+    assert "## Anti-ICP: none found" in text and words in text
