@@ -825,20 +825,35 @@ def retrain(
     cfg = load_config(config)
     accounts = load_source(cfg, data)[0] if data else None
     result = run(cfg, accounts, dry_run=dry_run, progress=_progress())
-    _out(f"decision:  {result.decision}", always=True)
+    # a --quiet cron log still says which version scores from now on, why, and any warning
+    _out(f"decision:  {result.decision}{_retrain_versions(result, cfg.tracking.fit_model_name)}",
+         always=True)
     for r in result.reasons:
-        _out(f"  - {r}")
+        _out(f"  - {r}", always=True)
     if result.diff:
         _print_diff(result.diff)
     if result.criteria_drift is not None and len(result.criteria_drift):
         stopped = result.criteria_drift[~result.criteria_drift["holds"]]
         for _, row in stopped.iterrows():
-            _out(f"warning: criterion no longer holds on fresh data: {row['criterion']}")
+            _out(f"warning: criterion no longer holds on fresh data: {row['criterion']}", always=True)
     if result.run is not None and result.run.report_dir:
         _out(f"report:    {result.run.report_dir / 'report.html'}", always=True)
     _out(f"done in {time.perf_counter() - t0:.1f}s")
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+def _retrain_versions(result, name: str) -> str:
+    """Which fit model version is @champion after a retrain, for the decision line."""
+    champ, chall = result.champion_version, result.challenger_version
+    if result.decision == "promoted" and chall:
+        return f" ({name} version {chall} is @champion" + (f"; was version {champ})" if champ else ")")
+    if result.decision in ("kept", "alert") and champ:
+        return (f" ({name} version {champ} stays @champion"
+                + (f"; version {chall} is @challenger)" if chall else ")"))
+    if result.decision == "unchanged" and champ:
+        return f" ({name} version {champ} stays @champion)"
+    return ""
 
 
 @app.command()

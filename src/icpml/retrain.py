@@ -17,7 +17,9 @@ the scheduler) does, in order:
    ROC AUC and the ICP's lift with its bootstrap interval;
 5. applies the gate (:class:`icpml.config.RetrainConfig`): the challenger's AUC
    may trail by at most ``max_auc_drop``; its ICP lift interval's lower bound by
-   at most ``max_lift_drop``; it may not lose an ICP the champion still has;
+   at most ``max_lift_drop``; it may not lose the champion's ICP (a challenger with no
+   reliable ICP is never promoted over one that has criteria, even a champion that no
+   longer holds: that is an alert);
 6. computes what RevOps reads each quarter: the criteria diff (added, removed,
    changed thresholds old -> new, changed evidence) and drift (PSI per column
    against the champion's training profile; each champion criterion's coverage
@@ -230,9 +232,14 @@ def _gate(champ: dict, chall: dict, cfg: Config) -> tuple[bool, list[str]]:
     champ_lo = (champ["icp_lift_ci"] or [np.nan])[0]
     chall_lo = (chall["icp_lift_ci"] or [np.nan])[0]
     champ_holds = champ["icp_found"] and np.isfinite(champ_lo) and champ_lo > 1
-    if champ_holds and not chall["icp_found"]:
+    if champ["icp_found"] and not chall["icp_found"]:
+        # a challenger without an ICP never wipes the champion's out unattended, even when
+        # the champion no longer holds: on scrambled outcomes neither model beats chance,
+        # and an AUC of 0.51 "beating" 0.44 is noise (then the run alerts: exit 4)
         ok = False
-        reasons.append("the challenger found no reliable ICP while the champion's still holds")
+        reasons.append("the challenger found no reliable ICP while the champion's still holds"
+                       if champ_holds else "the challenger found no reliable ICP to replace "
+                       "the champion's; decide by hand whether the ICP is gone (icpml promote)")
     elif champ_holds and np.isfinite(chall_lo) and chall_lo < champ_lo - g.max_lift_drop:
         ok = False
         reasons.append(f"ICP lift interval lower bound {chall_lo:.2f} is below the champion's "
