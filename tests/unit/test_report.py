@@ -213,3 +213,24 @@ def test_no_anti_icp_says_where_the_evidence_was_measured(small_discovery, metho
     cs.meta = {**cs.meta, "evidence": {**(cs.meta.get("evidence") or {}), "method": method}}
     text = render_markdown(dataclasses.replace(small_discovery, criteria=cs))
     assert "## Anti-ICP: none found" in text and words in text
+
+
+@pytest.mark.parametrize("method", ["crossfit", "holdout"])
+def test_html_evidence_note_follows_the_evidence_method(small_discovery, method):
+    """report.html said "every number above is measured on N held-out accounts" when the
+    criteria's evidence was cross-fitted on every account (360 out of fold vs 108 held out)."""
+    import copy
+
+    cs = copy.deepcopy(small_discovery.criteria)
+    ev = {**(cs.meta.get("evidence") or {}), "method": method, "folds": 5,
+          "n": int(cs.meta["n_accounts"])}
+    cs.meta = {**cs.meta, "evidence": ev}
+    html = render_html(dataclasses.replace(small_discovery, criteria=cs), {})
+    n, n_ho = cs.meta["n_accounts"], cs.meta["n_holdout"]
+    if method == "crossfit":
+        assert f"each of the {n} accounts is judged by criteria chosen without it" in html
+        assert "every number above is measured on" not in html
+        assert "Coverage: share of accounts (out of fold) matching" in html
+    else:
+        assert f"every number above is measured on {n_ho} held-out accounts" in html
+        assert "Coverage: share of held-out accounts matching" in html
