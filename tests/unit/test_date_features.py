@@ -63,3 +63,12 @@ def test_dates_are_not_seen_in_bands_versions_numbers_or_mixed_text():
     assert _date_example(pd.Series(["2024-13-45", "2024-14-40"])) is None  # written, not read
     assert _date_example(pd.Series(["2024-03-01T10:00:00Z", None, "2024-03-02 11:30"])) \
         == "2024-03-01T10:00:00Z"
+
+
+def test_a_datetime_typed_column_is_a_date_too():
+    """A Parquet column stored as timestamps (40 repeating months) is set aside the same way."""
+    df, y = _frame(seed=2)
+    df = df[["region"]].assign(signup=pd.Timestamp("2021-01-01")
+                               + pd.to_timedelta((np.arange(len(df)) % 40) * 30, unit="D"))
+    s = screen_columns(df, {"region": "categorical", "signup": "categorical"}, y, seed=2)
+    assert list(s.excluded) == ["signup"] and "holds dates (e.g. '2021-01-01" in s.excluded["signup"]
