@@ -47,7 +47,7 @@ from icpml import plots
 from icpml._io import folder_name, neutralise_formulas, staged_folder
 from icpml._io import safe_name as _safe
 from icpml._vocab import EXCLUDED, TIERS
-from icpml.cohorts import BEST, MIDDLE
+from icpml.cohorts import BEST, MIDDLE, WORST
 from icpml.errors import output_error
 from icpml.scoring import round_scores
 
@@ -285,6 +285,19 @@ def _shown_path(path: Path | None, cfg) -> str:
         return str(path)
 
 
+def _cohort_shares(res: Discovery) -> tuple[float, float, bool]:
+    """The shares of accounts in the best and worst cohorts as labelled, and whether a tied
+    value score moved them off the configured quantiles (a yes/no outcome: best = every yes,
+    worst = every no; see :func:`icpml.cohorts.label_cohorts`), so the report states the
+    cohorts it measured, not the configured 25% / 25%."""
+    cfg = res.config.cohorts
+    labels = res.cohorts.astype("string")
+    n = max(int(labels.notna().sum()), 1)
+    best, worst = float((labels == BEST).sum()) / n, float((labels == WORST).sum()) / n
+    tied = abs(best - cfg.best_quantile) > 0.05 or abs(worst - cfg.worst_quantile) > 0.05
+    return (best, worst, True) if tied else (cfg.best_quantile, cfg.worst_quantile, False)
+
+
 def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
                    report_dir: Path | None = None, *, run_id: str | None = None,
                    retrain: dict | None = None) -> dict:
@@ -319,6 +332,7 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
     if res.churn_model is not None:
         weak["churn"] = _weakness("churn", res.churn_model.holdout)
     folder = _shown_path(report_dir, cfg)
+    best_q, worst_q, tied = _cohort_shares(res)
     return {
         "title": f"{cfg.name}: Ideal Customer Profile",
         "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
@@ -350,8 +364,9 @@ def report_context(res: Discovery, figures: dict[str, bytes] | None = None,
         "warnings": list(dict.fromkeys(res.warnings + cs.warnings)),
         "retrain": retrain,
         "dependence": dep,
-        "best_q": cfg.cohorts.best_quantile,
-        "worst_q": cfg.cohorts.worst_quantile,
+        "best_q": best_q,
+        "worst_q": worst_q,
+        "cohorts_tied": tied,
         "outcomes": [f"{m.column} ({m.direction} is better, weight {m.weight:g})"
                      for m in cfg.columns.outcomes],
         "next": {

@@ -234,3 +234,28 @@ def test_html_evidence_note_follows_the_evidence_method(small_discovery, method)
     else:
         assert f"every number above is measured on {n_ho} held-out accounts" in html
         assert "Coverage: share of held-out accounts matching" in html
+
+
+def test_report_states_the_cohorts_a_yes_no_outcome_gives(small_discovery):
+    """A single yes/no outcome (Bank Marketing's ``y``, 12% yes) splits the accounts at the tied
+    value: best = every yes, worst = every no. criteria.md and report.html said "Best cohort =
+    top 25%, worst = bottom 25%" all the same; they state the shares measured."""
+    import numpy as np
+    import pandas as pd
+
+    from icpml.cohorts import label_cohorts
+
+    n = len(small_discovery.accounts)
+    for share in (0.12, 0.4):  # a rare and a common "yes"
+        yes = pd.Series(np.arange(n) < round(share * n), index=small_discovery.accounts.index)
+        cohorts = label_cohorts(yes.astype(float))
+        res = dataclasses.replace(small_discovery, cohorts=cohorts)
+        md = render_markdown(res)
+        best, worst = f"{share:.0%}", f"{1 - share:.0%}"
+        assert f"Best cohort = top {best}, worst = bottom {worst} of a value score" in md, md[-600:]
+        assert "a tied value score, such as a yes/no outcome" in md
+        assert f"Best cohort = top {best}, worst = bottom {worst}" in render_html(res, {})
+    # quantile cohorts: the configured shares, no note
+    md = render_markdown(small_discovery)
+    assert "Best cohort = top 25%, worst = bottom 25% of a value score" in md
+    assert "tied value score" not in md
