@@ -51,7 +51,9 @@ from icpml.scoring import TIER_DEFINITIONS, Scorer, assign_tiers, tier_summary
 from icpml.stability import (
     criteria_stability,
     fidelity,
+    fork_workers,
     in_worker,
+    release_workers,
     start_stability,
     warm_workers,
 )
@@ -536,7 +538,12 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
         raise ConfigError(f"columns.product ('{cfg.columns.product}') gives one ICP per product "
                           "line: run icpml products (Python: icpml.products.discover_products)")
     with blas_threads():  # numpy's BLAS threads only spin on these small products
-        return _discover(cfg, accounts, progress, source)
+        # the refit workers fork now (imports shared, no copy of the table), where they may be used
+        fork_workers(cfg)
+        try:
+            return _discover(cfg, accounts, progress, source)
+        finally:
+            release_workers()
 
 
 def _discover(cfg: Config, accounts: pd.DataFrame | None,
