@@ -180,7 +180,14 @@ def run_discovery(cfg: Config, accounts: pd.DataFrame | None = None, *, track: b
         ``TrackingError`` / ``OutputError`` before any model is trained when the tracking
         store or the report folder cannot be used.
     """
-    preflight(cfg, track=track, report=report)
+    from icpml.stability import fork_workers, release_workers
+
+    fork_workers(cfg)  # before MLflow starts its threads: workers fork from a one-thread process
+    try:
+        preflight(cfg, track=track, report=report)
+    except BaseException:
+        release_workers()
+        raise
     total = N_STAGES + int(track or report)
     inner = (lambda stage, done, _total: progress(stage, done, total)) if progress else None
     res = discover(cfg, accounts, progress=inner, source=source)
