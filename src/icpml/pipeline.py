@@ -413,8 +413,9 @@ def _provenance(cfg: Config, df: pd.DataFrame, split: pd.Series, fingerprint: st
             "value_score": [m.model_dump() for m in cfg.columns.outcomes],
         },
         "fit_model": {"holdout_roc_auc": fit.holdout["roc_auc"],
-                      "cv_roc_auc": fit.cv.get("roc_auc_mean")},
-        "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"]} if churn else None),
+                      "cv_roc_auc": fit.cv.get("roc_auc_mean"), "train_rows": fit.train_rows},
+        "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"],
+                         "train_rows": churn.train_rows} if churn else None),
         "screened_out": dict(sorted(screen.excluded.items())),
         "leakage_signals": {c: screen.signals[c] for c in sorted(screen.excluded)
                             if c in screen.signals},
