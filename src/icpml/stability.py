@@ -238,11 +238,27 @@ def _can_fork() -> bool:
             and os.environ.get("ICPML_FORK", "1") != "0")
 
 
-def _init_worker() -> None:
-    """A refit worker's start: numpy's BLAS and OpenMP on one thread for good, as discovery
-    runs them (:func:`icpml.models.blas_threads`, :func:`icpml.models.openmp_threads`)."""
+def _init_worker(parent: int) -> None:
+    """A forked refit worker's start. Signals: Ctrl-C (sent to the whole terminal process
+    group) is the parent's to handle, which then stops the workers; SIGTERM ends a worker at
+    once (not the handler inherited from ``icpml``'s command line, which would print a
+    traceback); the worker dies with its parent (``PR_SET_PDEATHSIG``: a parent killed
+    outright leaves no worker waiting forever). Threads: numpy's BLAS and OpenMP on one for
+    good, as discovery runs them (:func:`icpml.models.blas_threads`,
+    :func:`icpml.models.openmp_threads`)."""
+    import ctypes
+    import signal
+
     from threadpoolctl import threadpool_limits
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
     blas_threads()
     threadpool_limits(limits=1, user_api="openmp")
 
@@ -330,7 +346,7 @@ def _fork_pool(jobs: int):
     from concurrent.futures import ProcessPoolExecutor
 
     ex = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_init_worker)
+                             initializer=_init_worker, initargs=(os.getpid(),))
     _FORKED = (os.getpid(), jobs, ex)
     return ex
 

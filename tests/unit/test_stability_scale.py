@@ -300,6 +300,9 @@ def test_forked_workers_share_the_imports_and_give_the_same_results(monkeypatch)
     assert np.array_equal(there.predict_proba(df), train_model(*args).predict_proba(df))
     limits = ex.submit(_thread_limits).result()
     assert limits <= {1}, limits
+    # Ctrl-C is the parent's to handle, SIGTERM ends a worker (no inherited CLI handler),
+    # and a worker dies with its parent
+    assert ex.submit(_signals).result() == ("ignore", "default", 9)
     procs = list(ex._processes.values())
     stab_mod.release_workers()
     assert stab_mod._FORKED is None
@@ -315,6 +318,17 @@ def test_forked_workers_share_the_imports_and_give_the_same_results(monkeypatch)
     finally:
         stop.set()
         other.join()
+
+
+def _signals() -> tuple[str, str, int]:
+    import ctypes
+    import signal
+
+    names = {signal.SIG_IGN: "ignore", signal.SIG_DFL: "default"}
+    sig = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG
+    return (names.get(signal.getsignal(signal.SIGINT), "handler"),
+            names.get(signal.getsignal(signal.SIGTERM), "handler"), sig.value)
 
 
 def _thread_limits() -> set[int]:
