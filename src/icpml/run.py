@@ -10,6 +10,7 @@ retraining and per-product runs all call :func:`run_discovery` or
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -188,6 +189,9 @@ def run_discovery(cfg: Config, accounts: pd.DataFrame | None = None, *, track: b
     except BaseException:
         release_workers()
         raise
+    # a new MLflow store's migrations leave classes behind; collected now, not in a random
+    # later collection, whose weakref callbacks would swallow a SIGTERM arriving meanwhile
+    gc.collect()
     total = N_STAGES + int(track or report)
     inner = (lambda stage, done, _total: progress(stage, done, total)) if progress else None
     res = discover(cfg, accounts, progress=inner, source=source)
