@@ -540,7 +540,7 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
                           "line: run icpml products (Python: icpml.products.discover_products)")
     with blas_threads():  # numpy's BLAS threads only spin on these small products
         # the refit workers fork now (imports shared, no copy of the table), where they may be used
-        fork_workers(cfg)
+        fork_workers(cfg, len(accounts) if isinstance(accounts, pd.DataFrame) else None)
         try:
             return _discover(cfg, accounts, progress, source)
         finally:

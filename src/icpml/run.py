@@ -183,7 +183,8 @@ def run_discovery(cfg: Config, accounts: pd.DataFrame | None = None, *, track: b
     """
     from icpml.stability import fork_workers, release_workers
 
-    fork_workers(cfg)  # before MLflow starts its threads: workers fork from a one-thread process
+    # before MLflow starts its threads: workers fork from a one-thread process
+    fork_workers(cfg, len(accounts) if isinstance(accounts, pd.DataFrame) else None)
     try:
         preflight(cfg, track=track, report=report)
     except BaseException:

@@ -263,7 +263,7 @@ def _init_worker(parent: int) -> None:
     threadpool_limits(limits=1, user_api="openmp")
 
 
-def fork_workers(cfg: Config) -> bool:
+def fork_workers(cfg: Config, n_accounts: int | None = None) -> bool:
     """Fork the refit worker processes now, before the table is read, where they may be used.
 
     A forked worker starts with everything this process imported (pandas, scikit-learn,
@@ -277,7 +277,10 @@ def fork_workers(cfg: Config) -> bool:
     Parameters
     ----------
     cfg : Config
-        The run's config (``criteria.stability_resamples``).
+        The run's config (``criteria.stability_resamples``, ``models.holdout_size``).
+    n_accounts : int, optional
+        Accounts in the table, when already known: none are forked for a table whose
+        non-held-out accounts are at most :data:`MAX_REFIT_ROWS` (no worker would be used).
 
     Returns
     -------
@@ -287,6 +290,9 @@ def fork_workers(cfg: Config) -> bool:
     global _FORKED
     jobs = refit_jobs()
     if not cfg.criteria.stability_resamples or jobs <= 1:
+        return False
+    if n_accounts is not None and (n_accounts - int(round(cfg.models.holdout_size * n_accounts))
+                                   <= MAX_REFIT_ROWS):
         return False
     if _FORKED is not None and _FORKED[:2] == (os.getpid(), jobs):
         return True

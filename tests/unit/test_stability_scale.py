@@ -284,6 +284,8 @@ def test_forked_workers_share_the_imports_and_give_the_same_results(monkeypatch)
     cfg = demo_config()
     if threading.active_count() > 1:
         pytest.skip("another thread runs in this test process: workers would be spawned")
+    assert not stab_mod.fork_workers(cfg, 1000)  # a small table: no worker would be used
+    assert stab_mod._FORKED is None
     assert stab_mod.fork_workers(cfg)
     pid, jobs, ex = stab_mod._FORKED
     assert (pid, jobs) == (os.getpid(), 2)
