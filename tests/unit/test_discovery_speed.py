@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
+import pytest
 
 from icpml import demo_config, make_accounts
 from icpml import models as models_mod
+from icpml import pipeline as pipeline_mod
+from icpml import run as run_mod
+from icpml import stability as stab_mod
 from icpml._stats import sample_by_class
 from icpml.models import make_model, train_model
 
@@ -40,3 +47,46 @@ def test_the_final_model_is_fitted_on_a_sample_by_class_above_the_cap(monkeypatc
     monkeypatch.setattr(models_mod, "MAX_TRAIN_ROWS", None)
     assert train_model("churn", df.iloc[tr], y[tr], df.iloc[ho], y[ho], kinds,
                        cfg).train_rows == {"fitted": 1000, "total": 1000}
+
+
+def test_run_discovery_forks_the_workers_before_the_preflight_and_releases_them(monkeypatch):
+    """The workers fork before the preflight (where MLflow starts its telemetry thread: a
+    multi-threaded process spawns them instead), with the table's size when it is passed in,
+    and are released when the preflight fails as when the discovery ends."""
+    from icpml.errors import OutputError
+
+    calls = []
+    monkeypatch.setattr(stab_mod, "fork_workers", lambda cfg, n=None: calls.append(("fork", n)))
+    monkeypatch.setattr(stab_mod, "release_workers", lambda: calls.append(("release",)))
+
+    def failing(cfg, *, track, report):
+        calls.append(("preflight",))
+        raise OutputError("cannot write reports")
+
+    monkeypatch.setattr(run_mod, "preflight", failing)
+    accounts = make_accounts(300, seed=1)
+    with pytest.raises(OutputError):
+        run_mod.run_discovery(demo_config(), accounts, track=False, report=True)
+    assert calls == [("fork", 300), ("preflight",), ("release",)]
+
+
+def test_discover_releases_its_forked_workers(monkeypatch):
+    """discover forks the workers for a table it does not know the size of yet, or a large one,
+    and shuts them down when it ends, also when it fails."""
+    seen = []
+    def failing(*args):
+        seen.append(stab_mod._FORKED)
+        raise RuntimeError("stage failed")
+
+    monkeypatch.setattr(pipeline_mod, "_discover", failing)
+    monkeypatch.setenv("ICPML_JOBS", "2")
+    stab_mod.release_workers()
+    with pytest.raises(RuntimeError):
+        pipeline_mod.discover(demo_config(), make_accounts(12_000, seed=0))
+    if sys.platform == "linux" and threading.active_count() == 1:
+        assert seen[0] is not None  # forked for a pool of 8,400 accounts
+    assert stab_mod._FORKED is None
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        pipeline_mod.discover(demo_config(), make_accounts(1_000, seed=0))
+    assert seen == [None]  # a small table: no worker would be used
