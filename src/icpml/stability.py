@@ -375,7 +375,8 @@ def warm_workers(n_accounts: int, cfg: Config) -> None:
     process labels cohorts and screens the columns, not when the first refit is due. The
     pool is estimated as the ``n_accounts`` not held out (``models.holdout_size``); nothing
     is started where :func:`in_worker` would run nothing (small table, one CPU, no
-    resamples). Changes no result.
+    resamples), nor when forked workers already run (:func:`fork_workers`: they start with
+    this process's imports). Changes no result.
 
     Parameters
     ----------
