@@ -268,7 +268,8 @@ def fork_workers(cfg: Config, n_accounts: int | None = None) -> bool:
 
     A forked worker starts with everything this process imported (pandas, scikit-learn,
     shap, icpml: ~2.5 s of CPU for each spawned worker, 2 workers) and shares its memory
-    pages until it writes them; forked before the table is read, it holds no copy of it.
+    pages until it writes them (forked before discovery reads the table, it holds no copy
+    of it; a table passed in is shared, not copied).
     Only on Linux, from a process running no other thread (:func:`_can_fork`), with
     stability refits configured and several :func:`refit_jobs`; elsewhere the workers are
     spawned (joblib's loky) when first used, as before. The result of every job is the same
