@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/discovery/quality.py            # make_accounts + 2 generator draws, 50,000 rows
     python benchmarks/discovery/quality.py --n 20000  # smaller tables
+    python benchmarks/discovery/quality.py --n 100000 --seeds 0 --no-accounts  # one draw at 100k
 
 For each scenario ``discover()`` runs twice in this process on the same table: once with
 the settings before the speed work (``full``: :data:`FULL`, e.g. each stability refit
@@ -13,7 +14,7 @@ It prints, for each: the ICP / anti-ICP criteria, the verdict (``icp_found``,
 ``tentative``), the stability shares, CPU seconds, and the F1 of the ICP segment
 (``icp_mask``: inclusions and no exclusion) against the planted ICP on the held-out rows.
 The check: same criteria, same verdict, F1 within 0.02. Writes
-``benchmarks/discovery/results/quality.{md,json}``.
+``benchmarks/discovery/results/quality.{md,json}`` (``quality_<n>.*`` for another ``--n``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "benchmarks" / "criteria"))
 
 #: what ``full`` restores (the values before the speed work), module -> name -> value
-FULL = {"icpml.stability": {"MAX_REFIT_SHAP_ROWS": 2_500, "MAX_REFIT_ROWS": 5_000}}
+FULL = {"icpml.stability": {"MAX_REFIT_SHAP_ROWS": 2_500, "MAX_REFIT_ROWS": 5_000},
+        "icpml.models": {"MAX_TRAIN_ROWS": None}}
 
 
 def _f1(pred: np.ndarray, true: np.ndarray) -> float:
@@ -44,14 +46,15 @@ def _f1(pred: np.ndarray, true: np.ndarray) -> float:
     return 2 * tp / denom if denom else 1.0
 
 
-def scenarios(n: int, seeds: list[int]):
+def scenarios(n: int, seeds: list[int], accounts: bool = True):
     """(name, config, accounts, planted ICP membership of every row)."""
     from icpml import demo_config, make_accounts
     from icpml.synthetic import planted_anti_match, planted_icp_match
 
-    df = make_accounts(n, seed=0)
-    truth = (planted_icp_match(df) & ~planted_anti_match(df)).to_numpy(bool)
-    yield "make_accounts", demo_config(), df, truth
+    if accounts:
+        df = make_accounts(n, seed=0)
+        truth = (planted_icp_match(df) & ~planted_anti_match(df)).to_numpy(bool)
+        yield "make_accounts", demo_config(), df, truth
     from generator import draw_spec, sample
 
     for s in seeds:
@@ -84,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1])
+    ap.add_argument("--no-accounts", action="store_true", help="skip the make_accounts scenario")
     args = ap.parse_args()
     logging.getLogger("icpml").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
@@ -92,7 +96,7 @@ def main() -> None:
     mods = {m: importlib.import_module(m) for m in FULL}
     fast = {m: {k: getattr(mods[m], k) for k in names} for m, names in FULL.items()}
     rows = []
-    for name, cfg, df, truth in scenarios(args.n, args.seeds):
+    for name, cfg, df, truth in scenarios(args.n, args.seeds, not args.no_accounts):
         out = {"scenario": name, "n": len(df)}
         for label, values in (("full", FULL), ("fast", fast)):
             for m, names in values.items():
@@ -110,7 +114,8 @@ def main() -> None:
         rows.append(out)
     res = {"n": args.n, "full": FULL, "fast": fast, "scenarios": rows}
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "quality.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    stem = "quality" if args.n == 50_000 else f"quality_{args.n}"
+    (HERE / "results" / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     lines = [f"# Fast vs full stability settings, {args.n:,} rows (full: {FULL}, fast: {fast})", "",
              "| scenario | same criteria | same verdict | F1 full | F1 fast | refits full / fast "
              "| main-process CPU s full / fast |", "| --- | --- | --- | ---: | ---: | --- | --- |"]
@@ -121,7 +126,7 @@ def main() -> None:
                      f"{q['cpu_main_s']} |")
     lines += [""] + [f"- {r['scenario']}: ICP {r['fast']['icp']}, anti {r['fast']['anti']}; shares "
                      f"full {r['full']['shares']}, fast {r['fast']['shares']}" for r in rows]
-    (HERE / "results" / "quality.md").write_text("\n".join(lines) + "\n")
+    (HERE / "results" / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -221,6 +221,10 @@ class TrainedModel:
         model is registered) and pickled with the model. ``None``: predictions use the
         pipeline. A kernel compiled under another scikit-learn version or icpml format is
         recompiled when the model is unpickled (see :meth:`__setstate__`).
+    train_rows : dict
+        ``fitted`` (the rows the final model was fitted on: at most :data:`MAX_TRAIN_ROWS`,
+        a sample by class) and ``total`` (the training rows); empty when the model was not
+        trained by :func:`train_model`.
     """
 
     name: str
@@ -230,6 +234,7 @@ class TrainedModel:
     cv: dict = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)
     kernel: FastPredictor | None = field(default=None, repr=False, compare=False)
+    train_rows: dict = field(default_factory=dict)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities as scikit-learn gives them, column 1 the positive class.
@@ -323,7 +328,7 @@ class TrainedModel:
         kernel = state.get("kernel", old)
         state["kernel"] = kernel
         self.__dict__.update(state)
-        for f in ("cv", "holdout"):
+        for f in ("cv", "holdout", "train_rows"):
             self.__dict__.setdefault(f, {})
         if kernel is not None and not FastPredictor.current(kernel):
             self.kernel = None
@@ -354,6 +359,13 @@ MAX_CV_ROWS = 10_000
 #: held-out split, with its bootstrap interval of the ROC AUC, is the main evidence there.
 MAX_CV_FOLDS_SAMPLED = 3
 
+#: The final model is fitted on a stratified sample (by class, seeded) of at most this many
+#: training rows; cross-validation and the held-out metrics are unchanged. Boosting's cost
+#: grows with the rows while its trees (15 leaves, at least 20 accounts each) stop changing
+#: long before: the churn model of 100,000 accounts (52,500 training rows) scored a held-out
+#: ROC AUC of 0.775 on all of them and 0.774 on 30,000, in 73% of the CPU. ``None``: all rows.
+MAX_TRAIN_ROWS: int | None = 30_000
+
 def _leaf_size(configured: int, n_rows: int | None) -> int:
     if n_rows is None:
         return configured
@@ -363,6 +375,9 @@ def _leaf_size(configured: int, n_rows: int | None) -> int:
 def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: pd.DataFrame,
                 y_hold: np.ndarray, kinds: dict[str, str], cfg: ModelsConfig) -> TrainedModel:
     """Cross-validate on the training rows, fit, and evaluate on the held-out rows.
+
+    The final model is fitted on all training rows, or on a sample by class of
+    :data:`MAX_TRAIN_ROWS` of them when there are more (``TrainedModel.train_rows``).
 
     Parameters
     ----------
@@ -401,8 +416,15 @@ def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: p
             scores = cross_val_score(clone(make_model(kinds, columns, cfg, n_rows=len(y_cv))),
                                      X_cv, y_cv, cv=skf, scoring="roc_auc", n_jobs=1)
         cv.update(roc_auc_mean=float(np.mean(scores)), roc_auc_std=float(np.std(scores)))
+    X_fit, y_fit = X_train[columns], y_train
+    if MAX_TRAIN_ROWS is not None and len(y_fit) > MAX_TRAIN_ROWS:
+        keep = sample_by_class(y_fit, MAX_TRAIN_ROWS, cfg.seed)
+        X_fit, y_fit = X_fit.iloc[keep], y_fit[keep]
+        log.info("%s model: fitted on %d of %d training rows (a sample by class)", name,
+                 len(y_fit), len(y_train))
     with openmp_threads():
-        pipe.fit(X_train[columns], y_train)
-    model = TrainedModel(name=name, pipeline=pipe, columns=columns, kinds=kinds, cv=cv)
+        pipe.fit(X_fit, y_fit)
+    model = TrainedModel(name=name, pipeline=pipe, columns=columns, kinds=kinds, cv=cv,
+                         train_rows={"fitted": int(len(y_fit)), "total": int(len(y_train))})
     model.holdout = classification_metrics(y_hold, model.predict_positive(X_hold))
     return model

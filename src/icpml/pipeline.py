@@ -51,7 +51,9 @@ from icpml.scoring import TIER_DEFINITIONS, Scorer, assign_tiers, tier_summary
 from icpml.stability import (
     criteria_stability,
     fidelity,
+    fork_workers,
     in_worker,
+    release_workers,
     start_stability,
     warm_workers,
 )
@@ -411,8 +413,9 @@ def _provenance(cfg: Config, df: pd.DataFrame, split: pd.Series, fingerprint: st
             "value_score": [m.model_dump() for m in cfg.columns.outcomes],
         },
         "fit_model": {"holdout_roc_auc": fit.holdout["roc_auc"],
-                      "cv_roc_auc": fit.cv.get("roc_auc_mean")},
-        "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"]} if churn else None),
+                      "cv_roc_auc": fit.cv.get("roc_auc_mean"), "train_rows": fit.train_rows},
+        "churn_model": ({"holdout_roc_auc": churn.holdout["roc_auc"],
+                         "train_rows": churn.train_rows} if churn else None),
         "screened_out": dict(sorted(screen.excluded.items())),
         "leakage_signals": {c: screen.signals[c] for c in sorted(screen.excluded)
                             if c in screen.signals},
@@ -536,7 +539,12 @@ def discover(cfg: Config, accounts: pd.DataFrame | None = None, *,
         raise ConfigError(f"columns.product ('{cfg.columns.product}') gives one ICP per product "
                           "line: run icpml products (Python: icpml.products.discover_products)")
     with blas_threads():  # numpy's BLAS threads only spin on these small products
-        return _discover(cfg, accounts, progress, source)
+        # the refit workers fork now (imports shared, no copy of the table), where they may be used
+        fork_workers(cfg, len(accounts) if isinstance(accounts, pd.DataFrame) else None)
+        try:
+            return _discover(cfg, accounts, progress, source)
+        finally:
+            release_workers()
 
 
 def _discover(cfg: Config, accounts: pd.DataFrame | None,

@@ -10,6 +10,7 @@ retraining and per-product runs all call :func:`run_discovery` or
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -180,7 +181,18 @@ def run_discovery(cfg: Config, accounts: pd.DataFrame | None = None, *, track: b
         ``TrackingError`` / ``OutputError`` before any model is trained when the tracking
         store or the report folder cannot be used.
     """
-    preflight(cfg, track=track, report=report)
+    from icpml.stability import fork_workers, release_workers
+
+    # before MLflow starts its threads: workers fork from a one-thread process
+    fork_workers(cfg, len(accounts) if isinstance(accounts, pd.DataFrame) else None)
+    try:
+        preflight(cfg, track=track, report=report)
+    except BaseException:
+        release_workers()
+        raise
+    # a new MLflow store's migrations leave classes behind; collected now, not in a random
+    # later collection, whose weakref callbacks would swallow a SIGTERM arriving meanwhile
+    gc.collect()
     total = N_STAGES + int(track or report)
     inner = (lambda stage, done, _total: progress(stage, done, total)) if progress else None
     res = discover(cfg, accounts, progress=inner, source=source)

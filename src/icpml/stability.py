@@ -38,7 +38,9 @@ On a pool larger than :data:`MAX_REFIT_ROWS`, refits that are certain to be need
 side by side in worker processes (:func:`refit_jobs`: 2, or ``ICPML_JOBS``) and are
 read in resample order: the result is the one-process result. Discovery submits the
 first of them (those no stopping rule can skip) before it trains its models
-(:func:`start_stability`), so they run while the models train.
+(:func:`start_stability`), so they run while the models train. On Linux the workers are
+forked before the table is read (:func:`fork_workers`: they share this process's imports
+instead of importing everything again; ``ICPML_FORK=0`` spawns them instead).
 
 **Fidelity.** How well the readable tiers reproduce the fit model's ranking on
 held-out accounts: the ROC AUC of the tier order (Tier 1 > Tier 2 > Tier 3 >
@@ -66,8 +68,8 @@ from icpml.criteria import CriteriaSet, Criterion, select_criteria
 from icpml.explain import explain
 from icpml.models import TrainedModel, blas_threads, make_model, openmp_threads
 
-__all__ = ["criteria_stability", "start_stability", "warm_workers", "criteria_match", "fidelity",
-           "TIER_ORDER"]
+__all__ = ["criteria_stability", "start_stability", "warm_workers", "fork_workers",
+           "release_workers", "criteria_match", "fidelity", "TIER_ORDER"]
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +221,141 @@ def _refit(boot: pd.DataFrame, boot_cohort: pd.Series, boot_churn: np.ndarray | 
     return anti + icp
 
 
+#: The forked worker pool of this process, ``(pid, jobs, executor)`` (:func:`fork_workers`).
+_FORKED: tuple[int, int, object] | None = None
+
+
+def _can_fork() -> bool:
+    """Whether worker processes may be forked from this process now: on Linux, with no other
+    Python thread running (no lock another thread holds can be copied into a child). Native
+    pools are safe: OpenBLAS and Arrow re-create theirs after a fork, and icpml runs every
+    OpenMP region on one thread (:func:`icpml.models.openmp_threads`), in workers for good
+    (:func:`_init_worker`)."""
+    import sys
+    import threading
+
+    return (sys.platform == "linux" and threading.active_count() == 1
+            and os.environ.get("ICPML_FORK", "1") != "0")
+
+
+def _init_worker(parent: int) -> None:
+    """A forked refit worker's start. Signals: Ctrl-C (sent to the whole terminal process
+    group) is the parent's to handle, which then stops the workers; SIGTERM ends a worker at
+    once (not the handler inherited from ``icpml``'s command line, which would print a
+    traceback); the worker dies with its parent (``PR_SET_PDEATHSIG``: a parent killed
+    outright leaves no worker waiting forever). Threads: numpy's BLAS and OpenMP on one for
+    good, as discovery runs them (:func:`icpml.models.blas_threads`,
+    :func:`icpml.models.openmp_threads`)."""
+    import ctypes
+    import signal
+
+    from threadpoolctl import threadpool_limits
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    blas_threads()
+    threadpool_limits(limits=1, user_api="openmp")
+
+
+def fork_workers(cfg: Config, n_accounts: int | None = None) -> bool:
+    """Fork the refit worker processes now, before the table is read, where they may be used.
+
+    A forked worker starts with everything this process imported (pandas, scikit-learn,
+    shap, icpml: ~2.5 s of CPU for each spawned worker, 2 workers) and shares its memory
+    pages until it writes them (forked before discovery reads the table, it holds no copy
+    of it; a table passed in is shared, not copied).
+    Only on Linux, from a process running no other thread (:func:`_can_fork`), with
+    stability refits configured and several :func:`refit_jobs`; elsewhere the workers are
+    spawned (joblib's loky) when first used, as before. The result of every job is the same
+    either way. Call :func:`release_workers` when the discovery ends.
+
+    Parameters
+    ----------
+    cfg : Config
+        The run's config (``criteria.stability_resamples``, ``models.holdout_size``).
+    n_accounts : int, optional
+        Accounts in the table, when already known: none are forked for a table whose
+        non-held-out accounts are at most :data:`MAX_REFIT_ROWS` (no worker would be used).
+
+    Returns
+    -------
+    bool
+        True when workers were forked (or a forked pool of this process already runs).
+    """
+    global _FORKED
+    jobs = refit_jobs()
+    if not cfg.criteria.stability_resamples or jobs <= 1:
+        return False
+    if n_accounts is not None and (n_accounts - int(round(cfg.models.holdout_size * n_accounts))
+                                   <= MAX_REFIT_ROWS):
+        return False
+    if _FORKED is not None and _FORKED[:2] == (os.getpid(), jobs):
+        return True
+    if not _can_fork():
+        return False
+    import warnings
+
+    with warnings.catch_warnings():  # as in icpml.explain: shap's tqdm import in a notebook
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import shap  # noqa: F401  (explain imports it on first use; the workers inherit it)
+    _fork_pool(jobs).submit(os.getpid).result()  # forks the workers now (all at once)
+    log.debug("stability: %d refit workers forked", jobs)
+    return True
+
+
+def release_workers() -> None:
+    """Shut the forked worker pool down (:func:`fork_workers`): idle workers exit, a refit the
+    stopping rule did not need is stopped. Nothing when no pool was forked."""
+    global _FORKED
+    if _FORKED is None or _FORKED[0] != os.getpid():
+        _FORKED = None
+        return
+    ex = _FORKED[2]
+    _FORKED = None
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=0.5)  # an idle worker exits at once
+        if p.is_alive():  # still on a refit nobody reads
+            p.terminate()
+            p.join()
+    manager = getattr(ex, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=5)
+
+
 def _executor(jobs: int):
+    """The worker pool: the forked one (:func:`fork_workers`) when it runs, else one forked
+    now where :func:`_can_fork`, else joblib's reusable loky pool (spawned workers)."""
+    if _FORKED is not None and _FORKED[:2] == (os.getpid(), jobs):
+        if not getattr(_FORKED[2], "_broken", False):
+            return _FORKED[2]
+        release_workers()  # a worker died (e.g. out of memory): a fresh pool for what follows
+    if _can_fork():
+        release_workers()  # one of another size
+        return _fork_pool(jobs)
     from joblib.externals.loky import get_reusable_executor
 
     # each worker limits its BLAS threads once, as discover does (:func:`blas_threads`)
     return get_reusable_executor(max_workers=jobs, timeout=60, initializer=blas_threads)
+
+
+def _fork_pool(jobs: int):
+    """A new pool of ``jobs`` forked workers, kept as this process's (:data:`_FORKED`)."""
+    global _FORKED
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_init_worker, initargs=(os.getpid(),))
+    _FORKED = (os.getpid(), jobs, ex)
+    return ex
 
 
 def _warm() -> int:
@@ -244,7 +376,8 @@ def warm_workers(n_accounts: int, cfg: Config) -> None:
     process labels cohorts and screens the columns, not when the first refit is due. The
     pool is estimated as the ``n_accounts`` not held out (``models.holdout_size``); nothing
     is started where :func:`in_worker` would run nothing (small table, one CPU, no
-    resamples). Changes no result.
+    resamples), nor when forked workers already run (:func:`fork_workers`: they start with
+    this process's imports). Changes no result.
 
     Parameters
     ----------
@@ -257,6 +390,8 @@ def warm_workers(n_accounts: int, cfg: Config) -> None:
     jobs = refit_jobs()
     if not cfg.criteria.stability_resamples or n_pool <= MAX_REFIT_ROWS or jobs <= 1:
         return
+    if _FORKED is not None and _FORKED[:2] == (os.getpid(), jobs):
+        return  # forked workers: already started, with the imports of this process
     executor = _executor(jobs)
     for _ in range(jobs):
         executor.submit(_warm)

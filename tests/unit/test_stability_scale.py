@@ -220,6 +220,7 @@ def test_refit_workers_are_warmed_only_where_the_stability_stage_uses_them(monke
             submitted.append(fn)
 
     monkeypatch.setattr(stab_mod, "_executor", lambda jobs: Executor())
+    monkeypatch.setattr(stab_mod, "_FORKED", None)  # no forked pool (those need no warming)
     monkeypatch.setenv("ICPML_JOBS", "2")
     cfg = demo_config()
     cap = stab_mod.MAX_REFIT_ROWS
@@ -258,5 +259,81 @@ def test_discovery_and_refit_workers_run_blas_on_one_thread(monkeypatch):
     captured = {}
     monkeypatch.setattr("joblib.externals.loky.get_reusable_executor",
                         lambda **kw: captured.update(kw))
+    monkeypatch.setattr(stab_mod, "_FORKED", None)
+    monkeypatch.setattr(stab_mod, "_can_fork", lambda: False)  # spawned (loky) workers
     stab_mod._executor(2)
     assert captured["initializer"] is blas_threads
+
+
+def test_forked_workers_share_the_imports_and_give_the_same_results(monkeypatch):
+    """On Linux, from a process running no other thread, discover forks its refit workers
+    before reading the table (no spawned worker imports pandas, scikit-learn and shap again):
+    jobs run there return what they return here, every OpenMP / BLAS region in a worker runs
+    on one thread, and the pool is shut down when the discovery ends. With another thread
+    running (a notebook's), or ICPML_FORK=0, workers are spawned as before."""
+    import os
+    import sys
+    import threading
+
+    from icpml.models import train_model
+
+    if sys.platform != "linux":
+        pytest.skip("workers are forked on Linux only")
+    stab_mod.release_workers()
+    monkeypatch.setenv("ICPML_JOBS", "2")
+    cfg = demo_config()
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: workers would be spawned")
+    assert not stab_mod.fork_workers(cfg, 1000)  # a small table: no worker would be used
+    assert stab_mod._FORKED is None
+    assert stab_mod.fork_workers(cfg)
+    pid, jobs, ex = stab_mod._FORKED
+    assert (pid, jobs) == (os.getpid(), 2)
+    assert stab_mod._executor(2) is ex  # the same pool for warm-up, churn model and refits
+    stab_mod.warm_workers(100_000, cfg)  # forked workers need no warming
+    assert stab_mod._FORKED[2] is ex
+    assert "shap" in sys.modules  # imported before the fork: the workers inherit it
+    df = make_accounts(1500, seed=4)
+    y = df["churned"].astype(bool).to_numpy()
+    kinds = {"employees": "numeric", "industry": "categorical", "crm": "categorical"}
+    mcfg = cfg.models.model_copy(update={"max_iter": 20})
+    args = ("churn", df.iloc[:1000], y[:1000], df.iloc[1000:], y[1000:], kinds, mcfg)
+    there = ex.submit(train_model, *args).result()
+    assert np.array_equal(there.predict_proba(df), train_model(*args).predict_proba(df))
+    limits = ex.submit(_thread_limits).result()
+    assert limits <= {1}, limits
+    # Ctrl-C is the parent's to handle, SIGTERM ends a worker (no inherited CLI handler),
+    # and a worker dies with its parent
+    assert ex.submit(_signals).result() == ("ignore", "default", 9)
+    procs = list(ex._processes.values())
+    stab_mod.release_workers()
+    assert stab_mod._FORKED is None
+    assert not any(p.is_alive() for p in procs)
+    monkeypatch.setenv("ICPML_FORK", "0")
+    assert not stab_mod.fork_workers(cfg)
+    monkeypatch.delenv("ICPML_FORK")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not stab_mod.fork_workers(cfg)  # another thread: no fork
+    finally:
+        stop.set()
+        other.join()
+
+
+def _signals() -> tuple[str, str, int]:
+    import ctypes
+    import signal
+
+    names = {signal.SIG_IGN: "ignore", signal.SIG_DFL: "default"}
+    sig = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG
+    return (names.get(signal.getsignal(signal.SIGINT), "handler"),
+            names.get(signal.getsignal(signal.SIGTERM), "handler"), sig.value)
+
+
+def _thread_limits() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] in ("blas", "openmp")}
