@@ -451,9 +451,8 @@ def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, rea
     counts: dict[str, int] = {}
     wanted = ps.input_columns
 
-    def scored_batches():
+    def checked():
         first = True
-        done = 0  # rows before this batch: a table without ids is numbered over the stream
         for b in batches:
             if first and not any(c in b.columns for c in wanted):
                 shown = ", ".join(wanted[:8]) + (f" and {len(wanted) - 8} more"
@@ -461,11 +460,10 @@ def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, rea
                 raise DataError(f"none of the product models' columns is in the table ({shown}); "
                                 "check the headers or --config", source)
             first = False
-            part = ps.score(b)
-            if ps.id_column not in b.columns:  # each product's scorer numbered this batch from 0
-                part[ps.id_column] = pd.array(range(done, done + len(part)),
-                                              dtype="Int64").astype("string")
-            done += len(b)
+            yield b
+
+    def combined():
+        for part in ps.score_batches(checked()):
             for k, v in part["best_product"].fillna("(none)").value_counts().items():
                 counts[k] = counts.get(k, 0) + int(v)
             if readable:
@@ -474,7 +472,7 @@ def _score_products(cfg, data: Path | None, query: str | None, out: Path, *, rea
             yield part
 
     t0 = time.perf_counter()
-    n = write_table_stream(prefetch(scored_batches()), out, excel_safe=excel_safe)
+    n = write_table_stream(prefetch(combined()), out, excel_safe=excel_safe)
     summary = pd.DataFrame({"best_product": list(counts), "accounts": list(counts.values())})
     summary["share"] = summary["accounts"] / max(n, 1)
     _out(summary.to_string(index=False, formatters={"share": "{:.0%}".format}))

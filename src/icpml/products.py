@@ -48,6 +48,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -557,6 +558,48 @@ class ProductScorers:
         """
         return _score_all(self.products, self.scorers, accounts, self.id_column,
                           self.best_values)
+
+    def score_batches(self, batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """:meth:`score` over a stream of tables, one session per product for the stream.
+
+        Each product's data issues are logged once, as one warning, when the stream ends
+        (not once per batch), ids repeated anywhere in the stream are flagged, and a table
+        without ids is numbered over the whole stream.
+
+        Parameters
+        ----------
+        batches : iterable of pandas.DataFrame
+            Raw account tables, read lazily. Not modified.
+
+        Yields
+        ------
+        pandas.DataFrame
+            The combined scores of each chunk of at most the smallest
+            :attr:`~icpml.scoring.Scorer.chunk_size` rows, columns as :meth:`score`.
+        """
+        from contextlib import ExitStack
+
+        from icpml.scoring import ScoreStream
+
+        size = min((s.chunk_size for s in self.scorers.values()), default=50_000)
+        with ExitStack() as stack:
+            streams = {p: ScoreStream(stack.enter_context(s.session()), label=f"product {p}")
+                       for p, s in self.scorers.items()}
+            rows = 0
+            for batch in batches:
+                for i in range(0, max(len(batch), 1), size):
+                    part = batch.iloc[i:i + size]
+                    per = {p: st.score(part) for p, st in streams.items()}
+                    if per:  # the scorers' ids: as read, or numbered over the stream
+                        ids = next(iter(per.values()))[self.id_column].to_numpy()
+                    elif self.id_column in part.columns:
+                        ids = part[self.id_column].astype("string").to_numpy()
+                    else:
+                        ids = pd.array(range(rows, rows + len(part)), dtype="Int64").astype("string")
+                    rows += len(part)
+                    yield _combine(self.products, per, ids, self.id_column, self.best_values)
+            for st in streams.values():
+                st.finish()
 
 
 def load_product_scorers(cfg: Config) -> ProductScorers:

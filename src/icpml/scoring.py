@@ -681,24 +681,12 @@ class ScoringSession:
         RuntimeError
             The session is closed (and a batch has rows).
         """
-        tally = _IssueTally()
-        seen_ids: list = []  # the sorted hashes of the ids of the stream so far
-        done = 0
-        rows = 0  # rows of the stream before this chunk: a table without ids is numbered on
+        stream = ScoreStream(self, explain=explain)
         size = self.scorer.chunk_size
         for batch in batches:
             for i in range(0, max(len(batch), 1), size):
-                part = batch.iloc[i:i + size]
-                # worker processes for SHAP only once the job has proven large (their
-                # start-up, a few seconds, is more than a single chunk would save)
-                out, issues = self._score_chunk(part, explain, parallel=done > 0,
-                                                seen_ids=seen_ids, first_row=rows)
-                tally.add(issues, len(part))
-                done += 1
-                rows += len(part)
-                yield out
-        if tally.counts:
-            log.warning("scoring: %s", tally.message())
+                yield stream.score(batch.iloc[i:i + size])
+        stream.finish()
 
     def _score_chunk(self, df: pd.DataFrame, explain: bool, parallel: bool = False,
                      seen_ids: list | None = None,
@@ -867,6 +855,51 @@ _COMPILE_MIN_ROWS = 5_000
 _PARALLEL_SHAP_ROWS = 20_000
 _WORKER_MODEL = None
 _WORKER_LIMITS = None
+
+
+class ScoreStream:
+    """One stream of chunks scored in a :class:`ScoringSession`: what the stream's chunks
+    share (the ids met so far, the row count, the data issues summed for one warning).
+
+    :meth:`ScoringSession.score_batches` runs one; a caller that interleaves several
+    scorers over the same batches (:class:`icpml.products.ProductScorers`) runs one per
+    scorer, so each logs its issues once for the whole stream.
+
+    Parameters
+    ----------
+    session : ScoringSession
+        The open session that scores the chunks.
+    explain : bool, default False
+        SHAP ``top_reasons`` (see :meth:`Scorer.score`).
+    label : str, default "scoring"
+        The warning's prefix (e.g. ``product addon``).
+    """
+
+    def __init__(self, session: ScoringSession, *, explain: bool = False,
+                 label: str = "scoring") -> None:
+        self.session, self.explain, self.label = session, explain, label
+        self.tally = _IssueTally()
+        self.seen_ids: list = []  # the sorted hashes of the ids of the stream so far
+        self.chunks = 0
+        self.rows = 0  # rows before the next chunk: a table without ids is numbered on
+
+    def score(self, part: pd.DataFrame) -> pd.DataFrame:
+        """Scores of one chunk (at most :attr:`Scorer.chunk_size` rows), the columns of
+        :meth:`Scorer.score`, in input order."""
+        # worker processes for SHAP only once the job has proven large (their start-up,
+        # a few seconds, is more than a single chunk would save)
+        out, issues = self.session._score_chunk(part, self.explain, parallel=self.chunks > 0,
+                                                seen_ids=self.seen_ids, first_row=self.rows)
+        self.tally.add(issues, len(part))
+        self.chunks += 1
+        self.rows += len(part)
+        return out
+
+    def finish(self) -> None:
+        """Log the stream's data issues, once (nothing when there were none)."""
+        if self.tally.counts:
+            log.warning("%s: %s", self.label, self.tally.message())
+        self.tally = _IssueTally()
 
 
 def _shap_worker_init(model_bytes: bytes) -> None:

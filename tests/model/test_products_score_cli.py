@@ -82,3 +82,32 @@ def test_rows_without_ids_are_numbered_over_the_stream(project, chunk, monkeypat
     for p in ("core", "addon"):
         assert re.search(rf"{p}: models:/pl-fit-{p}@champion \(version 1, run [0-9a-f]{{32}}\)",
                          res.stdout), res.stdout
+
+
+def test_each_product_warns_once_for_the_whole_stream(project, monkeypatch):
+    """Data issues of a chunked product-line scoring: one warning per product, counted over
+    every chunk (it warned once per chunk per product, counting that chunk's rows), with ids
+    repeated across chunks flagged."""
+    import icpml.products as products
+
+    root, n = project
+    load = products.load_product_scorers
+    monkeypatch.setattr(products, "load_product_scorers", lambda cfg: dataclasses.replace(
+        load(cfg), scorers={p: dataclasses.replace(s, chunk_size=9)
+                            for p, s in load(cfg).scorers.items()}))
+    pros = pd.read_csv(root / "prospects_no_id.csv")
+    pros.insert(0, "account_id", [f"P{i}" for i in range(len(pros))])
+    pros.loc[[0, 20, 40], "segment"] = "space"      # unseen, in three different chunks
+    pros.loc[[30, 45], "account_id"] = "P3"         # repeats, in later chunks
+    pros.to_csv(root / "prospects_odd.csv", index=False)
+    res = runner.invoke(app, ["score", "-c", "cfg.yaml", "--data", "prospects_odd.csv",
+                              "--out", "scored_odd.csv"])
+    assert res.exit_code == 0, res.output
+    warned = res.stderr.splitlines()
+    for p in ("core", "addon"):
+        mine = [m for m in warned if f"product {p}:" in m]
+        assert len(mine) == 1, warned
+        assert "column 'segment': 3 value(s) never seen" in mine[0]
+        assert "column 'account_id': 2 row(s) repeat an earlier row's id" in mine[0]
+    out = pd.read_csv(root / "scored_odd.csv", dtype={"account_id": str})
+    assert out["account_id"].tolist() == pros["account_id"].tolist()
