@@ -373,7 +373,8 @@ def _leaf_size(configured: int, n_rows: int | None) -> int:
 
 
 def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: pd.DataFrame,
-                y_hold: np.ndarray, kinds: dict[str, str], cfg: ModelsConfig) -> TrainedModel:
+                y_hold: np.ndarray, kinds: dict[str, str], cfg: ModelsConfig, *,
+                announce: bool = True) -> TrainedModel:
     """Cross-validate on the training rows, fit, and evaluate on the held-out rows.
 
     The final model is fitted on all training rows, or on a sample by class of
@@ -388,6 +389,9 @@ def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: p
     kinds : dict
         Kind of each column of ``X_train`` to use.
     cfg : ModelsConfig
+    announce : bool, default True
+        Log a leaf size lowered for few rows at INFO (else DEBUG: the cross-fitting
+        refits, five per discovery, would repeat the line of the model already announced).
 
     Returns
     -------
@@ -398,8 +402,9 @@ def train_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_hold: p
     pipe = make_model(kinds, columns, cfg, n_rows=len(y_train))
     leaf = pipe.named_steps["clf"].min_samples_leaf
     if leaf < cfg.min_samples_leaf:
-        log.info("%s model: min_samples_leaf %d -> %d for %d training rows", name,
-                 cfg.min_samples_leaf, leaf, len(y_train))
+        log.log(logging.INFO if announce else logging.DEBUG,
+                "%s model: min_samples_leaf %d -> %d for %d training rows", name,
+                cfg.min_samples_leaf, leaf, len(y_train))
     minority = int(min(np.bincount(y_train, minlength=2)))
     folds = min(cfg.cv_folds, minority)
     if len(y_train) > MAX_CV_ROWS:

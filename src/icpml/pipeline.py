@@ -292,11 +292,13 @@ def _refitter(df: pd.DataFrame, cohorts: pd.Series, churned: pd.Series | None,
         rows, coh = df.loc[index], cohorts.loc[index]
         ends = (coh != MIDDLE).to_numpy()
         y = (coh == BEST).to_numpy()[ends]
-        fit = train_model("fit", rows[ends], y, rows[ends], y, fit_kinds, models_cfg)
+        fit = train_model("fit", rows[ends], y, rows[ends], y, fit_kinds, models_cfg,
+                          announce=False)
         ch_expl = None
         if churn is not None and churned is not None and churned.loc[index].nunique() == 2:
             yc = churned.loc[index].to_numpy()
-            ch_expl = explain(train_model("churn", rows, yc, rows, yc, churn.kinds, models_cfg), rows)
+            ch_expl = explain(train_model("churn", rows, yc, rows, yc, churn.kinds, models_cfg,
+                                          announce=False), rows)
         return explain(fit, rows), ch_expl
 
     return refit
