@@ -259,3 +259,16 @@ def test_report_states_the_cohorts_a_yes_no_outcome_gives(small_discovery):
     md = render_markdown(small_discovery)
     assert "Best cohort = top 25%, worst = bottom 25% of a value score" in md
     assert "tied value score" not in md
+
+
+def test_criteria_md_has_churn_columns_only_with_a_churn_model(small_discovery):
+    """Without a churn model every "churn inside / outside" cell read "n/a / n/a": the
+    columns are left out instead, and every table row keeps as many cells as its header."""
+    with_churn = render_markdown(small_discovery)
+    assert "churn inside / outside" in with_churn and "| churn rate |" in with_churn
+    res = dataclasses.replace(small_discovery, churn_model=None)
+    text = render_markdown(res)
+    assert "churn inside" not in text and "churn rate" not in text and "n/a / n/a" not in text
+    for block in re.findall(r"(?:^\|.*\|\n)+", text, flags=re.M):
+        widths = {row.count(" | ") for row in block.splitlines() if not row.startswith("| ---")}
+        assert len(widths) == 1, block
