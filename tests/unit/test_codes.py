@@ -307,6 +307,23 @@ def test_full_width_spelling_is_one_category_everywhere():
         assert got == mp[side], cs.to_sql()[side]
 
 
+def test_sqlite_matches_full_width_spellings_in_each_case():
+    """SQLite's LOWER folds ASCII only: full-width upper- and title-case spellings of a
+    value were scored as the category but missed by the exported SQL."""
+    import sqlite3
+
+    cs = CriteriaSet(icp=[Criterion("icp", "industry", "in", values=("SaaS",))])
+    spellings = ["SaaS", "ｓａａｓ", "ＳＡＡＳ", "ＳａａＳ", "Ｓａａｓ", " saas ", "Retail", "ＲＥＴＡＩＬ"]
+    pros = pd.DataFrame({"industry": spellings})
+    want = [0, 1, 2, 3, 4, 5]
+    assert np.flatnonzero(cs.icp[0].mask(pros).to_numpy(bool)).tolist() == want
+    con = sqlite3.connect(":memory:")
+    pros.reset_index().rename(columns={"index": "i"}).to_sql("pros", con, index=False)
+    for sql in (cs.to_sql()["icp"], cs.to_sql("sqlite")["icp"]):
+        got = [r[0] for r in con.execute(f"SELECT i FROM pros WHERE {sql} ORDER BY i")]
+        assert got == want, sql
+
+
 def test_spelling_key_folds_compatibility_forms():
     from icpml.data import spelling_key
 

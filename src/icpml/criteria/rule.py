@@ -837,8 +837,9 @@ def _text_keys(wanted: list[str], info: dict) -> set[str]:
     """The spellings a category criterion lists: :func:`spelling_key` (what the mask and
     pandas compare, both NFKC-folded), and for SQL, which can only ``LOWER(TRIM(...))``: the
     plain lower-case fold, the schema's aliases of those categories seen at discovery
-    (full-width, "STRASSE" for "Straße") and the full-width forms of each value (as written
-    and lower-cased; SQLite's ``LOWER`` leaves non-ASCII letters alone)."""
+    (full-width, "STRASSE" for "Straße") and the full-width forms of each value (as written,
+    lower-, upper- and title-cased; SQLite's ``LOWER`` leaves non-ASCII letters alone, so a
+    full-width spelling in any other mix of cases is not matched there)."""
     plain = [" ".join(v.split()) for v in wanted]
     keys = {spelling_key(v) for v in wanted} | {v.lower() for v in plain}
     wanted_keys = {spelling_key(v) for v in wanted}
@@ -848,7 +849,7 @@ def _text_keys(wanted: list[str], info: dict) -> set[str]:
             keys |= {a.lower(), "".join(ch.lower() if ch.isascii() else ch for ch in a)}
     for v in plain:
         if any("!" <= ch <= "~" for ch in v):
-            keys |= {_full_width(v), _full_width(v.lower())}
+            keys |= {_full_width(f) for f in (v, v.lower(), v.upper(), v.title())}
     return keys
 
 
