@@ -846,7 +846,8 @@ def _type_outcomes(base: pd.DataFrame, typed: pd.DataFrame, found: dict, cfg: Co
         elif num.isna().all():
             problems.append(f"outcome column '{m.column}' is entirely empty; fill it in the "
                             "export or remove it from columns.outcomes")
-        elif num.nunique() < 2:
+        elif num.nunique() < 2 and (m.column, "infinite") not in found:
+            # (with infinite values the finite ones alone may agree: the infinite ones are the problem)
             problems.append(
                 f"outcome column '{m.column}' has the same value ({_clip(num.dropna().iloc[0])}) "
                 "for every account, so it cannot rank customers; fix the export or remove it "

@@ -110,3 +110,18 @@ def test_yes_no_outcome_is_numeric(raw):
     df["nps"] = df["churned"].map({True: "No", False: "Yes"})
     out = validate_accounts(df, demo_config())
     assert set(out["nps"].unique()) == {0.0, 1.0}
+
+
+def test_infinite_outcome_is_named_not_called_constant(raw):
+    """Half the outcome infinite and the rest one number: the error is the infinities (the
+    constant finite part is not a second problem to fix); all-finite constants still are."""
+    df = raw.copy()
+    df["arr"] = [float("inf") if i % 2 else 5.0 for i in range(len(df))]
+    with pytest.raises(DataError) as err:
+        validate_accounts(df, demo_config())
+    msg = str(err.value)
+    assert f"outcome column 'arr' has {len(df) // 2} infinite value(s)" in msg
+    assert "same value" not in msg
+    df["arr"] = 5.0
+    with pytest.raises(DataError, match=r"outcome column 'arr' has the same value \(5"):
+        validate_accounts(df, demo_config())
