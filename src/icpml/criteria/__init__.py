@@ -123,7 +123,10 @@ rows, so steps 1-2 change (``select_criteria(..., crossfit=True)``): plain per-c
 best / worst contrasts are proposed beside SHAP's candidates (the trees cannot split a
 category of a few dozen accounts); the ICP greedy takes the column whose candidate is
 most significant, its p-value multiplied by the number of cuts of its kind (SHAP
-strength measured on the training rows adds nothing there); exclusion candidates must
+strength measured on the training rows adds nothing there), and its first criterion must
+stay significant after that multiplication (the cut was searched on the rows that test
+it; without this, null tables of a few hundred accounts let chance category sets through,
+chosen alike by folds that share most of their rows); exclusion candidates must
 pass Benjamini-Hochberg across all of them before the greedy, which takes the most
 significant first. When no exclusion is confirmed, the verdict says how much worse than
 average a 10% group would have to be to be detected at this size.
