@@ -372,6 +372,7 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
                     refine_rows: pd.DataFrame | None = None,
                     refine_cohort: pd.Series | None = None,
                     crossfit: bool = False,
+                    alternative: list[Criterion] | None = None,
                     cfg: CriteriaConfig) -> tuple[list[Criterion], list[Criterion], int]:
     """Steps 1 and 2: propose candidates, select exclusions then inclusions, refine bounds.
 
@@ -400,6 +401,11 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
         on small data): also propose :func:`category_contrasts` from them (the trees
         cannot split rare categories), and let the greedy take the most significant
         column rather than the one with the most SHAP (``by_p`` of the greedy).
+    alternative : list, optional
+        Filled (in place) with the pair-led ICP (:func:`_pair_search`) when one was built
+        and the greedy's ICP was preferred to it, bounds fitted like the returned ICP's; left
+        empty otherwise. :func:`~icpml.criteria.confirm.derive_criteria` confirms it on the
+        held-out rows when none of the returned ICP's criteria holds up there.
     cfg : CriteriaConfig
         The criteria settings.
 
@@ -453,6 +459,8 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
             use_led = p_pairs[0] < cfg.alpha / max(n_pairs, 1)
         if use_led:
             icp = led
+        elif alternative is not None:
+            alternative.extend(led)
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
     if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
@@ -463,6 +471,8 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
     if refine_rows is not None and refine_cohort is not None:
         anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
         icp = _fit_bands(icp, anti, refine_rows, refine_cohort, cfg)
+        if alternative:
+            alternative[:] = _fit_bands(alternative, anti, refine_rows, refine_cohort, cfg)
     return anti, icp, len(cands) + len(pairs) + n_pairs
 
 
