@@ -56,7 +56,10 @@ in three steps that never share rows:
    significant out of fold and lets the greedy work within it (a pair covering a
    few percent of the accounts is too rare among the few hundred selection rows of
    a 2k-customer table to pass there), and keeps it instead of the plain greedy's
-   when its segment is the more significant on the non-held-out rows. A pair is
+   when its segment is the more significant on the non-held-out rows. When it loses
+   that comparison (the greedy's first cut was chosen on some of those rows, and a
+   chance cut can win there) and none of the greedy's criteria holds up in step 3,
+   the pair-led ICP gets its held-out test instead. A pair is
    confirmed like any other criterion; the column pairs searched count as
    hypotheses in the correction.
 

@@ -234,7 +234,10 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
     the accounts no exclusion removes: the cells ``A and not B`` / ``not A and B`` of a
     compensated interaction are below average and often where an exclusion lies, so on
     every account the excluded ones dilute the pair's test, though the ICP segment never
-    contains them.
+    contains them. When none of the selected ICP's criteria is confirmed and selection
+    had preferred it to a pair-led ICP (``alternative`` of :func:`select_criteria`), the
+    pair-led ICP is confirmed the same way instead (its candidates are among the
+    ``n_candidates`` corrected for); the first ICP's criteria stay in ``unconfirmed``.
     """
     hold, hold_coh, hold_ch = split.rows("holdout")
     base = float((hold_coh == BEST).mean()) if len(hold_coh) else float("nan")
