@@ -56,7 +56,10 @@ in three steps that never share rows:
    significant out of fold and lets the greedy work within it (a pair covering a
    few percent of the accounts is too rare among the few hundred selection rows of
    a 2k-customer table to pass there), and keeps it instead of the plain greedy's
-   when its segment is the more significant on the non-held-out rows. A pair is
+   when its segment is the more significant on the non-held-out rows. When it loses
+   that comparison (the greedy's first cut was chosen on some of those rows, and a
+   chance cut can win there) and none of the greedy's criteria holds up in step 3,
+   the pair-led ICP gets its held-out test instead. A pair is
    confirmed like any other criterion; the column pairs searched count as
    hypotheses in the correction.
 
@@ -123,7 +126,10 @@ rows, so steps 1-2 change (``select_criteria(..., crossfit=True)``): plain per-c
 best / worst contrasts are proposed beside SHAP's candidates (the trees cannot split a
 category of a few dozen accounts); the ICP greedy takes the column whose candidate is
 most significant, its p-value multiplied by the number of cuts of its kind (SHAP
-strength measured on the training rows adds nothing there); exclusion candidates must
+strength measured on the training rows adds nothing there), and its first criterion must
+stay significant after that multiplication (the cut was searched on the rows that test
+it; without this, null tables of a few hundred accounts let chance category sets through,
+chosen alike by folds that share most of their rows); exclusion candidates must
 pass Benjamini-Hochberg across all of them before the greedy, which takes the most
 significant first. When no exclusion is confirmed, the verdict says how much worse than
 average a 10% group would have to be to be detected at this size.

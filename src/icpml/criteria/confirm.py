@@ -234,7 +234,10 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
     the accounts no exclusion removes: the cells ``A and not B`` / ``not A and B`` of a
     compensated interaction are below average and often where an exclusion lies, so on
     every account the excluded ones dilute the pair's test, though the ICP segment never
-    contains them.
+    contains them. When none of the selected ICP's criteria is confirmed and selection
+    had preferred it to a pair-led ICP (``alternative`` of :func:`select_criteria`), the
+    pair-led ICP is confirmed the same way instead (its candidates are among the
+    ``n_candidates`` corrected for); the first ICP's criteria stay in ``unconfirmed``.
     """
     hold, hold_coh, hold_ch = split.rows("holdout")
     base = float((hold_coh == BEST).mean()) if len(hold_coh) else float("nan")
@@ -243,13 +246,45 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
         return _derive_crossfit(kinds, allowed, split, cfg=cfg, seed=seed)
     sel, sel_coh, sel_ch = split.rows("selection")
     ref, ref_coh, _ = split.rows("train", "selection")
+    alt: list[Criterion] = []
     anti, icp, n_cands = select_criteria(
         fit_expl, churn_expl, kinds, allowed, sel, sel_coh, select_churn=sel_ch,
-        refine_rows=ref, refine_cohort=ref_coh, cfg=cfg)
+        refine_rows=ref, refine_cohort=ref_coh, alternative=alt, cfg=cfg)
+    confirmed, unconfirmed = _confirm_holdout(anti, icp, hold, hold_coh, hold_ch, n_cands,
+                                              cfg, seed)
+    if alt and icp and not any(c.kind == "icp" for c in confirmed):
+        # the greedy's ICP held up nowhere: the pair-led ICP it was preferred to on the
+        # selection rows (both were counted among the candidates corrected for) gets its test
+        confirmed, alt_unconfirmed = _confirm_holdout(anti, alt, hold, hold_coh, hold_ch,
+                                                      n_cands, cfg, seed)
+        unconfirmed = [c for c in unconfirmed if c.kind == "icp"] + alt_unconfirmed
+    cs = CriteriaSet(icp=[c for c in confirmed if c.kind == "icp"],
+                     anti_icp=[c for c in confirmed if c.kind == "anti_icp"],
+                     unconfirmed=unconfirmed)
+    cs.meta["n_candidates"] = n_cands
+    cs.meta["evidence"] = {"method": "holdout", "n": len(hold),
+                           "interval": "percentile bootstrap of the held-out accounts"}
+    holdout_best, holdout_worst = hold_coh == BEST, hold_coh == WORST
+    cs.icp_evidence = segment_evidence(cs.icp_mask(hold), holdout_best, hold_ch,
+                                       is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
+                                       seed=seed, side="include")
+    cs.anti_evidence = segment_evidence(cs.anti_mask(hold), holdout_best, hold_ch,
+                                        is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
+                                        seed=seed, side="exclude")
+    cs.verdict = _verdict(cs, len(hold))
+    _withhold_unreliable(cs)
+    return cs
+
+
+def _confirm_holdout(anti: list[Criterion], icp: list[Criterion], hold: pd.DataFrame,
+                     hold_coh: pd.Series, hold_ch: pd.Series | None, n_cands: int,
+                     cfg: CriteriaConfig, seed: int) -> tuple[list[Criterion], list[Criterion]]:
+    """Step 3 on the held-out rows (see :func:`derive_criteria`): ``(confirmed, unconfirmed)``,
+    each criterion with its held-out evidence; ICP criteria that failed given the others are
+    dropped one at a time, the weakest first."""
     holdout_best, holdout_worst = hold_coh == BEST, hold_coh == WORST
     b = holdout_best.to_numpy(bool)
 
-    # step 3: confirm on held-out rows
     def ev(c: Criterion) -> dict:
         return segment_evidence(c.mask(hold), holdout_best, hold_ch, is_worst=holdout_worst,
                                 n_bootstrap=cfg.n_bootstrap, seed=seed, side=_side(c))
@@ -286,22 +321,7 @@ def derive_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None, kinds
         worst.evidence["dropped"] = "did not improve the segment given the other criteria"
         dropped.append(worst)
         chosen = [c for c in chosen if c.key != worst.key]
-    unconfirmed += dropped
-    cs = CriteriaSet(icp=[c for c in confirmed if c.kind == "icp"],
-                     anti_icp=[c for c in confirmed if c.kind == "anti_icp"],
-                     unconfirmed=unconfirmed)
-    cs.meta["n_candidates"] = n_cands
-    cs.meta["evidence"] = {"method": "holdout", "n": len(hold),
-                           "interval": "percentile bootstrap of the held-out accounts"}
-    cs.icp_evidence = segment_evidence(cs.icp_mask(hold), holdout_best, hold_ch,
-                                       is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
-                                       seed=seed, side="include")
-    cs.anti_evidence = segment_evidence(cs.anti_mask(hold), holdout_best, hold_ch,
-                                        is_worst=holdout_worst, n_bootstrap=cfg.n_bootstrap,
-                                        seed=seed, side="exclude")
-    cs.verdict = _verdict(cs, len(hold))
-    _withhold_unreliable(cs)
-    return cs
+    return confirmed, unconfirmed + dropped
 
 
 def _twin(c: Criterion, cs: CriteriaSet) -> Criterion | None:

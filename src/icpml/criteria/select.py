@@ -231,7 +231,7 @@ class _IcpProposer:
 def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Series,
                        start: pd.Series, cfg: CriteriaConfig,
                        proposer: _IcpProposer | None = None,
-                       by_p: bool = False) -> list[Criterion]:
+                       by_p: bool = False, search_gate: bool = False) -> list[Criterion]:
     """Greedy ICP (see the module docstring, step 2).
 
     Each round, every candidate is tested within the segment so far (one-sided Fisher,
@@ -249,6 +249,18 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
     numeric band is one of ~n^2/2 windows, and the best of them is a fluke of the sample
     that every fold shares (it then also holds out of fold: the folds choose it from
     each other's rows).
+
+    With ``search_gate`` (cross-fitting, the main greedy) the *first* single condition must
+    also pass at ``alpha`` after that multiplication: there the rows that test a candidate
+    are the rows its cut or category set was searched on (a plain best / worst contrast
+    orders the levels by their best rate on these very rows), so its raw p-value is a
+    search score, not a test. On null tables of 200-1,500 accounts every fold otherwise
+    took a chance category set, the folds (sharing three quarters of their rows) took the
+    same one, and the out-of-fold evidence, pooled over folds whose choices depend on each
+    other's left-out rows, let a two-condition chance ICP through. Later conditions are
+    tested within the segment at plain ``alpha``, as before (gating them dropped true
+    second conditions of small two-condition ICPs); the out-of-fold confirmation judges
+    them. Pairs are not gated here: :func:`crossfit_pairs` already judged them out of fold.
     """
     kept: list[Criterion] = []
     seg = start.copy()
@@ -267,7 +279,12 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
         passing: dict[str, tuple[float, Criterion]] = {}
         for c in remaining:
             p = _p_within(c, sel, s, b, min_k)
-            if p is not None and p < cfg.alpha and (c.column not in passing or p < passing[c.column][0]):
+            # cross-fitting: the rows that test the first condition are the rows its cut or
+            # set was searched on, so it must pass after that search (see the docstring)
+            gate = (p * _search_size(c, sel) if p is not None and search_gate and not kept
+                    and not c.also else p)
+            if gate is not None and gate < cfg.alpha and (c.column not in passing
+                                                           or p < passing[c.column][0]):
                 passing[c.column] = (p, c)
         if not passing:
             break
@@ -290,13 +307,20 @@ def _select_inclusions(cands: list[Criterion], sel: pd.DataFrame, is_best: pd.Se
 
 def _search_size(c: Criterion, rows: pd.DataFrame) -> float:
     """How many cuts of its kind ``c`` was chosen among on ``rows`` (a Bonferroni factor
-    for ranking, never for confirmation): distinct values for a one-sided numeric cut,
-    half their square for a band, the levels for a category set; the product over an
+    for ranking and for the cross-fitted greedy's first condition, never for
+    confirmation): distinct values for a one-sided numeric cut, half their square for a
+    band, the levels for a single category, the ``2^(levels - 1) - 1`` two-way splits of
+    the levels for a set of several (levels capped at 40); the product over an
     interaction's parts."""
     size = 1.0
     for part in c.parts:
         u = max(int(rows[part.column].nunique()), 2) if part.column in rows.columns else 2
-        size *= u * u / 2 if part.op == "between" else u
+        if part.op == "between":
+            size *= u * u / 2
+        elif part.op == "in" and len(part.values) > 1:
+            size *= 2.0 ** (min(u, 40) - 1) - 1
+        else:
+            size *= u
     return size
 
 
@@ -348,6 +372,7 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
                     refine_rows: pd.DataFrame | None = None,
                     refine_cohort: pd.Series | None = None,
                     crossfit: bool = False,
+                    alternative: list[Criterion] | None = None,
                     cfg: CriteriaConfig) -> tuple[list[Criterion], list[Criterion], int]:
     """Steps 1 and 2: propose candidates, select exclusions then inclusions, refine bounds.
 
@@ -376,6 +401,11 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
         on small data): also propose :func:`category_contrasts` from them (the trees
         cannot split rare categories), and let the greedy take the most significant
         column rather than the one with the most SHAP (``by_p`` of the greedy).
+    alternative : list, optional
+        Filled (in place) with the pair-led ICP (:func:`_pair_search`) when one was built
+        and the greedy's ICP was preferred to it, bounds fitted like the returned ICP's; left
+        empty otherwise. :func:`~icpml.criteria.confirm.derive_criteria` confirms it on the
+        held-out rows when none of the returned ICP's criteria holds up there.
     cfg : CriteriaConfig
         The criteria settings.
 
@@ -405,7 +435,7 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
                                                select_cohort, refine_rows, refine_cohort, cfg)
     proposer = _IcpProposer(fit_expl, anti, kinds, allowed, cfg)
     icp = _select_inclusions(icp_c + icp_pairs, select, select_cohort == BEST, not_excluded,
-                             cfg, proposer, by_p=crossfit)
+                             cfg, proposer, by_p=crossfit, search_gate=crossfit)
     if icp_pairs:  # or the pair first, then the greedy within it (see _pair_search)
         lead = icp_pairs[:1]
         after = _After(proposer, lead)
@@ -429,6 +459,8 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
             use_led = p_pairs[0] < cfg.alpha / max(n_pairs, 1)
         if use_led:
             icp = led
+        elif alternative is not None:
+            alternative.extend(led)
     # cuts are re-chosen only when they are also refined (the real run): the stability
     # resamples pass no refine rows, and their match keys ignore numeric bounds anyway
     if len(icp) > 1 and refine_rows is not None and refine_cohort is not None:
@@ -439,6 +471,8 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
     if refine_rows is not None and refine_cohort is not None:
         anti = [refine_numeric(c, refine_rows, refine_cohort) for c in anti]
         icp = _fit_bands(icp, anti, refine_rows, refine_cohort, cfg)
+        if alternative:
+            alternative[:] = _fit_bands(alternative, anti, refine_rows, refine_cohort, cfg)
     return anti, icp, len(cands) + len(pairs) + n_pairs
 
 
