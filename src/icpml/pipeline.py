@@ -491,6 +491,14 @@ def _criteria_stages(stages: _Stages, cfg: Config, f: _Fitted, fit_prop: Grouped
                  f"{stab['n_resamples']} resamples: treat it as tentative")
             warnings.append(w)
             criteria.warnings.append(w)
+        for d in stab.get("interchangeable", []):
+            by = ", ".join(stab["substitutes"].get(d, {}))
+            w = (f"criterion '{d}' reappeared in {stab['per_criterion'][d]:.0%} of "
+                 f"{stab['n_resamples']} resamples as itself, in {stab['per_segment'][d]:.0%} "
+                 f"counting {by} standing in for it: the accounts it selects are stable, the "
+                 f"column is interchangeable with {by}")
+            warnings.append(w)
+            criteria.warnings.append(w)
     return criteria, scorer, scored, tiers
 
 

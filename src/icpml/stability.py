@@ -25,7 +25,12 @@ differ, the accounts selected must largely be the same). For the rule set we
 report the mean Jaccard similarity between each resample's set and the final set
 (matched criteria over the union), and the share of resamples in which every final
 ICP criterion reappeared. A criterion that reappears in fewer than
-``min_stability`` of the resamples is flagged unstable (tentative).
+``min_stability`` of the resamples is flagged unstable (tentative), unless its accounts
+reappeared that often through *substitutes*: in a refit without it, a criterion of the
+same kind on other columns that selects largely the same accounts (row Jaccard >= 0.5;
+``annual_revenue_musd < 5.75`` for ``employees < 50`` where revenue follows headcount).
+Such a criterion is reported *interchangeable* with the columns that stood in for it: the
+segment is stable, the choice of column is not.
 
 **Stopping rule.** ``stability_resamples`` is the most resamples drawn. A criterion
 is stable when it reappears in at least ``ceil(min_stability * stability_resamples)``
@@ -523,7 +528,13 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         matching rule in words), ``set_jaccard`` (mean over resamples of matched criteria /
         union of both sets), ``icp_set_share`` (share of resamples in which every final ICP
         criterion reappeared; without an ICP: None), ``per_criterion`` (description ->
-        reappearance share) and ``unstable`` (descriptions below ``criteria.min_stability``).
+        reappearance share), ``per_segment`` (description -> share of refits in which its
+        accounts reappeared, as itself or through a *substitute*: a criterion of the same
+        kind on other columns with row Jaccard >= 0.5, e.g. a revenue cut for a headcount
+        cut), ``substitutes`` (description -> {column(s): refits}, where any stood in),
+        ``interchangeable`` (below ``criteria.min_stability`` as itself but not with its
+        substitutes: the segment is stable, the column choice is not) and ``unstable``
+        (below ``criteria.min_stability`` both ways: tentative).
         Empty dict when ``stability_resamples`` is 0.
     """
     n = cfg.criteria.stability_resamples
@@ -535,6 +546,11 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
     finals = final.icp + final.anti_icp
     final_masks = [c.mask(rows).to_numpy(bool) for c in finals]
     counts = [0] * len(finals)
+    # refits in which the criterion's accounts reappeared, as itself or through a substitute
+    # (a criterion of the same kind on other columns selecting largely the same accounts),
+    # and which columns stood in for it how often
+    seg_counts = [0] * len(finals)
+    subs: list[dict[str, int]] = [{} for _ in finals]
     need = _need(cfg)
     started = started or {}
     jaccards, whole = [], []
@@ -578,6 +594,11 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
                          for r, rm in zip(found, found_masks, strict=True)]
             for j, h in enumerate(hit_final):
                 counts[j] += h
+                sub = None if h else _substitute(finals[j], final_masks[j], found, found_masks,
+                                                 hit_found)
+                seg_counts[j] += h or sub is not None
+                if sub is not None:
+                    subs[j][sub] = subs[j].get(sub, 0) + 1
             matched = min(sum(hit_final), sum(hit_found))
             union = len(finals) + len(found) - matched
             jaccards.append(matched / union if union else 1.0)
@@ -590,7 +611,8 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
             # reach ``need`` stays unstable, whatever the remaining refits find (with no refit
             # skipped, the shares over the refits made then fall on the same side of
             # min_stability)
-            if rest and done == b and all(k >= need or k + rest < need for k in counts):
+            if rest and done == b and all(k >= need or k + rest < need
+                                          for k in counts + seg_counts):
                 log.debug("stability: every criterion's call is settled after %d of %d resamples", b, n)
                 settled = True
                 break
@@ -602,6 +624,8 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
     if done == 0:
         return {}
     per = {c.describe(): counts[i] / done for i, c in enumerate(finals)}
+    seg = {c.describe(): seg_counts[i] / done for i, c in enumerate(finals)}
+    low = cfg.criteria.min_stability
     return {
         "n_resamples": done,
         "max_resamples": n,
@@ -614,8 +638,25 @@ def criteria_stability(df: pd.DataFrame, cohorts: pd.Series, split: pd.Series,
         "set_jaccard": float(np.mean(jaccards)),
         "icp_set_share": float(np.mean(whole)) if final.icp else None,
         "per_criterion": per,
-        "unstable": [d for d, f in per.items() if f < cfg.criteria.min_stability],
+        "per_segment": seg,
+        "substitutes": {c.describe(): dict(sorted(subs[i].items(), key=lambda t: (-t[1], t[0])))
+                        for i, c in enumerate(finals) if subs[i]},
+        "unstable": [d for d, f in per.items() if f < low and seg[d] < low],
+        "interchangeable": [d for d, f in per.items() if f < low <= seg[d]],
     }
+
+
+def _substitute(final: Criterion, final_rows: np.ndarray, found: list[Criterion],
+                found_masks: list[np.ndarray], matched: list[bool]) -> str | None:
+    """The column(s) of the first criterion of a refit that stands in for ``final``: same
+    kind, other columns, not itself a match of a final criterion, and a row-membership
+    Jaccard >= :data:`MATCH_JACCARD` with ``final`` on the pool (``annual_revenue_musd <
+    5.75`` for ``employees < 50`` where revenue follows headcount). None when none does."""
+    for r, rm, m in zip(found, found_masks, matched, strict=True):
+        if (not m and r.kind == final.kind and not set(r.columns) & set(final.columns)
+                and _jaccard(final_rows, rm) >= MATCH_JACCARD):
+            return ", ".join(r.columns)
+    return None
 
 
 def fidelity(tiers: pd.Series, fit_score: pd.Series, cohorts: pd.Series) -> dict:
