@@ -19,7 +19,8 @@ the scheduler) does, in order:
    may trail by at most ``max_auc_drop``; its ICP lift interval's lower bound by
    at most ``max_lift_drop``; it may not lose the champion's ICP (a challenger with no
    reliable ICP is never promoted over one that has criteria, even a champion that no
-   longer holds: that is an alert);
+   longer holds: that is an alert), nor replace a stable champion ICP that still holds
+   with a tentative one (every criterion below ``criteria.min_stability``);
 6. computes what RevOps reads each quarter: the criteria diff (added, removed,
    changed thresholds old -> new, changed evidence) and drift (PSI per column
    against the champion's training profile; each champion criterion's coverage
@@ -215,7 +216,8 @@ def _champion_on_holdout(scorer, res) -> dict:
                            is_worst=cohort == WORST, n_bootstrap=res.config.criteria.n_bootstrap,
                            seed=res.config.models.seed)
     return {"fit_roc_auc": auc, "icp_lift": icp["lift"], "icp_lift_ci": icp["lift_ci"],
-            "icp_found": bool(scorer.criteria.icp)}
+            "icp_found": bool(scorer.criteria.icp),
+            "icp_tentative": bool((scorer.criteria.verdict or {}).get("tentative"))}
 
 
 def _gate(champ: dict, chall: dict, cfg: Config) -> tuple[bool, list[str]]:
@@ -240,6 +242,12 @@ def _gate(champ: dict, chall: dict, cfg: Config) -> tuple[bool, list[str]]:
         reasons.append("the challenger found no reliable ICP while the champion's still holds"
                        if champ_holds else "the challenger found no reliable ICP to replace "
                        "the champion's; decide by hand whether the ICP is gone (icpml promote)")
+    elif (champ_holds and chall.get("icp_tentative") and not champ.get("icp_tentative")):
+        # every challenger ICP criterion is tentative (the bootstrap refits found other rules
+        # as often): it does not replace a stable ICP that still holds on the fresh accounts
+        ok = False
+        reasons.append("the challenger's ICP is tentative (none of its criteria reappeared in "
+                       "most stability refits) while the champion's still holds and is stable")
     elif champ_holds and np.isfinite(chall_lo) and chall_lo < champ_lo - g.max_lift_drop:
         ok = False
         reasons.append(f"ICP lift interval lower bound {chall_lo:.2f} is below the champion's "
@@ -344,7 +352,8 @@ def _decide(cfg: Config, res, champ: dict | None) -> tuple[RetrainResult, bool]:
     chall = {"fit_roc_auc": res.fit_model.holdout["roc_auc"],
              "icp_lift": res.criteria.icp_evidence.get("lift"),
              "icp_lift_ci": res.criteria.icp_evidence.get("lift_ci"),
-             "icp_found": bool(res.criteria.verdict.get("icp_found"))}
+             "icp_found": bool(res.criteria.verdict.get("icp_found")),
+             "icp_tentative": bool(res.criteria.verdict.get("tentative"))}
     result = RetrainResult("promoted", [], challenger=res, comparison={"challenger": chall})
     if champ is None:
         result.reasons.append("no champion yet: the first model is promoted")

@@ -36,3 +36,16 @@ def test_the_gate_is_unchanged_otherwise():
     assert _gate(_m(0.52, False), _m(0.53, False), cfg)[0]
     # a challenger with an ICP replaces a degraded champion
     assert _gate(_m(0.45, True, lo=0.7), _m(0.8, True, lo=1.5), cfg)[0]
+
+
+def test_a_tentative_challenger_icp_does_not_replace_a_stable_one_that_holds():
+    """Found on wholesale: a retrain promoted `Channel = 1 and Region = 2`, reappearing in 0 of
+    5 refits, over the champion's stable `Channel = 2`."""
+    cfg = demo_config()
+    champ, chall = _m(0.8, True, lo=1.4), {**_m(0.81, True, lo=1.5), "icp_tentative": True}
+    ok, why = _gate(champ, chall, cfg)
+    assert not ok and any("challenger's ICP is tentative" in w for w in why)
+    # a stable challenger, a tentative champion, or a champion that no longer holds: as before
+    assert _gate(champ, {**chall, "icp_tentative": False}, cfg)[0]
+    assert _gate({**champ, "icp_tentative": True}, chall, cfg)[0]
+    assert _gate(_m(0.8, True, lo=0.9), chall, cfg)[0]
