@@ -42,3 +42,20 @@ def project_env(root: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "ICPML_PROJECT_ROOT": str(root), "MPLBACKEND": "Agg", **extra}
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
+
+
+def compensated_interaction(effect: float, a, b, noise):
+    """``effect * [A and B] + m_a [A] + m_b [B]``, the main effects ``m`` chosen so that A alone
+    and B alone leave the top-quartile rate of that term plus ``noise`` unchanged (fixed-point
+    iteration): a pure interaction, flat in each part alone (numpy bool arrays ``a``, ``b``)."""
+    import numpy as np
+
+    m = np.array([-effect * b.mean(), -effect * a.mean()])
+    for _ in range(60):
+        v = effect * (a & b) + m[0] * a + m[1] * b + noise
+        top = v >= np.quantile(v, 0.75)
+        gap = np.array([top[a].mean() - top[~a].mean(), top[b].mean() - top[~b].mean()])
+        if np.abs(gap).max() < 0.002:
+            break
+        m -= 2.5 * gap
+    return effect * (a & b) + m[0] * a + m[1] * b

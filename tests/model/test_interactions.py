@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _shared import compensated_interaction as _compensated
 from icpml import discover
 from icpml.cohorts import BEST, label_cohorts, value_score
 from icpml.config import Config, config_from_dict
@@ -83,20 +84,6 @@ def _params(seed: int) -> Planted:
             chosen = ("band", lo, hi)
         parts[col] = ("set", chosen) if col in _CATS else chosen
     return Planted(parts, float(rng.uniform(2.8, 3.5)), probs)
-
-
-def _compensated(effect: float, a: np.ndarray, b: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """``effect * [A and B] + m_a [A] + m_b [B]`` with the main effects ``m`` chosen so that
-    A alone and B alone leave the top-quartile rate unchanged (fixed-point iteration)."""
-    m = np.array([-effect * b.mean(), -effect * a.mean()])
-    for _ in range(60):
-        v = effect * (a & b) + m[0] * a + m[1] * b + noise
-        top = v >= np.quantile(v, 0.75)
-        gap = np.array([top[a].mean() - top[~a].mean(), top[b].mean() - top[~b].mean()])
-        if np.abs(gap).max() < 0.002:
-            break
-        m -= 2.5 * gap
-    return effect * (a & b) + m[0] * a + m[1] * b
 
 
 def draw(seed: int, n: int, *, signal: bool = True, rows_seed: int | None = None

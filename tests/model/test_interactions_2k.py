@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _shared import compensated_interaction as _compensated
 from icpml import discover
 from icpml.cohorts import BEST, label_cohorts, value_score
 from icpml.config import Config, config_from_dict
@@ -95,20 +96,6 @@ def _params(seed: int) -> Planted:
     anti = (cols[2], _part(rng, pilot, cols[2], 0.1, 0.2))
     return Planted(parts, anti, float(rng.uniform(2.6, 3.2)), probs,
                    int(rng.integers(1800, 2401)))
-
-
-def _compensated(effect: float, a: np.ndarray, b: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``effect [A and B] + m_a [A] + m_b [B]``, ``m`` chosen so that A alone and B alone
-    leave the top-quartile rate of ``v`` plus that term unchanged (fixed point)."""
-    m = np.array([-effect * b.mean(), -effect * a.mean()])
-    for _ in range(60):
-        w = effect * (a & b) + m[0] * a + m[1] * b + v
-        top = w >= np.quantile(w, 0.75)
-        gap = np.array([top[a].mean() - top[~a].mean(), top[b].mean() - top[~b].mean()])
-        if np.abs(gap).max() < 0.002:
-            break
-        m -= 2.5 * gap
-    return effect * (a & b) + m[0] * a + m[1] * b
 
 
 def draw(seed: int, *, signal: bool = True, rows_seed: int | None = None
