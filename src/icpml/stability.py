@@ -323,16 +323,27 @@ def release_workers() -> None:
         return
     ex = _FORKED[2]
     _FORKED = None
+    import time
+    from multiprocessing.connection import wait
+
     procs = list((getattr(ex, "_processes", None) or {}).values())
+    manager = getattr(ex, "_executor_manager_thread", None)  # shutdown() forgets it
     ex.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        p.join(timeout=0.5)  # an idle worker exits at once
-        if p.is_alive():  # still on a refit nobody reads
-            p.terminate()
-            p.join()
-    manager = getattr(ex, "_executor_manager_thread", None)
+    # The pool's manager thread reaps the workers: waiting here on their sentinels (not
+    # joining them) leaves it the only caller of waitpid, so no worker is ever seen alive
+    # after it has been reaped by the other thread.
+    running = {p.sentinel: p for p in procs}
+    deadline = time.monotonic() + 0.5  # an idle worker exits at once
+    while running and (left := deadline - time.monotonic()) > 0:
+        for done in wait(list(running), timeout=left):
+            running.pop(done)
+    for p in running.values():  # still on a refit nobody reads
+        p.terminate()
     if manager is not None:
         manager.join(timeout=5)
+    if manager is None or manager.is_alive():
+        for p in procs:
+            p.join()
 
 
 def _executor(jobs: int):
