@@ -385,6 +385,11 @@ _PAIR_FLAT = 1 / 3
 _PAIR_MIN_LIFT = 1.25
 
 
+#: A category level joins a pair seed's set when its cells with the other part beat the base
+#: rate by more than this many binomial standard errors (:func:`_set_seeds`).
+_SET_GROW_Z = 1.0
+
+
 #: Most pair combinations one search re-fits (:func:`_fit_pair`), best WRAcc first, until
 #: ``keep`` column pairs still interact.
 _PAIR_MAX_FITS = 8
@@ -599,6 +604,11 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
             ok = ((cnt >= min_k) & (n - cnt >= min_k) & (ex > 0)
                   & (ex_all >= _PAIR_MIN_LIFT - 1) & (a_ex[:, None] < _PAIR_FLAT * ex_all)
                   & (b_ex[None, :] < _PAIR_FLAT * ex_all))
+            # two category sets: the same search with each column's levels grown into the set
+            # that pays off given the other (a 3-of-8 set x a 3-of-8 set is nine small cells)
+            if _is_levels(a_c) and _is_levels(b_c):
+                scored += [(sc, ca, cb, a, b) for sc, a, b in _set_seeds(
+                    atoms[ca], atoms[cb], pos, cnt, ya, (n, min_k, base, base_all))]
             if not ok.any():
                 continue
             w = np.where(ok, wracc, -np.inf)
@@ -626,6 +636,74 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
         if _still_interacts(pair, rows, ya, base_all):
             out[tuple(pair.columns)] = pair
     return list({c.key: c for c in out.values()}.values()), searched
+
+
+def _is_levels(atoms: list[Criterion]) -> bool:
+    """Whether the pair search's atoms of a column are its category levels, at least three
+    (a set of them is a condition of its own; two levels are a value and its complement)."""
+    return len(atoms) >= 3 and all(c.op == "in" and len(c.values) == 1 for c in atoms)
+
+
+def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
+               b: tuple[list[Criterion], np.ndarray, np.ndarray], pos: np.ndarray,
+               cnt: np.ndarray, y: np.ndarray, limits: tuple[int, int, float, float]
+               ) -> list[tuple[float, Criterion, Criterion]]:
+    """Pair seeds of two category columns whose parts are sets of levels, for
+    :func:`icp_pair_candidates`.
+
+    The single-cell search pairs one level with one level: a planted set of 3 of 8 levels
+    crossed with another 3 of 8 is nine small cells, each of which a chance pair of wide
+    cuts outscores by WRAcc, so the fold searches of :func:`crossfit_pairs` miss it. Here
+    the cell with the largest WRAcc is grown: the other column's part becomes the levels
+    whose cells with it beat the base rate by more than :data:`_SET_GROW_Z` binomial
+    standard errors (WRAcc adds up over disjoint levels; a level taken for any positive
+    excess would add the noise of half the levels of every chance pair), then each part is
+    re-grown given the other, twice (alternations on the 2-D contingency table: ``pos``
+    best accounts and ``cnt`` accounts per cell of the searched rows). Growing from the
+    best cell, not from every level: in a compensated interaction the large ``not A and not
+    B`` block is mildly above average too, and grown from one of its levels it outscores
+    the pair by coverage. The seed, as ``(WRAcc, part of a, part of b)``, is returned when
+    neither part is every level, it
+    keeps ``min_k`` accounts inside and outside, and it is an interaction on every row
+    (lift >= :data:`_PAIR_MIN_LIFT`, each part alone below :data:`_PAIR_FLAT` of its
+    excess), as the single cells are judged. (Grown against a numeric cut, the sets
+    favoured the large ``not A and not B`` cell of a compensated band interaction, which
+    then crowded out the band pair the single cells find: numeric parts keep the single
+    cells.)
+
+    ``a``, ``b``: a column's (atoms, masks on every row, excess lift alone), atoms one level
+    each (:func:`_is_levels`); ``pos``, ``cnt``: shape (atoms of a, atoms of b); ``y``:
+    best cohort on every row (float); ``limits``: (searched rows, fewest accounts inside
+    and outside, base rate on the searched rows, base rate on every row).
+    """
+    n, min_k, base, base_all = limits
+    (a_c, a_m, _), (b_c, b_m, _) = a, b
+    resid, var = pos - base * cnt, cnt * base * (1 - base)
+
+    def grow(r: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return r > _SET_GROW_Z * np.sqrt(v)
+
+    def as_part(cands: list[Criterion], pick: np.ndarray) -> Criterion:
+        vals = sorted(v for c, p in zip(cands, pick) if p for v in c.values)
+        return replace(cands[0], values=tuple(vals))
+
+    i, j = divmod(int(np.argmax(resid)), resid.shape[1])
+    sa = np.arange(len(a_c)) == i
+    for _ in range(2):
+        sb = grow(resid[sa].sum(0), var[sa].sum(0))
+        sa = grow(resid[:, sb].sum(1), var[:, sb].sum(1))
+    if not sa.any() or not sb.any() or sa.all() or sb.all():
+        return []
+    ma, mb = a_m[sa].max(0) > 0, b_m[sb].max(0) > 0
+    both = ma & mb
+    score = float(resid[np.ix_(sa, sb)].sum()) / n
+    if not min_k <= both.sum() <= len(both) - min_k or score <= 0:
+        return []
+    ex = float(y[both].mean()) / base_all - 1
+    if (ex < _PAIR_MIN_LIFT - 1 or float(y[ma].mean()) / base_all - 1 >= _PAIR_FLAT * ex
+            or float(y[mb].mean()) / base_all - 1 >= _PAIR_FLAT * ex):
+        return []
+    return [(score, as_part(a_c, sa), as_part(b_c, sb))]
 
 
 def _sides(atoms: list[Criterion]) -> list[list[int]]:
