@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from icpml.config import Config
-from icpml.errors import OutputError
+from icpml.errors import OutputError, TrackingError, redact
 from icpml.pipeline import N_STAGES, Discovery, discover
 
 __all__ = ["DiscoveryRun", "run_discovery", "record_discovery", "preflight"]
@@ -84,15 +84,36 @@ def preflight(cfg: Config, *, track: bool, report: bool) -> None:
     if track:
         from icpml import tracking
 
-        tracking.configure(cfg)  # TrackingError when the store is unreachable
-        tracking.recover(cfg, history=False)  # what a killed run left
+        db = tracking.local_store(cfg)
+        if db is not None and not db.is_file():
+            # a new local store is created when the run is recorded: a discovery that fails
+            # on its data leaves no empty store (and no lock files) behind
+            why = _unwritable(db.parent)
+            if why is not None:
+                raise TrackingError(
+                    f"cannot create the tracking store '{redact(str(db))}' ({why}); set "
+                    "tracking.uri or MLFLOW_TRACKING_URI to a store in a writable folder")
+        else:
+            tracking.configure(cfg)  # TrackingError when the store is unreachable
+            tracking.recover(cfg, history=False)  # what a killed run left
     if report:
         folder = cfg.resolve(cfg.report.dir)
-        existing = next((d for d in (folder, *folder.parents) if d.exists()), folder)
-        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-            where = "" if existing == folder else f" on '{existing}'"
-            raise OutputError(f"cannot write reports to '{folder}' (permission denied{where}); "
+        why = _unwritable(folder)
+        if why is not None:
+            raise OutputError(f"cannot write reports to '{folder}' ({why}); "
                               "make it writable or set report.dir")
+
+
+def _unwritable(folder: Path) -> str | None:
+    """None when ``folder`` can be written, or created in its nearest existing parent;
+    else why not, in words: ``permission denied [on '<parent>']``, or ``'<path>' is not a
+    folder`` (a file where a folder would be made)."""
+    existing = next((d for d in (folder, *folder.parents) if d.exists()), folder)
+    if existing.exists() and not existing.is_dir():
+        return f"'{redact(str(existing))}' is not a folder"
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        return "permission denied" + ("" if existing == folder else f" on '{existing}'")
+    return None
 
 
 def record_discovery(res: Discovery, *, track: bool = True, report: bool = True,

@@ -133,6 +133,12 @@ def _sqlite_file(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
+def local_store(cfg: Config | None = None) -> Path | None:
+    """The SQLite file of the tracking store (:func:`tracking_uri`), existing or not; None
+    for a store that is not a local SQLite file (a tracking server, a database URL)."""
+    return _sqlite_file(tracking_uri(cfg))
+
+
 def _missing_store(uri: str, cfg: Config | None) -> TrackingError:
     """The one-line error for a read from a local store that does not exist (none is created)."""
     where = redact(str(_sqlite_file(uri)))

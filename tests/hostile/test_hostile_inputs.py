@@ -275,17 +275,20 @@ DATA_CASES = [
 
 @pytest.mark.parametrize(("breaker", "needles"), DATA_CASES)
 def test_bad_data_is_refused_in_one_line(project, base_accounts, breaker, needles):
+    """Refused in one line, before training, and nothing written: not even the new tracking
+    store the run would have created (a store of its own, in the checked folder)."""
     df = base_accounts.copy()
     data = project.base / "accounts.csv"
     cfg = _cfg_dict()
     cfg["data"]["path"] = str(data)
+    cfg["tracking"]["uri"] = f"sqlite:///{project.base / 'new_store' / 'mlflow.db'}"
     out = breaker(df, cfg)
     if isinstance(out, bytes):
         data.write_bytes(out)
     else:
         out.to_csv(data, index=False)
     cfg_path = _write_cfg(project.root, cfg)
-    run = _invoke(project, ["discover", "--config", str(cfg_path), "--no-track"], [data, cfg_path])
+    run = _invoke(project, ["discover", "--config", str(cfg_path)], [data, cfg_path])
     _assert_clean_failure(project, run, ExitCode.DATA, needles, max_len=600)
     assert run[1] < 20, f"refusing bad data took {run[1]:.1f}s"  # refused before any training
 

@@ -117,3 +117,19 @@ def test_a_second_config_in_one_process_uses_its_own_store(tmp_path, monkeypatch
     configure(a)  # the user's own override still wins, and stays set
     assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'user.db'}"
     assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'user.db'}"
+
+
+def test_preflight_leaves_a_new_store_to_the_recording(tmp_path, monkeypatch):
+    """A discovery's preflight creates no new local store (a run failing on its data must
+    leave nothing behind), but refuses one that could not be created, in one line."""
+    from icpml.run import preflight
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")
+    preflight(demo_config(project_root=tmp_path), track=True, report=False)
+    assert not (tmp_path / "new").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/sub/mlflow.db")
+    with pytest.raises(TrackingError, match="is not a folder") as err:
+        preflight(demo_config(project_root=tmp_path), track=True, report=False)
+    assert f"'{blocker}'" in str(err.value) and "\n" not in str(err.value)
