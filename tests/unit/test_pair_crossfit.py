@@ -119,11 +119,13 @@ def test_planted_category_sets_pass_out_of_fold(seed):
 
 
 def test_shuffled_labels_rarely_pass_a_category_set_pair():
-    """Without signal (20 shuffles), growing sets does not make chance pairs pass. The
-    out-of-fold p-value is a plain-alpha selection gate (the held-out confirmation corrects
-    for everything searched), so some shuffles pass it: 2 of these 20 (cell by cell only,
-    before sets were grown: 6); below alpha over the column pairs searched, where a pair
-    could lead the ICP alone (:func:`icpml.criteria.select._pair_search`): 2 of 20."""
+    """Without signal (20 shuffles), set seeds make chance pairs pass no more often than the
+    cell-by-cell search alone did: a set pair grows only from a cell significant over the
+    table's cells, which chance rarely gives. The out-of-fold p-value is a plain-alpha
+    selection gate (the held-out confirmation corrects for everything searched), so some
+    shuffles pass it: 6 of these 20, as cell by cell; below alpha over the column pairs
+    searched, where a pair could lead the ICP alone
+    (:func:`icpml.criteria.select._pair_search`): 2 of 20, as cell by cell."""
     low, lowest = 0, 0
     for seed in range(20):
         df, y, _, _ = _sets_scenario(seed)
@@ -132,4 +134,4 @@ def test_shuffled_labels_rarely_pass_a_category_set_pair():
                                             np.ones(len(df), dtype=bool), CriteriaConfig())
         low += min(p_oof, default=1.0) < 0.05
         lowest += min(p_oof, default=1.0) < 0.05 / searched
-    assert low <= 3 and lowest <= 2, (low, lowest)
+    assert low <= 6 and lowest <= 2, (low, lowest)

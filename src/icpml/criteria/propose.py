@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from icpml._vocab import MISSING
 from icpml.config import CriteriaConfig
@@ -390,6 +391,14 @@ _PAIR_MIN_LIFT = 1.25
 _SET_GROW_Z = 1.0
 
 
+#: Fewest accounts in the cell a pair of category sets is grown from (:func:`_set_seeds`).
+_SET_START_MIN = 5
+
+
+#: ... and significant at this level over the table's cells (Bonferroni, one-sided z test).
+_SET_START_ALPHA = 0.05
+
+
 #: Most pair combinations one search re-fits (:func:`_fit_pair`), best WRAcc first, until
 #: ``keep`` column pairs still interact.
 _PAIR_MAX_FITS = 8
@@ -654,16 +663,20 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
     The single-cell search pairs one level with one level: a planted set of 3 of 8 levels
     crossed with another 3 of 8 is nine small cells, each of which a chance pair of wide
     cuts outscores by WRAcc, so the fold searches of :func:`crossfit_pairs` miss it. Here
-    the cell with the largest WRAcc is grown: the other column's part becomes the levels
-    whose cells with it beat the base rate by more than :data:`_SET_GROW_Z` binomial
-    standard errors (WRAcc adds up over disjoint levels; a level taken for any positive
-    excess would add the noise of half the levels of every chance pair), then each part is
-    re-grown given the other, twice (alternations on the 2-D contingency table: ``pos``
-    best accounts and ``cnt`` accounts per cell of the searched rows). Growing from the
-    best cell, not from every level: in a compensated interaction the large ``not A and not
-    B`` block is mildly above average too, and grown from one of its levels it outscores
-    the pair by coverage. The seed, as ``(WRAcc, part of a, part of b)``, is returned when
-    neither part is every level, it
+    the most significant cell (largest z-score of its best rate against the base rate,
+    among cells of at least :data:`_SET_START_MIN` accounts, and significant at
+    :data:`_SET_START_ALPHA` over those cells, Bonferroni: else no seed) is grown: the
+    other column's
+    part becomes the levels whose cells with it beat the base rate by more than
+    :data:`_SET_GROW_Z` binomial standard errors (WRAcc adds up over disjoint levels; a
+    level taken for any positive excess would add the noise of half the levels of every
+    chance pair), then each part is re-grown given the other, twice (alternations on the
+    2-D contingency table: ``pos`` best accounts and ``cnt`` accounts per cell of the
+    searched rows). Grown from one cell, not from every level, and that cell chosen by
+    significance, not WRAcc: in a compensated interaction the large ``not A and not B``
+    block is mildly above average too, and with skewed level frequencies its biggest cell
+    has the largest WRAcc; grown from it, the seed is that block. The seed, as ``(WRAcc,
+    part of a, part of b)``, is returned when neither part is every level, it
     keeps ``min_k`` accounts inside and outside, and it is an interaction on every row
     (lift >= :data:`_PAIR_MIN_LIFT`, each part alone below :data:`_PAIR_FLAT` of its
     excess), as the single cells are judged. (Grown against a numeric cut, the sets
@@ -687,7 +700,13 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
         vals = sorted(v for c, p in zip(cands, pick) if p for v in c.values)
         return replace(cands[0], values=tuple(vals))
 
-    i, j = divmod(int(np.argmax(resid)), resid.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(cnt >= _SET_START_MIN, resid / np.sqrt(var), -np.inf)
+    cells = int(np.isfinite(z).sum())
+    # the start must stand out among the cells it was picked from (Bonferroni, one-sided)
+    if not cells or z.max() < stats.norm.isf(_SET_START_ALPHA / cells):
+        return []
+    i, j = divmod(int(np.argmax(z)), z.shape[1])
     sa = np.arange(len(a_c)) == i
     for _ in range(2):
         sb = grow(resid[sa].sum(0), var[sa].sum(0))
