@@ -706,8 +706,7 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
     # the start must stand out among the cells it was picked from (Bonferroni, one-sided)
     if not cells or z.max() < stats.norm.isf(_SET_START_ALPHA / cells):
         return []
-    i, j = divmod(int(np.argmax(z)), z.shape[1])
-    sa = np.arange(len(a_c)) == i
+    sa = np.arange(len(a_c)) == int(np.argmax(z)) // z.shape[1]  # the start cell's level of a
     for _ in range(2):
         sb = grow(resid[sa].sum(0), var[sa].sum(0))
         sa = grow(resid[:, sb].sum(1), var[:, sb].sum(1))
