@@ -122,6 +122,10 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except IcpmlError as err:
+            if _State.terminated:  # e.g. a SIGTERM inside the store's commit, come out as
+                # "logging to the store failed": it unwound like the interruption it was
+                typer.echo(f"interrupted: {_interrupted_state()}", err=True)
+                raise typer.Exit(Interrupted.exit_code) from None
             # one line naming the key or column and the fix (each line prefixed, should there be more)
             for line in redact(str(err)).splitlines() or [""]:
                 typer.secho(f"error: {line}", err=True, fg="red")
@@ -977,8 +981,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001
+    from icpml import interrupts
+
     _State.terminated = True
-    raise Interrupted()
+    interrupts.request(Interrupted())  # raised now, or between two store writes
 
 
 def main(prog_name: str | None = None) -> None:

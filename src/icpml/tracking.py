@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from icpml import interrupts
 from icpml._io import atomic_write_text, folder_name
 from icpml.config import Config, find_project_root
 from icpml.errors import TrackingError, redact, redact_setting
@@ -619,19 +620,25 @@ def log_discovery(res: Discovery, *, write_report: Callable[[str], Path] | None 
     configure(cfg)
     run_id, report_dir, versions = None, None, {}
     try:
-        with _quiet(), mlflow.start_run() as run:
+        # a SIGTERM is acted on between the writes, not inside one (icpml.interrupts)
+        with interrupts.deferred(), _quiet(), mlflow.start_run() as run:
             run_id = run.info.run_id
             # the run's name is its report folder's name (reports/<name>_<run id[:8]>)
             mlflow.set_tag("mlflow.runName", folder_name(cfg.name, run_id))
             _log_run_data(res, cfg, extras or {})
+            interrupts.checkpoint()
             if write_report is not None:
                 report_dir = write_report(run_id)
+                interrupts.checkpoint()
                 mlflow.log_artifacts(str(report_dir), artifact_path="report")
+                interrupts.checkpoint()
             versions = _register_models(res, cfg)
+            interrupts.checkpoint()
     except BaseException as err:
         # interrupted (SIGTERM, Ctrl-C) or failed part-way: no half-registered version, no
         # report of a run that did not finish; the run itself is closed as FAILED by MLflow
-        _undo_run(run_id, report_dir)
+        with interrupts.deferred(check=False):  # a second SIGTERM does not cut the undo short
+            _undo_run(run_id, report_dir)
         if isinstance(err, (OSError, mlflow.exceptions.MlflowException)) and not isinstance(
                 err, TrackingError):
             raise TrackingError(f"logging to '{redact(tracking_uri(cfg))}' failed "
@@ -642,7 +649,12 @@ def log_discovery(res: Discovery, *, write_report: Callable[[str], Path] | None 
     # only now, the run finished with every model registered: aliases (all or none)
     if assign_champion:
         try:
-            aliases = assign_first_champion(cfg, run_id, versions)
+            with interrupts.deferred(check=False):  # all the aliases or none (see promote)
+                aliases = assign_first_champion(cfg, run_id, versions)
+            if interrupts.pending():  # the run is complete: say so, then stop
+                _set_note(f"run {run_id} was recorded completely (models and aliases) before "
+                          "the interruption")
+                interrupts.checkpoint()
         except TrackingError as err:
             fit_v = versions["fit"]["version"]
             raise TrackingError(f"{err}; or run `icpml promote -c <config> --version {fit_v}`") from None

@@ -45,8 +45,14 @@ def _state(root: Path) -> dict:
     return {"versions": versions, "champion": champion, "reports": reports}
 
 
-@pytest.mark.parametrize("after", ["stage=fit model", "stage=stability"])
-def test_sigterm_leaves_nothing_half_done(project, after):
+@pytest.mark.parametrize(("after", "delay"), [
+    ("stage=fit model", 0.0),
+    # stability is the last stage: these land in the recording (MLflow run, report, model
+    # versions, about 2 s), where a SIGTERM inside SQLAlchemy's commit once left the store
+    # locked (exit 5, library tracebacks) or, inside a weakref callback, was swallowed and
+    # a version was registered anyway; it is now acted on between two writes
+    ("stage=stability", 0.3), ("stage=stability", 0.8), ("stage=stability", 1.3)])
+def test_sigterm_leaves_nothing_half_done(project, after, delay):
     root, env = project
     before = _state(root)
     proc = subprocess.Popen([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
@@ -56,7 +62,7 @@ def test_sigterm_leaves_nothing_half_done(project, after):
     for line in proc.stderr:  # stage log lines arrive as each stage ends
         lines.append(line)
         if after in line:
-            time.sleep(0.3 if after == "stage=stability" else 0.0)  # inside the next stage
+            time.sleep(delay)  # inside the next stage
             proc.send_signal(signal.SIGTERM)
             break
     rest = proc.stderr.read()
