@@ -23,7 +23,18 @@ _pending: BaseException | None = None
 
 def request(exc: BaseException) -> None:
     """Interrupt with ``exc``: raised now, or at the next :func:`checkpoint` inside
-    :func:`deferred` (main thread only; signal handlers run there)."""
+    :func:`deferred` (main thread only; signal handlers run there).
+
+    Parameters
+    ----------
+    exc : BaseException
+        The interruption (the command line's ``Interrupted``, a ``KeyboardInterrupt``).
+
+    Raises
+    ------
+    BaseException
+        ``exc``, outside a deferred block.
+    """
     global _pending
     if _depth and threading.current_thread() is threading.main_thread():
         _pending = exc
@@ -32,12 +43,24 @@ def request(exc: BaseException) -> None:
 
 
 def pending() -> bool:
-    """Whether an interruption waits for the next :func:`checkpoint`."""
+    """Whether an interruption waits for the next :func:`checkpoint`.
+
+    Returns
+    -------
+    bool
+        True when :func:`request` was called inside a deferred block and not yet raised.
+    """
     return _pending is not None
 
 
 def checkpoint() -> None:
-    """Raise the interruption requested inside :func:`deferred`, if any."""
+    """Raise the interruption requested inside :func:`deferred`, if any.
+
+    Raises
+    ------
+    BaseException
+        The deferred interruption (then no longer pending).
+    """
     global _pending
     if _pending is not None:
         exc, _pending = _pending, None
@@ -46,8 +69,19 @@ def checkpoint() -> None:
 
 @contextlib.contextmanager
 def deferred(*, check: bool = True) -> Iterator[None]:
-    """Defer interruptions inside the block; with ``check``, raise a deferred one when the
-    block ends normally (without, it waits for the next :func:`checkpoint`)."""
+    """Defer interruptions inside the block (blocks nest).
+
+    Parameters
+    ----------
+    check : bool, default True
+        Raise a deferred interruption when the outermost block ends normally; with False
+        it waits for the next :func:`checkpoint`.
+
+    Yields
+    ------
+    None
+        Inside the block, :func:`request` records instead of raising.
+    """
     global _depth
     _depth += 1
     try:
