@@ -305,8 +305,7 @@ def demo(
     accounts, _ = load_source(cfg)
     run = run_discovery(cfg, accounts, track=track, report=True, progress=_progress(),
                         source=str(path))
-    _record_first_champion(cfg, run)
-    _print_summary(run, time.perf_counter() - t0)
+    _finish(cfg, run, time.perf_counter() - t0)
     _out(f"\nplanted truth: ICP = industry in {sorted(PLANTED_ICP['industry'])}, "
          f"{PLANTED_ICP['employees'][0]} <= employees <= {PLANTED_ICP['employees'][1]}, "
          f"crm = {next(iter(PLANTED_ICP['crm']))}; anti-ICP = requires_onprem, "
@@ -335,8 +334,7 @@ def discover(
     accounts, source = load_source(cfg, data) if data else (None, None)
     run = run_discovery(cfg, accounts, track=track, report=report, progress=_progress(),
                         source=source)
-    _record_first_champion(cfg, run)
-    _print_summary(run, time.perf_counter() - t0, str(config))
+    _finish(cfg, run, time.perf_counter() - t0, str(config))
 
 
 @app.command()
@@ -628,6 +626,17 @@ def promote(
     _out(f"promoted:  {t.fit_model_name} version {done['fit']}{churn} to @champion{was}",
          always=True)
     _out(f"icpml score -c {config} now scores with version {done['fit']} (run {done['run_id']})")
+
+
+def _finish(cfg, run, elapsed: float, config_arg: str | None = None) -> None:
+    """After a recorded discovery: its promotion record and the summary. The run is complete
+    (models, aliases, report), so a SIGTERM from here on stops nothing: the command ends
+    with exit 0, as does the interpreter's teardown (:func:`main`)."""
+    from icpml import interrupts
+
+    with interrupts.deferred(check=False):
+        _record_first_champion(cfg, run)
+        _print_summary(run, elapsed, config_arg)
 
 
 def _record_first_champion(cfg, run) -> None:
@@ -1006,6 +1015,10 @@ def main(prog_name: str | None = None) -> None:
     except SystemExit as done:
         if _State.exit_now:
             _exit_now(done.code)
+        try:  # the command is over: a SIGTERM during the interpreter's teardown (1-2 s)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # would only turn its exit code to 143
+        except ValueError:  # not the main thread
+            pass
         raise
 
 

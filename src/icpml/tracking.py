@@ -221,7 +221,9 @@ def configure(cfg: Config | None, *, experiment: bool = True, create: bool = Tru
         return None
     _check_reachable(uri)
     try:
-        with store_lock(uri):
+        # a new store is created here (MLflow's schema migrations): a SIGTERM is acted on
+        # once they are done, never half-way, which leaves a store no command can open
+        with interrupts.deferred(), store_lock(uri):
             exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
             if exp is None:
                 exp_id = mlflow.create_experiment(cfg.tracking.experiment,
