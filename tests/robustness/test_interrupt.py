@@ -18,16 +18,39 @@ from icpml.synthetic import make_accounts
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("interrupt")
+def _new_project(root: Path) -> dict:
+    """A project in ``root`` (demo config, 1,500 accounts, 2 stability refits), no store yet;
+    returns its environment."""
     (root / ".icpml").touch()
     make_accounts(1500, seed=0).to_csv(root / "accounts.csv", index=False)
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     cfg["data"]["path"] = "accounts.csv"
     cfg["criteria"] = {"stability_resamples": 2}
     (root / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    env = project_env(root)
+    return project_env(root)
+
+
+def _discover_terminated(root: Path, env: dict, after: str, delay: float) -> tuple[int, str]:
+    """Run ``icpml discover`` in ``root``, send SIGTERM ``delay`` s after the stderr line
+    containing ``after`` (stage lines arrive as each stage ends); its exit code and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
+                            cwd=root, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if after in line:
+            time.sleep(delay)  # inside the next stage
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    return proc.wait(timeout=120), "".join(lines) + rest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("interrupt")
+    env = _new_project(root)
     first = subprocess.run([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
                            cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -55,19 +78,7 @@ def _state(root: Path) -> dict:
 def test_sigterm_leaves_nothing_half_done(project, after, delay):
     root, env = project
     before = _state(root)
-    proc = subprocess.Popen([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
-                            cwd=root, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True)
-    lines = []
-    for line in proc.stderr:  # stage log lines arrive as each stage ends
-        lines.append(line)
-        if after in line:
-            time.sleep(delay)  # inside the next stage
-            proc.send_signal(signal.SIGTERM)
-            break
-    rest = proc.stderr.read()
-    code = proc.wait(timeout=120)
-    err = "".join(lines) + rest
+    code, err = _discover_terminated(root, env, after, delay)
     assert code == 143, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
     after_state = _state(root)
@@ -88,24 +99,8 @@ def test_sigterm_while_a_new_store_is_created_leaves_a_usable_one(tmp_path, dela
     is complete: exit 143, a store that opens, with no model version in it."""
     from mlflow import MlflowClient
 
-    (tmp_path / ".icpml").touch()
-    make_accounts(1500, seed=0).to_csv(tmp_path / "accounts.csv", index=False)
-    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    cfg["data"]["path"] = "accounts.csv"
-    cfg["criteria"] = {"stability_resamples": 2}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.Popen([sys.executable, "-m", "icpml", "discover", "-c", "cfg.yaml"],
-                            cwd=tmp_path, env=project_env(tmp_path), stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "stage=stability" in line:  # the last stage: the recording comes next
-            time.sleep(delay)
-            proc.send_signal(signal.SIGTERM)
-            break
-    err = "".join(lines) + proc.stderr.read()
-    code = proc.wait(timeout=120)
+    # stability is the last stage: the recording comes next
+    code, err = _discover_terminated(tmp_path, _new_project(tmp_path), "stage=stability", delay)
     assert "Traceback" not in err, err[-2000:]
     store = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=store, registry_uri=store)
