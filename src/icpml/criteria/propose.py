@@ -697,7 +697,7 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
         return r > _SET_GROW_Z * np.sqrt(v)
 
     def as_part(cands: list[Criterion], pick: np.ndarray) -> Criterion:
-        vals = sorted(v for c, p in zip(cands, pick) if p for v in c.values)
+        vals = sorted(v for c, p in zip(cands, pick, strict=True) if p for v in c.values)
         return replace(cands[0], values=tuple(vals))
 
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -717,9 +717,7 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
     score = float(resid[np.ix_(sa, sb)].sum()) / n
     if not min_k <= both.sum() <= len(both) - min_k or score <= 0:
         return []
-    ex = float(y[both].mean()) / base_all - 1
-    if (ex < _PAIR_MIN_LIFT - 1 or float(y[ma].mean()) / base_all - 1 >= _PAIR_FLAT * ex
-            or float(y[mb].mean()) / base_all - 1 >= _PAIR_FLAT * ex):
+    if not _flat_parts(both, [ma, mb], y, base_all):
         return []
     return [(score, as_part(a_c, sa), as_part(b_c, sb))]
 
@@ -744,12 +742,19 @@ def _still_interacts(pair: Criterion, rows: pd.DataFrame, y: np.ndarray, base: f
     size band that helps everywhere); such a pair would stand for a column the greedy
     finds alone, and a fold that picks it would disagree with the folds that pick the
     column itself."""
+    return _flat_parts(pair.mask(rows).to_numpy(bool),
+                       [part.mask(rows).to_numpy(bool) for part in pair.parts], y, base)
+
+
+def _flat_parts(both: np.ndarray, parts: list[np.ndarray], y: np.ndarray, base: float) -> bool:
+    """Whether the rows ``both`` (masks) are an interaction of ``parts``: lift at least
+    :data:`_PAIR_MIN_LIFT` against ``base`` (best rate ``y`` of every row), and no part alone
+    reaching :data:`_PAIR_FLAT` of its excess lift."""
     def excess(m: np.ndarray) -> float:
         return float(y[m].mean() / base - 1) if m.any() and base > 0 else 0.0
 
-    both = excess(pair.mask(rows).to_numpy(bool))
-    return both >= _PAIR_MIN_LIFT - 1 and all(
-        excess(part.mask(rows).to_numpy(bool)) < _PAIR_FLAT * both for part in pair.parts)
+    ex = excess(both)
+    return ex >= _PAIR_MIN_LIFT - 1 and all(excess(m) < _PAIR_FLAT * ex for m in parts)
 
 
 #: Folds of the cross-fitted pair search (:func:`crossfit_pairs`).
