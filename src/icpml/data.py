@@ -469,6 +469,15 @@ def coerce_bool(s: pd.Series) -> pd.Series | None:
     return None
 
 
+def _not_boolean(s: pd.Series) -> list:
+    """The distinct non-missing values of ``s`` that :func:`coerce_bool` cannot read, in
+    order of first appearance."""
+    vals = pd.unique(s.dropna())
+    if pd.api.types.is_numeric_dtype(s):
+        return [v for v in vals if v not in (0, 1)]
+    return [v for v in vals if str(v).strip().lower() not in _TRUE | _FALSE]
+
+
 def feature_kinds(df: pd.DataFrame, cfg: Config) -> dict[str, str]:
     """Kind of each feature column: ``numeric``, ``boolean`` or ``categorical``.
 
@@ -866,8 +875,10 @@ def _type_churn(raw: pd.Series, name: str, out: pd.DataFrame) -> list[str]:
     churn is a problem."""
     b = coerce_bool(raw)
     if b is None:
-        vals = ", ".join(_clip(v) for v in pd.unique(raw.dropna())[:4])
-        return [f"churn column '{name}' must be yes/no, true/false or 0/1 (found {vals})"]
+        bad = _not_boolean(raw)
+        vals = ", ".join(repr(_clip(v)) for v in bad[:4])
+        return [f"churn column '{name}' must be yes/no, true/false or 0/1; "
+                f"{len(bad)} other value(s) found (e.g. {vals}): recode them or leave them blank"]
     out[name] = b
     if b.isna().any():
         return [f"churn column '{name}' has {int(b.isna().sum())} empty value(s); fill them"]

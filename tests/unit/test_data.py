@@ -125,3 +125,22 @@ def test_infinite_outcome_is_named_not_called_constant(raw):
     df["arr"] = 5.0
     with pytest.raises(DataError, match=r"outcome column 'arr' has the same value \(5"):
         validate_accounts(df, demo_config())
+
+
+@pytest.mark.parametrize("values, bad", [
+    (["Yes", "No", "unknown", "No", "?"], ["'unknown'", "'?'"]),
+    ([0, 1, 2, 1, 0], ["2"]),
+    ([" TRUE", "false", "churned", "false", "true"], ["'churned'"]),
+])
+def test_churn_error_names_only_the_unreadable_values(raw, values, bad):
+    """The churn refusal lists the values it cannot read, not valid ones like 'No' or 'Yes'."""
+    df = raw.copy()
+    df["churned"] = (values * (len(df) // len(values) + 1))[:len(df)]
+    with pytest.raises(DataError) as e:
+        validate_accounts(df, demo_config())
+    (msg,) = [p for p in e.value.problems if "churn column" in p]
+    assert f"{len(bad)} other value(s)" in msg
+    for b in bad:
+        assert b in msg
+    for good in ("'Yes'", "'No'", "'false'", "'true'", "'0'", "'1'", " 0,", " 1,"):
+        assert good not in msg.split("found", 1)[1]
