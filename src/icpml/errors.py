@@ -174,7 +174,7 @@ class ExitCode:
     CONFIG = 2  # the config or the command line is wrong
     DATA = 3  # the input data is wrong
     GATE = 4  # retraining: the challenger failed the promotion gate (worth an alert)
-    INFRA = 5  # the tracking store or filesystem is unreachable
+    INFRA = 5  # the tracking store or filesystem is unreachable, or holds no model yet
     LOCKED = 6  # another retrain is running
 
 

@@ -618,9 +618,16 @@ def log_discovery(res: Discovery, *, write_report: Callable[[str], Path] | None 
     """
     import mlflow
 
+    from mlflow import MlflowClient
+
     cfg = res.config
     configure(cfg)
     run_id, report_dir, versions = None, None, {}
+    names = [cfg.tracking.fit_model_name]
+    if res.churn_model is not None:
+        names.append(cfg.tracking.churn_model_name)
+    # registered models this run would create: an undone run removes them again
+    new_names = [n for n in names if not _registered(MlflowClient(), n)]
     try:
         # a SIGTERM is acted on between the writes, not inside one (icpml.interrupts)
         with interrupts.deferred(), _quiet(), mlflow.start_run() as run:
@@ -640,7 +647,7 @@ def log_discovery(res: Discovery, *, write_report: Callable[[str], Path] | None 
         # interrupted (SIGTERM, Ctrl-C) or failed part-way: no half-registered version, no
         # report of a run that did not finish; the run itself is closed as FAILED by MLflow
         with interrupts.deferred(check=False):  # a second SIGTERM does not cut the undo short
-            _undo_run(run_id, report_dir)
+            _undo_run(run_id, report_dir, new_names)
         if isinstance(err, (OSError, mlflow.exceptions.MlflowException)) and not isinstance(
                 err, TrackingError):
             raise TrackingError(f"logging to '{redact(tracking_uri(cfg))}' failed "
@@ -718,8 +725,14 @@ def _register_models(res: Discovery, cfg: Config) -> dict[str, dict]:
     return versions
 
 
-def _undo_run(run_id: str | None, report_dir: Path | None) -> None:
-    """Delete the model versions a failed run registered and the report it wrote."""
+def _registered(client, name: str) -> bool:
+    """Whether the store has a registered model called ``name``."""
+    return bool(client.search_registered_models(filter_string=f"name='{name}'"))
+
+
+def _undo_run(run_id: str | None, report_dir: Path | None, new_names: list[str] = ()) -> None:
+    """Delete the model versions a failed run registered, the registered models it created
+    (``new_names``, when they hold no version), and the report it wrote."""
     import shutil
 
     from mlflow import MlflowClient
@@ -730,6 +743,10 @@ def _undo_run(run_id: str | None, report_dir: Path | None) -> None:
             for mv in client.search_model_versions(f"run_id='{run_id}'"):
                 client.delete_model_version(mv.name, mv.version)
                 log.warning("removed %s version %s of the unfinished run", mv.name, mv.version)
+            for name in new_names:  # else `icpml score` would find a model with no version
+                if _registered(client, name) and not client.search_model_versions(
+                        f"name='{name}'"):
+                    client.delete_registered_model(name)
         except Exception as err:  # the store may be what failed; say so, keep the first error
             log.warning("could not remove the unfinished run's model versions (%s)",
                         _first_line(err))

@@ -345,6 +345,8 @@ def test_first_version_is_champion_only_once_the_run_completed(tmp_path, monkeyp
         tracking.log_discovery(res)
     client = _client(root)
     assert client.search_model_versions("name='fresh-fit'") == []
+    # nor an empty registered model, which `icpml score` without --config would pick up
+    assert client.search_registered_models() == []
     monkeypatch.setattr(tracking, "_register", real)
     logged = tracking.log_discovery(res)
     assert logged.model_aliases == {"fit": "champion", "churn": "champion"}
