@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -257,8 +259,22 @@ def _print_summary(run, elapsed: float, config_arg: str | None = None) -> None:
             _out(f"model:     {v} (@{run.model_aliases.get(k, '')})", always=True)
         for line in _promotion_note(run, config_arg):
             _out(line, always=True)
-        _out(f"browse:    mlflow ui --backend-store-uri {uri}")
+        _out(f"browse:    {_mlflow_command()} ui --backend-store-uri {uri}")
     _out(f"done in {elapsed:.1f}s")
+
+
+def _mlflow_command() -> str:
+    """How to run the ``mlflow`` of this environment from the user's shell: ``mlflow`` when
+    that is the one on PATH, else its full path (an environment that is not activated)."""
+    import shutil
+
+    here = Path(sys.executable).parent / ("mlflow.exe" if os.name == "nt" else "mlflow")
+    if not here.exists():
+        return f"{shlex.quote(sys.executable)} -m mlflow"
+    on_path = shutil.which("mlflow")
+    if on_path and Path(on_path).resolve() == here.resolve():
+        return "mlflow"
+    return shlex.quote(str(here))
 
 
 def _print_diff(diff: dict) -> None:

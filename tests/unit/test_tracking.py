@@ -133,3 +133,20 @@ def test_preflight_leaves_a_new_store_to_the_recording(tmp_path, monkeypatch):
     with pytest.raises(TrackingError, match="is not a folder") as err:
         preflight(demo_config(project_root=tmp_path), track=True, report=False)
     assert f"'{blocker}'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_browse_hint_runs_this_environments_mlflow(monkeypatch):
+    """The 'browse:' line works from a shell where the environment is not activated."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from icpml.cli import _mlflow_command
+
+    here = Path(sys.executable).parent / "mlflow"
+    monkeypatch.setattr(shutil, "which", lambda name: str(here))
+    assert _mlflow_command() == "mlflow"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert _mlflow_command() == str(here)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/local/bin/mlflow")
+    assert _mlflow_command() == str(here)  # another mlflow may read another schema
