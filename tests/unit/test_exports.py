@@ -250,7 +250,9 @@ def _messy_table(seed: int, n: int = 300) -> tuple[pd.DataFrame, dict]:
     def variant(v: str) -> str:
         v = v.upper() if rng.random() < 0.3 else (v.lower() if rng.random() < 0.4 else v)
         v = v.replace(" ", "  ") if rng.random() < 0.3 else v
-        return (" " * rng.integers(0, 3)) + v + ("\t" if rng.random() < 0.1 else " " * rng.integers(0, 2))
+        # a no-break / narrow no-break / ideographic space, as text pasted from the web has
+        v = v.replace(" ", "\u00a0\u202f\u3000"[rng.integers(3)]) if rng.random() < 0.2 else v
+        return ("\u00a0" if rng.random() < 0.1 else " " * rng.integers(0, 3)) + v + ("\t" if rng.random() < 0.1 else " " * rng.integers(0, 2))
 
     seg = [None if rng.random() < 0.1 else ("  " if rng.random() < 0.03 else variant(canon[rng.integers(4)]))
            for _ in range(n)]

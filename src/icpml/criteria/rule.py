@@ -89,6 +89,10 @@ _NUMBER_RX = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 
 _CURRENCY_MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP")
 
+#: Non-ASCII spaces the SQL folds like a space (NFKC does in :func:`spelling_key`): no-break,
+#: figure, narrow no-break and ideographic space (text pasted from web pages and CJK input).
+_WIDE_SPACES = (0xA0, 0x2007, 0x202F, 0x3000)
+
 
 def _column_schema(schema: dict | None, column: str) -> dict:
     return ((schema or {}).get("columns") or {}).get(column) or {}
@@ -186,7 +190,8 @@ class _SqlOps:
     ``casefold`` ("ß" stays), so both foldings of each value are listed. SQL has no
     NFKC: compatibility spellings seen at discovery (the schema's ``aliases``) and the
     full-width forms of each value are listed too (:func:`_text_keys`); other unseen
-    compatibility spellings and non-ASCII spaces are not folded in SQL. Numbers are cast only when the text looks like one
+    compatibility spellings are not folded in SQL; the non-ASCII spaces of
+    :data:`_WIDE_SPACES` are. Numbers are cast only when the text looks like one
     (``TRY_CAST`` where the dialect has it), so a stray word is NULL, never 0.
     """
 
@@ -223,10 +228,11 @@ class _SqlOps:
         if col not in self._folded:
             t = self.text(col)
             if self.regex:
-                t = sqlx.RegexpReplace(this=t, expression=sqlx.Literal.string(r"\s+"),
-                                      replacement=sqlx.Literal.string(" "))
+                t = sqlx.RegexpReplace(this=t, expression=sqlx.Literal.string(
+                    "[\\s" + "".join(map(chr, _WIDE_SPACES)) + "]+"),
+                    replacement=sqlx.Literal.string(" "))
             else:
-                for code in ((9, 10, 11, 12, 13) if self.sqlite else (9,)):
+                for code in ((9, 10, 11, 12, 13) if self.sqlite else (9,)) + _WIDE_SPACES:
                     ch = (sqlx.Anonymous(this="CHAR", expressions=[sqlx.Literal.number(code)])
                           if self.sqlite else chr(code))
                     t = self._replace(t, ch, " ")
