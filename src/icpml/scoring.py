@@ -689,7 +689,7 @@ class ScoringSession:
         stream.finish()
 
     def _score_chunk(self, df: pd.DataFrame, explain: bool, parallel: bool = False,
-                     seen_ids: list | None = None,
+                     seen_ids: SeenIds | None = None,
                      first_row: int = 0) -> tuple[pd.DataFrame, list[DataIssue]]:
         sc = self.scorer
         codes: dict = {}  # each categorical column hashed once, for the checks and both models
@@ -700,7 +700,7 @@ class ScoringSession:
         scores = self._background().submit(self._predict, X, codes) if n else None
         if sc.id_column in df.columns:
             ids = df[sc.id_column].astype("string")
-            issues += _id_issues(sc.id_column, ids, [] if seen_ids is None else seen_ids)
+            issues += (seen_ids or SeenIds()).issues(sc.id_column, ids)
             ids = ids.to_numpy()
         else:
             # the row's place in the whole stream (0 = the first data row), never restarting
@@ -879,7 +879,7 @@ class ScoreStream:
                  label: str = "scoring") -> None:
         self.session, self.explain, self.label = session, explain, label
         self.tally = _IssueTally()
-        self.seen_ids: list = []  # the sorted hashes of the ids of the stream so far
+        self.seen_ids = SeenIds()
         self.chunks = 0
         self.rows = 0  # rows before the next chunk: a table without ids is numbered on
 
@@ -918,32 +918,48 @@ def _shap_worker(X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return e.values.to_numpy(), list(e.values.columns)
 
 
-def _id_issues(column: str, ids: pd.Series, seen: list) -> list[DataIssue]:
-    """Blank ids, and ids already met in this chunk or an earlier one of the stream.
+class SeenIds:
+    """The ids met so far in one scoring stream, to flag blank and repeated ids.
 
-    ``seen`` holds one sorted array of the 64-bit hashes of the ids met so far (``[]`` at
-    the start of a stream; replaced in place). An id's first row is not flagged, each
-    later one is. Ids compare as written, after trimming spaces.
+    Holds one sorted array of the 64-bit hashes (pandas' ``hash_pandas_object``) of the
+    trimmed ids seen; memory is 8 bytes per distinct id.
     """
-    text = ids.str.strip()
-    blank = (text.isna() | (text == "")).to_numpy(bool)
-    out = []
-    if blank.any():
-        out.append(DataIssue(column, "blank id", blank))
-    keyed = np.flatnonzero(~blank)
-    if len(keyed):
+
+    def __init__(self) -> None:
+        self._hashes = np.empty(0, dtype=np.uint64)
+
+    def issues(self, column: str, ids: pd.Series) -> list[DataIssue]:
+        """Blank ids, and ids already met in this chunk or an earlier one; the chunk's ids
+        are then remembered. An id's first row is not flagged, each later one is. Ids
+        compare as written, after trimming spaces.
+
+        Parameters
+        ----------
+        column : str
+            The id column's name (for the issue's words).
+        ids : pandas.Series of string
+            One chunk's ids, in row order.
+        """
+        text = ids.str.strip()
+        blank = (text.isna() | (text == "")).to_numpy(bool)
+        out = []
+        if blank.any():
+            out.append(DataIssue(column, "blank id", blank))
+        keyed = np.flatnonzero(~blank)
+        if not len(keyed):
+            return out
         h = pd.util.hash_pandas_object(text.iloc[keyed], index=False).to_numpy()
-        before = seen[0] if seen else np.empty(0, dtype=np.uint64)
+        before = self._hashes
         pos = np.searchsorted(before, h).clip(max=max(len(before) - 1, 0))
         rep = (before[pos] == h) if len(before) else np.zeros(len(h), dtype=bool)
         rep |= pd.Series(h).duplicated().to_numpy()
         # two sorted runs: the stable sort (timsort) merges them in linear time
-        seen[:] = [np.sort(np.concatenate([before, np.sort(h)]), kind="stable")]
+        self._hashes = np.sort(np.concatenate([before, np.sort(h)]), kind="stable")
         if rep.any():
             again = np.zeros(len(ids), dtype=bool)
             again[keyed[rep]] = True
             out.append(DataIssue(column, "duplicate id", again, ids[again]))
-    return out
+        return out
 
 
 def _issue_words(issues: list[DataIssue], n: int) -> pa.Array:
