@@ -370,6 +370,18 @@ PAIR_COLUMNS = 8
 _PAIR_QUANTILES = tuple(np.round(np.linspace(0.1, 0.9, 9), 2))
 
 
+#: Widths, in steps between :data:`_PAIR_QUANTILES`, of the interior bands the pair search
+#: tries on a numeric column (2-5: bands of 20-50% of the accounts). A band interacting with
+#: another condition (``150 <= fleet <= 180`` only among on-premise accounts, worse than
+#: average elsewhere) is diluted in every one-sided cut: each also holds one side's bad rows.
+_PAIR_BAND_WIDTHS = (2, 3, 4, 5)
+
+
+#: ``source`` of the pair search's interior-band atoms (one side for :func:`_sides`; a pair
+#: takes its parts' source from the search, :func:`_make_pair`).
+_BAND = "pair_band"
+
+
 #: Categories per column tried by the pair search (the most frequent ones).
 _PAIR_MAX_CATEGORIES = 12
 
@@ -408,7 +420,8 @@ def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion
     """Single conditions on one column tried by the pair search.
 
     Numeric: one-sided cuts ``<= t`` and ``>= t`` at the deciles (each bound the roundest
-    number between the two observed values it separates); a code (at most
+    number between the two observed values it separates) and the interior bands between
+    two of those cuts :data:`_PAIR_BAND_WIDTHS` deciles apart; a code (at most
     :data:`_MAX_CODE_VALUES` values) also gets one ``t <= x <= t`` per value. Categorical
     and boolean: each of the :data:`_PAIR_MAX_CATEGORIES` most frequent categories with
     at least ``min_k`` accounts (``(missing)`` excluded).
@@ -425,12 +438,18 @@ def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion
         else:
             cuts = sorted({int(np.searchsorted(distinct, np.quantile(v, q), side="right"))
                            for q in _PAIR_QUANTILES} - {0, len(distinct)})
+        lows, highs = [], []
         for i in cuts:
             lo, hi = float(distinct[i - 1]), float(distinct[i])
-            out.append(Criterion("icp", col, "<=",
-                                 high=_roundest(lo, hi, include_lo=True, include_hi=False)))
-            out.append(Criterion("icp", col, ">=",
-                                 low=_roundest(lo, hi, include_lo=False, include_hi=True)))
+            highs.append(_roundest(lo, hi, include_lo=True, include_hi=False))
+            lows.append(_roundest(lo, hi, include_lo=False, include_hi=True))
+            out.append(Criterion("icp", col, "<=", high=highs[-1]))
+            out.append(Criterion("icp", col, ">=", low=lows[-1]))
+        if len(distinct) > _MAX_CODE_VALUES:  # interior bands between the cuts
+            for p, q in ((p, q) for p in range(len(cuts)) for q in range(p + 1, len(cuts))
+                         if q - p in _PAIR_BAND_WIDTHS):
+                out.append(Criterion("icp", col, "between", low=lows[p], high=highs[q],
+                                     source=_BAND))
         if len(distinct) <= _MAX_CODE_VALUES:
             for i in range(1, len(distinct) - 1):  # the end values are one-sided cuts already
                 low = _roundest(float(distinct[i - 1]), float(distinct[i]), include_lo=False,
@@ -587,28 +606,26 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
     cols = sorted(imp.index, key=lambda c: (-float(imp[c]), c))[:n_cols]
     yc, ya = y[clear].astype(float), y.astype(float)
     base, base_all = float(yc.mean()), float(ya.mean())
-    atoms: dict[str, tuple[list[Criterion], np.ndarray, np.ndarray]] = {}
+    atoms: dict[str, _Atoms] = {}
     for col in cols:
         cand = _pair_atoms(col, rows[col][clear], kinds.get(col, "categorical"), min_k)
         if cand:
-            masks = np.stack([c.mask(rows).to_numpy(bool) for c in cand]).astype(float)
-            # excess lift of each part alone, on every row
-            alone = masks @ ya / np.maximum(masks.sum(1), 1) / base_all - 1
-            atoms[col] = (cand, masks, alone)
+            atoms[col] = _Atoms(cand, rows, ya, base_all)
     scored: list[tuple[float, str, str, Criterion, Criterion]] = []
     searched = 0
     names = [c for c in cols if c in atoms]
     for i, ca in enumerate(names):
-        a_c, a_m, a_ex = atoms[ca]
+        a = atoms[ca]
+        a_c, a_ex = a.cands, a.alone
         for cb in names[i + 1:]:
             searched += 1
-            b_c, b_m, b_ex = atoms[cb]
-            cnt = a_m[:, clear] @ b_m[:, clear].T
-            pos = (a_m[:, clear] * yc) @ b_m[:, clear].T
-            cnt_all = a_m @ b_m.T
+            b = atoms[cb]
+            b_c, b_ex = b.cands, b.alone
+            cnt, pos = a.cross(b, clear, yc)
+            cnt_all, pos_all = a.cross(b, None, ya)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ex = pos / cnt / base - 1
-                ex_all = ((a_m * ya) @ b_m.T) / cnt_all / base_all - 1
+                ex_all = pos_all / cnt_all / base_all - 1
             wracc = (pos - base * cnt) / n
             ok = ((cnt >= min_k) & (n - cnt >= min_k) & (ex > 0)
                   & (ex_all >= _PAIR_MIN_LIFT - 1) & (a_ex[:, None] < _PAIR_FLAT * ex_all)
@@ -616,8 +633,8 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
             # two category sets: the same search with each column's levels grown into the set
             # that pays off given the other (a 3-of-8 set x a 3-of-8 set is nine small cells)
             if _is_levels(a_c) and _is_levels(b_c):
-                scored += [(sc, ca, cb, a, b) for sc, a, b in _set_seeds(
-                    atoms[ca], atoms[cb], pos, cnt, ya, (n, min_k, base, base_all))]
+                scored += [(sc, ca, cb, pa, pb) for sc, pa, pb in _set_seeds(
+                    a, b, pos, cnt, ya, (n, min_k, base, base_all))]
             if not ok.any():
                 continue
             w = np.where(ok, wracc, -np.inf)
@@ -647,14 +664,77 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
     return list({c.key: c for c in out.values()}.values()), searched
 
 
+class _Atoms:
+    """The pair search's atoms of one column (:func:`_pair_atoms`), stored as the distinct
+    membership patterns of the rows.
+
+    A row's membership in the column's atoms (a few dozen cuts, bands or levels) takes one
+    of at most a few dozen patterns (the column's decile bins, its levels), so the counts of
+    every atom pair of two columns come from the small cross-table of the two columns'
+    pattern codes (:meth:`cross`, one ``bincount`` over the rows) instead of a product of
+    (atoms x rows) masks: the same integer counts, exactly, at a cost linear in the rows.
+
+    Parameters
+    ----------
+    cands : list of Criterion
+        The atoms.
+    rows : pandas.DataFrame
+        Every row of the search (masks are evaluated once, here).
+    y : numpy.ndarray of float
+        Best cohort (0/1) of every row.
+    base : float
+        Best rate of every row (for :attr:`alone`).
+
+    Attributes
+    ----------
+    codes : numpy.ndarray of int, shape (rows,)
+        Each row's pattern.
+    patterns : numpy.ndarray of float, shape (patterns, atoms)
+        1.0 where the pattern meets the atom.
+    alone : numpy.ndarray of float, shape (atoms,)
+        Excess lift of each atom alone on every row.
+    """
+
+    def __init__(self, cands: list[Criterion], rows: pd.DataFrame, y: np.ndarray,
+                 base: float) -> None:
+        masks = np.stack([c.mask(rows).to_numpy(bool) for c in cands], axis=1)
+        packed = np.packbits(masks, axis=1)
+        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, self.codes = np.unique(keys, return_index=True, return_inverse=True)
+        self.cands = cands
+        self.patterns = masks[first].astype(float)
+        k = len(first)
+        cnt = self.patterns.T @ np.bincount(self.codes, minlength=k)
+        hit = self.patterns.T @ np.bincount(self.codes, weights=y, minlength=k)
+        self.alone = hit / np.maximum(cnt, 1) / base - 1
+
+    def cross(self, other: _Atoms, rows: np.ndarray | None, y: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Accounts and best accounts (``y`` summed) of every pair (atom of self, atom of
+        ``other``), among ``rows`` (a boolean mask; None: every row; ``y`` is then of those
+        rows), each of shape (atoms of self, atoms of other)."""
+        ia, ib = self.codes, other.codes
+        if rows is not None:
+            ia, ib = ia[rows], ib[rows]
+        ka, kb = len(self.patterns), len(other.patterns)
+        cell = ia * kb + ib
+        cnt = np.bincount(cell, minlength=ka * kb).reshape(ka, kb).astype(float)
+        pos = np.bincount(cell, weights=y, minlength=ka * kb).reshape(ka, kb)
+        pa, pb = self.patterns, other.patterns
+        return pa.T @ cnt @ pb, pa.T @ pos @ pb
+
+    def union(self, pick: np.ndarray) -> np.ndarray:
+        """Rows meeting any of the atoms ``pick`` (boolean over the atoms), shape (rows,)."""
+        return (self.patterns[:, pick].max(1) > 0)[self.codes]
+
+
 def _is_levels(atoms: list[Criterion]) -> bool:
     """Whether the pair search's atoms of a column are its category levels, at least three
     (a set of them is a condition of its own; two levels are a value and its complement)."""
     return len(atoms) >= 3 and all(c.op == "in" and len(c.values) == 1 for c in atoms)
 
 
-def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
-               b: tuple[list[Criterion], np.ndarray, np.ndarray], pos: np.ndarray,
+def _set_seeds(a: _Atoms, b: _Atoms, pos: np.ndarray,
                cnt: np.ndarray, y: np.ndarray, limits: tuple[int, int, float, float]
                ) -> list[tuple[float, Criterion, Criterion]]:
     """Pair seeds of two category columns whose parts are sets of levels, for
@@ -684,13 +764,12 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
     then crowded out the band pair the single cells find: numeric parts keep the single
     cells.)
 
-    ``a``, ``b``: a column's (atoms, masks on every row, excess lift alone), atoms one level
-    each (:func:`_is_levels`); ``pos``, ``cnt``: shape (atoms of a, atoms of b); ``y``:
+    ``a``, ``b``: a column's atoms, one level each (:func:`_is_levels`); ``pos``, ``cnt``: shape (atoms of a, atoms of b); ``y``:
     best cohort on every row (float); ``limits``: (searched rows, fewest accounts inside
     and outside, base rate on the searched rows, base rate on every row).
     """
     n, min_k, base, base_all = limits
-    (a_c, a_m, _), (b_c, b_m, _) = a, b
+    a_c, b_c = a.cands, b.cands
     resid, var = pos - base * cnt, cnt * base * (1 - base)
 
     def grow(r: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -712,7 +791,7 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
         sa = grow(resid[:, sb].sum(1), var[:, sb].sum(1))
     if not sa.any() or not sb.any() or sa.all() or sb.all():
         return []
-    ma, mb = a_m[sa].max(0) > 0, b_m[sb].max(0) > 0
+    ma, mb = a.union(sa), b.union(sb)
     both = ma & mb
     score = float(resid[np.ix_(sa, sb)].sum()) / n
     if not min_k <= both.sum() <= len(both) - min_k or score <= 0:
@@ -724,14 +803,15 @@ def _set_seeds(a: tuple[list[Criterion], np.ndarray, np.ndarray],
 
 def _sides(atoms: list[Criterion]) -> list[list[int]]:
     """The pair search's atoms of one column grouped by side: all ``<=`` cuts, all ``>=``
-    cuts, and each category or code value alone (indices into ``atoms``). The search keeps
+    cuts, all interior bands, and each category or code value alone (indices into ``atoms``). The search keeps
     the best combination per (side, side) of a column pair, so a combination that its
     re-fit turns into a main effect (:func:`_still_interacts`) does not hide the true
     interaction on the same two columns (``region = X and headcount >= t`` beside
     ``region = Y and headcount <= t``)."""
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(atoms):
-        groups.setdefault(c.op if c.op in ("<=", ">=") else c.key, []).append(i)
+        side = c.op if c.op in ("<=", ">=") else (_BAND if c.source == _BAND else c.key)
+        groups.setdefault(side, []).append(i)
     return list(groups.values())
 
 
