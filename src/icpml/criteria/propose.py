@@ -416,7 +416,8 @@ _SET_START_ALPHA = 0.05
 _PAIR_MAX_FITS = 8
 
 
-def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion]:
+def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int, bands: bool = True
+                ) -> list[Criterion]:
     """Single conditions on one column tried by the pair search.
 
     Numeric: one-sided cuts ``<= t`` and ``>= t`` at the deciles (each bound the roundest
@@ -445,7 +446,7 @@ def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int) -> list[Criterion
             lows.append(_roundest(lo, hi, include_lo=False, include_hi=True))
             out.append(Criterion("icp", col, "<=", high=highs[-1]))
             out.append(Criterion("icp", col, ">=", low=lows[-1]))
-        if len(distinct) > _MAX_CODE_VALUES:  # interior bands between the cuts
+        if bands and len(distinct) > _MAX_CODE_VALUES:  # interior bands between the cuts
             for p, q in ((p, q) for p in range(len(cuts)) for q in range(p + 1, len(cuts))
                          if q - p in _PAIR_BAND_WIDTHS):
                 out.append(Criterion("icp", col, "between", low=lows[p], high=highs[q],
@@ -540,7 +541,8 @@ def _make_pair(parts: list[Criterion], like: Criterion) -> Criterion:
 def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
                         rows: pd.DataFrame, is_best: np.ndarray, clear: np.ndarray,
                         cfg: CriteriaConfig, *, n_cols: int = PAIR_COLUMNS,
-                        keep: int = _PAIR_KEEP) -> tuple[list[Criterion], int]:
+                        keep: int = _PAIR_KEEP, bands: bool = True
+                        ) -> tuple[list[Criterion], int]:
     """ICP candidates ``A and B`` whose parts are flat alone (pure interactions).
 
     The greedy ICP selection adds one column at a time, each raising the best rate on its
@@ -588,6 +590,8 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
         Columns with the largest mean |SHAP| that are paired.
     keep : int, default _PAIR_KEEP
         Most column pairs returned (each its best surviving pair, by WRAcc).
+    bands : bool, default True
+        Also try interior bands of numeric columns (:func:`_pair_atoms`).
 
     Returns
     -------
@@ -608,7 +612,7 @@ def icp_pair_candidates(expl: GroupedShap, kinds: dict[str, str], allowed: list[
     base, base_all = float(yc.mean()), float(ya.mean())
     atoms: dict[str, _Atoms] = {}
     for col in cols:
-        cand = _pair_atoms(col, rows[col][clear], kinds.get(col, "categorical"), min_k)
+        cand = _pair_atoms(col, rows[col][clear], kinds.get(col, "categorical"), min_k, bands)
         if cand:
             atoms[col] = _Atoms(cand, rows, ya, base_all)
     scored: list[tuple[float, str, str, Criterion, Criterion]] = []
@@ -837,6 +841,16 @@ def _flat_parts(both: np.ndarray, parts: list[np.ndarray], y: np.ndarray, base: 
     return ex >= _PAIR_MIN_LIFT - 1 and all(excess(m) < _PAIR_FLAT * ex for m in parts)
 
 
+#: Fewest rows for which the cross-fitted pair search also tries interior numeric bands
+#: (:data:`_PAIR_BAND_WIDTHS`). Each band multiplies the shapes a column pair can take
+#: while the empty-greedy gate corrects for column pairs only: on a null table of 1,193
+#: accounts (null_small seed 6) the bands let a chance pair of cuts through that the search
+#: without them had held back, and at that size a band of 20% is ~200 accounts, too few
+#: for a pair inside it to be told from chance anyway (dev interaction draws 54, 59, 60, 68,
+#: 1,000-1,200 customers, are missed with or without bands).
+PAIR_BANDS_FROM = 2_000
+
+
 #: Folds of the cross-fitted pair search (:func:`crossfit_pairs`).
 PAIR_FOLDS = 5
 
@@ -868,7 +882,8 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
       candidate and every column pair searched.
 
     The column ranking (mean |SHAP| of ``expl``) is shared by the folds: it only decides
-    which columns are paired, not where the pairs cut.
+    which columns are paired, not where the pairs cut. So is the choice of shapes: interior
+    numeric bands are tried when ``rows`` has at least :data:`PAIR_BANDS_FROM` rows.
 
     Parameters
     ----------
@@ -902,7 +917,9 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
 
     y = np.asarray(is_best, dtype=bool)
     clear = np.asarray(clear, dtype=bool)
-    pairs, searched = icp_pair_candidates(expl, kinds, allowed, rows, y, clear, cfg)
+    # one choice for the search and its folds (a fold searching other shapes would not judge it)
+    bands = len(rows) >= PAIR_BANDS_FROM
+    pairs, searched = icp_pair_candidates(expl, kinds, allowed, rows, y, clear, cfg, bands=bands)
     k = min(n_folds, int(y.sum()), int((~y).sum()))
     if not pairs or k < 2:
         return pairs, [1.0] * len(pairs), searched
@@ -910,7 +927,8 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
     hits = dict.fromkeys(oof, 0)
     kf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for tr, te in kf.split(np.zeros(len(y)), y):
-        found, _ = icp_pair_candidates(expl, kinds, allowed, rows.iloc[tr], y[tr], clear[tr], cfg)
+        found, _ = icp_pair_candidates(expl, kinds, allowed, rows.iloc[tr], y[tr], clear[tr], cfg,
+                                       bands=bands)
         for c in found:
             cols = tuple(c.columns)
             if cols in oof:
