@@ -878,7 +878,7 @@ def _type_churn(raw: pd.Series, name: str, out: pd.DataFrame) -> list[str]:
         bad = _not_boolean(raw)
         vals = ", ".join(repr(_clip(v)) for v in bad[:4])
         return [f"churn column '{name}' must be yes/no, true/false or 0/1; "
-                f"{len(bad)} other value(s) found (e.g. {vals}): recode them or leave them blank"]
+                f"{len(bad)} other value(s) found (e.g. {vals}): recode each account as churned or not"]
     out[name] = b
     if b.isna().any():
         return [f"churn column '{name}' has {int(b.isna().sum())} empty value(s); fill them"]

@@ -617,7 +617,6 @@ def log_discovery(res: Discovery, *, write_report: Callable[[str], Path] | None 
         If the store cannot be reached or written.
     """
     import mlflow
-
     from mlflow import MlflowClient
 
     cfg = res.config

@@ -447,10 +447,10 @@ def _pair_atoms(col: str, x: pd.Series, kind: str, min_k: int, bands: bool = Tru
             out.append(Criterion("icp", col, "<=", high=highs[-1]))
             out.append(Criterion("icp", col, ">=", low=lows[-1]))
         if bands and len(distinct) > _MAX_CODE_VALUES:  # interior bands between the cuts
-            for p, q in ((p, q) for p in range(len(cuts)) for q in range(p + 1, len(cuts))
-                         if q - p in _PAIR_BAND_WIDTHS):
-                out.append(Criterion("icp", col, "between", low=lows[p], high=highs[q],
-                                     source=_BAND))
+            for i in range(len(cuts)):
+                for j in (i + w for w in _PAIR_BAND_WIDTHS if i + w < len(cuts)):
+                    out.append(Criterion("icp", col, "between", low=lows[i], high=highs[j],
+                                         source=_BAND))
         if len(distinct) <= _MAX_CODE_VALUES:
             for i in range(1, len(distinct) - 1):  # the end values are one-sided cuts already
                 low = _roundest(float(distinct[i - 1]), float(distinct[i]), include_lo=False,
