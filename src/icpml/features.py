@@ -68,9 +68,13 @@ def _date_example(s: pd.Series) -> str | None:
 
 
 def _as_text(X: pd.DataFrame) -> np.ndarray:
-    """Categorical values as object strings, missing as ``(missing)``."""
-    out = X.astype("string").fillna(MISSING).astype(object)
-    return out.to_numpy()
+    """Categorical values as NumPy unicode strings, missing as ``(missing)``.
+
+    Unicode, not object: scikit-learn's encoder counts an object array's categories in
+    Python (``collections.Counter``) and a unicode one with ``np.unique``, 4-5x faster;
+    the categories, their order and the encoding are the same.
+    """
+    return X.astype("string").fillna(MISSING).to_numpy(dtype=str)
 
 
 def _as_float(X: pd.DataFrame) -> np.ndarray:
