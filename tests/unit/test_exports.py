@@ -530,3 +530,16 @@ def test_pandas_anti_mask_without_exclusions_is_a_series():
     out = eval(cs.to_pandas(code=True)["anti_icp"], {"df": df})  # noqa: S307
     assert isinstance(out, pd.Series)
     assert out.index.tolist() == [7, 9] and out.tolist() == [False, False]
+
+
+def test_non_ascii_digits_are_no_number_in_every_export():
+    """icpml reads '٤٥' (Arabic-Indic digits) as no number; the pandas filter read it as 45
+    (Python's regex ``\\d`` and ``float`` take any Unicode digit), SQL as NULL."""
+    raw = pd.DataFrame({"emp": ["\u0664\u0665", "45", "4.5e1", "+45", "\uff14\uff15", "30"]})
+    schema = {"version": 1, "columns": {
+        "emp": {"kind": "numeric", "thousands": None, "decimal": ".", "currency": False}}}
+    cs = CriteriaSet(icp=[Criterion("icp", "emp", ">=", low=40)],
+                     anti_icp=[Criterion("anti_icp", "emp", "is_missing")], schema=schema)
+    marks = _marks(cs, coerce(raw, schema))
+    assert marks == {"icp": [1, 2, 3], "anti_icp": [0, 4]}
+    assert_exports_select(cs, raw, marks)

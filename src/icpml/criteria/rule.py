@@ -84,7 +84,7 @@ DEFAULT_FALSE = ("0", "0.0", "f", "false", "n", "no")
 DEFAULT_DIALECT = "duckdb"
 
 
-_NUMBER_RX = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_NUMBER_RX = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"  # ASCII digits, as SQL
 
 
 _CURRENCY_MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP")
