@@ -43,8 +43,11 @@ _QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\""
 _BARE = r"[^\s'\",;&(){}\[\]]+"
 # ``name=value``, ``name = 'value'``, ``"name": "value"``, ``'name': 'value'``, ``name: value``,
 # ``?token=value&...``: the name may be quoted; the value keeps its quotes, its content is hidden.
+# ... but not a file's name before a message ("configs/bad_key.yaml: columns.x: unknown key")
+_NOT_A_FILE = "".join(rf"(?<!\.{ext})" for ext in ("yaml", "yml", "csv", "tsv", "json", "parquet",
+                                                    "txt", "toml", "ini", "cfg", "sql", "db", "xlsx"))
 _SETTING = re.compile(
-    rf"(?i)(?P<name>{_NAME_START}(?P<q>[\"']?){_SECRET_NAME}(?P=q)\s*[=:]\s*)"
+    rf"(?i)(?P<name>{_NAME_START}(?P<q>[\"']?){_SECRET_NAME}{_NOT_A_FILE}(?P=q)\s*[=:]\s*)"
     rf"(?!(?:bearer|basic)\s)(?P<value>{_QUOTED}|{_BARE})")
 # DuckDB ``CREATE SECRET (TYPE s3, KEY_ID 'x', SECRET 'y')`` and similar ``NAME 'value'`` pairs:
 # only a quoted value, so prose such as "secret sauce" stays as it is

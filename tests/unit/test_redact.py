@@ -190,3 +190,14 @@ def test_redaction_takes_linear_time_on_long_text(text):
     t0 = time.perf_counter()
     redact(text)
     assert time.perf_counter() - t0 < 2.0
+
+
+@pytest.mark.parametrize("path", ["configs/bad_key.yaml", "api_token.yaml", "prod.secret.yml",
+                                  "data/api_keys.csv", "my_token.json"])
+def test_a_file_name_with_a_secret_word_keeps_the_message_after_it(path):
+    """A newcomer's 'configs/bad_key.yaml: columns.postsale: unknown key' printed as
+    'configs/bad_key.yaml: *** unknown key': the file's name read as a setting."""
+    msg = f"{path}: columns.postsale: unknown key; did you mean 'post_sale'?"
+    assert redact(msg) == msg
+    # a secret after the file's name is still hidden
+    assert redact(f"{path}: token: abc123") == f"{path}: token: ***"
