@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from icpml.config import Config
-from icpml.errors import DataError, redact
+from icpml.errors import ConfigError, DataError, redact
 from icpml.schema import (
     Schema,
     canonical_spellings,
@@ -364,7 +364,9 @@ def _duckdb():
     try:
         import duckdb
     except ImportError:
-        raise DataError("--query needs DuckDB: pip install duckdb", "query") from None
+        # the command line asks for what this install lacks: a usage error (exit 2), not bad data
+        raise ConfigError("--query needs DuckDB, which icpml does not install: "
+                          "pip install duckdb") from None
     return duckdb
 
 

@@ -144,3 +144,23 @@ def test_churn_error_names_only_the_unreadable_values(raw, values, bad):
         assert b in msg
     for good in ("'Yes'", "'No'", "'false'", "'true'", "'0'", "'1'", " 0,", " 1,"):
         assert good not in msg.split("found", 1)[1]
+
+
+def test_query_without_duckdb_is_a_usage_error(monkeypatch):
+    """--query in an install without DuckDB: exit 2 with the pip command, not 'bad data' (3)."""
+    import builtins
+
+    from icpml.data import _duckdb
+    from icpml.errors import ConfigError, ExitCode
+
+    real = builtins.__import__
+
+    def no_duckdb(name, *args, **kwargs):
+        if name == "duckdb":
+            raise ImportError("No module named 'duckdb'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_duckdb)
+    with pytest.raises(ConfigError, match="pip install duckdb") as e:
+        _duckdb()
+    assert e.value.exit_code == ExitCode.CONFIG
