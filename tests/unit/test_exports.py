@@ -118,6 +118,14 @@ def assert_exports_select(cs: CriteriaSet, raw: pd.DataFrame, expected: dict[str
             assert _pandas_rows(cs.to_pandas()[side], raw) == want
 
 
+def _icpml_reads(raw: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """The raw table as ``icpml score`` reads it (:func:`icpml.schema.coerce`)."""
+    from icpml.schema import Schema
+    from icpml.schema import coerce as icpml_coerce
+
+    return icpml_coerce(raw, Schema.from_dict(schema))[0]
+
+
 def _marks(cs: CriteriaSet, coerced: pd.DataFrame) -> dict[str, list[int]]:
     return {"icp": [i for i, v in enumerate(cs.icp_mask(coerced).tolist()) if v],
             "anti_icp": [i for i, v in enumerate(cs.anti_mask(coerced).tolist()) if v]}
@@ -286,7 +294,7 @@ def test_generated_messy_table_exports_agree_with_icpml(tmp_path):
                             also=(Criterion("anti_icp", 'emp "n"', "<", high=300),)),
                   Criterion("anti_icp", "ind`us try.x", "in", values=(MISSING,))],
         schema=schema)
-    coerced = coerce(raw, schema)
+    coerced = _icpml_reads(raw, schema)
     marks = _marks(cs, coerced)
     assert 20 < len(marks["icp"]) < 200 and marks["anti_icp"]
     assert_exports_select(cs, raw, marks)
@@ -302,7 +310,7 @@ def test_is_missing_and_not_in_on_raw_tables():
         "seg": {"kind": "categorical", "categories": ["SaaS", "Media"], "fold": "spelling_key"}}}
     cs = CriteriaSet(icp=[Criterion("icp", "seg", "not_in", values=("SaaS",))],
                      anti_icp=[Criterion("anti_icp", "emp", "is_missing")], schema=schema)
-    marks = _marks(cs, coerce(raw, schema))
+    marks = _marks(cs, _icpml_reads(raw, schema))
     assert marks == {"icp": [3], "anti_icp": [1, 2, 4]}
     assert_exports_select(cs, raw, marks)
 
@@ -312,7 +320,7 @@ def test_european_numbers_and_percent():
     schema = {"version": 1, "columns": {"r": {"kind": "numeric", "thousands": ".", "decimal": ",",
                                               "currency": True, "percent": True}}}
     cs = CriteriaSet(icp=[Criterion("icp", "r", "<=", high=1000)], schema=schema)
-    marks = _marks(cs, coerce(raw, schema))
+    marks = _marks(cs, _icpml_reads(raw, schema))
     assert marks["icp"] == [1, 2]
     assert_exports_select(cs, raw, marks)
 
@@ -370,7 +378,7 @@ def test_empty_schema_still_folds_and_reads_booleans():
         "ind": {"kind": "categorical", "categories": ["SaaS", "Media"]},
         "flag": {"kind": "boolean", "true": ["yes", "true"], "false": ["no", "false"]},
         "b": {"kind": "boolean", "true": ["true"], "false": ["false"]}}}
-    marks = _marks(cs, coerce(raw, schema))
+    marks = _marks(cs, _icpml_reads(raw, schema))
     assert marks == {"icp": [0], "anti_icp": [1, 3]}
     assert_exports_select(cs, raw, marks)
 
@@ -469,7 +477,7 @@ def test_property_every_export_selects_icpmls_rows(data):
         anti[0] = Criterion("anti_icp", anti[0].column, anti[0].op, anti[0].values, anti[0].low, anti[0].high,
                             also=(data.draw(_criterion(raw, schema, canon, "anti_icp")),))
     cs = CriteriaSet(icp=icp, anti_icp=anti, schema=schema)
-    marks = _marks(cs, coerce(raw, schema))
+    marks = _marks(cs, _icpml_reads(raw, schema))
     hypothesis.event(f"icp rows: {'some' if marks['icp'] else 'none'}")
     assert_exports_select(cs, raw, marks)
 
@@ -540,6 +548,45 @@ def test_non_ascii_digits_are_no_number_in_every_export():
         "emp": {"kind": "numeric", "thousands": None, "decimal": ".", "currency": False}}}
     cs = CriteriaSet(icp=[Criterion("icp", "emp", ">=", low=40)],
                      anti_icp=[Criterion("anti_icp", "emp", "is_missing")], schema=schema)
-    marks = _marks(cs, coerce(raw, schema))
+    marks = _marks(cs, _icpml_reads(raw, schema))
     assert marks == {"icp": [1, 2, 3], "anti_icp": [0, 4]}
+    assert_exports_select(cs, raw, marks)
+
+
+@pytest.mark.parametrize("typed", [False, True])
+def test_currency_signs_discovery_never_saw_read_alike_everywhere(typed):
+    """A prospect list writes '$45' in a column discovery learned as plain numbers: icpml
+    reads 45 (and tiers the row); the filters read NULL and left it out (a newcomer's edge
+    table: '$45' Excluded by icpml, not by the anti-ICP SQL or pandas filter)."""
+    cells = ["$45", "$200", "200", "45 USD", "CHF 30", "€ 650", "-$12", None, "abc", "700"]
+    raw = pd.DataFrame({"emp": cells})
+    if typed:  # a table whose column is numbers already: unchanged by the cleaning
+        raw = pd.DataFrame({"emp": [45.0, 200.0, np.nan, 650.0, 1e20, -12.0]})
+    schema = {"version": 1, "columns": {
+        "emp": {"kind": "numeric", "thousands": None, "decimal": ".", "currency": False}}}
+    cs = CriteriaSet(icp=[Criterion("icp", "emp", "between", low=150, high=600)],
+                     anti_icp=[Criterion("anti_icp", "emp", "<", high=50)], schema=schema)
+    marks = _marks(cs, _icpml_reads(raw, schema))  # icpml's own reader, not the reference
+    want = ({"icp": [1], "anti_icp": [0, 5]} if typed
+            else {"icp": [1, 2], "anti_icp": [0, 3, 4, 6]})
+    assert marks == want
+    assert_exports_select(cs, raw, marks)
+
+
+def test_grouped_numbers_discovery_never_saw_read_alike_everywhere():
+    """'1,194' and '1 200' in a column learned from plain numbers: icpml reads 1194 and 1200;
+    the filters read NULL (a newcomer's edge table)."""
+    from icpml.criteria.rule import GROUP_CHARS
+    from icpml.schema import _GROUP_CHARS
+
+    assert GROUP_CHARS == _GROUP_CHARS  # one list of separators for the reader and exports
+    raw = pd.DataFrame({"emp": ["1,194", "1 200", "1\u00a0200", "1'200", "999", "12,345,678",
+                                "$1,500", None]})
+    schema = {"version": 1, "columns": {
+        "emp": {"kind": "numeric", "thousands": None, "decimal": ".", "currency": False}}}
+    cs = CriteriaSet(icp=[Criterion("icp", "emp", "between", low=1000, high=2000)],
+                     anti_icp=[Criterion("anti_icp", "emp", ">", high=None, low=10_000)],
+                     schema=schema)
+    marks = _marks(cs, _icpml_reads(raw, schema))
+    assert marks == {"icp": [0, 1, 2, 3, 6], "anti_icp": [5]}
     assert_exports_select(cs, raw, marks)

@@ -87,7 +87,10 @@ DEFAULT_DIALECT = "duckdb"
 _NUMBER_RX = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"  # ASCII digits, as SQL
 
 
-_CURRENCY_MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP")
+_CURRENCY_MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP", "CHF")  # icpml.schema's
+
+#: Thousands separators icpml's reader takes (``icpml.schema._GROUP_CHARS``).
+GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")
 
 #: Non-ASCII spaces the SQL folds like a space (NFKC does in :func:`spelling_key`): no-break,
 #: figure, narrow no-break and ideographic space (text pasted from web pages and CJK input).
@@ -99,12 +102,21 @@ def _column_schema(schema: dict | None, column: str) -> dict:
 
 
 def _number_format(info: dict) -> dict | None:
-    """How the source writes numbers of a numeric column (None: plain numbers)."""
-    if not (info.get("thousands") or info.get("decimal", ".") != "." or info.get("currency")
-            or info.get("percent")):
+    """How the exports read the text of a numeric column (None: plain numbers, no schema).
+
+    A column with a schema is read with currency signs dropped whether or not discovery saw
+    any, as :func:`icpml.schema.coerce` reads it (a prospect list's "$45" is 45 to ``icpml
+    score``; the filters must not read NULL there).
+    """
+    if not info:
         return None
-    return {"thousands": info.get("thousands"), "decimal": info.get("decimal") or ".",
-            "currency": bool(info.get("currency")), "percent": bool(info.get("percent"))}
+    decimal = info.get("decimal") or "."
+    # and every thousands separator icpml takes where it groups ("1,194", "1 200"), not only
+    # the one discovery saw (a separator where it does not group, "1,5", is no number to
+    # icpml but is dropped here: such cells differ)
+    return {"thousands": info.get("thousands"), "decimal": decimal, "currency": True,
+            "percent": bool(info.get("percent")),
+            "groups": tuple(g for g in GROUP_CHARS if g != decimal)}
 
 
 def _spellings(info: dict, truth: bool) -> list[str]:
@@ -246,8 +258,7 @@ class _SqlOps:
         if fmt is not None:  # clean the text as icpml read it: marks off, separators off
             x = sqlx.Trim(this=self.text(col))
             marks = [*(_CURRENCY_MARKS if fmt["currency"] else ()), *(("%",) if fmt["percent"] else ())]
-            if fmt["thousands"]:
-                marks.append(fmt["thousands"])
+            marks += fmt.get("groups") or ([fmt["thousands"]] if fmt["thousands"] else [])
             for m in marks:
                 x = self._replace(x, m, "")
             if fmt["decimal"] != ".":
@@ -349,8 +360,7 @@ class _PandasOps:
         # does not look like a number ('N/A', '-') is NaN, never a TypeError on a str column
         fmt = fmt or {"currency": False, "percent": False, "thousands": "", "decimal": "."}
         marks = [*(_CURRENCY_MARKS if fmt["currency"] else ()), *(("%",) if fmt["percent"] else ())]
-        if fmt["thousands"]:
-            marks.append(fmt["thousands"])
+        marks += fmt.get("groups") or ([fmt["thousands"]] if fmt["thousands"] else [])
         x = f'{self.col(col)}.astype("string")'
         if marks:
             rx = "|".join(re.escape(m) for m in marks)
