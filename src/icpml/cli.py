@@ -243,8 +243,7 @@ def _print_summary(run, elapsed: float, config_arg: str | None = None) -> None:
     if res.churn_model is not None:
         line += f"; churn model {auc(res.churn_model.holdout)}"
     _out(line)
-    for w in res.warnings:
-        _out(f"warning: {w}")
+    # res.warnings were logged as they arose (stderr, WARNING): not repeated here
     _out()
     if run.report_dir:
         _out(f"report:    {run.report_dir / 'report.html'}", always=True)
