@@ -211,7 +211,9 @@ def evaluate_criteria(cs: CriteriaSet, df: pd.DataFrame, cfg: Config) -> Criteri
     (coverage, best rate, lift with a bootstrap interval, churn inside vs
     outside, best customers wrongly excluded, one-sided Fisher p-value) and a
     q-value from the Benjamini-Hochberg (1995) correction across all of them.
-    The combined ICP and anti-ICP segments get the same evidence and a verdict.
+    The combined ICP and anti-ICP segments get the same evidence and a verdict. Every row
+    of ``df`` counts (discovery reports the same figures on its held-out rows only, so the
+    two differ on the table discovery ran on); the verdict's message says so.
 
     Parameters
     ----------
@@ -252,6 +254,8 @@ def evaluate_criteria(cs: CriteriaSet, df: pd.DataFrame, cfg: Config) -> Criteri
     out.verdict = {"icp_found": bool(out.icp and np.isfinite(lo) and lo > 1),
                    "message": (f"The ICP reaches the best cohort {out.icp_evidence['lift']:.2f}x as "
                                f"often as average (95% CI {lo:.2f}-{out.icp_evidence['lift_ci'][1]:.2f})"
+                               f" on all {len(df)} accounts of this table (discovery's own figures "
+                               "are on its held-out accounts only)"
                                if out.icp and np.isfinite(lo) else
                                "The ICP cannot be measured on this data (no matches or no intervals)")}
     return out
