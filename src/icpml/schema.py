@@ -77,9 +77,13 @@ MAX_CODE_VALUES = 10
 #: tiny table whose sizes repeat is not coded).
 CODE_ROWS_PER_VALUE = 5
 
-_GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")  # thousands separators seen in exports
-_CURRENCY = r"^[$€£¥]\s*|\s*[$€£¥]$|^(?:USD|EUR|GBP|CHF)\s*|\s*(?:USD|EUR|GBP|CHF)$"
-_HAS_CURRENCY = r"^\s*[-+(]?\s*(?:[$€£¥]|USD|EUR|GBP|CHF)|(?:[$€£¥]|USD|EUR|GBP|CHF)\s*\)?\s*$"
+#: Thousands separators seen in exports (the criteria's SQL and pandas filters drop them too).
+GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")
+#: Currency signs and codes a number may carry (dropped here and by the filters).
+CURRENCY_SIGNS, CURRENCY_CODES = ("$", "€", "£", "¥"), ("USD", "EUR", "GBP", "CHF")
+_MARK = "(?:[" + "".join(CURRENCY_SIGNS) + "]|" + "|".join(CURRENCY_CODES) + ")"
+_CURRENCY = rf"^{_MARK}\s*|\s*{_MARK}$"
+_HAS_CURRENCY = rf"^\s*[-+(]?\s*{_MARK}|{_MARK}\s*\)?\s*$"
 
 
 def _fold(value: object) -> str:
@@ -94,12 +98,12 @@ def _plain_fold(value: object) -> str:
 
 def _grouped_pattern(decimal: str) -> str:
     """A number whose integer part is grouped by thousands (one separator, not ``decimal``)."""
-    alts = "|".join(rf"\d{{1,3}}(?:{re.escape(g)}\d{{3}})+" for g in _GROUP_CHARS if g != decimal)
+    alts = "|".join(rf"\d{{1,3}}(?:{re.escape(g)}\d{{3}})+" for g in GROUP_CHARS if g != decimal)
     return rf"[+-]?(?:{alts})(?:{re.escape(decimal)}\d+)?"
 
 
 _GROUPED = {d: _grouped_pattern(d) for d in (".", ",")}
-_GROUP_STRIP = {d: "[" + re.escape("".join(g for g in _GROUP_CHARS if g != d)) + "]" for d in (".", ",")}
+_GROUP_STRIP = {d: "[" + re.escape("".join(g for g in GROUP_CHARS if g != d)) + "]" for d in (".", ",")}
 
 
 @dataclass(frozen=True)
@@ -375,7 +379,7 @@ def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
     u = t[todo].str.replace("\u2212", "-", regex=False)
     neg = u.str.fullmatch(r"\(.+\)").fillna(False).to_numpy(bool)
     u = u.mask(pd.Series(neg, index=u.index), u.str.slice(1, -1)).str.strip()
-    u = u.str.replace(r"^-\s*(?:[$€£¥]|USD|EUR|GBP|CHF)\s*", "-", regex=True)  # "-$12"
+    u = u.str.replace(rf"^-\s*{_MARK}\s*", "-", regex=True)  # "-$12"
     u = u.str.replace(_CURRENCY, "", regex=True).str.strip()
     u = u.str.replace(r"^-\s+", "-", regex=True).str.replace(r"^\+\s*", "", regex=True)
     if percent:
@@ -646,7 +650,7 @@ def _number_evidence(s: pd.Series) -> _NumberEvidence:
     for d in (".", ","):
         good = ~np.isnan(parsed[d])
         grouped = uniq[good][uniq[good].str.fullmatch(r".*\d" + _GROUP_STRIP[d] + r"\d{3}.*").fillna(False)]
-        seen = [ch for v in grouped for ch in str(v) if ch in _GROUP_CHARS and ch != d]
+        seen = [ch for v in grouped for ch in str(v) if ch in GROUP_CHARS and ch != d]
         thousands[d] = max(set(seen), key=seen.count) if seen else None
     return _NumberEvidence(n, ok, bool(diff.any()), sep, example, bool(percent), currency, thousands)
 

@@ -29,48 +29,15 @@ from icpml.data import spelling_key
 from icpml.errors import ConfigError, ExitCode
 
 duckdb = pytest.importorskip("duckdb")
-_MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP")
 
 
-# ----------------------------------------------------------------------------- reference
+# ----------------------------------------------------------------------------- helpers
 def _as_written(v) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v)
-
-
-def coerce(raw: pd.DataFrame, schema: dict) -> pd.DataFrame:
-    """The raw table as icpml reads it, following SCHEMA.md (reference, for the tests)."""
-    out = {}
-    for col, info in schema["columns"].items():
-        s = raw[col]
-        if info["kind"] == "numeric":
-            if pd.api.types.is_numeric_dtype(s):
-                out[col] = s.astype(float)
-                continue
-            t = s.astype("string").str.strip()
-            marks = [*(_MARKS if info.get("currency") else ()), *(("%",) if info.get("percent") else ())]
-            marks += [info["thousands"]] if info.get("thousands") else []
-            for m in marks:
-                t = t.str.replace(m, "", regex=False)
-            if info.get("decimal", ".") != ".":
-                t = t.str.replace(info["decimal"], ".", regex=False)
-            out[col] = pd.to_numeric(t.str.strip().mask(t.str.strip() == ""), errors="coerce").astype(float)
-        elif info["kind"] == "boolean":
-            t, f = set(info["true"]), set(info["false"])
-            out[col] = pd.array([pd.NA if pd.isna(v) else (True if spelling_key(_as_written(v)) in t else
-                                                           False if spelling_key(_as_written(v)) in f else pd.NA)
-                                 for v in s], dtype="boolean")
-        else:
-            by_key = {spelling_key(c): c for c in info["categories"]}
-            vals = []
-            for v in s:
-                k = None if pd.isna(v) else spelling_key(_as_written(v))
-                vals.append(pd.NA if not k else by_key.get(k, str(v)))
-            out[col] = pd.array(vals, dtype="string")
-    return pd.DataFrame(out, index=raw.index)
 
 
 def _as_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -456,7 +423,7 @@ def _criterion(draw, raw: pd.DataFrame, schema: dict, canon: list[str], kind: st
         vals = draw(st.sampled_from([("True",), ("False",)] + ([("True", MISSING), (MISSING,)] if op == "in" else [])))
         return Criterion(kind, col, op, values=vals)
     op = draw(st.sampled_from(["between", "<", "<=", ">", ">=", "is_missing"]))
-    seen = coerce(raw, schema)[col].dropna().tolist()
+    seen = _icpml_reads(raw, schema)[col].dropna().tolist()
     bound = st.sampled_from(seen) if seen and draw(st.integers(0, 3)) else st.integers(0, 50_000).map(float)
     lo, hi = sorted([draw(bound), draw(bound)])
     return Criterion(kind, col, op, low=lo if op in ("between", ">", ">=") else None,
@@ -576,10 +543,6 @@ def test_currency_signs_discovery_never_saw_read_alike_everywhere(typed):
 def test_grouped_numbers_discovery_never_saw_read_alike_everywhere():
     """'1,194' and '1 200' in a column learned from plain numbers: icpml reads 1194 and 1200;
     the filters read NULL (a newcomer's edge table)."""
-    from icpml.criteria.rule import GROUP_CHARS
-    from icpml.schema import _GROUP_CHARS
-
-    assert GROUP_CHARS == _GROUP_CHARS  # one list of separators for the reader and exports
     raw = pd.DataFrame({"emp": ["1,194", "1 200", "1\u00a0200", "1'200", "999", "12,345,678",
                                 "$1,500", None]})
     schema = {"version": 1, "columns": {

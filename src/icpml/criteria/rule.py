@@ -18,6 +18,7 @@ from sqlglot import expressions as sqlx
 from icpml._vocab import MISSING
 from icpml.data import spelling_key
 from icpml.errors import ConfigError
+from icpml.schema import CURRENCY_CODES, CURRENCY_SIGNS, GROUP_CHARS
 
 SCHEMA_VERSION = "1.0"
 
@@ -87,10 +88,7 @@ DEFAULT_DIALECT = "duckdb"
 _NUMBER_RX = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"  # ASCII digits, as SQL
 
 
-_CURRENCY_MARKS = ("$", "€", "£", "¥", "USD", "EUR", "GBP", "CHF")  # icpml.schema's
-
-#: Thousands separators icpml's reader takes (``icpml.schema._GROUP_CHARS``).
-GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")
+_CURRENCY_MARKS = (*CURRENCY_SIGNS, *CURRENCY_CODES)  # as icpml.schema reads numbers
 
 #: Non-ASCII spaces the SQL folds like a space (NFKC does in :func:`spelling_key`): no-break,
 #: figure, narrow no-break and ideographic space (text pasted from web pages and CJK input).
@@ -102,21 +100,21 @@ def _column_schema(schema: dict | None, column: str) -> dict:
 
 
 def _number_format(info: dict) -> dict | None:
-    """How the exports read the text of a numeric column (None: plain numbers, no schema).
+    """How the exports read the text of a numeric column: ``marks`` to drop and its
+    ``decimal`` separator (None: no schema, plain numbers).
 
-    A column with a schema is read with currency signs dropped whether or not discovery saw
-    any, as :func:`icpml.schema.coerce` reads it (a prospect list's "$45" is 45 to ``icpml
-    score``; the filters must not read NULL there).
+    As :func:`icpml.schema.coerce` reads it, whatever discovery saw: currency signs and
+    every thousands separator other than the decimal one are dropped (a prospect list's
+    "$45" or "1,194" is a number to ``icpml score``; the filters must not read NULL there).
+    A separator where it does not group ("1,5") is no number to icpml but is dropped here:
+    such cells differ.
     """
     if not info:
         return None
     decimal = info.get("decimal") or "."
-    # and every thousands separator icpml takes where it groups ("1,194", "1 200"), not only
-    # the one discovery saw (a separator where it does not group, "1,5", is no number to
-    # icpml but is dropped here: such cells differ)
-    return {"thousands": info.get("thousands"), "decimal": decimal, "currency": True,
-            "percent": bool(info.get("percent")),
-            "groups": tuple(g for g in GROUP_CHARS if g != decimal)}
+    marks = [*_CURRENCY_MARKS, *(("%",) if info.get("percent") else ()),
+             *(g for g in GROUP_CHARS if g != decimal)]
+    return {"marks": marks, "decimal": decimal}
 
 
 def _spellings(info: dict, truth: bool) -> list[str]:
@@ -257,9 +255,7 @@ class _SqlOps:
         x = self.col(col)
         if fmt is not None:  # clean the text as icpml read it: marks off, separators off
             x = sqlx.Trim(this=self.text(col))
-            marks = [*(_CURRENCY_MARKS if fmt["currency"] else ()), *(("%",) if fmt["percent"] else ())]
-            marks += fmt.get("groups") or ([fmt["thousands"]] if fmt["thousands"] else [])
-            for m in marks:
+            for m in fmt["marks"]:
                 x = self._replace(x, m, "")
             if fmt["decimal"] != ".":
                 x = self._replace(x, fmt["decimal"], ".")
@@ -358,12 +354,10 @@ class _PandasOps:
     def num(self, col: str, fmt: dict | None) -> str:
         # without a number format the text is still parsed like the SQL's cast: a cell that
         # does not look like a number ('N/A', '-') is NaN, never a TypeError on a str column
-        fmt = fmt or {"currency": False, "percent": False, "thousands": "", "decimal": "."}
-        marks = [*(_CURRENCY_MARKS if fmt["currency"] else ()), *(("%",) if fmt["percent"] else ())]
-        marks += fmt.get("groups") or ([fmt["thousands"]] if fmt["thousands"] else [])
+        fmt = fmt or {"marks": [], "decimal": "."}
         x = f'{self.col(col)}.astype("string")'
-        if marks:
-            rx = "|".join(re.escape(m) for m in marks)
+        if fmt["marks"]:
+            rx = "|".join(re.escape(m) for m in fmt["marks"])
             x += f".str.replace({json.dumps(rx, ensure_ascii=False)}, \"\", regex=True)"
         if fmt["decimal"] != ".":
             x += f'.str.replace({json.dumps(fmt["decimal"])}, ".", regex=False)'
