@@ -457,18 +457,12 @@ def coerce_bool(s: pd.Series) -> pd.Series | None:
     """
     if pd.api.types.is_bool_dtype(s):
         return s.astype("boolean")
-    nonnull = s.dropna()
-    if nonnull.empty:
+    if s.dropna().empty or _not_boolean(s):
         return None
     if pd.api.types.is_numeric_dtype(s):
-        if set(np.unique(nonnull.to_numpy())) <= {0, 1}:
-            return s.map(lambda v: pd.NA if pd.isna(v) else bool(v)).astype("boolean")
-        return None
-    text = nonnull.astype(str).str.strip().str.lower()
-    if set(text.unique()) <= _TRUE | _FALSE:
-        out = s.astype("string").str.strip().str.lower()
-        return out.map(lambda v: pd.NA if pd.isna(v) else v in _TRUE).astype("boolean")
-    return None
+        return s.map(lambda v: pd.NA if pd.isna(v) else bool(v)).astype("boolean")
+    out = s.astype("string").str.strip().str.lower()
+    return out.map(lambda v: pd.NA if pd.isna(v) else v in _TRUE).astype("boolean")
 
 
 def _not_boolean(s: pd.Series) -> list:
