@@ -218,3 +218,27 @@ def test_trusted_must_name_a_feature():
         config_from_dict(base)
     base["columns"]["trusted"] = ["a"]
     assert config_from_dict(base).columns.trusted == ["a"]
+
+
+def test_category_text_stays_small_with_one_very_long_value():
+    """The encoder's input is fixed-width unicode only when every value is short: one
+    20,000-character cell in a 30,000-row column made it 2.4 GB; the one-hot encoding is the
+    same either way."""
+    import numpy as np
+    import pandas as pd
+
+    from icpml.features import _as_text, make_preprocessor
+
+    short = pd.DataFrame({"c": pd.array(["SaaS", "Media", None] * 10_000, dtype="string")})
+    long_ = short.copy()
+    long_.iloc[0, 0] = "z" * 20_000
+    assert _as_text(short).dtype.kind == "U"
+    text = _as_text(long_)
+    assert text.dtype == object and text.nbytes < 1_000_000
+    # fitted on either table, the rows they share are encoded alike (the long value alone
+    # adds the infrequent column)
+    a = make_preprocessor({"c": "categorical"}, ["c"], min_frequency=5).fit(short)
+    b = make_preprocessor({"c": "categorical"}, ["c"], min_frequency=5).fit(long_)
+    enc_a, enc_b = a.transform(short.iloc[1:]), b.transform(short.iloc[1:])
+    assert enc_b.shape[1] == enc_a.shape[1] + 1 and not enc_b[:, -1].any()
+    np.testing.assert_array_equal(enc_a, enc_b[:, :-1])
