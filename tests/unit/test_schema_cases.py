@@ -60,6 +60,17 @@ def test_score_thousands_skew():
     assert not a["data_issues"].str.contains("not a number").any()
     # and as discovery itself scored those accounts
     assert np.abs(a["fit_score"].to_numpy() - res.scored["fit_score"].to_numpy()).max() <= 1e-12
+    # the exported SQL and pandas filters read "2,247" and "$21.72" as icpml does: they keep
+    # the rows `icpml score` marks, in the file as written (a value read one way in scoring
+    # and another in the exports is the same kind of skew)
+    from test_exports import _icpml_reads, _marks, assert_exports_select
+
+    cs = res.criteria
+    as_written = pd.read_csv(folder / "accounts.csv")
+    marks = _marks(cs, _icpml_reads(as_written, cs.schema))
+    assert marks["icp"] == np.flatnonzero(a["icp_match"].astype(str) == "True").tolist()
+    assert marks["icp"] and marks["anti_icp"]
+    assert_exports_select(cs, as_written, marks)
 
 
 @pytest.mark.integration  # a full discovery of the case
