@@ -1028,13 +1028,19 @@ def main(prog_name: str | None = None) -> None:
     try:
         app(prog_name=prog_name or "icpml")
     except SystemExit as done:
+        if _State.terminated and done.code == 130:
+            # a SIGTERM before any command ran (while the command line was parsed): click
+            # turned it into its Ctrl-C exit, 130, without a word (a SIGTERM once a run is
+            # recorded keeps that run's exit code, see _finish)
+            typer.echo(f"interrupted: {_interrupted_state()}", err=True)
+            done = SystemExit(Interrupted.exit_code)
         if _State.exit_now:
             _exit_now(done.code)
         try:  # the command is over: a SIGTERM during the interpreter's teardown (1-2 s)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # would only turn its exit code to 143
         except ValueError:  # not the main thread
             pass
-        raise
+        raise done from None
 
 
 def _exit_now(code) -> None:
