@@ -53,7 +53,9 @@ in three steps that never share rows:
    the best cell of the 2x2 the parts form and fits each part given the other.
    The search is cross-fitted (:func:`crossfit_pairs`): run again on K folds, each
    pair is judged on the rows its fold's search did not see, so every account is
-   evidence once. Step 2 then also builds an ICP that starts with the best pair
+   evidence once; the search itself is judged by each fold's own top pair on its
+   left-out rows, one honest hypothesis however many column pairs and shapes it
+   tried (what lets a pair lead an ICP the greedy left empty). Step 2 then also builds an ICP that starts with the best pair
    significant out of fold and lets the greedy work within it (a pair covering a
    few percent of the accounts is too rare among the few hundred selection rows of
    a 2k-customer table to pass there), and keeps it instead of the plain greedy's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -855,31 +856,62 @@ PAIR_BANDS_FROM = 2_000
 PAIR_FOLDS = 5
 
 
+class PairSearch(NamedTuple):
+    """Result of :func:`crossfit_pairs`.
+
+    Attributes
+    ----------
+    pairs : list of Criterion
+        The pairs found on all of the rows, best (by WRAcc) first.
+    p_oof : list of float
+        Each pair's out-of-fold p-value with its column pair fixed (a selection gate at
+        plain ``alpha``: the column pair was chosen on every row), same order.
+    searched : int
+        Column pairs searched (hypotheses, for the multiple-testing correction).
+    p_top : float
+        Out-of-fold p-value of the *search itself*: each fold's own top pair judged its
+        left-out rows, so no row judged a choice it took part in; valid at plain
+        ``alpha`` whatever the number of column pairs searched. 1.0 unless ``pairs[0]``
+        is on the column pair most folds put first.
+    """
+
+    pairs: list[Criterion]
+    p_oof: list[float]
+    searched: int
+    p_top: float
+
+
 def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
                    rows: pd.DataFrame, is_best: np.ndarray, clear: np.ndarray,
                    cfg: CriteriaConfig, *, n_folds: int = PAIR_FOLDS, seed: int = 0
-                   ) -> tuple[list[Criterion], list[float], int]:
+                   ) -> PairSearch:
     """:func:`icp_pair_candidates` on all of ``rows``, each pair judged out of fold.
 
     A pure interaction covers a few percent of the accounts; on the selection rows of a
     1.5k-4k customer table (a few hundred) the pair found on the training rows holds a
     dozen or two of them, too few for the greedy selection's test to pass, although the
     search itself found it. Here the search and its test share the rows by K-fold
-    cross-fitting, so every row serves as evidence once and none judges a pair it chose:
+    cross-fitting, so every row serves as evidence once:
 
     * the pairs: :func:`icp_pair_candidates` on every row of ``rows`` (the returned
       criteria, with their cuts);
     * for each of ``n_folds`` folds (stratified by ``is_best``, seeded): the same search
-      on the other folds; where it returns a pair on the same two columns as a final
-      pair, that fold's pair (its own cuts) decides the left-out rows' membership (rows of
-      folds without one count as not matching);
-    * a final pair's out-of-fold p-value: one-sided Fisher test that the pooled
-      out-of-fold members within ``clear`` reach the best cohort more often than the
-      other rows within ``clear``. Its pair must also have been found in a majority of
-      the folds; otherwise its p-value is 1. Like the greedy selection's per-candidate
-      test, this is a selection gate at plain ``alpha``, not the correction: the
-      confirmation on held-out (or outer cross-fitted) rows corrects for every
-      candidate and every column pair searched.
+      on the other folds;
+    * the search's own test (``p_top``): each fold's top pair, whatever its columns,
+      decides its left-out rows' membership (rows of a fold that found none count as
+      outside); one-sided Fisher test that the pooled members within ``clear`` reach
+      the best cohort more often than the other rows within ``clear``. No row judges a
+      choice (of columns, shapes or cuts) it took part in, so this is one honest
+      hypothesis however many column pairs were searched: the cross-validated
+      estimate of the search, as for any learner (the reported pair is the search on
+      every row, and must be on the column pair a majority of folds put first, or
+      ``p_top`` is 1);
+    * each final pair's own out-of-fold p-value (``p_oof``): where a fold's search
+      returns a pair on the same two columns, that fold's pair (its own cuts) decides the
+      left-out rows, tested as above; 1 unless a majority of the folds found it. Its
+      column pair was chosen on every row, so this is a selection gate at plain
+      ``alpha``; the confirmation on held-out (or outer cross-fitted) rows corrects for
+      every candidate and every column pair searched.
 
     The column ranking (mean |SHAP| of ``expl``) is shared by the folds: it only decides
     which columns are paired, not where the pairs cut. So is the choice of shapes: interior
@@ -904,12 +936,7 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
 
     Returns
     -------
-    pairs : list of Criterion
-        The pairs found on all of ``rows``, best (by WRAcc) first.
-    p_oof : list of float
-        Each pair's out-of-fold p-value, same order.
-    n_searched : int
-        Column pairs searched (hypotheses, for the multiple-testing correction).
+    PairSearch
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -922,23 +949,30 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
     pairs, searched = icp_pair_candidates(expl, kinds, allowed, rows, y, clear, cfg, bands=bands)
     k = min(n_folds, int(y.sum()), int((~y).sum()))
     if not pairs or k < 2:
-        return pairs, [1.0] * len(pairs), searched
+        return PairSearch(pairs, [1.0] * len(pairs), searched, 1.0)
     oof = {tuple(c.columns): np.zeros(len(rows), dtype=bool) for c in pairs}
     hits = dict.fromkeys(oof, 0)
+    top = np.zeros(len(rows), dtype=bool)
+    firsts: list[tuple[str, ...]] = []
     kf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for tr, te in kf.split(np.zeros(len(y)), y):
         found, _ = icp_pair_candidates(expl, kinds, allowed, rows.iloc[tr], y[tr], clear[tr], cfg,
                                        bands=bands)
+        if found:
+            firsts.append(tuple(found[0].columns))
+            top[te] = found[0].mask(rows.iloc[te]).to_numpy(bool)
         for c in found:
             cols = tuple(c.columns)
             if cols in oof:
                 hits[cols] += 1
                 oof[cols][te] = c.mask(rows.iloc[te]).to_numpy(bool)
-    p_oof = []
-    for c in pairs:
-        m, cols = oof[tuple(c.columns)], tuple(c.columns)
+
+    def p_of(m: np.ndarray) -> float:
         inside, outside = clear & m, clear & ~m
-        p = _fisher_greater(int(y[inside].sum()), int(inside.sum()), int(y[outside].sum()),
-                            int(outside.sum()))
-        p_oof.append(p if 2 * hits[cols] > k else 1.0)
-    return pairs, p_oof, searched
+        return _fisher_greater(int(y[inside].sum()), int(inside.sum()), int(y[outside].sum()),
+                               int(outside.sum()))
+
+    p_oof = [p_of(oof[tuple(c.columns)]) if 2 * hits[tuple(c.columns)] > k else 1.0
+             for c in pairs]
+    p_top = p_of(top) if 2 * firsts.count(tuple(pairs[0].columns)) > k else 1.0
+    return PairSearch(pairs, p_oof, searched, p_top)

@@ -450,13 +450,11 @@ def select_criteria(fit_expl: GroupedShap, churn_expl: GroupedShap | None,
         else:
             rows, cohort = select, select_cohort
         # against an empty greedy the comparison below is vacuous (any pair beats nothing):
-        # the pair must then pass Bonferroni over the column pairs searched on its own, or
-        # every fold of a cross-fitted null table proposes its chance pair and the out-of-fold
-        # test of that one hypothesis is a plain alpha-level coin
+        # the lead must then pass a test that no row it was chosen on took part in
         if icp:
             use_led = _conjunction_p(led, anti, rows, cohort) < _conjunction_p(icp, anti, rows, cohort)
         else:
-            use_led = p_pairs[0] < cfg.alpha / max(n_pairs, 1)
+            use_led = p_pairs[0] < cfg.alpha
         if use_led:
             icp = led
         elif alternative is not None:
@@ -492,9 +490,12 @@ def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str
     that starts with the first pair and lets the greedy work within it. Against a
     greedy ICP, the pair's ICP is kept when its whole segment is the more significant on
     the refinement rows (one-sided Fisher among accounts no exclusion removes,
-    :func:`_conjunction_p`). Against an empty greedy ICP, when the pair's out-of-fold
-    p-value is below ``alpha`` divided by the column pairs searched (Bonferroni: a chance
-    pair rarely gets there). Otherwise the greedy's. (The Bonferroni pass once also
+    :func:`_conjunction_p`). Against an empty greedy ICP (where any pair beats nothing),
+    when the lead passes one honest test at ``alpha``: the search's own out-of-fold test
+    (``p_top`` of :func:`crossfit_pairs`: each fold's top pair judged its left-out rows)
+    when the lead is the search's top pair, else its column pair's out-of-fold p-value
+    times the column pairs searched (Bonferroni: that test reuses the rows the column
+    pair was chosen on). Otherwise the greedy's. (The Bonferroni pass once also
     overrode a non-empty greedy ICP: a proxy pair, revenue band and intent, replaced a
     product's planted three-condition ICP.)
     (Always starting with the pair let a chance pair crowd out a conjunctive ICP whose
@@ -502,16 +503,22 @@ def _pair_search(fit_expl: GroupedShap, kinds: dict[str, str], allowed: list[str
     confirmation still judges them, with the column pairs searched counted in the
     Benjamini-Hochberg family.
 
-    Returns the kept pairs, their out-of-fold p-values and the number of column pairs
+    Returns the kept pairs (out-of-fold p-value or lead p-value below ``alpha``), lead
+    first, their lead p-values as above (ascending), and the number of column pairs
     searched."""
     rows, cohort = select, select_cohort
     if refine_rows is not None and refine_cohort is not None:
         rows, cohort = refine_rows, refine_cohort
     clear = _unexcluded(anti, rows).to_numpy(bool)
-    pairs, p_oof, searched = crossfit_pairs(fit_expl, kinds, allowed, rows,
-                                            (cohort == BEST).to_numpy(bool), clear, cfg)
-    kept = sorted((p, i) for i, p in enumerate(p_oof) if p < cfg.alpha)
-    return [pairs[i] for _, i in kept], [p for p, _ in kept], searched
+    found = crossfit_pairs(fit_expl, kinds, allowed, rows, (cohort == BEST).to_numpy(bool),
+                           clear, cfg)
+    # the lead's single-hypothesis p: the search's own out-of-fold test when it stands for
+    # the top pair, else the column pair's test made honest by Bonferroni over the searched
+    lead_p = [found.p_top if i == 0 and found.p_top < cfg.alpha
+              else min(1.0, p * max(found.searched, 1)) for i, p in enumerate(found.p_oof)]
+    kept = sorted((lead_p[i], p, i) for i, p in enumerate(found.p_oof)
+                  if p < cfg.alpha or lead_p[i] < cfg.alpha)
+    return ([found.pairs[i] for _, _, i in kept], [lp for lp, _, _ in kept], found.searched)
 
 
 def _conjunction_p(icp: list[Criterion], anti: list[Criterion], rows: pd.DataFrame,
