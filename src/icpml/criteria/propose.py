@@ -859,7 +859,7 @@ PAIR_FOLDS = 5
 class PairSearch(NamedTuple):
     """Result of :func:`crossfit_pairs`.
 
-    Attributes
+    Parameters
     ----------
     pairs : list of Criterion
         The pairs found on all of the rows, best (by WRAcc) first.
