@@ -102,8 +102,13 @@ def _grouped_pattern(decimal: str) -> str:
     return rf"[+-]?(?:{alts})(?:{re.escape(decimal)}\d+)?"
 
 
-_GROUPED = {d: _grouped_pattern(d) for d in (".", ",")}
-_GROUP_STRIP = {d: "[" + re.escape("".join(g for g in GROUP_CHARS if g != d)) + "]" for d in (".", ",")}
+#: Per decimal separator: a number grouped by thousands (fullmatch), and the class of its
+#: grouping characters. The criteria's pandas and SQL filters use the same two patterns.
+GROUPED_NUMBER = {d: _grouped_pattern(d) for d in (".", ",")}
+GROUP_CLASS = {d: "[" + re.escape("".join(g for g in GROUP_CHARS if g != d)) + "]" for d in (".", ",")}
+_GROUPED, _GROUP_STRIP = GROUPED_NUMBER, GROUP_CLASS
+#: A currency mark at either end of a number (dropped) and one after a leading minus.
+CURRENCY_END, CURRENCY_AFTER_MINUS = _CURRENCY, rf"^-\s*{_MARK}\s*"
 
 
 @dataclass(frozen=True)
@@ -379,7 +384,7 @@ def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
     u = t[todo].str.replace("\u2212", "-", regex=False)
     neg = u.str.fullmatch(r"\(.+\)").fillna(False).to_numpy(bool)
     u = u.mask(pd.Series(neg, index=u.index), u.str.slice(1, -1)).str.strip()
-    u = u.str.replace(rf"^-\s*{_MARK}\s*", "-", regex=True)  # "-$12"
+    u = u.str.replace(CURRENCY_AFTER_MINUS, "-", regex=True)  # "-$12"
     u = u.str.replace(_CURRENCY, "", regex=True).str.strip()
     u = u.str.replace(r"^-\s+", "-", regex=True).str.replace(r"^\+\s*", "", regex=True)
     if percent:

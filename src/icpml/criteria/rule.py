@@ -18,7 +18,15 @@ from sqlglot import expressions as sqlx
 from icpml._vocab import MISSING
 from icpml.data import spelling_key
 from icpml.errors import ConfigError
-from icpml.schema import CURRENCY_CODES, CURRENCY_SIGNS, GROUP_CHARS
+from icpml.schema import (
+    CURRENCY_AFTER_MINUS,
+    CURRENCY_CODES,
+    CURRENCY_END,
+    CURRENCY_SIGNS,
+    GROUP_CHARS,
+    GROUP_CLASS,
+    GROUPED_NUMBER,
+)
 
 SCHEMA_VERSION = "1.0"
 
@@ -90,9 +98,26 @@ _NUMBER_RX = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"  # ASCII
 
 _CURRENCY_MARKS = (*CURRENCY_SIGNS, *CURRENCY_CODES)  # as icpml.schema reads numbers
 
+#: Text of the characters ``0-9 . e E + -`` that is no number (:data:`_NUMBER_RX`), as GLOB
+#: patterns DuckDB and SQLite read alike: a sign after a digit or a sign, two dots, two
+#: exponents, a dot in the exponent, an exponent without digits before or after it, a
+#: trailing sign. Exactly :data:`_NUMBER_RX` with a digit, on every such text up to 6
+#: characters (the portable SQL's cast must not meet '1-2': DuckDB raises, SQLite reads 1).
+_NOT_A_NUMBER = ("*[0-9.][+-]*", "*[+-][+-]*", "*.*.*", "*[eE]*[eE]*", "*[eE]*.*", "[eE]*",
+                 "[+-][eE]*", ".[eE]*", "[+-].[eE]*", "*[eE]", "*[eE][+-]", "*[+-]")
+
 #: Non-ASCII spaces the SQL folds like a space (NFKC does in :func:`spelling_key`): no-break,
 #: figure, narrow no-break and ideographic space (text pasted from web pages and CJK input).
 _WIDE_SPACES = (0xA0, 0x2007, 0x202F, 0x3000)
+
+
+#: Whitespace the SQL strips around a number, as Python's ``str.strip`` in icpml's reader
+#: does: tab, space and the Unicode space separators ("-\\u00a012" is -12). Line breaks and
+#: other control characters are left out: they would break the exported SQL's lines.
+_SQL_SPACES = "\t " + "".join(map(chr, (0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F,
+                                        0x3000)))
+#: The same as a bracket expression (``\\s``: the ASCII ones, in RE2 and POSIX alike).
+_RX_SPACE = "[\\s" + _SQL_SPACES[2:] + "]"
 
 
 def _column_schema(schema: dict | None, column: str) -> dict:
@@ -100,21 +125,26 @@ def _column_schema(schema: dict | None, column: str) -> dict:
 
 
 def _number_format(info: dict) -> dict | None:
-    """How the exports read the text of a numeric column: ``marks`` to drop and its
-    ``decimal`` separator (None: no schema, plain numbers).
+    """How the exports read the text of a numeric column (None: no schema, plain numbers).
 
-    As :func:`icpml.schema.coerce` reads it, whatever discovery saw: currency signs and
-    every thousands separator other than the decimal one are dropped (a prospect list's
-    "$45" or "1,194" is a number to ``icpml score``; the filters must not read NULL there).
-    A separator where it does not group ("1,5") is no number to icpml but is dropped here:
-    such cells differ.
+    As :func:`icpml.schema.coerce` reads it, whatever discovery saw: ``currency`` marks
+    around the number, a trailing ``%`` when the column had them (``percent``), grouping
+    characters other than the ``decimal`` one where they group thousands, a Unicode minus
+    and an accounting negative ``(12)``. A prospect list's "$45", "1,194" or "(1,200)" is a
+    number to ``icpml score``; the filters must not read NULL or another number there.
     """
     if not info:
         return None
-    decimal = info.get("decimal") or "."
-    marks = [*_CURRENCY_MARKS, *(("%",) if info.get("percent") else ()),
-             *(g for g in GROUP_CHARS if g != decimal)]
-    return {"marks": marks, "decimal": decimal}
+    return {"currency": list(_CURRENCY_MARKS), "percent": bool(info.get("percent")),
+            "decimal": info.get("decimal") or "."}
+
+
+def _sql_grouped(decimal: str) -> str:
+    """:data:`icpml.schema.GROUPED_NUMBER` as a regular expression SQL engines read alike
+    (RE2, POSIX, ICU, Java): ASCII digits, plain groups, no escapes but the dot."""
+    esc = {".": "\\."}
+    alts = "|".join(f"[0-9]{{1,3}}({esc.get(g, g)}[0-9]{{3}})+" for g in GROUP_CHARS if g != decimal)
+    return f"^[+-]?({alts})({esc.get(decimal, decimal)}[0-9]+)?$"
 
 
 def _spellings(info: dict, truth: bool) -> list[str]:
@@ -251,25 +281,86 @@ class _SqlOps:
             self._folded[col] = sqlx.Lower(this=sqlx.Trim(this=t))
         return self._folded[col].copy()
 
+    def _strip(self, x: sqlx.Expression) -> sqlx.Expression:
+        """``x`` without Python's leading and trailing whitespace (:data:`_RX_SPACE`): a
+        regular expression where the dialect has them, else ``TRIM`` of those characters."""
+        if not self.regex:
+            return sqlx.Trim(this=x, expression=sqlx.Literal.string(_SQL_SPACES))
+        for rx in (f"^{_RX_SPACE}+", f"{_RX_SPACE}+$"):
+            x = sqlx.RegexpReplace(this=x, expression=sqlx.Literal.string(rx),
+                                   replacement=sqlx.Literal.string(""))
+        return x
+
     def num(self, col: str, fmt: dict | None) -> sqlx.Expression:
-        x = self.col(col)
-        if fmt is not None:  # clean the text as icpml read it: marks off, separators off
-            x = sqlx.Trim(this=self.text(col))
-            for m in fmt["marks"]:
-                x = self._replace(x, m, "")
+        x, sign = self.col(col), None
+        if fmt is not None:  # clean the text as icpml reads it (see _number_format)
+            t = self._replace(self._strip(self.text(col)), "\u2212", "-")
+            paren = sqlx.Like(this=t.copy(), expression=sqlx.Literal.string("(_%)"))
+            sign = sqlx.Case(ifs=[sqlx.If(this=paren, true=sqlx.Literal.number(-1))],
+                             default=sqlx.Literal.number(1))
+            inner = self._strip(sqlx.Substring(this=t.copy(), start=sqlx.Literal.number(2),
+                                               length=sqlx.Sub(this=sqlx.Length(this=t.copy()),
+                                                               expression=sqlx.Literal.number(2))))
+            x = sqlx.Case(ifs=[sqlx.If(this=paren.copy(), true=inner)], default=t)
+            if self.regex:  # currency marks at either end only, as icpml (no "1$1" -> 11)
+                marks, sp = "(" + "|".join(re.escape(m) for m in fmt["currency"]) + ")", _RX_SPACE
+                for rx, to in ((f"^-{sp}*{marks}{sp}*", "-"), (f"^{marks}{sp}*", ""),
+                               (f"{sp}*{marks}$", ""), (f"^-{sp}+", "-"), (f"^\\+{sp}*", ""),
+                               *([(f"{sp}*%$", "")] if fmt["percent"] else [])):
+                    x = sqlx.RegexpReplace(this=self._strip(x), expression=sqlx.Literal.string(rx),
+                                           replacement=sqlx.Literal.string(to))
+            else:
+                # no regular expressions (portable, SQLite, whose parser nests ~30 calls deep):
+                # a leading minus goes into the sign, then marks and spaces are trimmed off
+                # both ends (the letters of the currency codes, as a set)
+                x = sqlx.Trim(this=x, expression=sqlx.Literal.string("+" + _SQL_SPACES),
+                              position="LEADING")
+                minus = sqlx.Like(this=x.copy(), expression=sqlx.Literal.string("-%"))
+                sign = sqlx.Mul(this=sign, expression=sqlx.Case(
+                    ifs=[sqlx.If(this=minus, true=sqlx.Literal.number(-1))],
+                    default=sqlx.Literal.number(1)))
+                ends = "".join(dict.fromkeys("".join(fmt["currency"]))) + _SQL_SPACES
+                x = sqlx.Trim(this=x, expression=sqlx.Literal.string("-" + ends), position="LEADING")
+                x = sqlx.Trim(this=x, expression=sqlx.Literal.string(
+                    ends + ("%" if fmt["percent"] else "")), position="TRAILING")
+            groups = [g for g in GROUP_CHARS if g != fmt["decimal"]]
+            stripped = x.copy()
+            for g in groups:
+                stripped = self._replace(stripped, g, "")
+            if self.regex:  # separators only where they group thousands; elsewhere no number
+                grouped = sqlx.RegexpLike(this=x.copy(), expression=sqlx.Literal.string(
+                    _sql_grouped(fmt["decimal"])))
+                stray = sqlx.RegexpLike(this=x.copy(), expression=sqlx.Literal.string(
+                    "[" + "".join(groups) + "]"))
+                x = sqlx.Case(ifs=[sqlx.If(this=grouped, true=stripped),
+                                   sqlx.If(this=stray, true=sqlx.Null())], default=x)
+            else:  # portable / SQLite: no regular expressions; every separator is dropped
+                x = stripped
             if fmt["decimal"] != ".":
                 x = self._replace(x, fmt["decimal"], ".")
-            x = sqlx.Trim(this=x)
+            x = self._strip(x)
         if self.try_cast:
-            return sqlx.TryCast(this=x, to=self._DOUBLE.copy())
-        # cast only what looks like a number (CAST('abc' AS REAL) is 0 in SQLite, an error elsewhere)
-        t = sqlx.Trim(this=sqlx.Cast(this=x.copy(), to=self._TEXT.copy()))
-        ok = sqlx.and_(sqlx.NEQ(this=t, expression=sqlx.Literal.string("")),
-                      sqlx.EQ(this=sqlx.Trim(this=t.copy(), expression=sqlx.Literal.string(self._DIGITS)),
-                             expression=sqlx.Literal.string("")),
-                      sqlx.NEQ(this=sqlx.Trim(this=t.copy(), expression=sqlx.Literal.string(".eE+-")),
-                              expression=sqlx.Literal.string("")))
-        return sqlx.Case(ifs=[sqlx.If(this=ok, true=sqlx.Cast(this=x, to=self._DOUBLE.copy()))])
+            value = sqlx.TryCast(this=x, to=self._DOUBLE.copy())
+        else:
+            # cast only what looks like a number (CAST('abc' AS REAL) is 0 in SQLite, an error
+            # elsewhere); cleaned text is trimmed text already (SQLite's parser nests ~30 deep)
+            t = x.copy() if fmt is not None else sqlx.Trim(this=sqlx.Cast(this=x.copy(),
+                                                                          to=self._TEXT.copy()))
+            ok = sqlx.and_(sqlx.NEQ(this=t, expression=sqlx.Literal.string("")),
+                          sqlx.EQ(this=sqlx.Trim(this=t.copy(), expression=sqlx.Literal.string(self._DIGITS)),
+                                 expression=sqlx.Literal.string("")),
+                          sqlx.NEQ(this=sqlx.Trim(this=t.copy(), expression=sqlx.Literal.string(".eE+-")),
+                                  expression=sqlx.Literal.string("")),
+                          sqlx.Not(this=sqlx.Paren(this=sqlx.or_(*(
+                              sqlx.Glob(this=t.copy(), expression=sqlx.Literal.string(g))
+                              for g in _NOT_A_NUMBER)))))
+            value = sqlx.Case(ifs=[sqlx.If(this=ok, true=sqlx.Cast(this=x, to=self._DOUBLE.copy()))])
+        if sign is None:
+            return value
+        if self.portable or self.dialect in ("duckdb", "sqlite"):  # '1e400': infinite, no number
+            for inf in ("1e999", "-1e999"):
+                value = sqlx.Nullif(this=value, expression=sqlx.Literal.number(inf))
+        return sqlx.Paren(this=sqlx.Mul(this=value, expression=sign))
 
     def cmp(self, x: sqlx.Expression, op: str, bound: float) -> sqlx.Expression:
         return _COMPARE[op][1](this=x, expression=sqlx.Literal.number(_sqlnum(bound)))
@@ -354,15 +445,29 @@ class _PandasOps:
     def num(self, col: str, fmt: dict | None) -> str:
         # without a number format the text is still parsed like the SQL's cast: a cell that
         # does not look like a number ('N/A', '-') is NaN, never a TypeError on a str column
-        fmt = fmt or {"marks": [], "decimal": "."}
-        x = f'{self.col(col)}.astype("string")'
-        if fmt["marks"]:
-            rx = "|".join(re.escape(m) for m in fmt["marks"])
-            x += f".str.replace({json.dumps(rx, ensure_ascii=False)}, \"\", regex=True)"
-        if fmt["decimal"] != ".":
-            x += f'.str.replace({json.dumps(fmt["decimal"])}, ".", regex=False)'
-        rx = f"^({_NUMBER_RX[1:-1]})$"
-        return x + f'.str.strip().str.extract({json.dumps(rx)}, expand=False).astype("float")'
+        number = json.dumps(f"^({_NUMBER_RX[1:-1]})$")
+        if fmt is None:
+            return f'{self.col(col)}.astype("string").str.strip().str.extract({number}, expand=False).astype("float")'
+
+        def sub(pattern: str, repl: str = "") -> str:
+            return f".str.replace({json.dumps(pattern, ensure_ascii=False)}, {json.dumps(repl)}, regex=True)"
+
+        # the steps of icpml.schema._parse_numbers, with its patterns
+        t = f'{self.col(col)}.astype("string").str.strip()' + sub("\u2212", "-")
+        paren = r"^\((.+)\)$"
+        sign = f'(1 - 2 * {t}.str.fullmatch({json.dumps(paren)}).fillna(False).astype("float"))'
+        x = t + sub(paren, r"\1") + ".str.strip()" + sub(CURRENCY_AFTER_MINUS, "-")
+        x += sub(CURRENCY_END) + ".str.strip()" + sub(r"^-\s+", "-") + sub(r"^\+\s*")
+        if fmt["percent"]:
+            x += sub(r"\s*%$")
+        d = fmt["decimal"]
+        # separators only where they group thousands; elsewhere the cell is no number ("1,5")
+        x += sub(f"^(?!(?:{GROUPED_NUMBER[d]})$).*{GROUP_CLASS[d]}.*$", "x") + sub(GROUP_CLASS[d])
+        if d != ".":
+            x += f'.str.replace({json.dumps(d)}, ".", regex=False)'
+        # an overflowing '1e400' is no number to icpml ("infinite"), not inf
+        return (f'({x}.str.extract({number}, expand=False).astype("float")'
+                f'.replace([1e999, -1e999], 0 * 1e999) * {sign})')
 
     @staticmethod
     def cmp(x: str, op: str, bound: float) -> str:
@@ -711,8 +816,14 @@ class Criterion:
 
         Categories and yes/no cells compare spelling-folded text
         (``LOWER(TRIM(...)) IN ('saas', ...)``), so a text yes/no column and a real
-        BOOLEAN both work; numbers the source writes as ``"$1,234.50"`` are cleaned
-        before the cast. Code sets compare numbers (``IN (1, 4)``). Digit codes of a
+        BOOLEAN both work; numbers the source writes as ``"$1,234.50"``, ``"(1,200)"``
+        or ``"-\u00a012"`` are read as :func:`icpml.schema.coerce` reads them (currency
+        marks at either end, separators only where they group thousands, accounting
+        negatives, overflow as no number). Without regular expressions (no dialect: the
+        portable SQL; SQLite) the cleaning is looser where icpml reads no number: a
+        separator, mark or second sign inside the text is dropped ("1,5" reads 15, "--1"
+        reads -1); every number icpml reads is read alike. Text padded with line breaks or
+        other control characters is not stripped in SQL. Code sets compare numbers (``IN (1, 4)``). Digit codes of a
         categorical column ('02', '007', see :func:`_digit_codes`) compare without leading
         zeros (``LTRIM(..., '0') IN ('2', '7')``), so a column a warehouse typed INT still
         matches. Full-width spellings match when discovery saw them or they are the
