@@ -805,9 +805,13 @@ def _export_text(cs, format: str, dialect: str | None, source: str | None = None
                          "yes/no as the usual spellings.")
         if dialect is None:
             notes.append("-- Folded here: spaces and tabs (other whitespace: pick a --dialect).")
+            notes.append("-- Numbers: a separator, currency mark or second sign inside one ('1,5', '--1') "
+                         "is dropped here, where icpml reads no number (--dialect duckdb reads it as icpml).")
         elif dialect.lower() == "sqlite":
             notes.append("-- SQLite has no REGEXP_REPLACE: ASCII whitespace runs of up to 64 characters "
                          "are folded; non-ASCII spaces are not.")
+            notes.append("-- Numbers: a separator, currency mark or second sign inside one ('1,5', '--1') "
+                         "is dropped here, where icpml reads no number.")
         return ("\n".join(notes) + "\n\n-- ICP: accounts meeting every inclusion and no exclusion\n"
                 f"WHERE {q['icp']}\n\n-- anti-ICP: accounts to walk past\nWHERE {q['anti_icp']}\n")
     if format == "pandas":
