@@ -48,7 +48,7 @@ in three steps that never share rows:
    hurts without it, the main effects cancel): for those, a pair search
    (:func:`icp_pair_candidates`) over the columns with the largest mean |SHAP|
    scores every combination of two single conditions (decile cuts, interior bands
-   between two decile cuts from 1,000 searched rows, categories, sets of levels) by
+   between two decile cuts from 2,000 searched rows, categories, sets of levels) by
    WRAcc on the non-held-out rows, keeps pairs whose parts are flat alone, takes
    the best cell of the 2x2 the parts form and fits each part given the other.
    The search is cross-fitted (:func:`crossfit_pairs`): run again on K folds, each

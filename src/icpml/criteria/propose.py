@@ -848,12 +848,12 @@ def _flat_parts(both: np.ndarray, parts: list[np.ndarray], y: np.ndarray, base: 
 #: chance pair of cuts through, even past the search's own out-of-fold test, and at that
 #: size a band of 20% is ~100 accounts, too few for a pair inside it to be told from chance
 #: anyway (dev interaction draws 54, 59, 60, 68, 1,000-1,200 customers, are missed with or
-#: without bands). From 1,000 rows (about 2,300 customers on the three-way split, whose
-#: search sees the best and worst cohorts of train + selection): dev interaction draw 83
-#: (2,408 customers, a 150-160 store band) is found (F1 0.93, was 0), 21 other dev draws of
-#: 2,200-4,500 customers keep their F1, and null draws claim nothing (30 of 2,000-8,000
-#: accounts, 20 dev null draws).
-PAIR_BANDS_FROM = 1_000
+#: without bands). From 1,000 rows instead (about 2,300 customers on the three-way split,
+#: whose search sees the best and worst cohorts of train + selection), dev interaction draw 83
+#: (2,408 customers, a 150-160 band) was found (F1 0 -> 0.93) with 21 other dev interaction
+#: draws and the nulls unchanged, but the reporting run lost a planted 3-condition
+#: conjunctive ICP at 2,409 customers (F1 1.00 -> no ICP): not adopted.
+PAIR_BANDS_FROM = 2_000
 
 
 #: Folds of the cross-fitted pair search (:func:`crossfit_pairs`).
