@@ -82,7 +82,11 @@ GROUP_CHARS = (",", ".", " ", "'", "\u00a0", "\u202f")
 #: Currency signs and codes a number may carry (dropped here and by the filters).
 CURRENCY_SIGNS, CURRENCY_CODES = ("$", "€", "£", "¥"), ("USD", "EUR", "GBP", "CHF")
 _MARK = "(?:[" + "".join(CURRENCY_SIGNS) + "]|" + "|".join(CURRENCY_CODES) + ")"
-_CURRENCY = rf"^{_MARK}\s*|\s*{_MARK}$"
+#: A currency mark at either end of a number (dropped), and one after a leading minus.
+CURRENCY_END, CURRENCY_AFTER_MINUS = rf"^{_MARK}\s*|\s*{_MARK}$", rf"^-\s*{_MARK}\s*"
+#: The other steps of :func:`_parse_numbers`: an accounting negative "(12)" (fullmatch, its
+#: group the number), spaces after a leading minus, a leading plus, a trailing percent sign.
+PARENS, MINUS_SPACES, PLUS_SIGN, PERCENT_END = r"\((.+)\)", r"^-\s+", r"^\+\s*", r"\s*%$"
 _HAS_CURRENCY = rf"^\s*[-+(]?\s*{_MARK}|{_MARK}\s*\)?\s*$"
 
 
@@ -96,19 +100,28 @@ def _plain_fold(value: object) -> str:
     return " ".join(str(value).split()).lower()
 
 
-def _grouped_pattern(decimal: str) -> str:
-    """A number whose integer part is grouped by thousands (one separator, not ``decimal``)."""
+def _grouped_pattern(decimal: str, *, sql: bool = False) -> str:
+    """A number whose integer part is grouped by thousands (one separator, not ``decimal``),
+    for a full match.
+
+    ``sql``: the same language as a regular expression SQL engines read alike (RE2, POSIX,
+    ICU, Java), anchored: ASCII digits, plain groups, no escape but the dot's.
+    """
+    if sql:
+        esc = {".": "\\."}
+        alts = "|".join(f"[0-9]{{1,3}}({esc.get(g, g)}[0-9]{{3}})+" for g in GROUP_CHARS
+                        if g != decimal)
+        return f"^[+-]?({alts})({esc.get(decimal, decimal)}[0-9]+)?$"
     alts = "|".join(rf"\d{{1,3}}(?:{re.escape(g)}\d{{3}})+" for g in GROUP_CHARS if g != decimal)
     return rf"[+-]?(?:{alts})(?:{re.escape(decimal)}\d+)?"
 
 
-#: Per decimal separator: a number grouped by thousands (fullmatch), and the class of its
-#: grouping characters. The criteria's pandas and SQL filters use the same two patterns.
+#: Per decimal separator: a number grouped by thousands (fullmatch; ``GROUPED_NUMBER_SQL``:
+#: the same for SQL engines), and the class of its grouping characters. The criteria's
+#: pandas and SQL filters use these patterns.
 GROUPED_NUMBER = {d: _grouped_pattern(d) for d in (".", ",")}
+GROUPED_NUMBER_SQL = {d: _grouped_pattern(d, sql=True) for d in (".", ",")}
 GROUP_CLASS = {d: "[" + re.escape("".join(g for g in GROUP_CHARS if g != d)) + "]" for d in (".", ",")}
-_GROUPED, _GROUP_STRIP = GROUPED_NUMBER, GROUP_CLASS
-#: A currency mark at either end of a number (dropped) and one after a leading minus.
-CURRENCY_END, CURRENCY_AFTER_MINUS = _CURRENCY, rf"^-\s*{_MARK}\s*"
 
 
 @dataclass(frozen=True)
@@ -382,15 +395,15 @@ def _parse_numbers(text: pd.Series, decimal: str, percent: bool) -> np.ndarray:
     if not todo.any():
         return out
     u = t[todo].str.replace("\u2212", "-", regex=False)
-    neg = u.str.fullmatch(r"\(.+\)").fillna(False).to_numpy(bool)
+    neg = u.str.fullmatch(PARENS).fillna(False).to_numpy(bool)
     u = u.mask(pd.Series(neg, index=u.index), u.str.slice(1, -1)).str.strip()
     u = u.str.replace(CURRENCY_AFTER_MINUS, "-", regex=True)  # "-$12"
-    u = u.str.replace(_CURRENCY, "", regex=True).str.strip()
-    u = u.str.replace(r"^-\s+", "-", regex=True).str.replace(r"^\+\s*", "", regex=True)
+    u = u.str.replace(CURRENCY_END, "", regex=True).str.strip()
+    u = u.str.replace(MINUS_SPACES, "-", regex=True).str.replace(PLUS_SIGN, "", regex=True)
     if percent:
-        u = u.str.replace(r"\s*%$", "", regex=True)
-    grouped = u.str.fullmatch(_GROUPED[decimal]).fillna(False)
-    u = u.mask(grouped, u.str.replace(_GROUP_STRIP[decimal], "", regex=True))
+        u = u.str.replace(PERCENT_END, "", regex=True)
+    grouped = u.str.fullmatch(GROUPED_NUMBER[decimal]).fillna(False)
+    u = u.mask(grouped, u.str.replace(GROUP_CLASS[decimal], "", regex=True))
     if decimal == ",":
         u = u.mask(u.str.contains(".", regex=False).fillna(False)).str.replace(",", ".", regex=False)
     num = pd.to_numeric(u, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -654,7 +667,7 @@ def _number_evidence(s: pd.Series) -> _NumberEvidence:
     thousands: dict[str, str | None] = {}
     for d in (".", ","):
         good = ~np.isnan(parsed[d])
-        grouped = uniq[good][uniq[good].str.fullmatch(r".*\d" + _GROUP_STRIP[d] + r"\d{3}.*").fillna(False)]
+        grouped = uniq[good][uniq[good].str.fullmatch(r".*\d" + GROUP_CLASS[d] + r"\d{3}.*").fillna(False)]
         seen = [ch for v in grouped for ch in str(v) if ch in GROUP_CHARS and ch != d]
         thousands[d] = max(set(seen), key=seen.count) if seen else None
     return _NumberEvidence(n, ok, bool(diff.any()), sep, example, bool(percent), currency, thousands)

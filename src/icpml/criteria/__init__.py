@@ -55,10 +55,11 @@ in three steps that never share rows:
    pair is judged on the rows its fold's search did not see, so every account is
    evidence once; the search itself is judged by each fold's own top pair on its
    left-out rows, one honest hypothesis however many column pairs and shapes it
-   tried (what lets a pair lead an ICP the greedy left empty). Step 2 then also builds an ICP that starts with the best pair
-   significant out of fold and lets the greedy work within it (a pair covering a
-   few percent of the accounts is too rare among the few hundred selection rows of
-   a 2k-customer table to pass there), and keeps it instead of the plain greedy's
+   tried (what lets a pair lead an ICP the greedy left empty). Step 2 then also
+   builds an ICP that starts with the best pair significant out of fold and lets
+   the greedy work within it (a pair covering a few percent of the accounts is too
+   rare among the few hundred selection rows of a 2k-customer table to pass
+   there), and keeps it instead of the plain greedy's
    when its segment is the more significant on the non-held-out rows. When it loses
    that comparison (the greedy's first cut was chosen on some of those rows, and a
    chance cut can win there) and none of the greedy's criteria holds up in step 3,

@@ -962,14 +962,17 @@ def crossfit_pairs(expl: GroupedShap, kinds: dict[str, str], allowed: list[str],
     for tr, te in kf.split(np.zeros(len(y)), y):
         found, _ = icp_pair_candidates(expl, kinds, allowed, rows.iloc[tr], y[tr], clear[tr], cfg,
                                        bands=bands)
-        if found:
-            firsts.append(tuple(found[0].columns))
-            top[te] = found[0].mask(rows.iloc[te]).to_numpy(bool)
-        for c in found:
+        for j, c in enumerate(found):
             cols = tuple(c.columns)
+            if j and cols not in oof:
+                continue
+            m = c.mask(rows.iloc[te]).to_numpy(bool)
+            if j == 0:  # the fold's own top pair, whatever its columns
+                firsts.append(cols)
+                top[te] = m
             if cols in oof:
                 hits[cols] += 1
-                oof[cols][te] = c.mask(rows.iloc[te]).to_numpy(bool)
+                oof[cols][te] = m
 
     def p_of(m: np.ndarray) -> float:
         inside, outside = clear & m, clear & ~m

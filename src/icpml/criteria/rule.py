@@ -26,6 +26,11 @@ from icpml.schema import (
     GROUP_CHARS,
     GROUP_CLASS,
     GROUPED_NUMBER,
+    GROUPED_NUMBER_SQL,
+    MINUS_SPACES,
+    PARENS,
+    PERCENT_END,
+    PLUS_SIGN,
 )
 
 SCHEMA_VERSION = "1.0"
@@ -114,10 +119,10 @@ _WIDE_SPACES = (0xA0, 0x2007, 0x202F, 0x3000)
 #: Whitespace the SQL strips around a number, as Python's ``str.strip`` in icpml's reader
 #: does: tab, space and the Unicode space separators ("-\\u00a012" is -12). Line breaks and
 #: other control characters are left out: they would break the exported SQL's lines.
-_SQL_SPACES = "\t " + "".join(map(chr, (0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F,
-                                        0x3000)))
+_UNICODE_SPACES = "".join(map(chr, (0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)))
+_SQL_SPACES = "\t " + _UNICODE_SPACES
 #: The same as a bracket expression (``\\s``: the ASCII ones, in RE2 and POSIX alike).
-_RX_SPACE = "[\\s" + _SQL_SPACES[2:] + "]"
+_RX_SPACE = "[\\s" + _UNICODE_SPACES + "]"
 
 
 def _column_schema(schema: dict | None, column: str) -> dict:
@@ -137,14 +142,6 @@ def _number_format(info: dict) -> dict | None:
         return None
     return {"currency": list(_CURRENCY_MARKS), "percent": bool(info.get("percent")),
             "decimal": info.get("decimal") or "."}
-
-
-def _sql_grouped(decimal: str) -> str:
-    """:data:`icpml.schema.GROUPED_NUMBER` as a regular expression SQL engines read alike
-    (RE2, POSIX, ICU, Java): ASCII digits, plain groups, no escapes but the dot."""
-    esc = {".": "\\."}
-    alts = "|".join(f"[0-9]{{1,3}}({esc.get(g, g)}[0-9]{{3}})+" for g in GROUP_CHARS if g != decimal)
-    return f"^[+-]?({alts})({esc.get(decimal, decimal)}[0-9]+)?$"
 
 
 def _spellings(info: dict, truth: bool) -> list[str]:
@@ -292,75 +289,88 @@ class _SqlOps:
         return x
 
     def num(self, col: str, fmt: dict | None) -> sqlx.Expression:
-        x, sign = self.col(col), None
-        if fmt is not None:  # clean the text as icpml reads it (see _number_format)
-            t = self._replace(self._strip(self.text(col)), "\u2212", "-")
-            paren = sqlx.Like(this=t.copy(), expression=sqlx.Literal.string("(_%)"))
-            sign = sqlx.Case(ifs=[sqlx.If(this=paren, true=sqlx.Literal.number(-1))],
-                             default=sqlx.Literal.number(1))
-            inner = self._strip(sqlx.Substring(this=t.copy(), start=sqlx.Literal.number(2),
-                                               length=sqlx.Sub(this=sqlx.Length(this=t.copy()),
-                                                               expression=sqlx.Literal.number(2))))
-            x = sqlx.Case(ifs=[sqlx.If(this=paren.copy(), true=inner)], default=t)
-            if self.regex:  # currency marks at either end only, as icpml (no "1$1" -> 11)
-                marks, sp = "(" + "|".join(re.escape(m) for m in fmt["currency"]) + ")", _RX_SPACE
-                for rx, to in ((f"^-{sp}*{marks}{sp}*", "-"), (f"^{marks}{sp}*", ""),
-                               (f"{sp}*{marks}$", ""), (f"^-{sp}+", "-"), (f"^\\+{sp}*", ""),
-                               *([(f"{sp}*%$", "")] if fmt["percent"] else [])):
-                    x = sqlx.RegexpReplace(this=self._strip(x), expression=sqlx.Literal.string(rx),
-                                           replacement=sqlx.Literal.string(to))
-            else:
-                # no regular expressions (portable, SQLite, whose parser nests ~30 calls deep):
-                # a leading minus goes into the sign, then marks and spaces are trimmed off
-                # both ends (the letters of the currency codes, as a set)
-                x = sqlx.Trim(this=x, expression=sqlx.Literal.string("+" + _SQL_SPACES),
-                              position="LEADING")
-                minus = sqlx.Like(this=x.copy(), expression=sqlx.Literal.string("-%"))
-                sign = sqlx.Mul(this=sign, expression=sqlx.Case(
-                    ifs=[sqlx.If(this=minus, true=sqlx.Literal.number(-1))],
-                    default=sqlx.Literal.number(1)))
-                ends = "".join(dict.fromkeys("".join(fmt["currency"]))) + _SQL_SPACES
-                x = sqlx.Trim(this=x, expression=sqlx.Literal.string("-" + ends), position="LEADING")
-                x = sqlx.Trim(this=x, expression=sqlx.Literal.string(
-                    ends + ("%" if fmt["percent"] else "")), position="TRAILING")
-            groups = [g for g in GROUP_CHARS if g != fmt["decimal"]]
-            stripped = x.copy()
-            for g in groups:
-                stripped = self._replace(stripped, g, "")
-            if self.regex:  # separators only where they group thousands; elsewhere no number
-                grouped = sqlx.RegexpLike(this=x.copy(), expression=sqlx.Literal.string(
-                    _sql_grouped(fmt["decimal"])))
-                stray = sqlx.RegexpLike(this=x.copy(), expression=sqlx.Literal.string(
-                    "[" + "".join(groups) + "]"))
-                x = sqlx.Case(ifs=[sqlx.If(this=grouped, true=stripped),
-                                   sqlx.If(this=stray, true=sqlx.Null())], default=x)
-            else:  # portable / SQLite: no regular expressions; every separator is dropped
-                x = stripped
-            if fmt["decimal"] != ".":
-                x = self._replace(x, fmt["decimal"], ".")
-            x = self._strip(x)
-        if self.try_cast:
-            value = sqlx.TryCast(this=x, to=self._DOUBLE.copy())
-        else:
-            # cast only what looks like a number (CAST('abc' AS REAL) is 0 in SQLite, an error
-            # elsewhere); cleaned text is trimmed text already (SQLite's parser nests ~30 deep)
-            t = x.copy() if fmt is not None else sqlx.Trim(this=sqlx.Cast(this=x.copy(),
-                                                                          to=self._TEXT.copy()))
-            ok = sqlx.and_(sqlx.NEQ(this=t, expression=sqlx.Literal.string("")),
-                          sqlx.EQ(this=sqlx.Trim(this=t.copy(), expression=sqlx.Literal.string(self._DIGITS)),
-                                 expression=sqlx.Literal.string("")),
-                          sqlx.NEQ(this=sqlx.Trim(this=t.copy(), expression=sqlx.Literal.string(".eE+-")),
-                                  expression=sqlx.Literal.string("")),
-                          sqlx.Not(this=sqlx.Paren(this=sqlx.or_(*(
-                              sqlx.Glob(this=t.copy(), expression=sqlx.Literal.string(g))
-                              for g in _NOT_A_NUMBER)))))
-            value = sqlx.Case(ifs=[sqlx.If(this=ok, true=sqlx.Cast(this=x, to=self._DOUBLE.copy()))])
-        if sign is None:
-            return value
+        if fmt is None:  # no schema: the cell as it is, cast when it looks like a number
+            return self._cast(sqlx.Trim(this=sqlx.Cast(this=self.col(col), to=self._TEXT.copy())),
+                              self.col(col))
+        text, sign = self._number_text(col, fmt)
+        value = self._cast(text, text)
         if self.portable or self.dialect in ("duckdb", "sqlite"):  # '1e400': infinite, no number
             for inf in ("1e999", "-1e999"):
                 value = sqlx.Nullif(this=value, expression=sqlx.Literal.number(inf))
         return sqlx.Paren(this=sqlx.Mul(this=value, expression=sign))
+
+    def _number_text(self, col: str, fmt: dict) -> tuple[sqlx.Expression, sqlx.Expression]:
+        """The text of a numeric cell cleaned as icpml reads it (see :func:`_number_format`),
+        and its sign (-1 for an accounting negative "(12)" and, without regular expressions,
+        for a leading minus taken off the text)."""
+        t = self._replace(self._strip(self.text(col)), "\u2212", "-")
+        paren = sqlx.Like(this=t.copy(), expression=sqlx.Literal.string("(_%)"))
+        sign = sqlx.Case(ifs=[sqlx.If(this=paren, true=sqlx.Literal.number(-1))],
+                         default=sqlx.Literal.number(1))
+        inner = self._strip(sqlx.Substring(this=t.copy(), start=sqlx.Literal.number(2),
+                                           length=sqlx.Sub(this=sqlx.Length(this=t.copy()),
+                                                           expression=sqlx.Literal.number(2))))
+        x = sqlx.Case(ifs=[sqlx.If(this=paren.copy(), true=inner)], default=t)
+        groups = [g for g in GROUP_CHARS if g != fmt["decimal"]]
+        if self.regex:  # marks only at either end; separators only where they group thousands
+            x = self._drop_marks(x, fmt)
+            stripped = x.copy()
+            for g in groups:
+                stripped = self._replace(stripped, g, "")
+            grouped = sqlx.RegexpLike(this=x.copy(), expression=sqlx.Literal.string(
+                GROUPED_NUMBER_SQL[fmt["decimal"]]))
+            stray = sqlx.RegexpLike(this=x.copy(), expression=sqlx.Literal.string(
+                "[" + "".join(groups) + "]"))
+            x = sqlx.Case(ifs=[sqlx.If(this=grouped, true=stripped),
+                               sqlx.If(this=stray, true=sqlx.Null())], default=x)
+        else:
+            # no regular expressions (portable, SQLite, whose parser nests ~30 calls deep): a
+            # leading minus goes into the sign, marks and spaces are trimmed off both ends (the
+            # letters of the currency codes, as a set), every separator is dropped
+            x = sqlx.Trim(this=x, expression=sqlx.Literal.string("+" + _SQL_SPACES),
+                          position="LEADING")
+            minus = sqlx.Like(this=x.copy(), expression=sqlx.Literal.string("-%"))
+            sign = sqlx.Mul(this=sign, expression=sqlx.Case(
+                ifs=[sqlx.If(this=minus, true=sqlx.Literal.number(-1))],
+                default=sqlx.Literal.number(1)))
+            ends = "".join(dict.fromkeys("".join(fmt["currency"]))) + _SQL_SPACES
+            x = sqlx.Trim(this=x, expression=sqlx.Literal.string("-" + ends), position="LEADING")
+            x = sqlx.Trim(this=x, expression=sqlx.Literal.string(
+                ends + ("%" if fmt["percent"] else "")), position="TRAILING")
+            for g in groups:
+                x = self._replace(x, g, "")
+        if fmt["decimal"] != ".":
+            x = self._replace(x, fmt["decimal"], ".")
+        return self._strip(x), sign
+
+    def _drop_marks(self, x: sqlx.Expression, fmt: dict) -> sqlx.Expression:
+        """The regular-expression steps of :func:`icpml.schema._parse_numbers` after the
+        parentheses: currency marks at either end ("-$12" keeps its minus), spaces after a
+        leading minus, a leading plus, a trailing percent sign; Python's ``\\s`` spelled out
+        (:data:`_RX_SPACE`), groups plain."""
+        marks, sp = "(" + "|".join(re.escape(m) for m in fmt["currency"]) + ")", _RX_SPACE
+        for rx, to in ((f"^-{sp}*{marks}{sp}*", "-"), (f"^{marks}{sp}*", ""),
+                       (f"{sp}*{marks}$", ""), (f"^-{sp}+", "-"), (f"^\\+{sp}*", ""),
+                       *([(f"{sp}*%$", "")] if fmt["percent"] else [])):
+            x = sqlx.RegexpReplace(this=self._strip(x), expression=sqlx.Literal.string(rx),
+                                   replacement=sqlx.Literal.string(to))
+        return x
+
+    def _cast(self, text: sqlx.Expression, x: sqlx.Expression) -> sqlx.Expression:
+        """``x`` as a double where its trimmed ``text`` is a number, else NULL: ``TRY_CAST``
+        where the dialect has it; otherwise a guard that admits exactly the number grammar
+        (:data:`_NOT_A_NUMBER`: CAST('abc' AS REAL) is 0 in SQLite, an error elsewhere)."""
+        if self.try_cast:
+            return sqlx.TryCast(this=x, to=self._DOUBLE.copy())
+        ok = sqlx.and_(sqlx.NEQ(this=text, expression=sqlx.Literal.string("")),
+                      sqlx.EQ(this=sqlx.Trim(this=text.copy(), expression=sqlx.Literal.string(self._DIGITS)),
+                             expression=sqlx.Literal.string("")),
+                      sqlx.NEQ(this=sqlx.Trim(this=text.copy(), expression=sqlx.Literal.string(".eE+-")),
+                              expression=sqlx.Literal.string("")),
+                      sqlx.Not(this=sqlx.Paren(this=sqlx.or_(*(
+                          sqlx.Glob(this=text.copy(), expression=sqlx.Literal.string(g))
+                          for g in _NOT_A_NUMBER)))))
+        return sqlx.Case(ifs=[sqlx.If(this=ok, true=sqlx.Cast(this=x.copy(), to=self._DOUBLE.copy()))])
 
     def cmp(self, x: sqlx.Expression, op: str, bound: float) -> sqlx.Expression:
         return _COMPARE[op][1](this=x, expression=sqlx.Literal.number(_sqlnum(bound)))
@@ -454,12 +464,11 @@ class _PandasOps:
 
         # the steps of icpml.schema._parse_numbers, with its patterns
         t = f'{self.col(col)}.astype("string").str.strip()' + sub("\u2212", "-")
-        paren = r"^\((.+)\)$"
-        sign = f'(1 - 2 * {t}.str.fullmatch({json.dumps(paren)}).fillna(False).astype("float"))'
-        x = t + sub(paren, r"\1") + ".str.strip()" + sub(CURRENCY_AFTER_MINUS, "-")
-        x += sub(CURRENCY_END) + ".str.strip()" + sub(r"^-\s+", "-") + sub(r"^\+\s*")
+        sign = f'(1 - 2 * {t}.str.fullmatch({json.dumps(PARENS)}).fillna(False).astype("float"))'
+        x = t + sub(f"^{PARENS}$", r"\1") + ".str.strip()" + sub(CURRENCY_AFTER_MINUS, "-")
+        x += sub(CURRENCY_END) + ".str.strip()" + sub(MINUS_SPACES, "-") + sub(PLUS_SIGN)
         if fmt["percent"]:
-            x += sub(r"\s*%$")
+            x += sub(PERCENT_END)
         d = fmt["decimal"]
         # separators only where they group thousands; elsewhere the cell is no number ("1,5")
         x += sub(f"^(?!(?:{GROUPED_NUMBER[d]})$).*{GROUP_CLASS[d]}.*$", "x") + sub(GROUP_CLASS[d])
@@ -823,8 +832,8 @@ class Criterion:
         portable SQL; SQLite) the cleaning is looser where icpml reads no number: a
         separator, mark or second sign inside the text is dropped ("1,5" reads 15, "--1"
         reads -1); every number icpml reads is read alike. Text padded with line breaks or
-        other control characters is not stripped in SQL. Code sets compare numbers (``IN (1, 4)``). Digit codes of a
-        categorical column ('02', '007', see :func:`_digit_codes`) compare without leading
+        other control characters is not stripped in SQL. Code sets compare numbers
+        (``IN (1, 4)``). Digit codes of a categorical column ('02', '007', see :func:`_digit_codes`) compare without leading
         zeros (``LTRIM(..., '0') IN ('2', '7')``), so a column a warehouse typed INT still
         matches. Full-width spellings match when discovery saw them or they are the
         full-width form of a value. NULL never matches (except ``is_missing``). The
